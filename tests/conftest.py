@@ -1,0 +1,106 @@
+"""Shared fixtures. Integration tests (tests/integration) use ONE real environment per session.
+
+If ``scripts/testenv up`` already ran, that environment is reused and left running; otherwise the
+session starts one and stops it at the end. A test never skips because the environment is
+missing: it fails, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from testenvlib import env as testenv  # noqa: E402
+from testenvlib.state import State  # noqa: E402
+
+CHARTS = ROOT / "tests" / "charts"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.path).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.integration)
+
+
+@dataclass
+class Env:
+    """The running environment: its exported variables and small helpers for tests."""
+
+    vars: dict[str, str]
+    helm_home: Path
+
+    def __getitem__(self, key: str) -> str:
+        return self.vars[key]
+
+    def run(self, argv: list[str], *, check: bool = True, timeout: float = 120,
+            env: dict[str, str] | None = None, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+        full = dict(os.environ, **self.vars, NO_COLOR="1",
+                    HELM_CACHE_HOME=str(self.helm_home / "cache"), HELM_CONFIG_HOME=str(self.helm_home / "config"),
+                    HELM_DATA_HOME=str(self.helm_home / "data"), GIT_TERMINAL_PROMPT="0")
+        full.update(env or {})
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=full, input=input_text)
+        if check and out.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
+        return out
+
+    def kubectl(self, *args: str, check: bool = True, input_text: str | None = None) -> str:
+        return self.run([self["KUBECTL_BIN"], *args], check=check, input_text=input_text).stdout
+
+    def kube_json(self, *args: str) -> dict:  # type: ignore[type-arg]
+        return json.loads(self.kubectl("get", *args, "-o", "json"))
+
+    def git_ssh_env(self) -> dict[str, str]:
+        return {"GIT_SSH_COMMAND": (
+            f"ssh -i {self['TESTENV_GIT_SSH_KEY']} -o UserKnownHostsFile={self['TESTENV_KNOWN_HOSTS']} "
+            "-o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o BatchMode=yes")}
+
+
+@pytest.fixture(scope="session")
+def testenv_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    started_here = not testenv.is_up()
+    state = testenv.up() if started_here else State.load()
+    assert state is not None
+    e = Env(vars=dict(state.env), helm_home=tmp_path_factory.mktemp("helm-home"))
+    # The test chart is published once per session, to every chart repository.
+    testenv.publish_chart([str(CHARTS / "hello")])
+    yield e
+    if started_here and not os.environ.get("TESTENV_KEEP"):
+        testenv.down()
+
+
+@pytest.fixture
+def env(testenv_session: Env) -> Env:
+    return testenv_session
+
+
+@pytest.fixture
+def namespace(env: Env, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test (with its default ServiceAccount), deleted afterwards."""
+    base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"{base}-{uuid.uuid4().hex[:5]}"
+    env.kubectl("create", "namespace", name)
+    deadline = time.monotonic() + 30
+    while env.kubectl("get", "serviceaccount", "default", "-n", name, check=False) == "":
+        assert time.monotonic() < deadline, f"no default ServiceAccount in {name}"
+        time.sleep(0.2)
+    yield name
+    env.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(params=["HELM_BIN", "HELM3_BIN"], ids=["helm4", "helm3"])
+def helm(env: Env, request: pytest.FixtureRequest) -> str:
+    """The helm binary under test; every test using it runs with helm 4 and helm 3."""
+    return env[request.param]
