@@ -45,13 +45,28 @@ class Env:
     def __getitem__(self, key: str) -> str:
         return self.vars[key]
 
-    def run(self, argv: list[str], *, check: bool = True, timeout: float = 120,
-            env: dict[str, str] | None = None, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
-        full = dict(os.environ, **self.vars, NO_COLOR="1",
-                    HELM_CACHE_HOME=str(self.helm_home / "cache"), HELM_CONFIG_HOME=str(self.helm_home / "config"),
-                    HELM_DATA_HOME=str(self.helm_home / "data"), GIT_TERMINAL_PROMPT="0")
+    def run(
+        self,
+        argv: list[str],
+        *,
+        check: bool = True,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
+        input_text: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        full = dict(
+            os.environ,
+            **self.vars,
+            NO_COLOR="1",
+            HELM_CACHE_HOME=str(self.helm_home / "cache"),
+            HELM_CONFIG_HOME=str(self.helm_home / "config"),
+            HELM_DATA_HOME=str(self.helm_home / "data"),
+            GIT_TERMINAL_PROMPT="0",
+        )
         full.update(env or {})
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=full, input=input_text)
+        out = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, env=full, input=input_text
+        )
         if check and out.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
         return out
@@ -63,9 +78,12 @@ class Env:
         return json.loads(self.kubectl("get", *args, "-o", "json"))
 
     def git_ssh_env(self) -> dict[str, str]:
-        return {"GIT_SSH_COMMAND": (
-            f"ssh -i {self['TESTENV_GIT_SSH_KEY']} -o UserKnownHostsFile={self['TESTENV_KNOWN_HOSTS']} "
-            "-o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o BatchMode=yes")}
+        return {
+            "GIT_SSH_COMMAND": (
+                f"ssh -i {self['TESTENV_GIT_SSH_KEY']} -o UserKnownHostsFile={self['TESTENV_KNOWN_HOSTS']} "
+                "-o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o BatchMode=yes"
+            )
+        }
 
 
 @pytest.fixture(scope="session")

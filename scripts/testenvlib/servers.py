@@ -58,7 +58,7 @@ def make_git_handler(repo_root: Path, user: str, password: str) -> type[SimpleHT
     class GitHandler(SimpleHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             sys.stderr.write("git-http: " + (format % args) + "\n")
 
         def do_GET(self) -> None:
@@ -131,7 +131,7 @@ def make_chart_handler(chart_dir: Path, auth: tuple[str, str] | None) -> type[Si
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, directory=str(chart_dir), **kwargs)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             sys.stderr.write("charts: " + (format % args) + "\n")
 
         def send_head(self):  # type: ignore[no-untyped-def]

@@ -141,7 +141,7 @@ def wait_for(what: str, check: object, timeout: float, log: Path | None = None, 
         try:
             if check():  # type: ignore[operator]
                 return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+        except Exception as exc:
             last_error = f"{type(exc).__name__}: {exc}"
         time.sleep(0.2)
     tail = ""

@@ -23,13 +23,30 @@ def _wait_flag(helm: str) -> list[str]:
 
 def _ready_pods(env: Env, ns: str, release: str) -> list[str]:
     pods = env.kube_json("pods", "-n", ns, "-l", f"app.kubernetes.io/instance={release}")["items"]
-    return [p["metadata"]["name"] for p in pods
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+    return [
+        p["metadata"]["name"]
+        for p in pods
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+    ]
 
 
 def test_install_wait_makes_pods_ready(env: Env, namespace: str, helm: str) -> None:
-    env.run([helm, "upgrade", "--install", "web", HELLO, "-n", namespace, *_wait_flag(helm),
-             "--timeout", "90s", "--set", "replicaCount=2"])
+    env.run(
+        [
+            helm,
+            "upgrade",
+            "--install",
+            "web",
+            HELLO,
+            "-n",
+            namespace,
+            *_wait_flag(helm),
+            "--timeout",
+            "90s",
+            "--set",
+            "replicaCount=2",
+        ]
+    )
     deploy = env.kube_json("deployment", "web", "-n", namespace)
     assert deploy["status"]["readyReplicas"] == 2
     assert len(_ready_pods(env, namespace, "web")) == 2
@@ -39,8 +56,23 @@ def test_install_wait_makes_pods_ready(env: Env, namespace: str, helm: str) -> N
 
 def test_unready_pods_make_wait_fail_within_timeout(env: Env, namespace: str, helm: str) -> None:
     start = time.monotonic()
-    out = env.run([helm, "upgrade", "--install", "stuck", HELLO, "-n", namespace, *_wait_flag(helm),
-                   "--timeout", "6s", "--set", "unready=true"], check=False)
+    out = env.run(
+        [
+            helm,
+            "upgrade",
+            "--install",
+            "stuck",
+            HELLO,
+            "-n",
+            namespace,
+            *_wait_flag(helm),
+            "--timeout",
+            "6s",
+            "--set",
+            "unready=true",
+        ],
+        check=False,
+    )
     elapsed = time.monotonic() - start
     assert out.returncode != 0
     assert "stuck" in out.stderr or "deadline" in out.stderr or "timed out" in out.stderr
@@ -57,8 +89,21 @@ def test_helm_test_passes_and_fails_on_annotation(env: Env, namespace: str, helm
     ok = env.run([helm, "test", "good", "-n", namespace, "--timeout", "60s"], check=False)
     assert ok.returncode == 0, ok.stderr
     assert "Succeeded" in ok.stdout
-    env.run([helm, "install", "bad", HELLO, "-n", namespace, *_wait_flag(helm), "--timeout", "60s",
-             "--set", "testOutcome=fail"])
+    env.run(
+        [
+            helm,
+            "install",
+            "bad",
+            HELLO,
+            "-n",
+            namespace,
+            *_wait_flag(helm),
+            "--timeout",
+            "60s",
+            "--set",
+            "testOutcome=fail",
+        ]
+    )
     bad = env.run([helm, "test", "bad", "-n", namespace, "--timeout", "60s"], check=False)
     assert bad.returncode != 0
     assert env.kube_json("pod", "bad-test", "-n", namespace)["status"]["phase"] == "Failed"
@@ -67,8 +112,21 @@ def test_helm_test_passes_and_fails_on_annotation(env: Env, namespace: str, helm
 def _commit(env: Env, work: Path, text: str) -> str:
     (work / "file.txt").write_text(text)
     env.run(["git", "-C", str(work), "add", "-A"])
-    env.run(["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@example.invalid",
-             "commit", "-q", "-m", text])
+    env.run(
+        [
+            "git",
+            "-C",
+            str(work),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "commit",
+            "-q",
+            "-m",
+            text,
+        ]
+    )
     return env.run(["git", "-C", str(work), "rev-parse", "HEAD"]).stdout.strip()
 
 
@@ -91,24 +149,69 @@ def test_git_push_over_http_and_ssh_visible_in_fresh_clone(env: Env, tmp_path: P
     # The basic-auth endpoint serves the same repository, and only with credentials.
     denied = env.run(["git", "ls-remote", f"{env['TESTENV_GIT_HTTP_AUTH']}/{name}"], check=False)
     assert denied.returncode != 0
-    authed = env['TESTENV_GIT_HTTP_AUTH'].replace(
-        "http://", f"http://{env['TESTENV_GIT_USER']}:{env['TESTENV_GIT_PASSWORD']}@")
+    authed = env["TESTENV_GIT_HTTP_AUTH"].replace(
+        "http://", f"http://{env['TESTENV_GIT_USER']}:{env['TESTENV_GIT_PASSWORD']}@"
+    )
     assert sha2 in env.run(["git", "ls-remote", f"{authed}/{name}"]).stdout
 
 
 def test_published_chart_installs_from_http_and_basic_auth_repos(env: Env, namespace: str, helm: str) -> None:
-    env.run([helm, "install", "from-http", "hello", "--repo", env["TESTENV_CHARTS"], "--version", "0.1.0",
-             "-n", namespace])
-    auth = ["--username", env["TESTENV_CHARTS_USER"], "--password", env["TESTENV_CHARTS_PASSWORD"],
-            "--ca-file", env["TESTENV_CA_FILE"]]
-    env.run([helm, "install", "from-auth", "hello", "--repo", env["TESTENV_CHARTS_AUTH"], "--version", "0.1.0",
-             "-n", namespace, *auth])
+    env.run(
+        [
+            helm,
+            "install",
+            "from-http",
+            "hello",
+            "--repo",
+            env["TESTENV_CHARTS"],
+            "--version",
+            "0.1.0",
+            "-n",
+            namespace,
+        ]
+    )
+    auth = [
+        "--username",
+        env["TESTENV_CHARTS_USER"],
+        "--password",
+        env["TESTENV_CHARTS_PASSWORD"],
+        "--ca-file",
+        env["TESTENV_CA_FILE"],
+    ]
+    env.run(
+        [
+            helm,
+            "install",
+            "from-auth",
+            "hello",
+            "--repo",
+            env["TESTENV_CHARTS_AUTH"],
+            "--version",
+            "0.1.0",
+            "-n",
+            namespace,
+            *auth,
+        ]
+    )
     releases = json.loads(env.run([helm, "list", "-n", namespace, "-o", "json"]).stdout)
     assert sorted(r["name"] for r in releases) == ["from-auth", "from-http"]
     assert {r["chart"] for r in releases} == {"hello-0.1.0"}
 
-    refused = env.run([helm, "install", "anon", "hello", "--repo", env["TESTENV_CHARTS_AUTH"],
-                       "--ca-file", env["TESTENV_CA_FILE"], "-n", namespace], check=False)
+    refused = env.run(
+        [
+            helm,
+            "install",
+            "anon",
+            "hello",
+            "--repo",
+            env["TESTENV_CHARTS_AUTH"],
+            "--ca-file",
+            env["TESTENV_CA_FILE"],
+            "-n",
+            namespace,
+        ],
+        check=False,
+    )
     assert refused.returncode != 0
     assert "401" in refused.stderr or "Unauthorized" in refused.stderr
     raw = requests.get(f"{env['TESTENV_CHARTS_AUTH']}/index.yaml", verify=env["TESTENV_CA_FILE"], timeout=10)
@@ -127,15 +230,27 @@ def test_oci_registry_lists_pushed_manifest(env: Env) -> None:
         location = start.headers["Location"]
         sep = "&" if "?" in location else "?"
         url = location if location.startswith("http") else f"http://{env['TESTENV_REGISTRY']}{location}"
-        put = requests.put(f"{url}{sep}digest={digest}", data=blob,
-                           headers={"Content-Type": "application/octet-stream"}, timeout=10)
+        put = requests.put(
+            f"{url}{sep}digest={digest}",
+            data=blob,
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=10,
+        )
         assert put.status_code == 201, put.text
         descriptors.append({"mediaType": media, "digest": digest, "size": len(blob)})
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": descriptors[0], "layers": [descriptors[1]]}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": descriptors[0],
+        "layers": [descriptors[1]],
+    }
     tag = f"t{time.time_ns()}"
-    put = requests.put(f"{base}/manifests/{tag}", data=json.dumps(manifest),
-                       headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, timeout=10)
+    put = requests.put(
+        f"{base}/manifests/{tag}",
+        data=json.dumps(manifest),
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        timeout=10,
+    )
     assert put.status_code == 201, put.text
     tags = requests.get(f"{base}/tags/list", timeout=10).json()
     assert tag in tags["tags"]
@@ -146,8 +261,14 @@ def test_oci_registry_lists_pushed_manifest(env: Env) -> None:
 
 def _testenv(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, GITOPS_HELM_TESTENV_STATE=str(state_dir))
-    return subprocess.run(["scripts/testenv", *args], capture_output=True, text=True, timeout=600, env=env,
-                          cwd=Path(__file__).resolve().parents[2])
+    return subprocess.run(
+        ["scripts/testenv", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
 
 
 def _processes_mentioning(text: str) -> list[str]:

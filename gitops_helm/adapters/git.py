@@ -1,0 +1,719 @@
+"""Every git command of the product, through GitPython, with a clean environment and a timeout.
+
+Place in the data flow: ``gitops_helm.source`` (the sync source) and, later, ``charts`` (Git chart
+sources) and ``images`` (commit/push) call this module; nothing else in the package runs git.
+It keeps a *mirror* of a remote repository in a directory (:class:`Mirror`), resolves refs to
+commits, exports the tree of a commit into a directory, tells whether anything under some paths
+changed between two commits, and describes a commit. Errors are classified here, once, into
+:class:`GitError` subclasses that say whether a retry can help (:class:`TemporaryGitError`) or
+not (:class:`PermanentGitError`); callers never look at git's own words.
+
+How each command runs (:class:`GitRunner`):
+
+- argv lists only, run by ``git.Git.execute`` with ``kill_after_timeout`` = ``GitSettings.timeout_s``.
+- A clean environment. GitPython merges ``os.environ`` into every call, so the argv starts with
+  ``env -u NAME ...`` for each inherited variable that is not in ``GitSettings.inherit_env`` (only
+  *names* go into the argv). Then: ``GIT_CONFIG_NOSYSTEM=1``, ``GIT_CONFIG_GLOBAL=/dev/null``,
+  ``HOME``/``XDG_CONFIG_HOME`` in a private empty temporary directory (no ``~/.gitconfig``, no
+  ``~/.netrc``), ``GIT_TERMINAL_PROMPT=0``, ``LC_ALL=C``, ``GIT_ALLOW_PROTOCOL`` from the settings,
+  and ``-c credential.helper= -c core.hooksPath=/dev/null`` on the command line.
+- SSH (:class:`SSHAuth`): ``GIT_SSH_COMMAND`` is ``ssh -F /dev/null -i KEY -o
+  UserKnownHostsFile=KNOWN_HOSTS -o StrictHostKeyChecking=yes -o BatchMode=yes -o
+  IdentitiesOnly=yes ...`` with every path shell-quoted (git runs it through ``sh``).
+- HTTP(S) (:class:`HTTPAuth`): ``GIT_ASKPASS`` names a 0700 script in the private temporary
+  directory that prints the username or the password from two environment variables. The
+  secret is never in a URL, an argv, a log line, an error message or the mirror's config; a URL
+  that carries a password is refused.
+
+The mirror holds ``refs/heads/*`` and ``refs/tags/*`` of the remote, force-updated and pruned on
+every :meth:`Mirror.ensure_mirror` (so a force-pushed branch is followed). It is created with
+``git init --bare`` + that same fetch rather than ``git clone --mirror``, which would also copy
+``refs/pull/*`` / ``refs/merge-requests/*`` of hosting services; the URL is given on each fetch
+and never stored. ``info/attributes`` in the mirror switches off ``export-ignore``,
+``export-subst`` and end-of-line conversion, so an export holds exactly the committed bytes.
+
+Writing back (image automation) is not implemented yet. The seam: a ``WorkingClone`` made from
+the mirror (``git clone --shared``), committing with a fixed identity and pushing to
+:attr:`Remote.url` through :meth:`GitRunner.run` with ``remote=`` set, so credentials and error
+classification stay in this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import shutil
+import stat
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import IO, ClassVar, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import git
+
+__all__ = [
+    "Auth",
+    "CommitInfo",
+    "Export",
+    "GitAuthError",
+    "GitCommandFailed",
+    "GitConfigError",
+    "GitError",
+    "GitExportError",
+    "GitHostKeyError",
+    "GitPathNotFound",
+    "GitRefNotFound",
+    "GitRepositoryNotFound",
+    "GitResult",
+    "GitRunner",
+    "GitSettings",
+    "GitTimeoutError",
+    "GitUnreachableError",
+    "HTTPAuth",
+    "Mirror",
+    "PermanentGitError",
+    "Remote",
+    "SSHAuth",
+    "TemporaryGitError",
+    "build_env",
+    "classify_failure",
+    "redact_url",
+    "ssh_command",
+    "url_protocol",
+    "validate_remote",
+]
+
+log = logging.getLogger(__name__)
+
+_ASKPASS_USER_VAR = "GITOPS_HELM_GIT_USERNAME"
+_ASKPASS_PASSWORD_VAR = "GITOPS_HELM_GIT_PASSWORD"  # noqa: S105 - a variable name
+_ASKPASS_SCRIPT = f"""#!/bin/sh
+case "$1" in
+  [Uu]sername*) printf '%s\\n' "${_ASKPASS_USER_VAR}" ;;
+  *) printf '%s\\n' "${_ASKPASS_PASSWORD_VAR}" ;;
+esac
+"""
+_MIRROR_ATTRIBUTES = "* -export-ignore -export-subst -text -eol -ident -filter -working-tree-encoding\n"
+_MIRROR_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
+_SHA_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+_ABBREV_SHA_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
+_SCP_RE = re.compile(r"^(?:(?P<user>[^@/:\s]+)@)?(?P<host>[^@/:\s]+):(?P<path>(?!//).*)$")
+_URL_USERINFO_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s']*@")
+_TRANSPORT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
+_BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+
+@dataclass(frozen=True)
+class GitSettings:
+    """How git is run. Times in seconds."""
+
+    timeout_s: float = 60.0
+    """Upper bound of every git command (a fetch included); the process is killed after it."""
+    ssh_connect_timeout_s: int = 15
+    """``ssh -o ConnectTimeout``: an unreachable SSH host fails fast instead of using the whole timeout."""
+    git_executable: str = "git"
+    ssh_executable: str = "ssh"
+    env_executable: str = "env"
+    allowed_protocols: tuple[str, ...] = ("file", "http", "https", "ssh")
+    """``GIT_ALLOW_PROTOCOL``: transports git may use (no ``ext::``, no ``git://`` by default)."""
+    inherit_env: tuple[str, ...] = (
+        "PATH",
+        "TMPDIR",
+        "TZ",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "GIT_SSL_CAINFO",
+        "GIT_SSL_CAPATH",
+    )
+    """The only variables of the agent's own environment that git sees."""
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class GitError(Exception):
+    """A git operation failed. ``str(err)`` names the operation and the URL (without userinfo).
+
+    ``temporary`` says whether retrying later can help (network, timeout, server errors) or not
+    until something changes (credentials, URL, branch name, host key).
+    """
+
+    temporary: ClassVar[bool] = True
+    reason: ClassVar[str] = "git failed"
+
+    def __init__(self, operation: str, url: str, detail: str = "") -> None:
+        self.operation = operation
+        self.url = redact_url(url)
+        self.detail = detail
+        message = f"git {operation} of {self.url} failed: {self.reason}"
+        super().__init__(f"{message} ({detail})" if detail else message)
+
+
+class TemporaryGitError(GitError):
+    """Retry with backoff: the same call may succeed later."""
+
+    temporary = True
+
+
+class PermanentGitError(GitError):
+    """Surface it and wait for a change of configuration or of the remote; retrying will not help."""
+
+    temporary = False
+
+
+class GitUnreachableError(TemporaryGitError):
+    reason = "remote unreachable (network error, connection refused, server error or early EOF)"
+
+
+class GitTimeoutError(TemporaryGitError):
+    reason = "timed out"
+
+
+class GitCommandFailed(TemporaryGitError):
+    """git failed in a way the classification table does not know; retried like a network error."""
+
+    reason = "git command failed"
+
+
+class GitExportError(TemporaryGitError):
+    reason = "could not write the export"
+
+
+class GitAuthError(PermanentGitError):
+    reason = "authentication failed"
+
+
+class GitHostKeyError(PermanentGitError):
+    reason = "SSH host key verification failed (host missing from known_hosts or key changed)"
+
+
+class GitRepositoryNotFound(PermanentGitError):
+    reason = "repository not found"
+
+
+class GitRefNotFound(PermanentGitError):
+    reason = "ref not found"
+
+
+class GitPathNotFound(PermanentGitError):
+    reason = "path not found in the commit"
+
+
+class GitConfigError(PermanentGitError):
+    reason = "invalid configuration"
+
+
+# Checked in order, on git's stderr in lower case: permanent causes first, because git often adds
+# generic lines ("the remote end hung up unexpectedly") after the real cause.
+_CLASSIFICATION: tuple[tuple[re.Pattern[str], type[GitError]], ...] = tuple(
+    (re.compile(pattern), cls)
+    for pattern, cls in (
+        (r"host key verification failed|remote host identification has changed", GitHostKeyError),
+        (r"no \S+ host key is known", GitHostKeyError),
+        (r"authentication failed|permission denied|could not read (username|password)", GitAuthError),
+        (r"terminal prompts disabled|invalid username or password|returned error: 40[13]\b", GitAuthError),
+        (r"\bhttp (basic: )?access denied|load key .*: (bad permissions|invalid format)", GitAuthError),
+        (r"repository .*not found|does not appear to be a git repository", GitRepositoryNotFound),
+        (r"returned error: 404\b|project .* could not be found|no such repository", GitRepositoryNotFound),
+        (r"timed out|timeout", GitTimeoutError),
+        (
+            r"could not resolve host|temporary failure in name resolution|connection refused",
+            GitUnreachableError,
+        ),
+        (r"failed to connect|network is unreachable|no route to host|connection reset", GitUnreachableError),
+        (r"early eof|remote end hung up|rpc failed|returned error: (5\d\d|429)\b", GitUnreachableError),
+        (r"connection closed by|broken pipe|unexpected disconnect|gnutls|ssl", GitUnreachableError),
+    )
+)
+
+
+def classify_failure(stderr: str) -> type[GitError]:
+    """The error class for git's stderr of a failed command (unknown => :class:`GitCommandFailed`)."""
+    text = stderr.lower()
+    for pattern, cls in _CLASSIFICATION:
+        if pattern.search(text):
+            return cls
+    return GitCommandFailed
+
+
+# --- URLs and auth ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HTTPAuth:
+    """Username and password (or token) for an ``http(s)://`` remote, given to git via askpass."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SSHAuth:
+    """Private key and known_hosts file for an SSH remote (``ssh://`` or ``user@host:path``)."""
+
+    private_key: Path
+    known_hosts: Path
+
+
+Auth = HTTPAuth | SSHAuth | None
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Where a repository lives and how to authenticate to it."""
+
+    url: str
+    auth: Auth = None
+
+    def __post_init__(self) -> None:
+        validate_remote(self)
+
+    @property
+    def display_url(self) -> str:
+        return redact_url(self.url)
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.auth.password,) if isinstance(self.auth, HTTPAuth) and self.auth.password else ()
+
+
+def redact_url(url: str) -> str:
+    """``url`` without userinfo (``https://user:pw@host/x`` => ``https://host/x``)."""
+    if "://" in url:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    scp = _SCP_RE.match(url)
+    if scp and not url.startswith("/"):
+        return f"{scp['host']}:{scp['path']}"
+    return url
+
+
+def url_protocol(url: str) -> str:
+    """``ssh``, ``http``, ``https`` or ``file`` (an absolute path is ``file``); else GitConfigError."""
+    if not url or url.startswith("-") or any(ord(c) < 0x20 or c == "\x7f" for c in url):
+        raise GitConfigError("check", url, "not a usable URL")
+    if _TRANSPORT_RE.match(url):
+        raise GitConfigError("check", url, "git remote helpers (<transport>::<address>) are not supported")
+    if "://" in url:
+        scheme = url.partition("://")[0].lower()
+        if scheme in ("ssh", "http", "https", "file"):
+            return scheme
+        raise GitConfigError("check", url, f"unsupported URL scheme {scheme!r}")
+    if url.startswith("/"):
+        return "file"
+    if _SCP_RE.match(url):
+        return "ssh"
+    raise GitConfigError(
+        "check", url, "expected ssh://, https://, http://, file://, user@host:path or an absolute path"
+    )
+
+
+def validate_remote(remote: Remote) -> None:
+    """Refuse URLs with a password, and auth that does not fit the URL's protocol."""
+    protocol = url_protocol(remote.url)
+    if "://" in remote.url and urlsplit(remote.url).password is not None:
+        raise GitConfigError("check", remote.url, "credentials must not be put in the URL; use HTTP auth")
+    if isinstance(remote.auth, HTTPAuth) and protocol not in ("http", "https"):
+        raise GitConfigError("check", remote.url, "username/password auth needs an http(s) URL")
+    if isinstance(remote.auth, SSHAuth) and protocol != "ssh":
+        raise GitConfigError("check", remote.url, "SSH key auth needs an ssh URL")
+    if protocol == "ssh" and not isinstance(remote.auth, SSHAuth):
+        raise GitConfigError("check", remote.url, "an ssh URL needs SSH auth (private key and known_hosts)")
+
+
+def ssh_command(settings: GitSettings, auth: SSHAuth) -> str:
+    """The ``GIT_SSH_COMMAND`` value (git runs it with ``sh -c``; every value is quoted)."""
+    argv = [
+        settings.ssh_executable,
+        "-F",
+        "/dev/null",
+        "-i",
+        str(auth.private_key),
+        "-o",
+        f"UserKnownHostsFile={auth.known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        f"ConnectTimeout={settings.ssh_connect_timeout_s}",
+    ]
+    return shlex.join(argv)
+
+
+def build_env(
+    settings: GitSettings, home: Path, remote: Remote | None, askpass: Path | None
+) -> dict[str, str]:
+    """The whole environment of one git call (secrets only as askpass variables)."""
+    env = {name: os.environ[name] for name in settings.inherit_env if name in os.environ}
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home),
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL="/dev/null",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_ALLOW_PROTOCOL=":".join(settings.allowed_protocols),
+        LC_ALL="C",
+        LANGUAGE="C",
+    )
+    if remote is not None and isinstance(remote.auth, SSHAuth):
+        env["GIT_SSH_COMMAND"] = ssh_command(settings, remote.auth)
+    if remote is not None and isinstance(remote.auth, HTTPAuth) and askpass is not None:
+        env["GIT_ASKPASS"] = str(askpass)
+        env[_ASKPASS_USER_VAR] = remote.auth.username
+        env[_ASKPASS_PASSWORD_VAR] = remote.auth.password
+    return env
+
+
+def _scrub(text: str, secrets: Sequence[str]) -> str:
+    text = _URL_USERINFO_RE.sub(r"\1", text)
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _excerpt(stderr: str, limit: int = 400) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip() and not line.startswith("hint:")]
+    text = "; ".join(lines)
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+# --- running git --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GitResult:
+    """Exit status and output of a git command that ended with an accepted status."""
+
+    status: int
+    stdout: bytes
+    stderr: str
+
+
+class GitRunner:
+    """Runs one git command at a time as described in the module docstring."""
+
+    def __init__(self, settings: GitSettings | None = None) -> None:
+        self.settings = settings or GitSettings()
+
+    def run(
+        self,
+        args: Sequence[str],
+        *,
+        operation: str,
+        url: str,
+        cwd: Path,
+        remote: Remote | None = None,
+        output: IO[bytes] | None = None,
+        ok: tuple[int, ...] = (0,),
+    ) -> GitResult:
+        """Run ``git ARGS``; a status outside ``ok`` raises the classified :class:`GitError`.
+
+        ``remote`` adds its credentials (network commands only); ``url`` names the repository in
+        errors; ``output`` receives stdout instead of memory (large archives).
+        """
+        with tempfile.TemporaryDirectory(prefix="gitops-helm-git-") as tmp:
+            home = Path(tmp)
+            askpass = None
+            if remote is not None and isinstance(remote.auth, HTTPAuth):
+                askpass = home / "askpass"
+                fd = os.open(askpass, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRWXU)
+                with os.fdopen(fd, "w") as script:
+                    script.write(_ASKPASS_SCRIPT)
+            env = build_env(self.settings, home, remote, askpass)
+            unset = sorted(name for name in os.environ if name not in env)
+            argv = [self.settings.env_executable]
+            for name in unset:
+                argv += ["-u", name]
+            argv += [
+                self.settings.git_executable,
+                "-c",
+                "credential.helper=",
+                "-c",
+                "core.hooksPath=/dev/null",
+                "-c",
+                "gc.autoDetach=false",
+                "-c",
+                "maintenance.autoDetach=false",
+                *args,
+            ]
+            started = time.monotonic()
+            try:
+                raw = git.Git(str(cwd)).execute(
+                    argv,
+                    with_extended_output=True,
+                    with_exceptions=False,
+                    stdout_as_string=False,
+                    kill_after_timeout=self.settings.timeout_s,
+                    env=env,
+                    output_stream=output,
+                )
+            except git.GitCommandNotFound as err:
+                raise GitCommandFailed(operation, url, f"cannot run git: {err.__class__.__name__}") from None
+            elapsed = time.monotonic() - started
+        status, stdout, stderr = cast(tuple[int, bytes | None, bytes | str | None], raw)
+        err_text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else (stderr or "")
+        out_bytes = stdout if isinstance(stdout, bytes) else b""
+        log.debug("git %s of %s: status %s in %.2fs", operation, redact_url(url), status, elapsed)
+        if status in ok:
+            return GitResult(status, out_bytes, err_text)
+        secrets = remote.secrets() if remote is not None else ()
+        detail = _scrub(_excerpt(err_text), secrets)
+        if elapsed >= self.settings.timeout_s or err_text.startswith("Timeout: the command"):
+            raise GitTimeoutError(operation, url, f"no answer within {self.settings.timeout_s:g}s")
+        raise classify_failure(err_text)(operation, url, detail)
+
+
+# --- the mirror ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    author_name: str
+    author_email: str
+    authored_at: datetime
+    committed_at: datetime
+    subject: str
+    """The first line of the message."""
+
+
+@dataclass(frozen=True)
+class Export:
+    """A commit's tree written to ``path``; ``skipped`` lists entries refused as unsafe (links
+    pointing outside the export, special files), which are not written."""
+
+    sha: str
+    path: Path
+    skipped: tuple[str, ...] = ()
+
+
+def _clean_subpath(subpath: str) -> str:
+    parts = [p for p in PurePosixPath(subpath).parts if p not in ("", ".")]
+    if subpath.startswith("/") or ".." in parts:
+        raise ValueError(f"path {subpath!r} must be relative and stay inside the repository")
+    return "/".join(parts)
+
+
+def _check_sha(sha: str) -> str:
+    if not _SHA_RE.match(sha):
+        raise ValueError(f"expected a full commit id, got {sha!r}")
+    return sha
+
+
+class Mirror:
+    """A bare mirror of ``remote`` in ``path``; its methods are serialised by a lock.
+
+    The directory is created by the first :meth:`ensure_mirror`; reads (:meth:`resolve`,
+    :meth:`export`, ...) see the refs of the last successful fetch.
+    """
+
+    def __init__(self, path: Path, remote: Remote, settings: GitSettings | None = None) -> None:
+        self.path = path
+        self.remote = remote
+        self.runner = GitRunner(settings)
+        self._lock = threading.RLock()
+
+    # -- network
+
+    def ensure_mirror(self) -> None:
+        """Create the mirror if needed, then fetch: heads and tags, forced and pruned."""
+        with self._lock:
+            if not self._valid():
+                self._create()
+                return
+            self._fetch(self.path, "fetch")
+
+    def _valid(self) -> bool:
+        return (self.path / "HEAD").is_file() and (self.path / "objects").is_dir()
+
+    def _create(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}-", dir=self.path.parent))
+        try:
+            init = ["-c", "init.defaultBranch=main", "init", "--bare", "--quiet", str(tmp)]
+            self.runner.run(init, operation="init", url=self.remote.url, cwd=tmp.parent)
+            (tmp / "info").mkdir(exist_ok=True)
+            (tmp / "info" / "attributes").write_text(_MIRROR_ATTRIBUTES)
+            self._fetch(tmp, "clone")
+            tmp.rename(self.path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _fetch(self, repo: Path, operation: str) -> None:
+        args = [f"--git-dir={repo}", "fetch", "--quiet", "--prune", "--force", "--no-write-fetch-head"]
+        self.runner.run(
+            [*args, "--", self.remote.url, *_MIRROR_REFSPECS],
+            operation=operation,
+            url=self.remote.url,
+            cwd=repo.parent,
+            remote=self.remote,
+        )
+
+    # -- local reads
+
+    def _git(
+        self,
+        args: Sequence[str],
+        operation: str,
+        *,
+        ok: tuple[int, ...] = (0,),
+        output: IO[bytes] | None = None,
+    ) -> GitResult:
+        """A local command on the mirror (``--git-dir`` is absolute: never the process's cwd)."""
+        if not self._valid():
+            raise GitCommandFailed(operation, self.remote.url, "the mirror has not been fetched yet")
+        return self.runner.run(
+            [f"--git-dir={self.path.resolve()}", *args],
+            operation=operation,
+            url=self.remote.url,
+            cwd=self.path,
+            ok=ok,
+            output=output,
+        )
+
+    def _rev(self, expr: str) -> str | None:
+        result = self._git(["rev-parse", "--verify", "--quiet", expr], "resolve", ok=(0, 1, 128))
+        return result.stdout.decode().strip() if result.status == 0 else None
+
+    def resolve(self, ref: str) -> str:
+        """The commit id of a branch, tag (``refs/...`` names too) or commit id; else GitRefNotFound."""
+        with self._lock:
+            if not ref or ref.startswith(("-", "/")) or ".." in ref or _BAD_REF_CHARS.search(ref):
+                raise GitRefNotFound("resolve", self.remote.url, f"{ref!r} is not a valid ref name")
+            if ref.startswith("refs/"):
+                candidates = [ref]
+            else:
+                candidates = [f"refs/heads/{ref}", f"refs/tags/{ref}"]
+                if _ABBREV_SHA_RE.match(ref):
+                    candidates.append(ref.lower())
+            for candidate in candidates:
+                sha = self._rev(f"{candidate}^{{commit}}")
+                if sha:
+                    return sha
+            branches = self.branches()
+            known = ", ".join(branches[:10]) + (", ..." if len(branches) > 10 else "") if branches else "none"
+            raise GitRefNotFound(
+                "resolve", self.remote.url, f"no branch, tag or commit {ref!r}; branches: {known}"
+            )
+
+    def branches(self) -> list[str]:
+        with self._lock:
+            out = self._git(["for-each-ref", "--format=%(refname:strip=2)", "refs/heads"], "list")
+            return out.stdout.decode("utf-8", "replace").split()
+
+    def has_commit(self, sha: str) -> bool:
+        with self._lock:
+            return self._rev(f"{_check_sha(sha)}^{{commit}}") is not None
+
+    def changed_between(self, old_sha: str | None, new_sha: str, paths: Sequence[str] = ()) -> bool:
+        """Whether the trees of the two commits differ under ``paths`` (all of it when empty).
+
+        A missing or unknown ``old_sha`` counts as changed. Trees are compared, not the commit
+        log: a change reverted in between, or a force-push to an equal tree, is no change.
+        """
+        with self._lock:
+            _check_sha(new_sha)
+            if old_sha is None or not _SHA_RE.match(old_sha) or not self.has_commit(old_sha):
+                return True
+            if old_sha == new_sha:
+                return False
+            specs = [_clean_subpath(p) or "." for p in paths]
+            args = ["--literal-pathspecs", "diff", "--quiet", "--no-ext-diff", "--no-textconv"]
+            result = self._git([*args, "--no-renames", old_sha, new_sha, "--", *specs], "diff", ok=(0, 1))
+            return result.status == 1
+
+    def head_commit_info(self, sha: str) -> CommitInfo:
+        """Author, times and first message line of a commit."""
+        with self._lock:
+            fmt = "--format=%H%x00%an%x00%ae%x00%at%x00%ct%x00%B"
+            out = self._git(["show", "-s", "--no-show-signature", fmt, _check_sha(sha)], "show")
+            fields = out.stdout.decode("utf-8", "replace").split("\x00", 5)
+            if len(fields) != 6:
+                raise GitCommandFailed("show", self.remote.url, f"unexpected output for {sha}")
+            full, name, email, authored, committed, message = fields
+            lines = message.strip().splitlines()
+            return CommitInfo(
+                sha=full,
+                author_name=name,
+                author_email=email,
+                authored_at=datetime.fromtimestamp(int(authored), UTC),
+                committed_at=datetime.fromtimestamp(int(committed), UTC),
+                subject=lines[0] if lines else "",
+            )
+
+    def export(self, sha: str, dest: Path, subpath: str | None = None) -> Export:
+        """Write the tree of commit ``sha`` (or only its ``subpath`` directory, as the root) to
+        ``dest``, which must not exist. Atomic: ``dest`` appears complete or not at all.
+        Nothing is ever written outside ``dest``."""
+        with self._lock:
+            _check_sha(sha)
+            treeish = f"{sha}:{_clean_subpath(subpath)}" if subpath and _clean_subpath(subpath) else sha
+            if dest.exists():
+                raise FileExistsError(f"export destination {dest} exists")
+            if subpath and _clean_subpath(subpath):
+                kind = self._git(["cat-file", "-t", treeish], "export", ok=(0, 1, 128))
+                if kind.status != 0 or kind.stdout.strip() != b"tree":
+                    raise GitPathNotFound(
+                        "export", self.remote.url, f"no directory {subpath!r} in {sha[:12]}"
+                    )
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+            except OSError as err:
+                raise GitExportError("export", self.remote.url, f"{dest}: {err.strerror}") from None
+            try:
+                skipped = self._archive_into(treeish, tmp)
+                tmp.chmod(0o755)
+                tmp.rename(dest)
+            except OSError as err:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise GitExportError("export", self.remote.url, f"{dest}: {err.strerror or err}") from None
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            return Export(sha=sha, path=dest, skipped=tuple(skipped))
+
+    def _archive_into(self, treeish: str, target: Path) -> list[str]:
+        skipped: list[str] = []
+
+        def safe(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo | None:
+            try:
+                return tarfile.data_filter(member, dest_path)
+            except tarfile.FilterError:
+                skipped.append(member.name)
+                return None
+
+        with tempfile.TemporaryFile() as archive:
+            self._git(["archive", "--format=tar", treeish], "export", output=archive)
+            archive.seek(0)
+            with tarfile.open(fileobj=archive, mode="r:") as tar:
+                tar.extractall(target, filter=safe)  # noqa: S202 - the data filter is applied
+        if skipped:
+            log.warning(
+                "export of %s skipped unsafe entries: %s", self.remote.display_url, ", ".join(skipped)
+            )
+        return skipped

@@ -1,0 +1,448 @@
+"""The helm CLI boundary: every helm subprocess call of the product goes through this module.
+
+Place in the flow: ``release/reconcile.py`` decides *what* to do; this module turns one action into
+one helm invocation (argv built as data, never a shell), handles the differences between the helm 3
+and helm 4 command lines, parses JSON output tolerantly, and classifies failures ONCE into
+:class:`HelmError` kinds that the rest of the package acts on without reading error strings.
+
+Values are handed to helm through a private temporary file (mode 0600, removed afterwards), never
+on the command line, so they cannot leak through ``/proc/*/cmdline``. Every call has a timeout: the
+helm operation timeout plus a margin, after which the process is killed.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class HelmErrorKind(enum.Enum):
+    TEMPORARY = (
+        "temporary"  # the cluster or network hiccuped: retry with backoff, nothing is wrong with the release
+    )
+    FAILED = "failed"  # helm ran and the operation failed (render error, wait timeout, hook failure, ...)
+    LOCKED = "locked"  # another operation is in progress on this release (pending-*)
+    NOT_FOUND = "not-found"  # no such release
+    CHART = "chart"  # the chart could not be pulled or read
+
+
+class HelmError(Exception):
+    """A classified helm failure. ``message`` is the useful tail of helm's stderr."""
+
+    def __init__(self, kind: HelmErrorKind, action: str, message: str) -> None:
+        super().__init__(f"helm {action}: {message}")
+        self.kind = kind
+        self.action = action
+        self.message = message
+
+    @property
+    def temporary(self) -> bool:
+        return self.kind is HelmErrorKind.TEMPORARY
+
+
+# Ordered: the first matching pattern decides. Patterns are lower-case substrings of helm's stderr.
+_CLASSIFY: tuple[tuple[HelmErrorKind, tuple[str, ...]], ...] = (
+    (HelmErrorKind.LOCKED, ("another operation (install/upgrade/rollback) is in progress",)),
+    (HelmErrorKind.NOT_FOUND, ("release: not found", "release not found")),
+    (
+        HelmErrorKind.TEMPORARY,
+        (
+            "kubernetes cluster unreachable",
+            "connection refused",
+            "connection reset by peer",
+            "i/o timeout",
+            "tls handshake timeout",
+            "the server is currently unable to handle the request",
+            "too many requests",
+            "etcdserver: request timed out",
+            "http2: client connection lost",
+            "unexpected eof",
+            "no route to host",
+            "server closed idle connection",
+        ),
+    ),
+    (
+        HelmErrorKind.CHART,
+        (
+            "failed to fetch",
+            "failed to download",
+            "chart not found",
+            "no chart version found",
+            "no chart name found",
+            "not a valid chart repository",
+            "unauthorized",
+            "manifest unknown",
+        ),
+    ),
+)
+
+_MAX_MESSAGE = 2000
+
+
+def classify(stderr: str) -> HelmErrorKind:
+    """Map helm's stderr to an error kind (the only place that reads helm error text)."""
+    low = stderr.lower()
+    for kind, needles in _CLASSIFY:
+        if any(n in low for n in needles):
+            return kind
+    return HelmErrorKind.FAILED
+
+
+def _tail(stderr: str) -> str:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip() and not ln.startswith("WARNING:")]
+    text = "\n".join(lines[-8:])
+    text = re.sub(r"^Error: ", "", text)
+    return text[-_MAX_MESSAGE:] if text else "(no output)"
+
+
+@dataclass(frozen=True)
+class HelmSettings:
+    """How to run helm. ``home`` holds helm's cache/config/data directories, private to the agent."""
+
+    binary: str = "helm"
+    home: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "gitops-helm" / "helm")
+    kubeconfig: str | None = None
+    kube_context: str | None = None
+    margin_s: float = 30.0  # subprocess timeout = helm --timeout + margin
+    query_timeout_s: float = 60.0  # status/history/get/version/test-less calls
+    plugins_dir: str | None = None  # HELM_PLUGINS for downloader plugins
+
+
+@dataclass(frozen=True)
+class UpgradeOptions:
+    timeout_s: int = 300
+    wait: bool = False
+    force: bool = False
+    reuse_values: bool = False  # Helm Operator: resetValues=false
+    max_history: int = 10
+    skip_crds: bool = False
+    disable_openapi_validation: bool = False
+    create_namespace: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RollbackOptions:
+    timeout_s: int = 300
+    wait: bool = False
+    force: bool = False
+    recreate: bool = False
+    disable_hooks: bool = False
+    max_history: int = 10
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    name: str
+    namespace: str
+    revision: int
+    status: str
+    chart: str = ""
+    app_version: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    passed: bool
+    message: str
+
+
+def _release_from_json(data: Mapping[str, Any]) -> ReleaseInfo:
+    info = data.get("info") or {}
+    chart_meta = (data.get("chart") or {}).get("metadata") or {}
+    return ReleaseInfo(
+        name=str(data.get("name", "")),
+        namespace=str(data.get("namespace", "")),
+        revision=int(data.get("version", 0) or 0),
+        status=str(info.get("status", "unknown")),
+        chart=f"{chart_meta.get('name', '')}-{chart_meta.get('version', '')}".strip("-"),
+        app_version=str(chart_meta.get("appVersion", "") or ""),
+        description=str(info.get("description", "") or ""),
+    )
+
+
+class Helm:
+    """One helm binary (3.x or 4.x, detected once) bound to one cluster."""
+
+    def __init__(self, settings: HelmSettings) -> None:
+        self.settings = settings
+        self.calls: Counter[str] = Counter()  # helm subcommands run, for metrics and tests
+        self._lock = threading.Lock()
+        for sub in ("cache", "config", "data"):
+            (settings.home / sub).mkdir(parents=True, exist_ok=True)
+        self.version = self._detect_version()
+        self.major = int(self.version.lstrip("v").split(".")[0])
+
+    # -- process plumbing -------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        home = self.settings.home
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": str(home),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_DATA_HOME": str(home / "data"),
+            "NO_COLOR": "1",
+            "HELM_COLOR": "never",
+        }
+        if self.settings.plugins_dir:
+            env["HELM_PLUGINS"] = self.settings.plugins_dir
+        if self.settings.kubeconfig:
+            env["KUBECONFIG"] = self.settings.kubeconfig
+        elif os.environ.get("KUBECONFIG"):
+            env["KUBECONFIG"] = os.environ["KUBECONFIG"]
+        for key in (
+            "KUBERNETES_SERVICE_HOST",
+            "KUBERNETES_SERVICE_PORT",
+            "HTTPS_PROXY",
+            "HTTP_PROXY",
+            "NO_PROXY",
+        ):
+            if key in os.environ:
+                env[key] = os.environ[key]
+        return env
+
+    def _run(self, action: str, args: Sequence[str], timeout_s: float) -> str:
+        argv = [self.settings.binary, *args]
+        if self.settings.kube_context:
+            argv += ["--kube-context", self.settings.kube_context]
+        with self._lock:
+            self.calls[action] += 1
+        try:
+            out = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                env=self._env(),
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise HelmError(
+                HelmErrorKind.TEMPORARY, action, f"did not finish within {timeout_s:.0f}s"
+            ) from None
+        except OSError as exc:
+            raise HelmError(
+                HelmErrorKind.FAILED, action, f"cannot run {self.settings.binary}: {exc}"
+            ) from None
+        if out.returncode != 0:
+            raise HelmError(classify(out.stderr), action, _tail(out.stderr))
+        return out.stdout
+
+    def _detect_version(self) -> str:
+        out = self._run("version", ["version", "--template", "{{.Version}}"], self.settings.query_timeout_s)
+        version = out.strip()
+        if not re.match(r"^v?[34]\.\d+", version):
+            raise HelmError(
+                HelmErrorKind.FAILED,
+                "version",
+                f"unsupported helm version {version!r}: helm 3 or 4 is needed",
+            )
+        return version
+
+    def _wait_args(self, wait: bool) -> list[str]:
+        if not wait:
+            return []
+        # helm 4 takes a strategy and needs '='; helm 3 only knows the boolean flag.
+        return ["--wait=watcher"] if self.major >= 4 else ["--wait"]
+
+    @contextmanager
+    def _values_file(self, values: Mapping[str, Any]) -> Iterator[str]:
+        tmp = Path(tempfile.mkdtemp(prefix="gitops-helm-values-"))
+        try:
+            path = tmp / "values.yaml"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                yaml.safe_dump(dict(values), fh, default_flow_style=False, sort_keys=True)
+            yield str(path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- release actions --------------------------------------------------------------------
+
+    def upgrade(
+        self,
+        release: str,
+        namespace: str,
+        chart: str,
+        values: Mapping[str, Any],
+        opts: UpgradeOptions,
+        *,
+        install: bool,
+    ) -> ReleaseInfo:
+        """``helm install`` (install=True) or ``helm upgrade`` of a local chart path or reference."""
+        action = "install" if install else "upgrade"
+        with self._values_file(values) as vf:
+            args: list[str] = [action, release, chart, "--namespace", namespace, "-f", vf, "-o", "json"]
+            args += ["--timeout", f"{opts.timeout_s}s", *self._wait_args(opts.wait)]
+            if opts.description:
+                args += ["--description", opts.description]
+            if opts.labels:
+                args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(opts.labels.items()))]
+            if opts.disable_openapi_validation:
+                args.append("--disable-openapi-validation")
+            if install:
+                if opts.skip_crds:
+                    args.append("--skip-crds")
+                if opts.create_namespace:
+                    args.append("--create-namespace")
+            else:
+                args += ["--history-max", str(opts.max_history)]
+                args.append("--reuse-values" if opts.reuse_values else "--reset-values")
+                if opts.force:
+                    args.append("--force-replace" if self.major >= 4 else "--force")
+            out = self._run(action, args, opts.timeout_s + self.settings.margin_s)
+        return _release_from_json(json.loads(_json_part(out)))
+
+    def rollback(self, release: str, namespace: str, revision: int, opts: RollbackOptions) -> None:
+        args = [
+            "rollback",
+            release,
+            str(revision),
+            "--namespace",
+            namespace,
+            "--timeout",
+            f"{opts.timeout_s}s",
+        ]
+        args += ["--history-max", str(opts.max_history), *self._wait_args(opts.wait)]
+        if opts.disable_hooks:
+            args.append("--no-hooks")
+        if opts.force:
+            args.append("--force-replace" if self.major >= 4 else "--force")
+        if opts.recreate and self.major < 4:
+            args.append("--recreate-pods")
+        self._run("rollback", args, opts.timeout_s + self.settings.margin_s)
+
+    def uninstall(self, release: str, namespace: str, timeout_s: int, *, wait: bool = False) -> None:
+        args = ["uninstall", release, "--namespace", namespace, "--timeout", f"{timeout_s}s"]
+        if wait:
+            args.append("--wait")
+        try:
+            self._run("uninstall", args, timeout_s + self.settings.margin_s)
+        except HelmError as exc:
+            if exc.kind is not HelmErrorKind.NOT_FOUND:
+                raise
+
+    def test(self, release: str, namespace: str, timeout_s: int) -> TestOutcome:
+        """Run the release's test hooks. A failing test is an outcome, not an exception."""
+        args = ["test", release, "--namespace", namespace, "--timeout", f"{timeout_s}s"]
+        try:
+            out = self._run("test", args, timeout_s + self.settings.margin_s)
+        except HelmError as exc:
+            if exc.kind in (HelmErrorKind.TEMPORARY, HelmErrorKind.NOT_FOUND, HelmErrorKind.LOCKED):
+                raise
+            return TestOutcome(False, exc.message)
+        suites = re.findall(r"^TEST SUITE:\s+(\S+)", out, flags=re.M)
+        return TestOutcome(True, "no tests" if suites == ["None"] else f"{len(suites)} test(s) passed")
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def status(self, release: str, namespace: str) -> ReleaseInfo | None:
+        try:
+            out = self._run(
+                "status",
+                ["status", release, "--namespace", namespace, "-o", "json"],
+                self.settings.query_timeout_s,
+            )
+        except HelmError as exc:
+            if exc.kind is HelmErrorKind.NOT_FOUND:
+                return None
+            raise
+        return _release_from_json(json.loads(_json_part(out)))
+
+    def history(self, release: str, namespace: str) -> list[ReleaseInfo]:
+        try:
+            out = self._run(
+                "history",
+                ["history", release, "--namespace", namespace, "-o", "json", "--max", "256"],
+                self.settings.query_timeout_s,
+            )
+        except HelmError as exc:
+            if exc.kind is HelmErrorKind.NOT_FOUND:
+                return []
+            raise
+        rows = json.loads(_json_part(out)) or []
+        return [
+            ReleaseInfo(
+                name=release,
+                namespace=namespace,
+                revision=int(r.get("revision", 0)),
+                status=str(r.get("status", "")),
+                chart=str(r.get("chart", "")),
+                app_version=str(r.get("app_version", "")),
+                description=str(r.get("description", "")),
+            )
+            for r in rows
+        ]
+
+    def dependency_update(self, chart_dir: Path, timeout_s: float = 300) -> None:
+        self._run("dependency-update", ["dependency", "update", str(chart_dir), "--skip-refresh"], timeout_s)
+
+    def dependency_build_needed(self, chart_dir: Path) -> bool:
+        """True when Chart.yaml declares dependencies (so ``dependency update`` has work to do)."""
+        try:
+            meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            return False
+        return bool(isinstance(meta, dict) and meta.get("dependencies"))
+
+    def pull(
+        self,
+        ref: str,
+        version: str | None,
+        dest: Path,
+        *,
+        repo: str | None = None,
+        plain_http: bool = False,
+        ca_file: str | None = None,
+        timeout_s: float = 300,
+    ) -> Path:
+        """``helm pull`` of an OCI reference or a plugin-served chart into ``dest``; returns the .tgz."""
+        dest.mkdir(parents=True, exist_ok=True)
+        before = set(dest.glob("*.tgz"))
+        args = ["pull", ref, "--destination", str(dest)]
+        if repo:
+            args += ["--repo", repo]
+        if version:
+            args += ["--version", version]
+        if plain_http:
+            args.append("--plain-http")
+        if ca_file:
+            args += ["--ca-file", ca_file]
+        try:
+            self._run("pull", args, timeout_s)
+        except HelmError as exc:
+            if exc.kind is HelmErrorKind.FAILED:
+                raise HelmError(HelmErrorKind.CHART, exc.action, exc.message) from None
+            raise
+        new = sorted(set(dest.glob("*.tgz")) - before, key=lambda p: p.stat().st_mtime)
+        if not new:
+            found = sorted(dest.glob("*.tgz"), key=lambda p: p.stat().st_mtime)
+            if not found:
+                raise HelmError(HelmErrorKind.CHART, "pull", f"helm pull {ref} produced no chart archive")
+            return found[-1]
+        return new[-1]
+
+
+def _json_part(out: str) -> str:
+    """helm may print warnings before JSON on stdout; keep from the first '{' or '['."""
+    starts = [i for i in (out.find("{"), out.find("[")) if i >= 0]
+    return out[min(starts) :] if starts else "null"

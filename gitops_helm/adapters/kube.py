@@ -1,0 +1,532 @@
+"""The Kubernetes API boundary: every API call of the product goes through this module.
+
+Place in the flow: the controller, the reconciler and the Git sync read and write the cluster only
+through :class:`Kube`. It wraps the official ``kubernetes`` client (typed calls for core objects,
+``CustomObjectsApi`` for HelmReleases, the dynamic client for server-side apply of arbitrary
+manifests) and classifies every failure ONCE into :class:`KubeError` kinds, so no caller matches on
+status codes or error strings. Every request carries a timeout.
+
+It also reads Helm's release storage (``sh.helm.release.v1.*`` Secrets) directly: the labels tell
+the latest revision, its status and the labels the agent put on it, which is how an unchanged
+release costs no helm call at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import gzip
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import urllib3
+from kubernetes import client, config, dynamic, watch
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import (
+    DynamicApiError,
+    ResourceNotFoundError,
+    ResourceNotUniqueError,
+)
+
+GROUP = "helm.fluxcd.io"
+VERSION = "v1"
+PLURAL = "helmreleases"
+
+
+class KubeErrorKind(enum.Enum):
+    NOT_FOUND = "not-found"
+    CONFLICT = "conflict"  # 409: stale resourceVersion or SSA field conflict
+    INVALID = "invalid"  # 400/422: the object is malformed or rejected by validation/admission
+    FORBIDDEN = "forbidden"  # 401/403: RBAC
+    GONE = "gone"  # 410: a watch's resourceVersion is too old; re-list
+    NO_KIND = "no-kind"  # the API server does not serve this apiVersion/kind
+    TEMPORARY = "temporary"  # 429, 5xx, connection errors, timeouts
+
+
+class KubeError(Exception):
+    def __init__(self, kind: KubeErrorKind, what: str, message: str) -> None:
+        super().__init__(f"{what}: {message}")
+        self.kind = kind
+        self.what = what
+        self.message = message
+
+    @property
+    def temporary(self) -> bool:
+        return self.kind is KubeErrorKind.TEMPORARY
+
+
+_STATUS_KINDS = {
+    404: KubeErrorKind.NOT_FOUND,
+    409: KubeErrorKind.CONFLICT,
+    400: KubeErrorKind.INVALID,
+    422: KubeErrorKind.INVALID,
+    401: KubeErrorKind.FORBIDDEN,
+    403: KubeErrorKind.FORBIDDEN,
+    410: KubeErrorKind.GONE,
+}
+
+
+def _api_message(body: Any) -> str:
+    try:
+        data = json.loads(body) if isinstance(body, str | bytes) else body
+        return str(data.get("message") or data)
+    except (ValueError, AttributeError, TypeError):
+        return str(body)[:500]
+
+
+def _classify(exc: BaseException, what: str) -> KubeError:
+    if isinstance(exc, KubeError):
+        return exc
+    if isinstance(exc, ApiException | DynamicApiError):
+        status = int(getattr(exc, "status", 0) or 0)
+        kind = _STATUS_KINDS.get(status, KubeErrorKind.TEMPORARY)
+        return KubeError(kind, what, f"{status} {_api_message(getattr(exc, 'body', '') or exc)}")
+    if isinstance(exc, ResourceNotFoundError | ResourceNotUniqueError):
+        return KubeError(KubeErrorKind.NO_KIND, what, str(exc))
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError | TimeoutError):
+        return KubeError(KubeErrorKind.TEMPORARY, what, f"{type(exc).__name__}: {exc}")
+    raise exc
+
+
+@dataclass(frozen=True)
+class KubeSettings:
+    kubeconfig: str | None = None
+    context: str | None = None
+    request_timeout_s: float = 30.0
+    watch_timeout_s: int = 300  # server-side timeout of one watch request
+
+
+@dataclass(frozen=True)
+class StoredRelease:
+    """One revision of a Helm release as its storage Secret's labels describe it."""
+
+    name: str
+    namespace: str
+    revision: int
+    status: str
+    labels: Mapping[str, str]
+    secret_name: str
+
+
+class Kube:
+    """The agent's connection to one cluster."""
+
+    def __init__(self, settings: KubeSettings) -> None:
+        self.settings = settings
+        cfg = client.Configuration()
+        try:
+            if settings.kubeconfig or not _in_cluster():
+                config.load_kube_config(
+                    config_file=settings.kubeconfig, context=settings.context, client_configuration=cfg
+                )
+            else:
+                config.load_incluster_config(client_configuration=cfg)
+        except (config.ConfigException, OSError) as exc:
+            raise KubeError(KubeErrorKind.FORBIDDEN, "kubeconfig", str(exc)) from None
+        cfg.retries = 1
+        self.api = client.ApiClient(cfg)
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self._dynamic: dynamic.DynamicClient | None = None
+        self._t = settings.request_timeout_s
+
+    # -- HelmReleases -------------------------------------------------------------------
+
+    def list_helmreleases(self, namespace: str | None = None) -> tuple[list[dict[str, Any]], str]:
+        """All HelmReleases (in ``namespace`` or everywhere) and the list's resourceVersion."""
+        what = "list helmreleases"
+        try:
+            if namespace:
+                res = self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, _request_timeout=self._t
+                )
+            else:
+                res = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, _request_timeout=self._t)
+        except Exception as exc:
+            raise _classify(exc, what) from None
+        data = cast(dict[str, Any], res)
+        return list(data.get("items", [])), str(data.get("metadata", {}).get("resourceVersion", ""))
+
+    def watch_helmreleases(
+        self, namespace: str | None, resource_version: str
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Watch events ``(type, object)`` from ``resource_version``; ends after the watch timeout."""
+        w = watch.Watch()
+        if namespace:
+            fn: Any = self.custom.list_namespaced_custom_object
+            args: tuple[Any, ...] = (GROUP, VERSION, namespace, PLURAL)
+        else:
+            fn = self.custom.list_cluster_custom_object
+            args = (GROUP, VERSION, PLURAL)
+        try:
+            for ev in w.stream(
+                fn,
+                *args,
+                resource_version=resource_version,
+                timeout_seconds=self.settings.watch_timeout_s,
+                allow_watch_bookmarks=True,
+                _request_timeout=self.settings.watch_timeout_s + 30,
+            ):
+                etype = str(ev.get("type"))
+                obj = ev.get("object")
+                if etype == "ERROR":
+                    code = int((obj or {}).get("code", 0) or 0)
+                    kind = KubeErrorKind.GONE if code == 410 else KubeErrorKind.TEMPORARY
+                    raise KubeError(kind, "watch helmreleases", str((obj or {}).get("message", obj)))
+                yield etype, cast(dict[str, Any], obj)
+        except KubeError:
+            raise
+        except Exception as exc:
+            raise _classify(exc, "watch helmreleases") from None
+        finally:
+            w.stop()
+
+    def get_helmrelease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return cast(
+                dict[str, Any],
+                self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self._t
+                ),
+            )
+        except Exception as exc:
+            err = _classify(exc, f"get helmrelease {namespace}/{name}")
+            if err.kind is KubeErrorKind.NOT_FOUND:
+                return None
+            raise err from None
+
+    def patch_helmrelease_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """Merge-patch the status subresource (one write per reconcile step)."""
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"status": dict(status)},
+                _request_timeout=self._t,
+                _content_type="application/merge-patch+json",
+            )
+        except Exception as exc:
+            raise _classify(exc, f"patch status of helmrelease {namespace}/{name}") from None
+
+    def set_helmrelease_finalizers(
+        self, namespace: str, name: str, finalizers: list[str], resource_version: str
+    ) -> dict[str, Any]:
+        """Replace the finalizer list, guarded by resourceVersion (a conflict raises CONFLICT)."""
+        body = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
+        try:
+            return cast(
+                dict[str, Any],
+                self.custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURAL,
+                    name,
+                    body,
+                    _request_timeout=self._t,
+                    _content_type="application/merge-patch+json",
+                ),
+            )
+        except Exception as exc:
+            raise _classify(exc, f"update finalizers of helmrelease {namespace}/{name}") from None
+
+    # -- Helm release storage -----------------------------------------------------------------
+
+    def release_revisions(self, namespace: str, release: str) -> list[StoredRelease]:
+        """Every stored revision of ``release`` (oldest first), from its Secrets' labels only."""
+        what = f"list release storage of {namespace}/{release}"
+        try:
+            res = self.core.list_namespaced_secret(
+                namespace, label_selector=f"owner=helm,name={release}", _request_timeout=self._t
+            )
+        except Exception as exc:
+            err = _classify(exc, what)
+            if err.kind is KubeErrorKind.NOT_FOUND:
+                return []
+            raise err from None
+        out = []
+        for s in res.items:
+            if s.metadata is None or not s.metadata.name:
+                continue
+            labels = dict(s.metadata.labels or {})
+            try:
+                revision = int(labels.get("version", "0"))
+            except ValueError:
+                continue
+            out.append(
+                StoredRelease(
+                    name=release,
+                    namespace=namespace,
+                    revision=revision,
+                    status=labels.get("status", "unknown"),
+                    labels=labels,
+                    secret_name=s.metadata.name,
+                )
+            )
+        return sorted(out, key=lambda r: r.revision)
+
+    def read_release(self, stored: StoredRelease) -> dict[str, Any]:
+        """Decode one stored release record (manifest, config values, chart metadata)."""
+        what = f"read release {stored.namespace}/{stored.secret_name}"
+        try:
+            secret = self.core.read_namespaced_secret(
+                stored.secret_name, stored.namespace, _request_timeout=self._t
+            )
+        except Exception as exc:
+            raise _classify(exc, what) from None
+        raw = (secret.data or {}).get("release", "")
+        try:
+            payload = base64.b64decode(base64.b64decode(raw))
+            if payload[:2] == b"\x1f\x8b":
+                payload = gzip.decompress(payload)
+            return cast(dict[str, Any], json.loads(payload))
+        except (ValueError, OSError) as exc:
+            raise KubeError(KubeErrorKind.INVALID, what, f"cannot decode release record: {exc}") from None
+
+    def mark_release_failed(self, stored: StoredRelease) -> None:
+        """Unlock a revision left ``pending-*`` by a crash: set its status to ``failed`` in storage.
+
+        This is what Helm itself would have written had the operation finished; it lets the next
+        upgrade or rollback proceed. The record and the ``status`` label are changed together,
+        guarded by the Secret's resourceVersion.
+        """
+        what = f"mark release {stored.namespace}/{stored.secret_name} failed"
+        try:
+            secret = self.core.read_namespaced_secret(
+                stored.secret_name, stored.namespace, _request_timeout=self._t
+            )
+        except Exception as exc:
+            raise _classify(exc, what) from None
+        record = self.read_release(stored)
+        info = record.setdefault("info", {})
+        info["status"] = "failed"
+        info["description"] = "marked failed by gitops-helm: the operation was interrupted"
+        payload = base64.b64encode(gzip.compress(json.dumps(record).encode())).decode()
+        body = {
+            "metadata": {
+                "labels": {"status": "failed"},
+                "resourceVersion": secret.metadata.resource_version if secret.metadata else None,
+            },
+            "data": {"release": base64.b64encode(payload.encode()).decode()},
+        }
+        try:
+            self.core.patch_namespaced_secret(
+                stored.secret_name, stored.namespace, body, _request_timeout=self._t
+            )
+        except Exception as exc:
+            raise _classify(exc, what) from None
+
+    # -- values sources -----------------------------------------------------------------------
+
+    def get_configmap_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            cm = self.core.read_namespaced_config_map(name, namespace, _request_timeout=self._t)
+        except Exception as exc:
+            err = _classify(exc, f"get configmap {namespace}/{name}")
+            if err.kind is KubeErrorKind.NOT_FOUND:
+                return None
+            raise err from None
+        data = dict(cm.data or {})
+        for k, v in (cm.binary_data or {}).items():
+            data.setdefault(k, base64.b64decode(v).decode("utf-8", errors="replace"))
+        return data
+
+    def get_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        try:
+            s = self.core.read_namespaced_secret(name, namespace, _request_timeout=self._t)
+        except Exception as exc:
+            err = _classify(exc, f"get secret {namespace}/{name}")
+            if err.kind is KubeErrorKind.NOT_FOUND:
+                return None
+            raise err from None
+        return {k: base64.b64decode(v) for k, v in (s.data or {}).items()}
+
+    def watch_values_objects(
+        self, kind: str, namespace: str | None, resource_version: str | None
+    ) -> Iterator[tuple[str, str, str, str]]:
+        """Watch ConfigMaps or Secrets: yields ``(event, namespace, name, resourceVersion)``.
+
+        Helm's own release Secrets are excluded by label so upgrades do not flood the watch.
+        """
+        w = watch.Watch()
+        core = self.core
+        if kind == "ConfigMap":
+            fn: Any = (
+                core.list_namespaced_config_map if namespace else core.list_config_map_for_all_namespaces
+            )
+        else:
+            fn = core.list_namespaced_secret if namespace else core.list_secret_for_all_namespaces
+        kwargs: dict[str, Any] = {
+            "timeout_seconds": self.settings.watch_timeout_s,
+            "_request_timeout": self.settings.watch_timeout_s + 30,
+            "label_selector": "owner!=helm",
+        }
+        if resource_version:
+            kwargs["resource_version"] = resource_version
+        args = (namespace,) if namespace else ()
+        try:
+            for ev in w.stream(fn, *args, **kwargs):
+                obj = ev["object"]
+                if ev["type"] == "ERROR":
+                    raise KubeError(KubeErrorKind.GONE, f"watch {kind}", str(obj))
+                meta = obj.metadata
+                yield str(ev["type"]), meta.namespace, meta.name, meta.resource_version
+        except KubeError:
+            raise
+        except Exception as exc:
+            raise _classify(exc, f"watch {kind}") from None
+        finally:
+            w.stop()
+
+    # -- namespaces and events ----------------------------------------------------------------
+
+    def namespace_exists(self, name: str) -> bool:
+        try:
+            self.core.read_namespace(name, _request_timeout=self._t)
+            return True
+        except Exception as exc:
+            err = _classify(exc, f"get namespace {name}")
+            if err.kind is KubeErrorKind.NOT_FOUND:
+                return False
+            raise err from None
+
+    def create_namespace(self, name: str) -> None:
+        try:
+            body = client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
+            self.core.create_namespace(body, _request_timeout=self._t)
+        except Exception as exc:
+            err = _classify(exc, f"create namespace {name}")
+            if err.kind is not KubeErrorKind.CONFLICT:
+                raise err from None
+
+    def emit_event(
+        self, involved: Mapping[str, Any], event_type: str, reason: str, message: str, component: str
+    ) -> None:
+        """Record a Kubernetes Event on ``involved`` (best effort: failures are swallowed)."""
+        meta = involved.get("metadata", {})
+        now = datetime.now(UTC)
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(
+                generate_name=f"{meta.get('name', 'object')}.", namespace=meta.get("namespace")
+            ),
+            involved_object=client.V1ObjectReference(
+                api_version=involved.get("apiVersion"),
+                kind=involved.get("kind"),
+                name=meta.get("name"),
+                namespace=meta.get("namespace"),
+                uid=meta.get("uid"),
+                resource_version=meta.get("resourceVersion"),
+            ),
+            type=event_type,
+            reason=reason,
+            message=message[:1024],
+            source=client.V1EventSource(component=component),
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            reporting_component=component,
+        )
+        try:
+            self.core.create_namespaced_event(
+                meta.get("namespace") or "default", body, _request_timeout=self._t
+            )
+        except Exception as exc:
+            err = _classify(exc, "create event")
+            del err
+
+    # -- arbitrary objects (Git sync, CRD install, drift) ---------------------------------------
+
+    @property
+    def dynamic(self) -> dynamic.DynamicClient:
+        if self._dynamic is None:
+            try:
+                self._dynamic = dynamic.DynamicClient(self.api)
+            except Exception as exc:
+                raise _classify(exc, "API discovery") from None
+        return self._dynamic
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        try:
+            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            # A CRD applied a moment ago: refresh discovery once before giving up.
+            try:
+                self.dynamic.resources.invalidate_cache()
+                return self.dynamic.resources.get(api_version=api_version, kind=kind)
+            except Exception as exc:
+                raise _classify(exc, f"resolve {api_version}/{kind}") from None
+        except Exception as exc:
+            raise _classify(exc, f"resolve {api_version}/{kind}") from None
+
+    def preferred_api_version(self, group: str, kind: str) -> str | None:
+        """The served apiVersion of ``group``/``kind`` (the preferred one), or None if not served."""
+        try:
+            found = self.dynamic.resources.search(group=group, kind=kind)
+        except Exception as exc:
+            raise _classify(exc, f"resolve {group}/{kind}") from None
+        versions = [r for r in found if getattr(r, "preferred", False)] or list(found)
+        return str(versions[0].group_version) if versions else None
+
+    def is_namespaced(self, api_version: str, kind: str) -> bool:
+        return bool(self._resource(api_version, kind).namespaced)
+
+    def apply(
+        self, obj: Mapping[str, Any], field_manager: str, *, dry_run: bool = False, force: bool = True
+    ) -> dict[str, Any]:
+        """Server-side apply of one object; returns the object as the server has it."""
+        meta = obj.get("metadata", {})
+        what = f"apply {obj.get('kind')} {meta.get('namespace') or ''}/{meta.get('name')}".replace(" /", " ")
+        res = self._resource(str(obj.get("apiVersion")), str(obj.get("kind")))
+        kwargs: dict[str, Any] = {"field_manager": field_manager, "force_conflicts": force}
+        if dry_run:
+            kwargs["dry_run"] = "All"
+        if res.namespaced:
+            kwargs["namespace"] = meta.get("namespace")
+        try:
+            out = res.server_side_apply(body=dict(obj), name=meta.get("name"), **kwargs)
+        except Exception as exc:
+            raise _classify(exc, what) from None
+        return cast(dict[str, Any], out.to_dict())
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        res = self._resource(api_version, kind)
+        try:
+            out = res.get(name=name, namespace=namespace if res.namespaced else None)
+        except Exception as exc:
+            err = _classify(exc, f"get {kind} {namespace or ''}/{name}")
+            if err.kind is KubeErrorKind.NOT_FOUND:
+                return None
+            raise err from None
+        return cast(dict[str, Any], out.to_dict())
+
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
+        """Delete an object (background propagation); False when it was already gone."""
+        res = self._resource(api_version, kind)
+        try:
+            res.delete(
+                name=name,
+                namespace=namespace if res.namespaced else None,
+                body={"propagationPolicy": "Background"},
+            )
+        except Exception as exc:
+            err = _classify(exc, f"delete {kind} {namespace or ''}/{name}")
+            if err.kind is KubeErrorKind.NOT_FOUND:
+                return False
+            raise err from None
+        return True
+
+    def apply_configmap(self, namespace: str, name: str, data: Mapping[str, str], field_manager: str) -> None:
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}}
+        body["data"] = dict(data)
+        self.apply(body, field_manager)
+
+
+def _in_cluster() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))

@@ -1,0 +1,135 @@
+"""HelmRelease API (`helm.fluxcd.io/v1`): model, defaults, validation, status and CRD.
+
+Place in the data flow: the first stage after an object is read (from the cluster or from a
+manifest in Git) and the last before status is written. Pure Python: no Kubernetes client, no
+I/O except reading the packaged CRD file.
+
+    object (dict) --parse_helmrelease--> HelmRelease(metadata, spec, status, warnings)
+    HelmRelease.policy -------------------> ReleasePolicy (all defaults resolved)
+    HelmReleaseStatus --record_*/set_*----> HelmReleaseStatus --serialise_status--> status patch
+
+Modules: `spec` (spec dataclasses), `policy` (effective policy), `model` (the object),
+`parse`/`parse_sources`/`fields`/`checks` (validation), `status`/`conditions` (status),
+`serialise` (model to JSON), `crd` (the CRD), `errors`.
+"""
+
+from gitops_helm.api.conditions import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    find_condition,
+    format_time,
+    remove_condition,
+    set_condition,
+)
+from gitops_helm.api.crd import CRD_NAME, load_crd
+from gitops_helm.api.errors import APIError, Problem, SpecError
+from gitops_helm.api.model import API_VERSION, GROUP, KIND, VERSION, HelmRelease, ObjectMeta
+from gitops_helm.api.parse import parse_helmrelease
+from gitops_helm.api.policy import UNLIMITED, ReleasePolicy, Remediation, TestPolicy, default_release_name
+from gitops_helm.api.serialise import serialise_helmrelease, serialise_spec
+from gitops_helm.api.spec import (
+    ChartFileValuesSource,
+    ChartSource,
+    ChartSourceKind,
+    ConfigMapValuesSource,
+    DriftDetectionSpec,
+    DriftIgnoreRule,
+    DriftIgnoreTarget,
+    DriftMode,
+    ExternalValuesSource,
+    GitChartSource,
+    HelmReleaseSpec,
+    InstallRemediationSpec,
+    InstallSpec,
+    ObjectRef,
+    OciChartSource,
+    RemediationStrategy,
+    RepoChartSource,
+    RollbackSpec,
+    SecretValuesSource,
+    TestSpec,
+    UpgradeRemediationSpec,
+    UpgradeSpec,
+    ValuesSource,
+)
+from gitops_helm.api.status import (
+    HelmReleaseStatus,
+    Phase,
+    failures_for,
+    parse_status,
+    phase_message,
+    record_applied,
+    record_failure,
+    record_phase,
+    record_release,
+    serialise_status,
+    set_reconciling,
+    set_stalled,
+    settle,
+)
+
+__all__ = [
+    "API_VERSION",
+    "CRD_NAME",
+    "GROUP",
+    "KIND",
+    "UNLIMITED",
+    "VERSION",
+    "APIError",
+    "ChartFileValuesSource",
+    "ChartSource",
+    "ChartSourceKind",
+    "Condition",
+    "ConditionStatus",
+    "ConditionType",
+    "ConfigMapValuesSource",
+    "DriftDetectionSpec",
+    "DriftIgnoreRule",
+    "DriftIgnoreTarget",
+    "DriftMode",
+    "ExternalValuesSource",
+    "GitChartSource",
+    "HelmRelease",
+    "HelmReleaseSpec",
+    "HelmReleaseStatus",
+    "InstallRemediationSpec",
+    "InstallSpec",
+    "ObjectMeta",
+    "ObjectRef",
+    "OciChartSource",
+    "Phase",
+    "Problem",
+    "ReleasePolicy",
+    "Remediation",
+    "RemediationStrategy",
+    "RepoChartSource",
+    "RollbackSpec",
+    "SecretValuesSource",
+    "SpecError",
+    "TestPolicy",
+    "TestSpec",
+    "UpgradeRemediationSpec",
+    "UpgradeSpec",
+    "ValuesSource",
+    "default_release_name",
+    "failures_for",
+    "find_condition",
+    "format_time",
+    "load_crd",
+    "parse_helmrelease",
+    "parse_status",
+    "phase_message",
+    "record_applied",
+    "record_failure",
+    "record_phase",
+    "record_release",
+    "remove_condition",
+    "serialise_helmrelease",
+    "serialise_spec",
+    "serialise_status",
+    "set_condition",
+    "set_reconciling",
+    "set_stalled",
+    "settle",
+]

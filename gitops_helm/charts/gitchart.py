@@ -1,0 +1,196 @@
+"""Git chart source: ``chart.git`` + ``chart.ref`` + ``chart.path`` -> a chart directory.
+
+Place in the flow: ``charts.resolver`` calls :meth:`GitCharts.fetch` for Git sources. One bare
+mirror per repository (and credentials) is shared by every HelmRelease using it; it is fetched at
+most once per ``refresh_s`` (and at once when a ref cannot be resolved), so a reconcile of an
+unchanged release costs no network and no helm call. Each (commit, path) is exported once and
+``helm dependency update`` runs once on that export (unless ``skipDepUpdate``).
+
+The digest covers only the files under ``chart.path`` as committed (before dependency update), so
+a commit that touches other parts of the repository never upgrades a release; ``revision`` is the
+commit SHA, as in the Helm Operator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from gitops_helm.adapters.git import (
+    GitError,
+    GitSettings,
+    HTTPAuth,
+    Mirror,
+    Remote,
+    SSHAuth,
+)
+from gitops_helm.adapters.helm import Helm, HelmError
+from gitops_helm.adapters.kube import Kube, KubeError
+from gitops_helm.api import GitChartSource, HelmRelease
+from gitops_helm.charts.artifact import FetchedChart
+from gitops_helm.charts.errors import (
+    AuthConfigError,
+    ChartNotFoundError,
+    RepositoryError,
+    RepositoryUnavailableError,
+)
+
+
+@dataclass(frozen=True)
+class GitChartSettings:
+    work_dir: Path
+    default_ref: str = "master"
+    refresh_s: float = 60.0
+    update_deps: bool = True
+    ssh_key: str | None = None
+    known_hosts: str | None = None
+    git: GitSettings = field(default_factory=GitSettings)
+
+
+class GitCharts:
+    def __init__(self, settings: GitChartSettings, kube: Kube, helm: Helm) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.helm = helm
+        self._mirrors: dict[str, tuple[Mirror, float]] = {}
+        self._lock = threading.Lock()
+        self._export_locks: dict[str, threading.Lock] = {}
+
+    def _auth(self, hr: HelmRelease, source: GitChartSource) -> HTTPAuth | SSHAuth | None:
+        url = source.git
+        if url.startswith("https://") and source.secret_ref is not None:
+            ref = source.secret_ref
+            try:
+                data = self.kube.get_secret_data(ref.namespace, ref.name)
+            except KubeError as exc:
+                raise RepositoryUnavailableError(
+                    f"chart.secretRef {ref.namespace}/{ref.name}: {exc.message}"
+                ) from None
+            if data is None or "username" not in data or "password" not in data:
+                raise AuthConfigError(
+                    f"chart.secretRef {ref.namespace}/{ref.name}: needs keys 'username' and 'password'"
+                )
+            return HTTPAuth(username=data["username"].decode(), password=data["password"].decode())
+        if (url.startswith("ssh://") or "@" in url.split("/", 1)[0]) and self.settings.ssh_key:
+            return SSHAuth(
+                private_key=Path(self.settings.ssh_key), known_hosts=Path(self.settings.known_hosts or "")
+            )
+        return None
+
+    def _mirror(self, hr: HelmRelease, source: GitChartSource, force: bool) -> Mirror:
+        auth = self._auth(hr, source)
+        secret = f"{source.secret_ref.namespace}/{source.secret_ref.name}" if source.secret_ref else ""
+        key = hashlib.sha256(f"{source.git}\0{secret}".encode()).hexdigest()[:24]
+        with self._lock:
+            entry = self._mirrors.get(key)
+            if entry is None:
+                try:
+                    remote = Remote(source.git, auth)
+                except GitError as exc:
+                    raise RepositoryError(str(exc)) from None
+                entry = (Mirror(self.settings.work_dir / "mirrors" / key, remote, self.settings.git), 0.0)
+            mirror, fetched_at = entry
+            mirror.remote = Remote(source.git, auth)
+        if force or time.monotonic() - fetched_at >= self.settings.refresh_s:
+            try:
+                mirror.ensure_mirror()
+            except GitError as exc:
+                if exc.temporary and fetched_at:
+                    return mirror  # keep serving the last fetched state; the next refresh retries
+                raise (RepositoryUnavailableError if exc.temporary else RepositoryError)(
+                    f"chart.git {source.git}: {exc}"
+                ) from None
+            with self._lock:
+                self._mirrors[key] = (mirror, time.monotonic())
+        return mirror
+
+    def fetch(self, hr: HelmRelease, source: GitChartSource) -> FetchedChart:
+        ref = source.ref or self.settings.default_ref
+        mirror = self._mirror(hr, source, force=False)
+        try:
+            sha = mirror.resolve(ref)
+        except GitError:
+            mirror = self._mirror(hr, source, force=True)
+            try:
+                sha = mirror.resolve(ref)
+            except GitError as exc:
+                raise ChartNotFoundError(f"chart.git {source.git}: ref {ref!r}: {exc}") from None
+        path = source.path.strip("/")
+        export_key = hashlib.sha256(f"{mirror.path}\0{sha}\0{path}".encode()).hexdigest()[:32]
+        dest = self.settings.work_dir / "exports" / export_key
+        with self._lock:
+            lock = self._export_locks.setdefault(export_key, threading.Lock())
+        with lock:
+            if not (dest / ".complete").exists():
+                self._export(mirror, sha, path, dest, source)
+        chart_dir = dest / "tree" / path
+        digest = (dest / ".digest").read_text()
+        version = chart_version(chart_dir)
+        return FetchedChart(
+            name=_chart_name(chart_dir) or path.rsplit("/", 1)[-1],
+            version=version,
+            revision=sha,
+            digest=digest,
+            path=chart_dir,
+            chart_dir=chart_dir,
+        )
+
+    def _export(self, mirror: Mirror, sha: str, path: str, dest: Path, source: GitChartSource) -> None:
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        try:
+            mirror.export(sha, dest / "tree", subpath=path or None)
+        except GitError as exc:
+            shutil.rmtree(dest, ignore_errors=True)
+            err = RepositoryUnavailableError if exc.temporary else ChartNotFoundError
+            raise err(f"chart.git {source.git} path {path!r} at {sha[:12]}: {exc}") from None
+        chart_dir = dest / "tree" / path
+        if not (chart_dir / "Chart.yaml").is_file():
+            shutil.rmtree(dest, ignore_errors=True)
+            raise ChartNotFoundError(f"chart.git {source.git}: no Chart.yaml under {path!r} at {sha[:12]}")
+        digest = _tree_digest(chart_dir)
+        if (
+            self.settings.update_deps
+            and not source.skip_dep_update
+            and self.helm.dependency_build_needed(chart_dir)
+        ):
+            try:
+                self.helm.dependency_update(chart_dir)
+            except HelmError as exc:
+                shutil.rmtree(dest, ignore_errors=True)
+                raise (RepositoryUnavailableError if exc.temporary else ChartNotFoundError)(
+                    f"helm dependency update of {source.git} {path}: {exc.message}"
+                ) from None
+        (dest / ".digest").write_text(digest)
+        (dest / ".complete").write_text(sha)
+
+
+def _tree_digest(root: Path) -> str:
+    """Digest of a chart directory: relative names and contents of its regular files."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return "sha256:" + h.hexdigest()
+
+
+def _chart_meta(chart_dir: Path) -> dict[str, object]:
+    try:
+        meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def chart_version(chart_dir: Path) -> str:
+    return str(_chart_meta(chart_dir).get("version", ""))
+
+
+def _chart_name(chart_dir: Path) -> str:
+    return str(_chart_meta(chart_dir).get("name", ""))

@@ -1,0 +1,540 @@
+"""Helm repository chart source: repository index, version resolution, chart download.
+
+Place in the data flow: the reconciler calls `HelmRepoClient.fetch(repository, name, version,
+auth)` for a HelmRelease with `chart.repository`. The client
+
+1. gets the repository index (`<repository>/index.yaml`): at most one request per repository and
+   identity per `min_refresh_interval`; that request is conditional (`If-None-Match` /
+   `If-Modified-Since`), so an unchanged index costs one 304 and no parsing. The reduced index
+   is kept on disk (`<cache>/index/<sha256 of normalised URL>.{meta,entries}.json`) and parsed
+   indexes stay in memory keyed by the sha256 of the index body they came from;
+2. resolves `version` (exact or a semver range, via `semver.select_version`) to one concrete
+   version: callers compare that, so a range never causes a spurious upgrade;
+3. downloads the chart archive into the content-addressed `cache.ChartCache` (a cached digest
+   is never downloaded again), verifying the index's sha256 digest;
+4. returns a `ChartArtifact` (name, version, digest, path of the `.tgz`) for the helm adapter.
+
+Index state is kept per repository *and* credentials (a salted fingerprint), so a caller
+without credentials never rides on an index that another caller fetched with them; it makes
+its own (conditional) request, which the server answers 401. Parsing and resolution are the
+pure functions of `repoindex`.
+
+Every failure is a `gitops_helm.charts.errors.ChartError`, temporary or permanent; no
+`requests` exception escapes. Credentials follow Helm's rule (see `sends_credentials`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+from gitops_helm.charts.auth import (
+    RepositoriesFile,
+    RepositoryAuth,
+    SecretFiles,
+    normalise_url,
+    origin,
+    redact_url,
+    request_options,
+)
+from gitops_helm.charts.cache import ChartCache, is_sha256
+from gitops_helm.charts.errors import (
+    ChartError,
+    ChartNotFoundError,
+    IndexFormatError,
+    RepositoryAuthError,
+    RepositoryError,
+    RepositoryUnavailableError,
+    SizeLimitError,
+)
+from gitops_helm.charts.repoindex import (
+    ChartVersion,
+    RepoIndex,
+    ResolvedChart,
+    index_url,
+    parse_index,
+    resolve_in_index,
+    sends_credentials,
+)
+
+__all__ = ["ChartArtifact", "HelmRepoClient", "HelmRepoSettings"]
+
+_log = logging.getLogger(__name__)
+_MiB = 1024 * 1024
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class HelmRepoSettings:
+    """Settings of the Helm repository source. Times in seconds, sizes in bytes."""
+
+    cache_dir: Path
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0  # between two reads of the socket
+    download_timeout: float = 300.0  # for a whole body (index or chart)
+    retry_delays: tuple[float, ...] = (1.0, 3.0)  # one delay per retry of a temporary error
+    max_retry_after: float = 30.0  # cap on a server's Retry-After
+    min_refresh_interval: float = 60.0  # an index younger than this is used without a request
+    max_index_bytes: int = 100 * _MiB
+    max_chart_bytes: int = 20 * _MiB
+    max_parsed_indexes: int = 16  # parsed indexes kept in memory (LRU)
+    user_agent: str = "gitops-helm"
+
+
+@dataclass(frozen=True)
+class ChartArtifact:
+    """A downloaded chart: what the helm adapter installs and the release digest records."""
+
+    name: str
+    version: str
+    digest: str  # "sha256:<hex>" of the .tgz
+    path: Path
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP validators and the on-disk index cache
+
+
+@dataclass(frozen=True)
+class _IndexMeta:
+    etag: str | None
+    last_modified: str | None
+    sha256: str  # of the index body; the key of the parsed index in memory and on disk
+
+    def conditional_headers(self) -> dict[str, str]:
+        headers = {}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+
+def _meta_from_response(headers: Mapping[str, str], sha256: str) -> _IndexMeta:
+    """Validators to send next time. A `Last-Modified` less than one second older than the
+    response's `Date` is weak (RFC 9110 8.8.2.2): the index may change again within that
+    second without changing the header, so it is not used."""
+    last_modified = headers.get("Last-Modified")
+    try:
+        modified = parsedate_to_datetime(last_modified or "")
+        date = parsedate_to_datetime(headers.get("Date") or "")
+        strong = (date - modified).total_seconds() >= 1
+    except (TypeError, ValueError):
+        strong = False
+    return _IndexMeta(headers.get("ETag"), last_modified if strong else None, sha256)
+
+
+class _DiskIndexCache:
+    """`<dir>/<key>.meta.json` (validators) and `<key>.entries.json` (the reduced index)."""
+
+    _FORMAT = 1
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+
+    def _write(self, path: Path, doc: object) -> None:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self._dir)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(doc, fh, separators=(",", ":"))
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def _read(self, path: Path) -> Any:
+        try:
+            doc = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) and doc.get("format") == self._FORMAT else None
+
+    def meta(self, key: str) -> _IndexMeta | None:
+        doc = self._read(self._dir / f"{key}.meta.json")
+        if doc is None or not isinstance(doc.get("sha256"), str):
+            return None
+        etag, modified = doc.get("etag"), doc.get("last_modified")
+        return _IndexMeta(
+            etag if isinstance(etag, str) else None,
+            modified if isinstance(modified, str) else None,
+            doc["sha256"],
+        )
+
+    def entries(self, key: str, sha256: str) -> RepoIndex | None:
+        doc = self._read(self._dir / f"{key}.entries.json")
+        if doc is None or doc.get("sha256") != sha256:
+            return None
+        try:
+            return RepoIndex(
+                {
+                    name: tuple(ChartVersion(v, tuple(u), d, c) for v, u, d, c in vs)
+                    for name, vs in doc["entries"].items()
+                }
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+    def save(self, key: str, url: str, meta: _IndexMeta, index: RepoIndex | None) -> None:
+        """Write the validators, and the reduced index when given (before its validators)."""
+        if index is not None:
+            entries = {
+                n: [[v.version, v.urls, v.digest, v.created] for v in vs] for n, vs in index.entries.items()
+            }
+            doc = {"format": self._FORMAT, "sha256": meta.sha256, "entries": entries}
+            self._write(self._dir / f"{key}.entries.json", doc)
+        fields = {"url": url, "etag": meta.etag, "last_modified": meta.last_modified, "sha256": meta.sha256}
+        self._write(self._dir / f"{key}.meta.json", {"format": self._FORMAT, **fields})
+
+
+# ---------------------------------------------------------------------------------------------
+# the client
+
+
+@dataclass
+class _RepoState:
+    """What one identity (repository URL + credentials) last saw of a repository index."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    meta: _IndexMeta | None = None
+    checked_at: float | None = None
+
+
+_TEMPORARY_STATUS = {408, 425, 429}
+
+
+class HelmRepoClient:
+    """Fetches charts from Helm repositories over HTTP(S). Thread-safe; share one per process.
+
+    `repositories` (a parsed Helm `repositories.yaml`) supplies credentials for a repository
+    when the caller passes none; credentials passed in (from a `chartPullSecret`) replace it.
+    `clock` (monotonic seconds) and `sleep` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        settings: HelmRepoSettings,
+        *,
+        session: requests.Session | None = None,
+        repositories: RepositoriesFile | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.cache = ChartCache(settings.cache_dir)
+        self._session = session or requests.Session()
+        self._owns_session = session is None
+        self._session.headers["User-Agent"] = settings.user_agent
+        self._repositories = repositories
+        self._clock = clock
+        self._sleep = sleep
+        self._files = SecretFiles()
+        self._disk = _DiskIndexCache(settings.cache_dir / "index")
+        self._salt = os.urandom(16)
+        self._lock = threading.Lock()
+        self._states: dict[tuple[str, str], _RepoState] = {}
+        self._parsed: OrderedDict[tuple[str, str], RepoIndex] = OrderedDict()
+        self._url_digests: dict[tuple[str, str], str] = {}  # for index entries without a digest
+        self._downloads: dict[str, threading.Lock] = {}
+
+    def close(self) -> None:
+        self._files.close()
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> HelmRepoClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # public API ---------------------------------------------------------------------------
+
+    def index(
+        self, repository: str, auth: RepositoryAuth | None = None, *, refresh: bool = False
+    ) -> RepoIndex:
+        """The repository's index; `refresh` skips the `min_refresh_interval` shortcut."""
+        return self._index(repository, self._auth(repository, auth), refresh)[0]
+
+    def resolve(
+        self, repository: str, name: str, version: str, auth: RepositoryAuth | None = None
+    ) -> ResolvedChart:
+        """Resolve `version` (exact or a range) to the concrete version in the repository.
+
+        A miss on an index served from memory is retried once after a conditional refresh,
+        so a version published a moment ago is found without waiting for the interval.
+        """
+        auth = self._auth(repository, auth)
+        index, requested = self._index(repository, auth, False)
+        try:
+            return resolve_in_index(index, repository, name, version)
+        except ChartNotFoundError:
+            if requested:
+                raise
+        return resolve_in_index(self._index(repository, auth, True)[0], repository, name, version)
+
+    def fetch(
+        self, repository: str, name: str, version: str, auth: RepositoryAuth | None = None
+    ) -> ChartArtifact:
+        """Resolve and download a chart (or find it in the cache); see the module docstring."""
+        auth = self._auth(repository, auth)
+        chart = self.resolve(repository, name, version, auth)
+        what = f'chart "{name}" version "{chart.version}" from {redact_url(chart.url)}'
+        if chart.digest is not None and not is_sha256(chart.digest):
+            raise IndexFormatError(f"{what}: the index has an invalid digest")
+        identity = (self._fingerprint(auth), chart.url)
+        cached = self._cached(chart.digest or self._url_digests.get(identity))
+        if cached is None:
+            with self._lock:
+                lock = self._downloads.setdefault(chart.url, threading.Lock())
+            with lock:  # one download per URL at a time; the others find it cached
+                cached = self._cached(chart.digest or self._url_digests.get(identity))
+                if cached is None:
+                    cached = self._download(repository, chart, auth, what)
+                    self._url_digests[identity] = cached[0]
+            with self._lock:  # late waiters hold the lock object; newcomers find the cache
+                self._downloads.pop(chart.url, None)
+        return ChartArtifact(name, chart.version, f"sha256:{cached[0]}", cached[1])
+
+    def _cached(self, digest: str | None) -> tuple[str, Path] | None:
+        path = self.cache.lookup(digest) if digest else None
+        return None if digest is None or path is None else (digest, path)
+
+    # index --------------------------------------------------------------------------------
+
+    def _auth(self, repository: str, auth: RepositoryAuth | None) -> RepositoryAuth | None:
+        scheme, host, _ = origin(repository)
+        if scheme not in ("http", "https") or not host:
+            raise RepositoryError(
+                f"unsupported Helm repository URL {redact_url(repository)!r}: expected http:// or https://"
+            )
+        if auth is None and self._repositories is not None:
+            auth = self._repositories.auth_for(repository)
+        return auth
+
+    def _fingerprint(self, auth: RepositoryAuth | None) -> str:
+        return "anonymous" if auth is None else auth.fingerprint(self._salt)
+
+    def _state(self, key: str, auth: RepositoryAuth | None) -> _RepoState:
+        with self._lock:
+            return self._states.setdefault((key, self._fingerprint(auth)), _RepoState())
+
+    def _parsed_get(self, key: str, sha256: str) -> RepoIndex | None:
+        with self._lock:
+            index = self._parsed.get((key, sha256))
+            if index is not None:
+                self._parsed.move_to_end((key, sha256))
+            return index
+
+    def _parsed_put(self, key: str, sha256: str, index: RepoIndex) -> None:
+        with self._lock:
+            self._parsed[(key, sha256)] = index
+            self._parsed.move_to_end((key, sha256))
+            while len(self._parsed) > self.settings.max_parsed_indexes:
+                self._parsed.popitem(last=False)
+
+    def _index(self, repository: str, auth: RepositoryAuth | None, refresh: bool) -> tuple[RepoIndex, bool]:
+        """(index, whether a request was made)."""
+        normalised = normalise_url(repository)
+        key = hashlib.sha256(normalised.encode()).hexdigest()
+        state = self._state(key, auth)
+        with state.lock:
+            now = self._clock()
+            fresh = (
+                state.checked_at is not None and now - state.checked_at < self.settings.min_refresh_interval
+            )
+            if fresh and not refresh and state.meta is not None:
+                index = self._parsed_get(key, state.meta.sha256) or self._disk.entries(key, state.meta.sha256)
+                if index is not None:
+                    self._parsed_put(key, state.meta.sha256, index)
+                    return index, False
+            meta = state.meta or self._disk.meta(key)
+            index, meta = self._revalidate(repository, key, redact_url(normalised), auth, meta)
+            state.meta, state.checked_at = meta, now
+            return index, True
+
+    def _revalidate(
+        self, repository: str, key: str, shown: str, auth: RepositoryAuth | None, meta: _IndexMeta | None
+    ) -> tuple[RepoIndex, _IndexMeta]:
+        url = index_url(repository)
+        what = f"index of Helm repository {shown}"
+        send = sends_credentials(repository, url, auth)
+        opts = request_options(auth, self._files, send_credentials=send)
+        read = functools.partial(self._read_index, what=what)
+        hint = _auth_hint(auth, send)
+        if meta is not None:
+            cached = self._parsed_get(key, meta.sha256) or self._disk.entries(key, meta.sha256)
+            if cached is not None:
+                result = self._request(url, read, meta.conditional_headers(), opts, what, hint)
+                if result is None:  # 304 Not Modified
+                    _log.debug("%s: not modified", what)
+                    self._parsed_put(key, meta.sha256, cached)
+                    return cached, meta
+                return self._store_index(key, shown, *result)
+        result = self._request(url, read, {}, opts, what, hint)
+        if result is None:
+            raise RepositoryError(f"{what}: unexpected 304 Not Modified to an unconditional request")
+        return self._store_index(key, shown, *result)
+
+    def _store_index(
+        self, key: str, shown: str, meta: _IndexMeta, body: bytes
+    ) -> tuple[RepoIndex, _IndexMeta]:
+        index = self._parsed_get(key, meta.sha256)
+        if index is None:
+            index = parse_index(body, source=shown)
+            _log.info("index of %s: %d bytes, %d charts", shown, len(body), len(index.entries))
+            self._disk.save(key, shown, meta, index)
+        else:  # same body as a parsed index (e.g. a server without validators): no re-parse
+            self._disk.save(key, shown, meta, None)
+        self._parsed_put(key, meta.sha256, index)
+        return index, meta
+
+    def _read_index(self, response: requests.Response, what: str) -> tuple[_IndexMeta, bytes] | None:
+        if response.status_code == 304:
+            return None
+        body = b"".join(self._chunks(response, self.settings.max_index_bytes, what))
+        return _meta_from_response(response.headers, hashlib.sha256(body).hexdigest()), body
+
+    # download -----------------------------------------------------------------------------
+
+    def _download(
+        self, repository: str, chart: ResolvedChart, auth: RepositoryAuth | None, what: str
+    ) -> tuple[str, Path]:
+        if origin(chart.url)[0] not in ("http", "https"):
+            raise RepositoryError(f"{what}: unsupported URL scheme")
+        send = sends_credentials(repository, chart.url, auth)
+        opts = request_options(auth, self._files, send_credentials=send)
+        _log.info("downloading %s", what)
+        # identity: the digest is of the bytes as published, not of a transfer encoding
+        store = functools.partial(self._store_chart, chart=chart, what=what)
+        headers = {"Accept-Encoding": "identity"}
+        return self._request(
+            chart.url,
+            store,
+            headers,
+            opts,
+            what,
+            _auth_hint(auth, send),
+            not_found=ChartNotFoundError,
+        )
+
+    def _store_chart(self, response: requests.Response, chart: ResolvedChart, what: str) -> tuple[str, Path]:
+        limit = self.settings.max_chart_bytes
+        chunks = self._chunks(response, limit, what)
+        return self.cache.store(chunks, expected=chart.digest, max_bytes=limit, what=what)
+
+    # HTTP ---------------------------------------------------------------------------------
+
+    def _chunks(self, response: requests.Response, max_bytes: int, what: str) -> Iterator[bytes]:
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > max_bytes:
+            raise SizeLimitError(f"{what} is larger than the limit of {max_bytes} bytes")
+        deadline = time.monotonic() + self.settings.download_timeout
+        size = 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > max_bytes:
+                raise SizeLimitError(f"{what} is larger than the limit of {max_bytes} bytes")
+            if time.monotonic() > deadline:
+                raise RepositoryUnavailableError(
+                    f"{what}: download took longer than {self.settings.download_timeout}s"
+                )
+            yield chunk
+
+    def _request(
+        self,
+        url: str,
+        read: Callable[[requests.Response], _T],
+        headers: dict[str, str],
+        opts: Mapping[str, Any],
+        what: str,
+        auth_hint: str | None,
+        *,
+        not_found: type[ChartError] = RepositoryError,
+    ) -> _T:
+        """GET `url` and `read` the response, retrying temporary errors per the settings."""
+        attempts = len(self.settings.retry_delays) + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._session.get(
+                    url,
+                    headers=headers,
+                    timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                    stream=True,
+                    **opts,
+                )
+                with response:
+                    _log.debug("GET %s: HTTP %d", redact_url(url), response.status_code)
+                    error = _status_error(response, what, auth_hint, not_found)
+                    if error is None:
+                        return read(response)
+            except requests.RequestException as exc:
+                error = _exception_error(exc, what)
+                error.__cause__ = exc
+            if not error.temporary or attempt == attempts:
+                raise error
+            delay = self.settings.retry_delays[attempt - 1]
+            if error.retry_after is not None:
+                delay = max(delay, min(error.retry_after, self.settings.max_retry_after))
+            _log.warning("attempt %d/%d failed: %s; will retry in %.1fs", attempt, attempts, error, delay)
+            self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else None
+
+
+def _auth_hint(auth: RepositoryAuth | None, sent: bool) -> str | None:
+    """What to say when the server wants credentials: None when they were sent (and refused)."""
+    if sent and auth is not None and (auth.username or auth.cert):
+        return None
+    if auth is not None and (auth.username or auth.cert):
+        return "credentials are sent only to the repository's own host unless pass_credentials is set"
+    return "no credentials were given; set chart.chartPullSecret or add the repository to repositories.yaml"
+
+
+def _status_error(
+    response: requests.Response, what: str, auth_hint: str | None, not_found: type[ChartError]
+) -> ChartError | None:
+    code = response.status_code
+    if code < 300 or code == 304:
+        return None
+    if code in (401, 403):
+        if auth_hint is not None:
+            return RepositoryAuthError(f"{what}: authentication required (HTTP {code}); {auth_hint}")
+        return RepositoryAuthError(f"{what}: the credentials were refused (HTTP {code})")
+    if code == 404:
+        return not_found(f"{what}: not found (HTTP 404)")
+    if code in _TEMPORARY_STATUS or code >= 500:
+        return RepositoryUnavailableError(f"{what}: HTTP {code}", retry_after=_retry_after(response))
+    return RepositoryError(f"{what}: HTTP {code}")
+
+
+def _exception_error(exc: requests.RequestException, what: str) -> ChartError:
+    if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return RepositoryError(
+            f"{what}: the server's TLS certificate could not be verified (check the CA bundle: "
+            "ca.crt in the pull Secret or caFile in repositories.yaml)"
+        )
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
+        return RepositoryError(f"{what}: invalid URL")
+    if isinstance(exc, requests.TooManyRedirects):
+        return RepositoryError(f"{what}: too many redirects")
+    if isinstance(exc, requests.Timeout):
+        return RepositoryUnavailableError(f"{what}: timed out")
+    return RepositoryUnavailableError(f"{what}: connection failed ({type(exc).__name__})")

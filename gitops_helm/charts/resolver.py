@@ -1,0 +1,171 @@
+"""Turn a HelmRelease's ``spec.chart`` into a chart on local disk: the reconciler's chart step.
+
+Place in the flow: ``release.reconcile`` calls :meth:`ChartResolver.fetch`; this module picks the
+source by kind and returns a :class:`FetchedChart` whose digest identifies the chart's content:
+
+* Helm repository over HTTP(S) -> ``charts.helmrepo`` (cached index, content-addressed archives);
+  credentials from ``chart.chartPullSecret`` or the operator-level ``repositories.yaml``;
+* OCI registry (``oci://``) -> ``charts.oci`` (registry API, no helm call);
+* any other scheme (``s3://``, ``gs://``, ...) -> a helm downloader plugin through ``helm pull``;
+  an exact version is immutable, so it is pulled once and then served from the cache;
+* Git -> ``charts.gitchart`` (a mirror per repository; only changes under ``chart.path`` count).
+
+Every failure is a :class:`~gitops_helm.charts.errors.ChartError` (temporary or permanent).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+from typing import Protocol
+
+from gitops_helm.adapters.helm import Helm, HelmError
+from gitops_helm.adapters.kube import Kube, KubeError
+from gitops_helm.api import GitChartSource, HelmRelease, OciChartSource, RepoChartSource
+from gitops_helm.charts.artifact import FetchedChart
+from gitops_helm.charts.auth import RepositoriesFile, RepositoryAuth, auth_from_secret
+from gitops_helm.charts.cache import ChartCache
+from gitops_helm.charts.errors import (
+    AuthConfigError,
+    ChartNotFoundError,
+    RepositoryError,
+    RepositoryUnavailableError,
+)
+from gitops_helm.charts.gitchart import chart_version
+from gitops_helm.charts.helmrepo import HelmRepoClient
+from gitops_helm.charts.oci import OciClient, OciCredentials
+from gitops_helm.charts.semver import is_exact
+
+
+class GitCharts(Protocol):
+    def fetch(self, hr: HelmRelease, source: GitChartSource) -> FetchedChart: ...
+
+
+class ChartResolver:
+    def __init__(
+        self,
+        kube: Kube,
+        helm: Helm,
+        repos: HelmRepoClient,
+        oci: OciClient,
+        cache: ChartCache,
+        *,
+        git: GitCharts | None = None,
+        repositories: RepositoriesFile | None = None,
+    ) -> None:
+        self.kube = kube
+        self.helm = helm
+        self.repos = repos
+        self.oci = oci
+        self.cache = cache
+        self.git = git
+        self.repositories = repositories
+        self._plugin_cache: dict[tuple[str, str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def fetch(self, hr: HelmRelease) -> FetchedChart:
+        source = hr.spec.chart
+        if isinstance(source, GitChartSource):
+            if self.git is None:
+                raise RepositoryError("Git chart sources are not enabled in this agent")
+            return self.git.fetch(hr, source)
+        if isinstance(source, OciChartSource):
+            return self._oci(hr, source)
+        if isinstance(source, RepoChartSource):
+            scheme = source.repository.split("://", 1)[0].lower() if "://" in source.repository else ""
+            if scheme in ("http", "https"):
+                return self._repo(hr, source)
+            return self._plugin(source)
+        raise RepositoryError(f"unsupported chart source {type(source).__name__}")
+
+    # -- credentials -------------------------------------------------------------------------
+
+    def _pull_secret(self, hr: HelmRelease, name: str | None) -> dict[str, bytes] | None:
+        if not name:
+            return None
+        try:
+            data = self.kube.get_secret_data(hr.namespace, name)
+        except KubeError as exc:
+            if exc.temporary:
+                raise RepositoryUnavailableError(
+                    f"chartPullSecret {hr.namespace}/{name}: {exc.message}"
+                ) from None
+            raise AuthConfigError(f"chartPullSecret {hr.namespace}/{name}: {exc.message}") from None
+        if data is None:
+            raise AuthConfigError(f"chartPullSecret {hr.namespace}/{name} not found")
+        return data
+
+    def _repo_auth(self, hr: HelmRelease, source: RepoChartSource) -> RepositoryAuth | None:
+        data = self._pull_secret(hr, source.chart_pull_secret)
+        if data is not None:
+            return auth_from_secret(data, secret_ref=f"{hr.namespace}/{source.chart_pull_secret}")
+        if self.repositories is not None:
+            return self.repositories.auth_for(source.repository)
+        return None
+
+    # -- sources -----------------------------------------------------------------------------
+
+    def _unpacked(self, hexdigest: str) -> Path:
+        return self.cache.unpack(hexdigest)
+
+    def _repo(self, hr: HelmRelease, source: RepoChartSource) -> FetchedChart:
+        art = self.repos.fetch(source.repository, source.name, source.version, self._repo_auth(hr, source))
+        hexdigest = art.digest.split(":", 1)[-1]
+        chart_dir = self._unpacked(hexdigest)
+        return FetchedChart(
+            name=art.name,
+            version=art.version,
+            revision=art.version,
+            digest=art.digest,
+            path=chart_dir,
+            chart_dir=chart_dir,
+        )
+
+    def _oci(self, hr: HelmRelease, source: OciChartSource) -> FetchedChart:
+        data = self._pull_secret(hr, source.chart_pull_secret)
+        creds = OciCredentials()
+        if data is not None:
+            creds = OciCredentials(
+                username=data.get("username", b"").decode(), password=data.get("password", b"").decode()
+            )
+        chart = self.oci.fetch(source.repository, source.name, source.version, creds)
+        chart_dir = self._unpacked(chart.digest.split(":", 1)[-1])
+        return FetchedChart(
+            name=chart.name,
+            version=chart.version,
+            revision=chart.version,
+            digest=chart.digest,
+            path=chart_dir,
+            chart_dir=chart_dir,
+        )
+
+    def _plugin(self, source: RepoChartSource) -> FetchedChart:
+        """Anything a helm downloader plugin serves (``helm pull --repo``)."""
+        key = (source.repository, source.name, source.version)
+        with self._lock:
+            known = self._plugin_cache.get(key) if is_exact(source.version) else None
+        if known is None or self.cache.lookup(known) is None:
+            with tempfile.TemporaryDirectory(prefix="gitops-helm-pull-") as tmp:
+                try:
+                    tgz = self.helm.pull(source.name, source.version, Path(tmp), repo=source.repository)
+                except HelmError as exc:
+                    what = f'chart "{source.name}" version "{source.version}" from {source.repository}'
+                    error = RepositoryUnavailableError if exc.temporary else ChartNotFoundError
+                    raise error(f"{what}: {exc.message}") from None
+                data = tgz.read_bytes()
+                known, _ = self.cache.store(
+                    [data], expected=None, max_bytes=len(data) + 1, what=str(tgz.name)
+                )
+            with self._lock:
+                self._plugin_cache[key] = known
+        chart_dir = self._unpacked(known)
+        version = source.version if is_exact(source.version) else chart_version(chart_dir)
+        return FetchedChart(
+            name=source.name,
+            version=version,
+            revision=version,
+            digest=f"sha256:{known}",
+            path=chart_dir,
+            chart_dir=chart_dir,
+        )

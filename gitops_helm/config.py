@@ -1,0 +1,285 @@
+"""Typed settings of the agent, from command-line flags and ``GITOPS_HELM_*`` environment variables.
+
+Place in the flow: ``cli.py`` builds a :class:`Settings` here once; every other module receives the
+part it needs. Every flag ``--some-flag`` can also be given as ``GITOPS_HELM_SOME_FLAG``; a flag on
+the command line wins. Retry and backoff numbers live here, not in loops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "GITOPS_HELM_"
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+
+
+class ConfigError(ValueError):
+    """A flag or environment variable has a bad value; the message names it."""
+
+
+def parse_duration(text: str, name: str = "duration") -> float:
+    """``90``, ``90s``, ``1m30s``, ``2h``, ``500ms`` -> seconds."""
+    t = text.strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", t):
+        return float(t)
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(t):
+        if m.start() != pos:
+            break
+        value, unit = float(m.group(1)), m.group(2)
+        total += value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+        pos = m.end()
+    if pos != len(t) or not t:
+        raise ConfigError(f"{name}: {text!r} is not a duration (examples: 30s, 5m, 1h30m)")
+    return total
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Backoff after a failed reconcile (per HelmRelease) or a failed Git fetch."""
+
+    base_s: float = 10.0
+    max_s: float = 300.0
+    factor: float = 2.0
+
+    def delay(self, failures: int) -> float:
+        if failures <= 0:
+            return 0.0
+        return float(min(self.max_s, self.base_s * self.factor ** (failures - 1)))
+
+
+@dataclass(frozen=True)
+class GitSettings:
+    url: str | None = None
+    branch: str | None = None  # None: the remote's default branch
+    paths: tuple[str, ...] = ()
+    poll_interval_s: float = 60.0
+    timeout_s: float = 60.0
+    ssh_key: str | None = None
+    known_hosts: str | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    name: str = "default"
+    garbage_collection: bool = False
+    gc_dry_run: bool = False
+    only_helmreleases: bool = False
+    default_namespace: str = "default"
+    state_namespace: str = "default"  # where the sync-state ConfigMap lives
+
+
+@dataclass(frozen=True)
+class Settings:
+    kubeconfig: str | None = None
+    kube_context: str | None = None
+    namespace: str | None = None  # watch HelmReleases only here; None = all namespaces
+    workers: int = 4
+    resync_interval_s: float = 180.0
+    listen: str = ":3030"
+    helm_bin: str = "helm"
+    work_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "gitops-helm")
+    log_format: str = "text"
+    log_level: str = "info"
+    reconcile_only: bool = False
+    install_crd: bool = True
+    allow_cross_namespace_refs: bool = True
+    update_chart_deps: bool = True
+    git_default_ref: str = "master"
+    repositories_file: str | None = None
+    values_url_timeout_s: float = 30.0
+    oci_plain_http_hosts: tuple[str, ...] = ()
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    git: GitSettings = field(default_factory=GitSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+
+
+def _env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").upper().replace("-", "_")
+
+
+def _bool(text: str, name: str) -> bool:
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}: {text!r} is not a boolean (true/false)")
+
+
+def _read_secret_file(path: str, name: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+
+
+def add_common_flags(p: argparse.ArgumentParser) -> None:
+    """Flags shared by every subcommand that talks to a cluster."""
+    g = p.add_argument_group("cluster")
+    g.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    g.add_argument("--kube-context", help="kubeconfig context")
+    g.add_argument("--namespace", help="only HelmReleases in this namespace (default: all)")
+    g.add_argument("--helm-bin", help="helm 3 or helm 4 binary (default: helm on PATH)")
+    g.add_argument("--work-dir", help="cache and scratch directory (default: $TMPDIR/gitops-helm)")
+    g.add_argument("--log-format", choices=["text", "json"], help="log format (default: text)")
+    g.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: info")
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    r = p.add_argument_group("reconciler")
+    r.add_argument("--workers", type=int, help="parallel release workers (default: 4)")
+    r.add_argument("--resync-interval", help="re-check every HelmRelease this often (default: 3m)")
+    r.add_argument("--listen", help="HTTP address for /metrics, /healthz, /readyz, webhooks (default: :3030)")
+    r.add_argument("--reconcile-only", action="store_true", default=None, help="no Git sync")
+    r.add_argument("--install-crd", help="install/upgrade the HelmRelease CRD at start (default: true)")
+    r.add_argument(
+        "--allow-cross-namespace-refs", help="valuesFrom may read other namespaces (default: true)"
+    )
+    r.add_argument("--update-chart-deps", help="run helm dependency update for Git charts (default: true)")
+    r.add_argument("--git-default-ref", help="chart.ref when a Git chart gives none (default: master)")
+    r.add_argument("--repositories-file", help="helm repositories.yaml with chart repository credentials")
+    r.add_argument(
+        "--oci-plain-http", action="append", help="registry host:port spoken to over plain HTTP (repeatable)"
+    )
+    r.add_argument("--retry-base", help="first retry delay after a failure (default: 10s)")
+    r.add_argument("--retry-max", help="longest retry delay (default: 5m)")
+
+
+def add_git_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("git source")
+    g.add_argument("--git-url", help="config repository (ssh://, https://, file:// or a path)")
+    g.add_argument("--git-branch", help="branch to sync (default: the remote's default branch)")
+    g.add_argument("--git-path", action="append", help="directory in the repository to sync (repeatable)")
+    g.add_argument("--git-poll-interval", help="fetch this often (default: 1m)")
+    g.add_argument("--git-timeout", help="timeout of one git operation (default: 60s)")
+    g.add_argument("--git-ssh-key", help="private key for SSH URLs")
+    g.add_argument("--git-known-hosts", help="known_hosts file for SSH URLs")
+    g.add_argument("--git-user", help="user name for HTTPS URLs")
+    g.add_argument("--git-password-file", help="file holding the HTTPS password or token")
+    g.add_argument("--git-webhook-secret-file", help="file holding the webhook shared secret")
+    s = p.add_argument_group("sync")
+    s.add_argument("--sync-name", help="name of this sync source (labels applied objects; default: default)")
+    s.add_argument("--sync-garbage-collection", help="delete objects that left Git (default: false)")
+    s.add_argument(
+        "--sync-garbage-collection-dry-run", help="only log what would be deleted (default: false)"
+    )
+    s.add_argument("--only-helmreleases", help="apply only HelmReleases from Git (default: false)")
+    s.add_argument(
+        "--default-namespace", help="namespace for namespaced objects without one (default: default)"
+    )
+    s.add_argument("--state-namespace", help="namespace of the sync-state ConfigMap (default: default)")
+
+
+def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
+    """Merge parsed flags with ``GITOPS_HELM_*`` variables (flags win) into :class:`Settings`."""
+    env = dict(os.environ if environ is None else environ)
+    given = vars(ns)
+
+    def get(flag: str) -> str | None:
+        key = flag.replace("-", "_")
+        value = given.get(key)
+        if value is not None and value != []:
+            return value if isinstance(value, str) else str(value)
+        return env.get(_env_name(flag))
+
+    def get_bool(flag: str, default: bool) -> bool:
+        v = given.get(flag.replace("-", "_"))
+        if isinstance(v, bool):
+            return v
+        text = get(flag)
+        return default if text is None else _bool(text, f"--{flag}")
+
+    def get_dur(flag: str, default: float) -> float:
+        text = get(flag)
+        return default if text is None else parse_duration(text, f"--{flag}")
+
+    paths_flag = given.get("git_path") or []
+    paths_env = [p for p in env.get(_env_name("git-path"), "").split(",") if p]
+    password = env.get(_env_name("git-password"))
+    if get("git-password-file"):
+        password = _read_secret_file(str(get("git-password-file")), "--git-password-file")
+    secret = env.get(_env_name("git-webhook-secret"))
+    if get("git-webhook-secret-file"):
+        secret = _read_secret_file(str(get("git-webhook-secret-file")), "--git-webhook-secret-file")
+
+    workers_text = get("workers")
+    try:
+        workers = int(workers_text) if workers_text is not None else 4
+    except ValueError:
+        raise ConfigError(f"--workers: {workers_text!r} is not a number") from None
+    if workers < 1:
+        raise ConfigError("--workers: must be at least 1")
+
+    defaults = Settings()
+    retry = RetrySettings(
+        base_s=get_dur("retry-base", defaults.retry.base_s), max_s=get_dur("retry-max", defaults.retry.max_s)
+    )
+    git = GitSettings(
+        url=get("git-url"),
+        branch=get("git-branch"),
+        paths=tuple(paths_flag or paths_env),
+        poll_interval_s=get_dur("git-poll-interval", 60.0),
+        timeout_s=get_dur("git-timeout", 60.0),
+        ssh_key=get("git-ssh-key"),
+        known_hosts=get("git-known-hosts"),
+        user=get("git-user"),
+        password=password,
+        webhook_secret=secret,
+    )
+    sync = SyncSettings(
+        name=get("sync-name") or "default",
+        garbage_collection=get_bool("sync-garbage-collection", False),
+        gc_dry_run=get_bool("sync-garbage-collection-dry-run", False),
+        only_helmreleases=get_bool("only-helmreleases", False),
+        default_namespace=get("default-namespace") or "default",
+        state_namespace=get("state-namespace") or "default",
+    )
+    plain_http = tuple(given.get("oci_plain_http") or []) or tuple(
+        h for h in env.get(_env_name("oci-plain-http"), "").split(",") if h
+    )
+    work_dir = get("work-dir")
+    return Settings(
+        kubeconfig=get("kubeconfig"),
+        kube_context=get("kube-context"),
+        namespace=get("namespace"),
+        workers=workers,
+        resync_interval_s=get_dur("resync-interval", defaults.resync_interval_s),
+        listen=get("listen") or defaults.listen,
+        helm_bin=get("helm-bin") or defaults.helm_bin,
+        work_dir=Path(work_dir) if work_dir else defaults.work_dir,
+        log_format=get("log-format") or "text",
+        log_level=get("log-level") or "info",
+        reconcile_only=get_bool("reconcile-only", False),
+        install_crd=get_bool("install-crd", True),
+        allow_cross_namespace_refs=get_bool("allow-cross-namespace-refs", True),
+        update_chart_deps=get_bool("update-chart-deps", True),
+        git_default_ref=get("git-default-ref") or "master",
+        repositories_file=get("repositories-file"),
+        oci_plain_http_hosts=plain_http,
+        retry=retry,
+        git=git,
+        sync=sync,
+    )
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``:3030`` -> ("0.0.0.0", 3030); ``127.0.0.1:0`` -> ("127.0.0.1", 0)."""
+    host, _, port = listen.rpartition(":")
+    try:
+        return (host or "0.0.0.0", int(port))  # noqa: S104 - serving all interfaces is the documented default
+    except ValueError:
+        raise ConfigError(f"--listen: {listen!r} is not host:port") from None
+
+
+def flag_names(parser: argparse.ArgumentParser) -> Sequence[str]:
+    return [a.option_strings[0] for a in parser._actions if a.option_strings]

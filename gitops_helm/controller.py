@@ -1,0 +1,326 @@
+"""Watch HelmReleases and feed them to parallel workers, one reconcile per key at a time.
+
+Place in the flow: between the cluster and ``release.reconcile``. A watch thread keeps a cache of
+the latest HelmRelease objects (list + watch from a resourceVersion, re-list on 410 Gone) and
+enqueues keys; ``workers`` threads take keys from a :class:`WorkQueue` that never hands the same
+key to two workers at once (a key re-added while running is processed once more afterwards);
+failures come back with exponential backoff (numbers from settings); every key is re-queued at
+least every ``resync_interval`` (cheap: an unchanged release costs no helm call). Status-only
+updates -- the agent's own writes -- do not enqueue. Changes to ConfigMaps and Secrets that a
+HelmRelease reads its values from enqueue that HelmRelease.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitops_helm import log as logging
+from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
+from gitops_helm.release.reconcile import Outcome
+from gitops_helm.values import ObjectRef
+
+log = logging.get(__name__)
+
+
+def key_of(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata", {})
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+def needs_reconcile(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """False for an update that changed only the status (our own writes)."""
+    if old is None:
+        return True
+    o, n = old.get("metadata", {}), new.get("metadata", {})
+    return bool(
+        o.get("generation") != n.get("generation")
+        or o.get("annotations") != n.get("annotations")
+        or o.get("labels") != n.get("labels")
+        or o.get("finalizers") != n.get("finalizers")
+        or o.get("deletionTimestamp") != n.get("deletionTimestamp")
+    )
+
+
+class WorkQueue:
+    """Keys to reconcile: deduplicated, delayed, and never processed by two workers at once."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._cv = threading.Condition()
+        self._ready: list[str] = []
+        self._queued: set[str] = set()
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        self._delayed: list[tuple[float, int, str]] = []
+        self._seq = 0
+        self._closed = False
+
+    def add(self, key: str, delay: float = 0.0) -> None:
+        with self._cv:
+            if self._closed:
+                return
+            if delay > 0:
+                self._seq += 1
+                heapq.heappush(self._delayed, (self._clock() + delay, self._seq, key))
+            elif key in self._running:
+                self._again.add(key)
+            elif key not in self._queued:
+                self._queued.add(key)
+                self._ready.append(key)
+            self._cv.notify_all()
+
+    def get(self, timeout: float = 1.0) -> str | None:
+        deadline = self._clock() + timeout
+        with self._cv:
+            while True:
+                self._promote()
+                for i, key in enumerate(self._ready):
+                    if key not in self._running:
+                        del self._ready[i]
+                        self._queued.discard(key)
+                        self._running.add(key)
+                        return key
+                if self._closed:
+                    return None
+                now = self._clock()
+                wait = deadline - now
+                if self._delayed:
+                    wait = min(wait, self._delayed[0][0] - now)
+                if deadline <= now:
+                    return None
+                self._cv.wait(max(0.01, wait))
+
+    def _promote(self) -> None:
+        now = self._clock()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, key = heapq.heappop(self._delayed)
+            if key not in self._queued and key not in self._running:
+                self._queued.add(key)
+                self._ready.append(key)
+            elif key in self._running:
+                self._again.add(key)
+
+    def done(self, key: str) -> None:
+        with self._cv:
+            self._running.discard(key)
+            if key in self._again:
+                self._again.discard(key)
+                if key not in self._queued:
+                    self._queued.add(key)
+                    self._ready.append(key)
+            self._cv.notify_all()
+
+    def __len__(self) -> int:
+        with self._cv:
+            return len(self._ready) + len(self._delayed)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+
+
+@dataclass
+class _RefIndex:
+    """Which HelmReleases read their values from which ConfigMaps/Secrets."""
+
+    by_ref: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
+    by_key: dict[str, set[tuple[str, str, str]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def replace(self, key: str, refs: Iterable[ObjectRef]) -> None:
+        new: set[tuple[str, str, str]] = {(str(r.kind), r.namespace, r.name) for r in refs}
+        with self.lock:
+            for old in self.by_key.get(key, set()) - new:
+                self.by_ref.get(old, set()).discard(key)
+            for ref in new:
+                self.by_ref.setdefault(ref, set()).add(key)
+            self.by_key[key] = new
+
+    def keys_for(self, kind: str, namespace: str, name: str) -> set[str]:
+        with self.lock:
+            return set(self.by_ref.get((kind, namespace, name), set()))
+
+
+class Controller:
+    def __init__(
+        self,
+        kube: Kube,
+        reconcile: Callable[[dict[str, Any]], Outcome],
+        *,
+        namespace: str | None,
+        workers: int,
+        resync_interval_s: float,
+        retry_base_s: float,
+        retry_max_s: float,
+    ) -> None:
+        self.kube = kube
+        self.reconcile_fn = reconcile
+        self.namespace = namespace
+        self.workers = workers
+        self.resync_interval_s = resync_interval_s
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+        self.queue = WorkQueue()
+        self.cache: dict[str, dict[str, Any]] = {}
+        self.refs = _RefIndex()
+        self._failures: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.synced = threading.Event()  # the first list has been loaded
+        self.reconciles = 0
+        self.last_results: dict[str, Outcome] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._spawn("hr-watch", self._watch_loop)
+        for kind in ("ConfigMap", "Secret"):
+            self._spawn(f"{kind.lower()}-watch", lambda k=kind: self._values_watch_loop(k))  # type: ignore[misc]
+        self._spawn("resync", self._resync_loop)
+        for i in range(self.workers):
+            self._spawn(f"worker-{i}", self._worker)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking work; wait for running reconciles (helm calls) to finish."""
+        self._stop.set()
+        self.queue.close()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            if t.name.startswith("worker"):
+                t.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def on_refs(self, key: str, refs: tuple[ObjectRef, ...]) -> None:
+        self.refs.replace(key, refs)
+
+    # -- watch --------------------------------------------------------------------------------
+
+    def _list(self) -> str:
+        items, rv = self.kube.list_helmreleases(self.namespace)
+        seen = set()
+        with self._lock:
+            for obj in items:
+                key = key_of(obj)
+                seen.add(key)
+                old = self.cache.get(key)
+                self.cache[key] = obj
+                if needs_reconcile(old, obj) or not self.synced.is_set():
+                    self.queue.add(key)
+            for gone in set(self.cache) - seen:
+                del self.cache[gone]
+        self.synced.set()
+        return rv
+
+    def _watch_loop(self) -> None:
+        rv = ""
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                if not rv:
+                    rv = self._list()
+                for etype, obj in self.kube.watch_helmreleases(self.namespace, rv):
+                    if self._stop.is_set():
+                        return
+                    new_rv = obj.get("metadata", {}).get("resourceVersion")
+                    if new_rv:
+                        rv = new_rv
+                    if etype == "BOOKMARK":
+                        continue
+                    self._on_event(etype, obj)
+                delay = 1.0
+            except KubeError as exc:
+                if exc.kind is KubeErrorKind.GONE:
+                    rv = ""
+                    continue
+                log.warning("HelmRelease watch failed; retrying", error=str(exc), retry_in=delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+                rv = ""
+
+    def _on_event(self, etype: str, obj: dict[str, Any]) -> None:
+        key = key_of(obj)
+        with self._lock:
+            old = self.cache.get(key)
+            if etype == "DELETED":
+                self.cache.pop(key, None)
+                self.refs.replace(key, ())
+                return
+            self.cache[key] = obj
+        if needs_reconcile(old, obj):
+            self.queue.add(key)
+
+    def _values_watch_loop(self, kind: str) -> None:
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                for etype, ns, name, _rv in self.kube.watch_values_objects(kind, self.namespace, None):
+                    if self._stop.is_set():
+                        return
+                    if etype in ("MODIFIED", "ADDED", "DELETED"):
+                        for key in self.refs.keys_for(kind, ns, name):
+                            if etype != "ADDED" or self.synced.is_set():
+                                self.queue.add(key, delay=0.5)
+                delay = 1.0
+            except KubeError as exc:
+                log.debug("values watch restarted", kind=kind, error=str(exc))
+                self._stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+
+    def _resync_loop(self) -> None:
+        while not self._stop.wait(self.resync_interval_s):
+            with self._lock:
+                keys = list(self.cache)
+            for key in keys:
+                # Jitter spreads a large fleet over the interval instead of one burst.
+                self.queue.add(key, delay=random.uniform(0, min(30.0, self.resync_interval_s / 4)))  # noqa: S311
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        while not self._stop.is_set():
+            key = self.queue.get(timeout=1.0)
+            if key is None:
+                continue
+            try:
+                self._process(key)
+            finally:
+                self.queue.done(key)
+
+    def _process(self, key: str) -> None:
+        with self._lock:
+            obj = self.cache.get(key)
+        if obj is None:
+            return
+        try:
+            outcome = self.reconcile_fn(obj)
+        except Exception as exc:
+            log.error("reconcile crashed", release=key, error=f"{type(exc).__name__}: {exc}")
+            self._failures[key] = self._failures.get(key, 0) + 1
+            outcome = Outcome(requeue_after=self._backoff(key), ok=False, message=str(exc))
+        else:
+            self._failures.pop(key, None)
+        with self._lock:
+            self.reconciles += 1
+            self.last_results[key] = outcome
+        if outcome.requeue_after is not None:
+            self.queue.add(key, delay=outcome.requeue_after)
+
+    def _backoff(self, key: str) -> float:
+        n = self._failures.get(key, 1)
+        return float(min(self.retry_max_s, self.retry_base_s * 2 ** (n - 1)))

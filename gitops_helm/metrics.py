@@ -1,0 +1,46 @@
+"""Prometheus metrics of the agent (served on ``/metrics`` by ``server.py``).
+
+Names follow the Helm Operator's where a user's alerts may depend on them (``release_*``), with
+the prefix ``gitops_helm_``. Labels never carry values from Secrets.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+ACTION_DURATION = Histogram(
+    "gitops_helm_release_action_duration_seconds",
+    "Duration of release actions (install, upgrade, test, rollback, uninstall, ...).",
+    ["action", "success"],
+    buckets=(0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800),
+    registry=REGISTRY,
+)
+RECONCILES = Counter(
+    "gitops_helm_reconciles_total", "HelmRelease reconciles run, by result.", ["result"], registry=REGISTRY
+)
+HELM_CALLS = Gauge(
+    "gitops_helm_helm_calls",
+    "helm subprocess calls made since start, by subcommand.",
+    ["command"],
+    registry=REGISTRY,
+)
+QUEUE_LENGTH = Gauge(
+    "gitops_helm_release_queue_length_count", "Keys waiting in the work queue.", registry=REGISTRY
+)
+RELEASE_COUNT = Gauge("gitops_helm_release_count", "HelmReleases known to the controller.", registry=REGISTRY)
+SYNC_RUNS = Counter("gitops_helm_sync_runs_total", "Git sync runs, by result.", ["result"], registry=REGISTRY)
+SYNC_OBJECT_ERRORS = Gauge(
+    "gitops_helm_sync_object_errors", "Objects that failed to apply in the last Git sync.", registry=REGISTRY
+)
+SYNC_LAST_SUCCESS = Gauge(
+    "gitops_helm_sync_last_success_timestamp_seconds",
+    "Time of the last successful Git sync.",
+    registry=REGISTRY,
+)
+
+
+def observe_action(action: str, key: str, ok: bool, seconds: float) -> None:
+    del key  # per-release labels would grow without bound on large fleets
+    ACTION_DURATION.labels(action=action, success=str(ok).lower()).observe(seconds)

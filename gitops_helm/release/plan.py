@@ -1,0 +1,673 @@
+"""Decide the next Helm action for one HelmRelease: observed + remembered + desired -> action.
+
+Place in the data flow: ``release.reconcile`` reads the latest release from Helm storage
+(without running ``helm``), loads the HelmRelease's status memory, computes the desired
+digest (chart content + composed values + release-affecting spec fields), and calls
+:func:`plan`. It runs the one action returned, records the outcome with the ``record_*``
+helpers below (pure too), re-reads storage and plans again, until the plan needs no Helm
+call (NONE, WAIT_RETRY, REFUSE, SUSPENDED) or an action kind repeats within one reconcile.
+:func:`plan_deletion` decides what a deleted HelmRelease does to its release.
+
+PURE: no clock (``now`` is an argument), no I/O, no Kubernetes, no subprocess.
+
+Terms. *ours*: the latest revision is the one the agent last produced
+(``memory.last_release_revision``). *failures*: ``memory.failures`` when they were recorded
+for the current desired digest (and generation, when the memory records one), else 0: a new
+digest or a spec edit resets the counters, and the plan then says ``reset_failures``.
+*gated X*: when failures > 0, X is subject to the retry policy of the action that failed
+(install or upgrade): retries used up (``retries >= 0 and failures > retries``) => WAIT_RETRY
+stalled (until the desired digest or generation changes); backoff not elapsed
+(``last_failure_time + backoff[failures-1] > now``) => WAIT_RETRY with ``retry_at``;
+otherwise X. With failures == 0, X at once.
+
+Rows are checked top to bottom; the first match wins.
+
+===  ===========================================  =============================================
+ #   observed state                               next action
+===  ===========================================  =============================================
+ 1   release owned by another HelmRelease         REFUSE (never touched, whatever its status)
+ 2   spec.suspend                                 SUSPENDED
+ 3   no release, or latest is ``uninstalled``     gated INSTALL (deleted by hand => reinstall)
+ 4a  ``pending-*``, changed < pending_grace ago   WAIT_RETRY (another operation may be running)
+ 4b  ``pending-*``                                UNLOCK_PENDING: mark the revision failed in
+                                                  storage; ``count_failure`` when it was our
+                                                  attempt at this digest; ``then`` is the plan
+                                                  for the unlocked (failed) release, i.e. a
+                                                  ROLLBACK remediation or an UPGRADE, as Flux
+ 5a  ``uninstalling``, changed < grace ago        WAIT_RETRY
+ 5b  ``uninstalling``                             UNINSTALL (finish it; row 3 reinstalls)
+ 6   no owner marker (installed by hand)          gated UPGRADE with ``adopt`` (take over)
+ 7   latest revision is not ours (manual helm     gated UPGRADE back to the desired state
+     upgrade/rollback, lost status memory)
+ 8a  failed (status ``failed``, or deployed with  failures == 0 (desired state changed since):
+     tests failed and the action that made the    UPGRADE now, counters reset
+     revision does not ignore test failures)
+ 8b  ... failure of an install                    UNINSTALL (remediation) if
+                                                  ``install.uninstall_on_failure`` and (retries
+                                                  left or ``remediate_last_failure``)
+ 8c  ... failure of an upgrade, rollback          ROLLBACK to ``previous_deployed_revision``
+                                                  (remediation) if one exists below the latest
+                                                  and (retries left or remediate_last_failure)
+ 8d  ... failure of an upgrade, uninstall         UNINSTALL (remediation), same condition
+ 8e  ... otherwise (no remediation configured     gated UPGRADE (retry), or WAIT_RETRY
+     or allowed, no rollback target, a failed     (backoff / stalled)
+     rollback, revision already remediated)
+ 9   latest is ``superseded``/``unknown``         gated UPGRADE
+ 10  deployed, digest differs from desired       gated UPGRADE (spec, chart or values changed;
+                                                  also after a rollback remediation)
+ 11  deployed in sync, tests enabled, not run     TEST
+ 12  deployed in sync                             NONE; drift ``warn``/``enabled`` and drift not
+                                                  checked: NONE with ``check_drift``; drift
+                                                  found: ``warn`` => NONE with ``drifted``,
+                                                  ``enabled`` => CORRECT_DRIFT
+===  ===========================================  =============================================
+
+Invariants (property-tested): the action is in :class:`Action`; NONE only when the latest
+revision is deployed, is ours, and carries the desired digest (so an unchanged release costs
+no Helm call); REFUSE whenever another HelmRelease owns the release; never INSTALL while a
+release exists; never UPGRADE without one; and, with the ``record_*`` helpers, a release
+that always fails makes a bounded number of Helm calls before time must pass.
+
+Legacy Helm Operator ``rollback.{enable,retry,maxRetries}`` map onto
+:class:`UpgradePolicy` with :meth:`UpgradePolicy.from_legacy_rollback`: "retry while
+``rollbackCount <= maxRetries`` (0 = unlimited)" is "retry while failures <= retries" because
+each failed upgrade is followed by exactly one rollback. Where they differ (a failed upgrade
+that wrote no revision, so no rollback happened) the operator retried forever; we count it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+__all__ = [
+    "HELM_ACTIONS",
+    "Action",
+    "Desired",
+    "DriftMode",
+    "InstallPolicy",
+    "Memory",
+    "ObservedRelease",
+    "Plan",
+    "Policy",
+    "ReleaseAction",
+    "ReleaseStatus",
+    "RemediationStrategy",
+    "TestPolicy",
+    "TestState",
+    "UpgradePolicy",
+    "plan",
+    "plan_deletion",
+    "record_failure",
+    "record_release",
+    "record_rollback",
+    "record_test",
+    "record_uninstall",
+    "record_unlock",
+]
+
+
+class ReleaseStatus(StrEnum):
+    """Helm's release status strings."""
+
+    DEPLOYED = "deployed"
+    FAILED = "failed"
+    PENDING_INSTALL = "pending-install"
+    PENDING_UPGRADE = "pending-upgrade"
+    PENDING_ROLLBACK = "pending-rollback"
+    SUPERSEDED = "superseded"
+    UNINSTALLING = "uninstalling"
+    UNINSTALLED = "uninstalled"
+    UNKNOWN = "unknown"
+
+    @property
+    def pending(self) -> bool:
+        return self in (
+            ReleaseStatus.PENDING_INSTALL,
+            ReleaseStatus.PENDING_UPGRADE,
+            ReleaseStatus.PENDING_ROLLBACK,
+        )
+
+
+class Action(StrEnum):
+    """The closed set of decisions."""
+
+    NONE = "none"  # in sync: no Helm call
+    INSTALL = "install"
+    UPGRADE = "upgrade"
+    TEST = "test"
+    ROLLBACK = "rollback"  # to Plan.rollback_to
+    UNINSTALL = "uninstall"
+    UNLOCK_PENDING = "unlock-pending"  # rewrite the pending revision as failed in storage
+    CORRECT_DRIFT = "correct-drift"  # re-apply the stored manifest (no new revision)
+    REFUSE = "refuse"  # another HelmRelease owns the release
+    WAIT_RETRY = "wait-retry"  # backoff (retry_at) or stalled
+    SUSPENDED = "suspended"
+
+
+#: Actions that call Helm or write Helm storage.
+HELM_ACTIONS = frozenset(
+    {Action.INSTALL, Action.UPGRADE, Action.TEST, Action.ROLLBACK, Action.UNINSTALL, Action.UNLOCK_PENDING}
+)
+
+
+class ReleaseAction(StrEnum):
+    """What produced a revision (and, for failures, which retry policy applies)."""
+
+    INSTALL = "install"
+    UPGRADE = "upgrade"
+    ROLLBACK = "rollback"
+
+
+class TestState(StrEnum):
+    """Test outcome for ``Memory.last_release_revision``."""
+
+    __test__ = False  # not a pytest class
+
+    PENDING = "pending"  # not run yet
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+class RemediationStrategy(StrEnum):
+    ROLLBACK = "rollback"
+    UNINSTALL = "uninstall"
+
+
+class DriftMode(StrEnum):
+    DISABLED = "disabled"
+    WARN = "warn"
+    ENABLED = "enabled"
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+
+
+@dataclass(frozen=True)
+class InstallPolicy:
+    """Effective install remediation. ``retries < 0`` means unlimited."""
+
+    retries: int = 0
+    uninstall_on_failure: bool = False  # "purge": remediate a failed install by uninstalling it
+    remediate_last_failure: bool = False  # also uninstall after the last allowed failure
+    ignore_test_failures: bool = False  # a failed test after an install is not a failure
+
+
+@dataclass(frozen=True)
+class UpgradePolicy:
+    """Effective upgrade remediation. ``retries < 0`` means unlimited."""
+
+    retries: int = 0
+    strategy: RemediationStrategy = RemediationStrategy.ROLLBACK
+    remediate_last_failure: bool = False
+    ignore_test_failures: bool = False  # a failed test after an upgrade is not a failure
+
+    @classmethod
+    def from_legacy_rollback(
+        cls, *, enable: bool, retry: bool, max_retries: int | None, ignore_test_failures: bool = False
+    ) -> UpgradePolicy:
+        """Helm Operator ``spec.rollback``: ``maxRetries`` defaults to 5, 0 means unlimited."""
+        limit = 5 if max_retries is None else max_retries
+        retries = (-1 if limit == 0 else limit) if enable and retry else 0
+        return cls(retries, RemediationStrategy.ROLLBACK, enable, ignore_test_failures)
+
+
+@dataclass(frozen=True)
+class TestPolicy:
+    """Run ``helm test`` after each install/upgrade; ignoring failures is per action."""
+
+    __test__ = False  # not a pytest class
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Everything configurable that the decision depends on (numbers come from settings)."""
+
+    install: InstallPolicy = field(default_factory=InstallPolicy)
+    upgrade: UpgradePolicy = field(default_factory=UpgradePolicy)
+    test: TestPolicy = field(default_factory=TestPolicy)
+    drift: DriftMode = DriftMode.DISABLED
+    backoff: tuple[float, ...] = (10.0, 30.0, 60.0, 120.0, 300.0)  # seconds after failure 1, 2, ...
+    pending_grace: float = 0.0  # seconds a pending-*/uninstalling revision is left alone
+
+
+@dataclass(frozen=True)
+class ObservedRelease:
+    """The latest revision in Helm storage (read without running helm)."""
+
+    revision: int
+    status: ReleaseStatus
+    previous_deployed_revision: int | None = None  # newest older revision deployed/superseded
+    owner: str | None = None  # owner marker: the managing HelmRelease's id, or None
+    digest: str | None = None  # desired digest the agent recorded on this revision
+    last_modified: float | None = None  # epoch seconds of the latest revision's last change
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What the agent remembers in the HelmRelease status (updated with ``record_*``)."""
+
+    last_applied_digest: str | None = None  # digest of the last successful install/upgrade
+    last_release_revision: int | None = None  # latest revision the agent produced (any outcome)
+    last_release_action: ReleaseAction | None = None  # what produced it
+    test_state: TestState = TestState.PENDING  # for last_release_revision
+    failures: int = 0  # consecutive failures for last_failed_digest/generation
+    last_failed_digest: str | None = None
+    last_failed_generation: int | None = None  # None: failures are not scoped to a generation
+    last_failed_action: ReleaseAction | None = None  # INSTALL or UPGRADE
+    last_failure_time: float | None = None
+    last_remediated_revision: int | None = None  # a failed revision is remediated once
+    rollback_count: int = 0  # status.rollbackCount (Helm Operator compatible); not read by plan
+
+
+@dataclass(frozen=True)
+class Desired:
+    digest: str  # chart content + composed values + release-affecting spec fields
+    generation: int
+    owner: str  # this HelmRelease's id, as written in the owner marker
+    suspended: bool = False
+    policy: Policy = field(default_factory=Policy)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One decision. Only the fields relevant to ``action`` are set."""
+
+    action: Action
+    reason: str
+    rollback_to: int | None = None  # ROLLBACK
+    remediation: bool = False  # ROLLBACK/UNINSTALL that repairs a failure
+    adopt: bool = False  # UPGRADE that takes over a release nobody owns
+    stalled: bool = False  # WAIT_RETRY: retries exhausted; wait for a new digest/generation
+    retry_at: float | None = None  # WAIT_RETRY: when to plan again
+    reset_failures: bool = False  # failure counters no longer apply: clear them
+    count_failure: bool = False  # UNLOCK_PENDING: the pending revision was our failed attempt
+    then: Action | None = None  # UNLOCK_PENDING: the expected plan once unlocked
+    check_drift: bool = False  # NONE: run drift detection, then plan again with its result
+    drifted: bool = False  # NONE in warn mode: drift found and reported only
+
+
+# ---------------------------------------------------------------------------------------------
+# planning
+
+
+def _failures(memory: Memory, desired: Desired) -> int:
+    if memory.failures <= 0 or memory.last_failed_digest != desired.digest:
+        return 0
+    if memory.last_failed_generation is not None and memory.last_failed_generation != desired.generation:
+        return 0
+    return memory.failures
+
+
+def _ignores_tests(policy: Policy, produced_by: ReleaseAction | None) -> bool:
+    if produced_by is ReleaseAction.INSTALL:
+        return policy.install.ignore_test_failures
+    return policy.upgrade.ignore_test_failures
+
+
+def _exhausted(retries: int, failures: int) -> bool:
+    return retries >= 0 and failures > retries
+
+
+def _retries_text(retries: int) -> str:
+    return "unlimited" if retries < 0 else str(retries)
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    observed: ObservedRelease | None
+    memory: Memory
+    desired: Desired
+    now: float
+
+    @property
+    def policy(self) -> Policy:
+        return self.desired.policy
+
+    @property
+    def failures(self) -> int:
+        return _failures(self.memory, self.desired)
+
+    @property
+    def stale_failures(self) -> bool:
+        return self.memory.failures > 0 and self.failures == 0
+
+    @property
+    def failed_kind(self) -> ReleaseAction:
+        kind = self.memory.last_failed_action
+        return ReleaseAction.INSTALL if kind is ReleaseAction.INSTALL else ReleaseAction.UPGRADE
+
+    @property
+    def failed_retries(self) -> int:
+        p = self.policy
+        return p.install.retries if self.failed_kind is ReleaseAction.INSTALL else p.upgrade.retries
+
+    def gated(self, action: Action, reason: str, *, adopt: bool = False) -> Plan:
+        """``action`` now, or WAIT_RETRY when failures for this digest say so."""
+        failures = self.failures
+        if failures == 0:
+            return Plan(action, reason, adopt=adopt, reset_failures=self.stale_failures)
+        retries = self.failed_retries
+        kind = self.failed_kind.value
+        if _exhausted(retries, failures):
+            return Plan(
+                Action.WAIT_RETRY,
+                f"{reason}; but {kind} failed {failures} time(s) for this desired state and "
+                f"{kind} retries ({retries}) are used up: stalled until the spec, chart or values change",
+                stalled=True,
+            )
+        backoff = self.policy.backoff
+        last = self.memory.last_failure_time
+        if backoff and last is not None:
+            due = last + backoff[min(failures, len(backoff)) - 1]
+            if self.now < due:
+                return Plan(
+                    Action.WAIT_RETRY,
+                    f"{reason}; retry {failures} of {_retries_text(retries)} after {kind} failure "
+                    f"is due in {due - self.now:.0f}s",
+                    retry_at=due,
+                )
+        return Plan(
+            action,
+            f"{reason} (retry {failures} of {_retries_text(retries)} after {kind} failure)",
+            adopt=adopt,
+        )
+
+
+def plan(
+    observed: ObservedRelease | None,
+    memory: Memory,
+    desired: Desired,
+    *,
+    now: float,
+    drift_detected: bool | None = None,
+) -> Plan:
+    """The next action for a HelmRelease that exists (see the module table)."""
+    ctx = _Ctx(observed, memory, desired, now)
+    r = observed
+    p = desired.policy
+
+    # 1 ownership first: another HelmRelease's release is never touched
+    if r is not None and r.owner is not None and r.owner != desired.owner:
+        return Plan(Action.REFUSE, f"release is managed by {r.owner!r}, not {desired.owner!r}")
+    # 2
+    if desired.suspended:
+        return Plan(Action.SUSPENDED, "reconciliation is suspended")
+    # 3
+    if r is None or r.status is ReleaseStatus.UNINSTALLED:
+        if r is None:
+            why = "no release in Helm storage"
+            if memory.last_release_revision is not None:
+                why += f" (revision {memory.last_release_revision} produced by the agent is gone)"
+        else:
+            why = f"release was uninstalled (revision {r.revision} kept in history)"
+        return ctx.gated(Action.INSTALL, f"{why}: installing")
+    # 4, 5
+    if r.status.pending or r.status is ReleaseStatus.UNINSTALLING:
+        if r.last_modified is not None and now < r.last_modified + p.pending_grace:
+            until = r.last_modified + p.pending_grace
+            return Plan(
+                Action.WAIT_RETRY,
+                f"revision {r.revision} is {r.status.value} since {now - r.last_modified:.0f}s; another "
+                f"operation may be running, waiting {until - now:.0f}s more before taking over",
+                retry_at=until,
+            )
+        if r.status is ReleaseStatus.UNINSTALLING:
+            return Plan(
+                Action.UNINSTALL, f"revision {r.revision} was left uninstalling: finishing the uninstall"
+            )
+        return _unlock(ctx, r)
+    # 6
+    if r.owner is None:
+        return ctx.gated(
+            Action.UPGRADE,
+            f"release (revision {r.revision}, {r.status.value}) has no owner marker, "
+            "so it was installed outside the agent: taking it over",
+            adopt=True,
+        )
+    # 7
+    if memory.last_release_revision is None or r.revision != memory.last_release_revision:
+        if memory.last_release_revision is None:
+            why = f"no record of producing revision {r.revision}"
+        elif r.revision > memory.last_release_revision:
+            why = (
+                f"revision {r.revision} was made outside the agent (last produced: "
+                f"{memory.last_release_revision}; a manual helm upgrade or rollback?)"
+            )
+        else:
+            why = (
+                f"latest revision {r.revision} is older than the one the agent produced "
+                f"({memory.last_release_revision})"
+            )
+        return ctx.gated(Action.UPGRADE, f"{why}: upgrading to the desired state")
+    # 8
+    in_digest = r.digest == desired.digest and memory.last_applied_digest == desired.digest
+    tests_failed = (
+        r.status is ReleaseStatus.DEPLOYED
+        and in_digest
+        and p.test.enabled
+        and not _ignores_tests(p, memory.last_release_action)
+        and memory.test_state is TestState.FAILED
+    )
+    if r.status is ReleaseStatus.FAILED or tests_failed:
+        return _failed(ctx, r, "tests failed" if tests_failed else "release failed")
+    # 9
+    if r.status is not ReleaseStatus.DEPLOYED:
+        return ctx.gated(Action.UPGRADE, f"latest revision {r.revision} is {r.status.value}: upgrading")
+    # 10
+    if not in_digest:
+        if r.digest != desired.digest:
+            why = f"revision {r.revision} has digest {r.digest or 'none'}, desired {desired.digest}"
+        else:
+            why = f"status records digest {memory.last_applied_digest or 'none'} for revision {r.revision}"
+        return ctx.gated(Action.UPGRADE, f"{why}: upgrading")
+    # 11
+    if p.test.enabled and memory.test_state is TestState.PENDING:
+        return Plan(Action.TEST, f"revision {r.revision} is not tested yet")
+    # 12
+    reset = memory.failures > 0
+    note = (
+        " (tests failed, failures ignored)"
+        if p.test.enabled and memory.test_state is TestState.FAILED
+        else ""
+    )
+    in_sync = f"revision {r.revision} is deployed with the desired digest{note}"
+    if p.drift is DriftMode.DISABLED:
+        return Plan(Action.NONE, in_sync, reset_failures=reset)
+    if drift_detected is None:
+        return Plan(
+            Action.NONE, f"{in_sync}; cluster drift not checked", check_drift=True, reset_failures=reset
+        )
+    if not drift_detected:
+        return Plan(Action.NONE, f"{in_sync}; no cluster drift", reset_failures=reset)
+    if p.drift is DriftMode.WARN:
+        return Plan(
+            Action.NONE, f"{in_sync}; cluster drift detected (warn only)", drifted=True, reset_failures=reset
+        )
+    return Plan(Action.CORRECT_DRIFT, f"{in_sync}; cluster drift detected: correcting", reset_failures=reset)
+
+
+def _unlock(ctx: _Ctx, r: ObservedRelease) -> Plan:
+    desired = ctx.desired
+    ours = (
+        r.owner == desired.owner
+        and r.digest == desired.digest
+        and r.status is not ReleaseStatus.PENDING_ROLLBACK
+    )
+    unlocked = replace(r, status=ReleaseStatus.FAILED)
+    memory = record_unlock(ctx.memory, desired, r, now=ctx.now, count_failure=ours)
+    follow = plan(unlocked, memory, desired, now=ctx.now)
+    whose = "an interrupted attempt at the desired state" if ours else "not an attempt at the desired state"
+    return Plan(
+        Action.UNLOCK_PENDING,
+        f"revision {r.revision} was left {r.status.value} ({whose}): "
+        f"marking it failed, then {follow.action.value}",
+        count_failure=ours,
+        then=follow.action,
+    )
+
+
+def _failed(ctx: _Ctx, r: ObservedRelease, what: str) -> Plan:
+    memory = ctx.memory
+    p = ctx.policy
+    failures = ctx.failures
+    if failures == 0:
+        return Plan(
+            Action.UPGRADE,
+            f"{what} at revision {r.revision} and the desired state changed since: upgrading",
+            reset_failures=ctx.stale_failures,
+        )
+    kind = ctx.failed_kind
+    pol_retries = ctx.failed_retries
+    last_ok = (
+        p.install.remediate_last_failure
+        if kind is ReleaseAction.INSTALL
+        else p.upgrade.remediate_last_failure
+    )
+    may_remediate = (
+        memory.last_release_action in (ReleaseAction.INSTALL, ReleaseAction.UPGRADE)
+        and memory.last_remediated_revision != r.revision
+        and (not _exhausted(pol_retries, failures) or last_ok)
+    )
+    head = (
+        f"{what} at revision {r.revision} "
+        f"({kind.value} failure {failures}, retries {_retries_text(pol_retries)})"
+    )
+    if may_remediate:
+        if kind is ReleaseAction.INSTALL:
+            if p.install.uninstall_on_failure:
+                return Plan(Action.UNINSTALL, f"{head}: uninstalling", remediation=True)
+        elif p.upgrade.strategy is RemediationStrategy.UNINSTALL:
+            return Plan(Action.UNINSTALL, f"{head}: uninstalling", remediation=True)
+        else:
+            prev = r.previous_deployed_revision
+            if prev is not None and prev < r.revision:
+                return Plan(
+                    Action.ROLLBACK,
+                    f"{head}: rolling back to revision {prev}",
+                    rollback_to=prev,
+                    remediation=True,
+                )
+            head += "; no earlier deployed revision to roll back to"
+    return ctx.gated(Action.UPGRADE, f"{head}: upgrading again")
+
+
+def plan_deletion(observed: ObservedRelease | None, owner: str, *, suspended: bool = False) -> Plan:
+    """What to do with the release when its HelmRelease is deleted.
+
+    UNINSTALL unless there is no release (NONE), another HelmRelease owns it (REFUSE), or
+    the HelmRelease is suspended (SUSPENDED: the release is kept, as in Flux). A release
+    without an owner marker carries the HelmRelease's release name, so it is uninstalled.
+    """
+    if observed is None or observed.status is ReleaseStatus.UNINSTALLED:
+        return Plan(Action.NONE, "no release to uninstall")
+    if observed.owner is not None and observed.owner != owner:
+        return Plan(Action.REFUSE, f"release is managed by {observed.owner!r}: left in place")
+    if suspended:
+        return Plan(Action.SUSPENDED, "HelmRelease is suspended: release left in place")
+    return Plan(Action.UNINSTALL, f"HelmRelease deleted: uninstalling revision {observed.revision}")
+
+
+# ---------------------------------------------------------------------------------------------
+# recording outcomes (pure transitions of Memory, so the reconciler and plan agree)
+
+
+def record_release(memory: Memory, desired: Desired, *, action: ReleaseAction, revision: int) -> Memory:
+    """An install or upgrade succeeded and wrote ``revision``."""
+    m = replace(
+        memory,
+        last_applied_digest=desired.digest,
+        last_release_revision=revision,
+        last_release_action=action,
+        test_state=TestState.PENDING,
+    )
+    # with tests enabled, success is only known after the tests (their failure must count
+    # as the next consecutive failure, or test failures would retry forever)
+    return m if desired.policy.test.enabled else _cleared(m)
+
+
+def record_test(memory: Memory, desired: Desired, *, passed: bool, now: float) -> Memory:
+    """Tests ran for ``memory.last_release_revision``."""
+    m = replace(memory, test_state=TestState.PASSED if passed else TestState.FAILED)
+    if passed or _ignores_tests(desired.policy, memory.last_release_action):
+        return _cleared(m)
+    action = memory.last_release_action if memory.last_release_action is not None else ReleaseAction.UPGRADE
+    return _failed_memory(m, desired, action, now)
+
+
+def record_failure(
+    memory: Memory, desired: Desired, *, action: ReleaseAction, revision: int | None, now: float
+) -> Memory:
+    """An install or upgrade failed; ``revision`` is the (failed) revision it wrote, if any."""
+    m = memory
+    if revision is not None:
+        m = replace(
+            m, last_release_revision=revision, last_release_action=action, test_state=TestState.PENDING
+        )
+    return _failed_memory(m, desired, action, now)
+
+
+def record_rollback(memory: Memory, *, remediated: int, revision: int | None, succeeded: bool) -> Memory:
+    """A rollback remediated revision ``remediated``; it wrote ``revision`` (if any)."""
+    m = replace(memory, last_remediated_revision=remediated)
+    if revision is not None:
+        m = replace(
+            m,
+            last_release_revision=revision,
+            last_release_action=ReleaseAction.ROLLBACK,
+            test_state=TestState.PASSED,
+            last_applied_digest=None,
+        )
+    return replace(m, rollback_count=m.rollback_count + 1) if succeeded else m
+
+
+def record_uninstall(memory: Memory, *, remediated: int | None, succeeded: bool) -> Memory:
+    """An uninstall ran; ``remediated`` is the failed revision it repaired, if any."""
+    m = replace(memory, last_remediated_revision=remediated) if remediated is not None else memory
+    if not succeeded:
+        return m
+    return replace(
+        m,
+        last_release_revision=None,
+        last_release_action=None,
+        last_applied_digest=None,
+        test_state=TestState.PENDING,
+    )
+
+
+def record_unlock(
+    memory: Memory, desired: Desired, observed: ObservedRelease, *, now: float, count_failure: bool
+) -> Memory:
+    """A pending revision was marked failed (``count_failure`` from the UNLOCK_PENDING plan)."""
+    if not count_failure:
+        return memory
+    action = (
+        ReleaseAction.INSTALL if observed.status is ReleaseStatus.PENDING_INSTALL else ReleaseAction.UPGRADE
+    )
+    return record_failure(memory, desired, action=action, revision=observed.revision, now=now)
+
+
+def _failed_memory(memory: Memory, desired: Desired, action: ReleaseAction, now: float) -> Memory:
+    return replace(
+        memory,
+        failures=_failures(memory, desired) + 1,
+        last_failed_digest=desired.digest,
+        last_failed_generation=desired.generation,
+        last_failed_action=action,
+        last_failure_time=now,
+    )
+
+
+def _cleared(memory: Memory) -> Memory:
+    return replace(
+        memory,
+        failures=0,
+        last_failed_digest=None,
+        last_failed_generation=None,
+        last_failed_action=None,
+        last_failure_time=None,
+        rollback_count=0,
+    )

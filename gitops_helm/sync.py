@@ -1,0 +1,284 @@
+"""Apply a Git checkout to the cluster: server-side apply in order, garbage collection, sync state.
+
+Place in the flow: after ``source`` has a checkout of the branch head and ``manifests`` has found
+its objects, :meth:`Syncer.sync` applies them (CRDs, Namespaces, config objects, the rest,
+HelmReleases last) with server-side apply under one field manager, each labelled with its source
+and annotated with its checksum. One broken object does not stop the others. HelmReleases are
+validated with the API parser first, so a malformed one is reported with its file and line and
+never reaches the cluster. Garbage collection (opt-in) deletes only objects this source applied
+(inventory + source label) that left Git, and is skipped entirely when discovery was incomplete,
+so a broken file never deletes what it declared. The outcome is kept in a ConfigMap
+``gitops-helm-sync-<name>`` (last commit, time, errors, inventory) that ``gitops-helm status``
+reads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gitops_helm import log as logging
+from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
+from gitops_helm.api import API_VERSION, KIND, SpecError, parse_helmrelease
+from gitops_helm.config import SyncSettings
+from gitops_helm.manifests import Discovery, Manifest, ObjectKey, discover
+from gitops_helm.syncplan import (
+    apply_order,
+    diff_plan,
+    dump_inventory,
+    ignored_in_cluster,
+    live_checksum,
+    load_inventory,
+    may_delete,
+    next_inventory,
+    plan_gc,
+    prepare_for_apply,
+    source_id,
+)
+
+log = logging.get(__name__)
+
+FIELD_MANAGER = "gitops-helm"
+
+
+@dataclass
+class SyncResult:
+    revision: str
+    applied: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    would_delete: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    gc_skipped: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def state_configmap_name(sync_name: str) -> str:
+    return f"gitops-helm-sync-{source_id(sync_name)}"[:253]
+
+
+class Syncer:
+    def __init__(self, kube: Kube, settings: SyncSettings) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.source = source_id(settings.name)
+        self._scope: dict[tuple[str, str], bool] = {}
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _namespaced(self, api_version: str, kind: str) -> bool:
+        key = (api_version, kind)
+        if key not in self._scope:
+            self._scope[key] = self.kube.is_namespaced(api_version, kind)
+        return self._scope[key]
+
+    def _body(self, m: Manifest) -> dict[str, Any]:
+        body = prepare_for_apply(m, self.source)
+        meta = body["metadata"]
+        if self._namespaced(m.api_version, m.key.kind):
+            meta.setdefault("namespace", self.settings.default_namespace)
+        else:
+            meta.pop("namespace", None)
+        return body
+
+    def _validate(self, m: Manifest) -> str | None:
+        if m.api_version == API_VERSION and m.key.kind == KIND:
+            try:
+                parse_helmrelease(m.body, default_namespace=self.settings.default_namespace)
+            except SpecError as exc:
+                return f"{m.origin}: {exc}"
+        return None
+
+    def _state(self) -> dict[str, str]:
+        return (
+            self.kube.get_configmap_data(
+                self.settings.state_namespace, state_configmap_name(self.settings.name)
+            )
+            or {}
+        )
+
+    def _api_version_for(self, key: ObjectKey, discovery: Discovery) -> str | None:
+        for m in discovery.objects:
+            if m.key.group == key.group and m.key.kind == key.kind:
+                return m.api_version
+        return self.kube.preferred_api_version(key.group, key.kind)
+
+    # -- one sync ---------------------------------------------------------------------------
+
+    def sync(self, root: Path, paths: tuple[str, ...], revision: str) -> SyncResult:
+        result = SyncResult(revision=revision)
+        disc = discover(root, list(paths), only_helmreleases=self.settings.only_helmreleases)
+        result.errors += [str(e) for e in disc.errors]
+        state = self._state()
+        previous = load_inventory(state.get("inventory"))
+        default_ns = self.settings.default_namespace
+
+        applied_keys: list[ObjectKey] = []
+        for m in apply_order(disc.objects):
+            problem = self._validate(m)
+            effective = m.key.effective(default_ns)
+            applied_keys.append(effective)
+            if problem:
+                result.errors.append(problem)
+                continue
+            try:
+                body = self._body(m)
+                meta = body["metadata"]
+                live = self.kube.get(m.api_version, m.key.kind, meta.get("namespace"), meta["name"])
+                if live is not None and ignored_in_cluster(live.get("metadata")):
+                    continue
+                desired = body["metadata"]["annotations"]
+                if (
+                    live is not None
+                    and live_checksum(live.get("metadata")) == desired.get("gitops-helm.io/checksum")
+                    and (live.get("metadata", {}).get("labels") or {}).get("gitops-helm.io/source")
+                    == self.source
+                ):
+                    result.unchanged.append(str(m.key))
+                    continue
+                self.kube.apply(body, FIELD_MANAGER)
+                result.applied.append(str(m.key))
+                log.info("applied", object=str(m.key), origin=str(m.origin))
+            except KubeError as exc:
+                result.errors.append(f"{m.origin}: {m.key}: {exc.message}")
+                log.warning("apply failed", object=str(m.key), origin=str(m.origin), error=exc.message)
+
+        retain: list[ObjectKey] = []
+        if not self.settings.garbage_collection:
+            result.gc_skipped = "garbage collection is off"
+        elif not disc.complete:
+            result.gc_skipped = "discovery had errors: nothing is deleted until they are fixed"
+        elif previous is None and state.get("inventory"):
+            result.gc_skipped = "stored inventory unreadable"
+        else:
+            for key in plan_gc(previous, disc.declared_keys, disc.complete, default_namespace=default_ns):
+                if not self._collect(key, disc, result):
+                    retain.append(key)
+        if result.gc_skipped and self.settings.garbage_collection:
+            log.warning("garbage collection skipped", reason=result.gc_skipped)
+
+        inventory = next_inventory(previous, applied_keys, discovery_complete=disc.complete, retain=retain)
+        self._write_state(result, inventory)
+        return result
+
+    def _collect(self, key: ObjectKey, disc: Discovery, result: SyncResult) -> bool:
+        """Delete one garbage candidate if the live object is ours; False to retry later."""
+        api_version = self._api_version_for(key, disc)
+        if api_version is None:
+            return True  # the kind is gone from the cluster: nothing left to delete
+        try:
+            namespaced = self._namespaced(api_version, key.kind)
+            ns = key.namespace if namespaced else None
+            live = self.kube.get(api_version, key.kind, ns, key.name)
+            if live is None:
+                return True
+            if not may_delete(live.get("metadata"), self.source):
+                log.info("not collected: not owned by this source or ignored", object=str(key))
+                return True
+            if self.settings.gc_dry_run:
+                result.would_delete.append(str(key))
+                log.info("garbage collection dry run: would delete", object=str(key))
+                return False
+            self.kube.delete(api_version, key.kind, ns, key.name)
+            result.deleted.append(str(key))
+            log.info("garbage collected", object=str(key))
+            return True
+        except KubeError as exc:
+            if exc.kind is KubeErrorKind.NO_KIND:
+                return True
+            result.errors.append(f"delete {key}: {exc.message}")
+            return False
+
+    def _write_state(self, result: SyncResult, inventory: frozenset[ObjectKey]) -> None:
+        data = {
+            "revision": result.revision,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "result": "ok" if result.ok else "error",
+            "errors": json.dumps(result.errors[:200], indent=1),
+            "applied": str(len(result.applied)),
+            "unchanged": str(len(result.unchanged)),
+            "deleted": json.dumps(result.deleted),
+            "gcSkipped": result.gc_skipped,
+            "inventory": dump_inventory(inventory),
+        }
+        try:
+            self.kube.apply_configmap(
+                self.settings.state_namespace, state_configmap_name(self.settings.name), data, FIELD_MANAGER
+            )
+        except KubeError as exc:
+            log.warning("cannot write sync state", error=exc.message)
+
+    def note_poll(self, next_poll: float, error: str | None) -> None:
+        """Record the source's health (next poll, last fetch error) beside the sync state."""
+        data = {
+            "nextPoll": datetime.fromtimestamp(next_poll, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "fetchError": error or "",
+        }
+        try:
+            self.kube.apply_configmap(
+                self.settings.state_namespace,
+                state_configmap_name(self.settings.name),
+                data,
+                FIELD_MANAGER + "-source",
+            )
+        except KubeError as exc:
+            log.debug("cannot write source state", error=exc.message)
+
+    # -- preview -----------------------------------------------------------------------------
+
+    def diff(self, root: Path, paths: tuple[str, ...]) -> tuple[list[str], list[str]]:
+        """Lines describing what a sync would do, and errors. Changes nothing in the cluster."""
+        disc = discover(root, list(paths), only_helmreleases=self.settings.only_helmreleases)
+        errors = [str(e) for e in disc.errors]
+        previous = load_inventory(self._state().get("inventory"))
+        live: dict[ObjectKey, dict[str, Any]] = {}
+        for m in disc.objects:
+            try:
+                body = self._body(m)
+                obj = self.kube.get(m.api_version, m.key.kind, body["metadata"].get("namespace"), m.key.name)
+            except KubeError as exc:
+                errors.append(f"{m.origin}: {m.key}: {exc.message}")
+                continue
+            if obj is not None:
+                live[m.key] = obj
+        for key in previous or ():
+            api_version = self._api_version_for(key, disc)
+            if api_version and key not in live:
+                try:
+                    ns = key.namespace if self._namespaced(api_version, key.kind) else None
+                    obj = self.kube.get(api_version, key.kind, ns, key.name)
+                except KubeError:
+                    continue
+                if obj is not None and may_delete(obj.get("metadata"), self.source):
+                    live[key] = obj
+        plan = diff_plan(
+            disc,
+            live,
+            source=self.source,
+            previous_inventory=previous,
+            default_namespace=self.settings.default_namespace,
+        )
+        lines: list[str] = []
+        for verb, items in (("create", plan.create), ("update", plan.update)):
+            for m in items:
+                problem = self._validate(m)
+                if problem:
+                    errors.append(problem)
+                    continue
+                try:
+                    self.kube.apply(self._body(m), FIELD_MANAGER, dry_run=True)
+                except KubeError as exc:
+                    errors.append(f"{m.origin}: {m.key}: server-side dry run: {exc.message}")
+                    continue
+                lines.append(f"{verb:9} {m.key}  ({m.origin})")
+        for m in plan.unchanged:
+            lines.append(f"unchanged {m.key}")
+        if self.settings.garbage_collection and plan.garbage_collection:
+            lines += [f"delete    {key}" for key in plan.delete]
+        return lines, errors

@@ -1,0 +1,478 @@
+"""Compose a release's values from every source a HelmRelease names.
+
+Place in the data flow: after the chart is fetched and before planning. The reconciler calls
+:func:`compose_values` with the HelmRelease's value sources and a :class:`ValuesSourceReader`
+(an adapter that reads ConfigMaps, Secrets, URLs and chart files). The result carries the
+merged values (given to ``helm`` as the user-supplied values), their :attr:`digest` (one input
+of the release digest that ``release.plan`` compares), a provenance map for debugging, and the
+ConfigMaps/Secrets referenced, which the controller watches to re-reconcile when they change.
+
+This module does no I/O itself: everything is read through the injected reader.
+
+Merge order, lowest precedence first (Helm Operator semantics):
+``valueFileSecrets`` (each is a ``secretKeyRef`` with key ``values.yaml``), then ``valuesFrom``
+in list order, then the inline ``values``. Deep merge: map over map recurses; any other value
+(scalars, lists, null) replaces; a map over a non-map replaces; a missing key is copied.
+
+Failure rules:
+
+* ConfigMap/Secret not found (the reader returns None): skipped when ``optional``, else an
+  error. Any other read error (the reader raises) fails even when ``optional``.
+* Key missing from the object: skipped when ``optional``, else an error.
+* URL and chart file: the reader raises :class:`SourceNotFound` for "does not exist" (HTTP 404,
+  missing file), which ``optional`` forgives; any other failure is an error even when
+  ``optional``. The Helm Operator let ``optional`` forgive every failure of these two
+  sources; a transient network error would then silently drop values and upgrade the release
+  without them, so we deliberately do not copy that.
+* Content that is not YAML, or is YAML but not a mapping, or holds something JSON cannot
+  represent: an error unless ``optional`` (then skipped). An empty document is ``{}``.
+* ``chartFileRef.path`` must stay inside the chart directory: an absolute path or one whose
+  ``..`` parts leave the directory is an error (never optional) and is never read.
+* With ``allow_cross_namespace=False`` a ConfigMap/Secret in another namespace than the
+  HelmRelease's is an error (never optional).
+
+Every failure raises one :class:`ValuesError` whose message names the source, for example
+``valuesFrom[1] configMapKeyRef default/app-values key values.yaml: not valid YAML: line 3,
+column 7: mapping values are not allowed here``. Errors about Secret content give only the
+position, never the text. :class:`ComposedValues` keeps the values out of its ``repr``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeAlias
+
+import yaml
+
+__all__ = [
+    "DEFAULT_KEY",
+    "ChartFileRef",
+    "ComposedValues",
+    "ConfigMapKeyRef",
+    "ExternalSourceRef",
+    "ObjectRef",
+    "SecretKeyRef",
+    "SourceNotFound",
+    "ValuesError",
+    "ValuesSource",
+    "ValuesSourceReader",
+    "ValuesSpec",
+    "compose_values",
+    "merge_values",
+    "referenced_objects",
+    "values_digest",
+]
+
+DEFAULT_KEY = "values.yaml"
+_MAX_NODES = 1_000_000  # bounds alias expansion ("billion laughs") while normalising
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+
+
+@dataclass(frozen=True)
+class ConfigMapKeyRef:
+    """``valuesFrom[].configMapKeyRef``; empty namespace/key mean the defaults."""
+
+    name: str
+    namespace: str | None = None
+    key: str | None = None
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    """``valuesFrom[].secretKeyRef``; empty namespace/key mean the defaults."""
+
+    name: str
+    namespace: str | None = None
+    key: str | None = None
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class ExternalSourceRef:
+    """``valuesFrom[].externalSourceRef``."""
+
+    url: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class ChartFileRef:
+    """``valuesFrom[].chartFileRef``: a path relative to the chart directory."""
+
+    path: str
+    optional: bool = False
+
+
+ValuesSource: TypeAlias = ConfigMapKeyRef | SecretKeyRef | ExternalSourceRef | ChartFileRef
+
+
+@dataclass(frozen=True)
+class ValuesSpec:
+    """The value sources of one HelmRelease.
+
+    ``values_from`` may hold None for an entry that sets no source (a no-op that keeps the
+    indices in messages equal to the user's list).
+    """
+
+    namespace: str  # the HelmRelease's namespace (not targetNamespace)
+    values_from: Sequence[ValuesSource | None] = ()
+    value_file_secrets: Sequence[str] = ()  # deprecated spec.valueFileSecrets[].name
+    values: Mapping[str, Any] | None = None  # spec.values
+
+
+class SourceNotFound(Exception):
+    """Raised by a reader's ``url``/``chart_file`` when the source does not exist."""
+
+
+class ValuesSourceReader(Protocol):
+    """What :func:`compose_values` needs from the outside world (implemented by an adapter)."""
+
+    def configmap(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """The ConfigMap's ``data``, or None when it does not exist. Other errors raise."""
+        ...
+
+    def secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        """The Secret's decoded ``data``, or None when it does not exist. Other errors raise."""
+        ...
+
+    def url(self, url: str) -> bytes:
+        """The body of a GET; raises :class:`SourceNotFound` for 404, other errors otherwise."""
+        ...
+
+    def chart_file(self, path: str) -> bytes:
+        """A file of the chart; ``path`` is normalised, relative, and inside the chart."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    """A ConfigMap or Secret the values depend on (for watches)."""
+
+    kind: Literal["ConfigMap", "Secret"]
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ComposedValues:
+    """The result of :func:`compose_values`."""
+
+    values: dict[str, Any] = field(repr=False)  # may hold Secret data: never logged
+    digest: str  # "sha256:<hex>" of the canonical JSON of ``values``
+    provenance: Mapping[str, tuple[str, ...]]  # top-level key -> sources that set it, in order
+    references: tuple[ObjectRef, ...]  # ConfigMaps/Secrets to watch, in first-use order
+    skipped: tuple[str, ...] = ()  # optional sources that were absent or unusable
+
+
+class ValuesError(Exception):
+    """Values could not be composed. ``references`` still lists what to watch."""
+
+    def __init__(self, message: str, references: tuple[ObjectRef, ...] = ()) -> None:
+        super().__init__(message)
+        self.references = references
+
+
+class _SourceFailure(Exception):
+    """Internal: a failure of one source, with whether ``optional`` may forgive it."""
+
+    def __init__(self, message: str, *, forgivable: bool) -> None:
+        super().__init__(message)
+        self.forgivable = forgivable
+
+
+# ---------------------------------------------------------------------------------------------
+# merging and hashing
+
+
+def merge_values(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``overlay`` onto ``base`` and return a new dict (inputs are not changed)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        current = out.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            out[key] = merge_values(current, value)
+        else:
+            out[key] = value
+    return out
+
+
+def values_digest(values: Mapping[str, Any]) -> str:
+    """``sha256:`` of canonical JSON: key order does not matter, value types do (1 != "1")."""
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class _ValuesLoader(yaml.SafeLoader):
+    """SafeLoader shaped like Helm's YAML-to-JSON decoding.
+
+    Timestamps stay strings, and map keys become strings while the mapping is built, so
+    ``1:`` and ``true:`` stay two keys ("1", "true") instead of colliding in a dict.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)  # "<<" merge keys
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"unsupported map key of type {type(key).__name__}",
+                    key_node.start_mark,
+                )
+            out[_key_text(key, "")] = self.construct_object(value_node, deep=deep)
+        return out
+
+
+_ValuesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _key_text(key: object, where: str) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    if isinstance(key, int | float):
+        return json.dumps(key)
+    raise _SourceFailure(
+        f"unsupported map key of type {type(key).__name__} at {where or '.'}", forgivable=True
+    )
+
+
+def _normalise(value: object, where: str, budget: list[int]) -> Any:
+    """Copy ``value`` into plain JSON types, or raise naming the path of the bad node."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _SourceFailure(f"more than {_MAX_NODES} nodes (alias expansion?)", forgivable=True)
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            text = _key_text(k, where)
+            out[text] = _normalise(v, f"{where}.{text}", budget)
+        return out
+    if isinstance(value, list | tuple):
+        return [_normalise(v, f"{where}[{i}]", budget) for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _SourceFailure(f"{value} is not representable in JSON at {where or '.'}", forgivable=True)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise _SourceFailure(
+        f"unsupported value of type {type(value).__name__} at {where or '.'}", forgivable=True
+    )
+
+
+def _parse_document(raw: bytes | str, *, sensitive: bool) -> dict[str, Any]:
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _SourceFailure(f"not valid UTF-8 at byte {exc.start}", forgivable=True) from None
+    else:
+        text = raw
+    try:
+        doc = yaml.load(text, Loader=_ValuesLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        detail = "" if sensitive else f": {exc.problem or exc.context}"
+        raise _SourceFailure(f"not valid YAML: {where}{detail}", forgivable=True) from None
+    except yaml.YAMLError as exc:
+        detail = "" if sensitive else f": {exc}"
+        raise _SourceFailure(f"not valid YAML{detail}", forgivable=True) from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, Mapping):
+        raise _SourceFailure(f"YAML is a {type(doc).__name__}, not a mapping", forgivable=True)
+    try:
+        normalised: dict[str, Any] = _normalise(doc, "", [_MAX_NODES])
+    except _SourceFailure:
+        if sensitive:  # the path could name secret material: say only what kind of problem
+            raise _SourceFailure("holds a value that JSON cannot represent", forgivable=True) from None
+        raise
+    return normalised
+
+
+# ---------------------------------------------------------------------------------------------
+# composing
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    label: str
+    source: ValuesSource
+    namespace: str | None  # for ConfigMap/Secret
+    key: str | None
+
+
+def _resolve(spec: ValuesSpec) -> list[_Resolved]:
+    """Turn the spec into labelled sources in merge order, defaults applied."""
+    out: list[_Resolved] = []
+    for i, name in enumerate(spec.value_file_secrets):
+        ref = SecretKeyRef(name=name)
+        label = f"valueFileSecrets[{i}] secretKeyRef {spec.namespace}/{name} key {DEFAULT_KEY}"
+        out.append(_Resolved(label, ref, spec.namespace, DEFAULT_KEY))
+    for i, src in enumerate(spec.values_from):
+        if src is None:
+            continue
+        if isinstance(src, ConfigMapKeyRef | SecretKeyRef):
+            ns = src.namespace or spec.namespace
+            key = src.key or DEFAULT_KEY
+            kind = "configMapKeyRef" if isinstance(src, ConfigMapKeyRef) else "secretKeyRef"
+            out.append(_Resolved(f"valuesFrom[{i}] {kind} {ns}/{src.name} key {key}", src, ns, key))
+        elif isinstance(src, ExternalSourceRef):
+            out.append(_Resolved(f"valuesFrom[{i}] externalSourceRef {src.url}", src, None, None))
+        else:
+            out.append(_Resolved(f"valuesFrom[{i}] chartFileRef {src.path}", src, None, None))
+    return out
+
+
+def referenced_objects(spec: ValuesSpec, *, allow_cross_namespace: bool = True) -> tuple[ObjectRef, ...]:
+    """The ConfigMaps and Secrets ``spec`` reads, without reading them (for watches)."""
+    seen: dict[ObjectRef, None] = {}
+    for r in _resolve(spec):
+        if r.namespace is None or (not allow_cross_namespace and r.namespace != spec.namespace):
+            continue
+        if isinstance(r.source, ConfigMapKeyRef):
+            seen.setdefault(ObjectRef("ConfigMap", r.namespace, r.source.name), None)
+        elif isinstance(r.source, SecretKeyRef):
+            seen.setdefault(ObjectRef("Secret", r.namespace, r.source.name), None)
+    return tuple(seen)
+
+
+def _safe_chart_path(path: str) -> str | None:
+    """The normalised relative path, or None when it would leave the chart directory."""
+    if not path or "\x00" in path or path.startswith(("/", "\\")) or "\\" in path:
+        return None
+    norm = posixpath.normpath(path)
+    if norm == ".." or norm.startswith("../") or norm == ".":
+        return None
+    return norm
+
+
+def _describe_read_error(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _read(r: _Resolved, reader: ValuesSourceReader) -> dict[str, Any] | None:
+    """Read and parse one source; None means "absent and optional: skip"."""
+    src = r.source
+    if isinstance(src, ConfigMapKeyRef | SecretKeyRef):
+        assert r.namespace is not None and r.key is not None  # noqa: S101 - set by _resolve
+        is_secret = isinstance(src, SecretKeyRef)
+        kind = "Secret" if is_secret else "ConfigMap"
+        try:
+            data: Mapping[str, str] | Mapping[str, bytes] | None = (
+                reader.secret(r.namespace, src.name) if is_secret else reader.configmap(r.namespace, src.name)
+            )
+        except Exception as exc:  # the adapter's error, whatever it is, fails the source
+            raise _SourceFailure(
+                f"cannot read {kind}: {_describe_read_error(exc)}", forgivable=False
+            ) from None
+        if data is None:
+            if src.optional:
+                return None
+            raise _SourceFailure(f"{kind} not found", forgivable=False)
+        if r.key not in data:
+            if src.optional:
+                return None
+            raise _SourceFailure(f"{kind} has no key {r.key!r}", forgivable=False)
+        return _parse_document(data[r.key], sensitive=is_secret)
+    if isinstance(src, ExternalSourceRef):
+        try:
+            body = reader.url(src.url)
+        except SourceNotFound:
+            if src.optional:
+                return None
+            raise _SourceFailure("not found", forgivable=False) from None
+        except Exception as exc:
+            raise _SourceFailure(f"cannot fetch: {_describe_read_error(exc)}", forgivable=False) from None
+        return _parse_document(body, sensitive=False)
+    path = _safe_chart_path(src.path)
+    if path is None:
+        raise _SourceFailure(f"path {src.path!r} leaves the chart directory", forgivable=False)
+    try:
+        body = reader.chart_file(path)
+    except SourceNotFound:
+        if src.optional:
+            return None
+        raise _SourceFailure("file not found in chart", forgivable=False) from None
+    except Exception as exc:
+        raise _SourceFailure(
+            f"cannot read chart file: {_describe_read_error(exc)}", forgivable=False
+        ) from None
+    return _parse_document(body, sensitive=False)
+
+
+def compose_values(
+    spec: ValuesSpec, reader: ValuesSourceReader, *, allow_cross_namespace: bool = True
+) -> ComposedValues:
+    """Read every source of ``spec`` through ``reader`` and merge them (see module doc).
+
+    Raises :class:`ValuesError` naming the failing source; never another exception type
+    for bad input (a bug in the reader is reported as a read error of that source).
+    """
+    references = referenced_objects(spec, allow_cross_namespace=allow_cross_namespace)
+    merged: dict[str, Any] = {}
+    provenance: dict[str, tuple[str, ...]] = {}
+    skipped: list[str] = []
+
+    def apply(label: str, doc: Mapping[str, Any]) -> None:
+        nonlocal merged
+        merged = merge_values(merged, doc)
+        for key in doc:
+            provenance[key] = (*provenance.get(key, ()), label)
+
+    for r in _resolve(spec):
+        if r.namespace is not None and not allow_cross_namespace and r.namespace != spec.namespace:
+            raise ValuesError(
+                f"{r.label}: references namespace {r.namespace!r}; cross-namespace references are "
+                f"disabled (the HelmRelease is in {spec.namespace!r})",
+                references,
+            )
+        try:
+            doc = _read(r, reader)
+        except _SourceFailure as failure:
+            optional = r.source.optional
+            if optional and failure.forgivable:
+                skipped.append(f"{r.label}: {failure}")
+                continue
+            raise ValuesError(f"{r.label}: {failure}", references) from None
+        if doc is None:
+            skipped.append(f"{r.label}: not found")
+            continue
+        apply(r.label, doc)
+
+    if spec.values:
+        try:
+            inline = _normalise(dict(spec.values), "", [_MAX_NODES])
+        except _SourceFailure as failure:
+            raise ValuesError(f"values: {failure}", references) from None
+        apply("values", inline)
+
+    return ComposedValues(
+        values=merged,
+        digest=values_digest(merged),
+        provenance=provenance,
+        references=references,
+        skipped=tuple(skipped),
+    )

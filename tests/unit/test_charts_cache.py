@@ -1,0 +1,124 @@
+"""Content-addressed chart cache and safe extraction of crafted (malicious) archives."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from gitops_helm.charts.cache import ChartCache, ExtractLimits, extract_chart
+from gitops_helm.charts.errors import ArchiveError, DigestMismatchError, SizeLimitError
+
+Member = tuple[str, bytes] | tarfile.TarInfo
+
+
+def _tgz(path: Path, *members: Member) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for member in members:
+            if isinstance(member, tarfile.TarInfo):
+                tar.addfile(member)
+            else:
+                info = tarfile.TarInfo(member[0])
+                info.size = len(member[1])
+                tar.addfile(info, io.BytesIO(member[1]))
+    return path
+
+
+def _info(name: str, kind: bytes, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, linkname
+    return info
+
+
+CHART = ("app/Chart.yaml", b"name: app\nversion: 1.0.0\n")
+
+
+def test_store_and_lookup(tmp_path: Path) -> None:
+    cache = ChartCache(tmp_path)
+    body = b"chart bytes"
+    digest = hashlib.sha256(body).hexdigest()
+    assert cache.lookup(digest) is None
+    stored, path = cache.store([body[:5], body[5:]], expected=digest, max_bytes=100, what="chart app")
+    assert (stored, path) == (digest, tmp_path / "charts" / "sha256" / f"{digest}.tgz")
+    assert cache.lookup(digest) == path and path.read_bytes() == body
+
+
+@pytest.mark.parametrize(
+    ("expected", "max_bytes", "error", "message"),
+    [
+        ("0" * 64, 100, DigestMismatchError, "chart app: digest mismatch: the index says sha256:000"),
+        (None, 5, SizeLimitError, "chart app is larger than the limit of 5 bytes"),
+    ],
+)
+def test_store_refuses_and_leaves_nothing(
+    tmp_path: Path, expected: str | None, max_bytes: int, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        ChartCache(tmp_path).store([b"chart bytes"], expected=expected, max_bytes=max_bytes, what="chart app")
+    assert list((tmp_path / "charts" / "sha256").iterdir()) == []
+
+
+def test_extract_returns_the_chart_directory(tmp_path: Path) -> None:
+    archive = _tgz(
+        tmp_path / "c.tgz",
+        CHART,
+        ("app/templates/cm.yaml", b"kind: ConfigMap\n"),
+        _info("app/values-link.yaml", tarfile.SYMTYPE, "templates/cm.yaml"),
+    )
+    assert extract_chart(archive, tmp_path / "out") == "app"
+    assert (tmp_path / "out" / "app" / "values-link.yaml").read_bytes() == b"kind: ConfigMap\n"
+
+
+def test_unpack_extracts_once_per_digest(tmp_path: Path) -> None:
+    cache = ChartCache(tmp_path)
+    body = _tgz(tmp_path / "c.tgz", CHART).read_bytes()
+    digest, _ = cache.store([body], expected=None, max_bytes=10_000, what="chart app")
+    chart_dir = cache.unpack(digest)
+    assert chart_dir == tmp_path / "charts" / "unpacked" / digest / "app"
+    assert (chart_dir / "Chart.yaml").is_file()
+    assert cache.unpack(digest) == chart_dir
+
+
+LIMITS = ExtractLimits(max_total_bytes=100, max_file_bytes=60, max_members=3)
+
+
+@pytest.mark.parametrize(
+    ("members", "error", "message"),
+    [
+        ([("/etc/passwd", b"x")], ArchiveError, "unsafe path '/etc/passwd'"),
+        ([CHART, ("app/../../evil", b"x")], ArchiveError, r"contains '\.\.'"),
+        ([CHART, _info("app/l", tarfile.SYMTYPE, "../../etc/passwd")], ArchiveError, "points outside"),
+        ([CHART, _info("app/l", tarfile.SYMTYPE, "/etc/passwd")], ArchiveError, "points outside"),
+        ([CHART, _info("app/l", tarfile.LNKTYPE, "etc/passwd")], ArchiveError, "points outside"),
+        (
+            [CHART, _info("app/d", tarfile.SYMTYPE, "templates"), ("app/d/x", b"x")],
+            ArchiveError,
+            "beneath a link",
+        ),
+        ([CHART, _info("app/null", tarfile.CHRTYPE)], ArchiveError, "device, FIFO or other special"),
+        ([CHART, _info("app/fifo", tarfile.FIFOTYPE)], ArchiveError, "device, FIFO or other special"),
+        ([CHART, ("other/Chart.yaml", b"x")], ArchiveError, "not inside the chart directory 'app'"),
+        ([("README.md", b"x")], ArchiveError, "not inside the chart directory"),
+        ([CHART, ("app/big", b"x" * 61)], SizeLimitError, "larger than 60 bytes"),
+        ([CHART, ("app/a", b"x" * 50), ("app/b", b"x" * 50)], SizeLimitError, "expands to more than 100"),
+        ([CHART, ("app/a", b""), ("app/b", b""), ("app/c", b"")], SizeLimitError, "more than 3 files"),
+    ],
+)
+def test_extract_refuses_unsafe_archives(
+    tmp_path: Path, members: list[Member], error: type[Exception], message: str
+) -> None:
+    archive = _tgz(tmp_path / "evil.tgz", *members)
+    with pytest.raises(error, match=message) as exc:
+        extract_chart(archive, tmp_path / "out", LIMITS)
+    assert not getattr(exc.value, "temporary", True)
+    assert not (tmp_path / "out").exists()  # checked before anything is written
+
+
+def test_extract_refuses_what_is_not_a_tgz(tmp_path: Path) -> None:
+    archive = tmp_path / "plain.tgz"
+    archive.write_bytes(b"<html>not found</html>")
+    with pytest.raises(ArchiveError, match="not a valid gzip-compressed tar archive"):
+        extract_chart(archive, tmp_path / "out")

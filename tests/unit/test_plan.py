@@ -1,0 +1,789 @@
+"""The release planner: one test per row of the state table, scenarios, and properties."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gitops_helm.release.plan import (
+    HELM_ACTIONS,
+    Action,
+    Desired,
+    DriftMode,
+    InstallPolicy,
+    Memory,
+    ObservedRelease,
+    Plan,
+    Policy,
+    ReleaseAction,
+    ReleaseStatus,
+    RemediationStrategy,
+    TestPolicy,
+    TestState,
+    UpgradePolicy,
+    plan,
+    plan_deletion,
+    record_failure,
+    record_release,
+    record_rollback,
+    record_test,
+    record_uninstall,
+    record_unlock,
+)
+
+ME = "default/app"
+OTHER = "default/other"
+D1 = "sha256:one"
+D2 = "sha256:two"
+NOW = 1_000.0
+S = ReleaseStatus
+
+
+def desired(digest: str = D2, *, generation: int = 1, suspended: bool = False, **policy: Any) -> Desired:
+    return Desired(
+        digest=digest, generation=generation, owner=ME, suspended=suspended, policy=Policy(**policy)
+    )
+
+
+def rel(
+    revision: int = 1,
+    status: ReleaseStatus = S.DEPLOYED,
+    *,
+    prev: int | None = None,
+    owner: str | None = ME,
+    digest: str | None = D2,
+    modified: float | None = None,
+) -> ObservedRelease:
+    return ObservedRelease(revision, status, prev, owner, digest, modified)
+
+
+def ours(revision: int = 1, digest: str = D2, **kw: Any) -> Memory:
+    """Memory after the agent successfully produced ``revision`` for ``digest``."""
+    return Memory(
+        last_applied_digest=digest,
+        last_release_revision=revision,
+        last_release_action=ReleaseAction.UPGRADE if revision > 1 else ReleaseAction.INSTALL,
+        test_state=TestState.PASSED,
+        **kw,
+    )
+
+
+def failed_mem(
+    revision: int | None,
+    *,
+    count: int = 1,
+    action: ReleaseAction = ReleaseAction.UPGRADE,
+    at: float = NOW - 1_000,
+    digest: str = D2,
+    generation: int = 1,
+    **kw: Any,
+) -> Memory:
+    """Memory after ``count`` consecutive failures of ``action`` for ``digest``."""
+    base = Memory(
+        last_applied_digest=D1,
+        last_release_revision=revision,
+        last_release_action=action,
+        test_state=TestState.PENDING,
+        failures=count,
+        last_failed_digest=digest,
+        last_failed_generation=generation,
+        last_failed_action=action,
+        last_failure_time=at,
+    )
+    return replace(base, **kw)
+
+
+def run(observed: ObservedRelease | None, memory: Memory, want: Desired | None = None, **kw: Any) -> Plan:
+    return plan(observed, memory, want or desired(), now=NOW, **kw)
+
+
+# --- one test per table row ----------------------------------------------------------------
+
+
+def test_row1_refuse_release_of_another_helmrelease() -> None:
+    for status in S:
+        p = run(rel(status=status, owner=OTHER), Memory(), desired(suspended=True))
+        assert p.action is Action.REFUSE
+        assert OTHER in p.reason
+
+
+def test_row2_suspended() -> None:
+    assert run(rel(digest=D1), ours(1, D1), desired(suspended=True)).action is Action.SUSPENDED
+    assert run(None, Memory(), desired(suspended=True)).action is Action.SUSPENDED
+
+
+def test_row3_no_release_installs() -> None:
+    p = run(None, Memory())
+    assert p.action is Action.INSTALL
+    assert not p.reset_failures
+
+
+def test_row3_release_deleted_by_hand_is_reinstalled() -> None:
+    p = run(None, ours(3))
+    assert p.action is Action.INSTALL
+    assert "revision 3 produced by the agent is gone" in p.reason
+
+
+def test_row3_uninstalled_with_history_counts_as_absent() -> None:
+    assert run(rel(4, S.UNINSTALLED), ours(3)).action is Action.INSTALL
+
+
+def test_row4a_recent_pending_release_is_left_alone() -> None:
+    p = run(rel(2, S.PENDING_UPGRADE, prev=1, modified=NOW - 10), ours(1), desired(pending_grace=60.0))
+    assert p.action is Action.WAIT_RETRY
+    assert p.retry_at == NOW + 50
+    assert not p.stalled
+
+
+def test_row4b_pending_upgrade_of_ours_unlocks_then_rolls_back() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=2, strategy=RemediationStrategy.ROLLBACK))
+    p = run(rel(2, S.PENDING_UPGRADE, prev=1, modified=NOW - 999), ours(1, D1), want)
+    assert p.action is Action.UNLOCK_PENDING
+    assert p.count_failure
+    assert p.then is Action.ROLLBACK
+
+
+def test_row4b_pending_upgrade_without_remediation_unlocks_then_upgrades() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=2, strategy=RemediationStrategy.ROLLBACK), backoff=())
+    p = run(rel(2, S.PENDING_UPGRADE, prev=None), ours(1, D1), want)  # nothing to roll back to
+    assert (p.action, p.then, p.count_failure) == (Action.UNLOCK_PENDING, Action.UPGRADE, True)
+    # with a backoff, the counted crash starts it
+    p = run(rel(2, S.PENDING_UPGRADE, prev=None), ours(1, D1), desired(upgrade=UpgradePolicy(retries=2)))
+    assert p.then is Action.WAIT_RETRY
+
+
+def test_row4b_pending_install_of_ours_unlocks_then_uninstalls_when_purging() -> None:
+    want = desired(install=InstallPolicy(retries=1, uninstall_on_failure=True))
+    p = run(rel(1, S.PENDING_INSTALL), Memory(), want)
+    assert (p.action, p.then, p.count_failure) == (Action.UNLOCK_PENDING, Action.UNINSTALL, True)
+
+
+def test_row4b_pending_of_another_digest_is_not_counted() -> None:
+    p = run(rel(2, S.PENDING_UPGRADE, prev=1, digest=D1), ours(1, D1))
+    assert (p.action, p.count_failure, p.then) == (Action.UNLOCK_PENDING, False, Action.UPGRADE)
+
+
+def test_row4b_pending_rollback_is_not_a_release_failure() -> None:
+    p = run(rel(3, S.PENDING_ROLLBACK, prev=1), failed_mem(2, count=1))
+    assert p.action is Action.UNLOCK_PENDING
+    assert not p.count_failure
+
+
+def test_row4b_unlocked_crash_counts_toward_retries() -> None:
+    # the crash is the only allowed attempt: after unlocking, the release is stalled
+    want = desired(upgrade=UpgradePolicy(retries=0))
+    p = run(rel(2, S.PENDING_UPGRADE, prev=1), ours(1, D1), want)
+    assert (p.action, p.then) == (Action.UNLOCK_PENDING, Action.WAIT_RETRY)
+
+
+def test_row5a_recent_uninstalling_waits() -> None:
+    p = run(rel(2, S.UNINSTALLING, modified=NOW), ours(2), desired(pending_grace=30.0))
+    assert (p.action, p.retry_at) == (Action.WAIT_RETRY, NOW + 30)
+
+
+def test_row5b_stale_uninstalling_is_finished() -> None:
+    p = run(rel(2, S.UNINSTALLING, modified=NOW - 100), ours(2), desired(pending_grace=30.0))
+    assert p.action is Action.UNINSTALL
+    assert not p.remediation
+
+
+@pytest.mark.parametrize("status", [S.DEPLOYED, S.FAILED, S.SUPERSEDED])
+def test_row6_release_installed_by_hand_is_adopted(status: ReleaseStatus) -> None:
+    p = run(rel(1, status, owner=None, digest=None), Memory())
+    assert p.action is Action.UPGRADE
+    assert p.adopt
+
+
+def test_row7_manual_helm_upgrade_is_reverted() -> None:
+    p = run(rel(3, S.DEPLOYED, prev=2, digest=None), ours(2))
+    assert p.action is Action.UPGRADE
+    assert "made outside the agent" in p.reason
+
+
+def test_row7_manual_helm_rollback_is_reverted() -> None:
+    # a rollback copies the target's digest: same digest as desired is not enough
+    p = run(rel(4, S.DEPLOYED, prev=3, digest=D2), ours(3))
+    assert p.action is Action.UPGRADE
+
+
+def test_row7_lost_status_memory_upgrades_once() -> None:
+    p = run(rel(5, S.DEPLOYED), Memory())
+    assert p.action is Action.UPGRADE
+    assert "no record" in p.reason
+
+
+def test_row7_rewritten_history() -> None:
+    assert "older than" in run(rel(2), ours(5)).reason
+
+
+def test_row8a_failed_release_and_spec_change_upgrades_now_with_reset() -> None:
+    mem = failed_mem(2, count=5, digest=D1)  # stalled for D1 ...
+    p = run(rel(2, S.FAILED, prev=1, digest=D1), mem, desired(D2))  # ... D2 is new
+    assert p.action is Action.UPGRADE
+    assert p.reset_failures
+
+
+def test_row8a_generation_change_also_resets() -> None:
+    p = run(rel(2, S.FAILED, prev=1), failed_mem(2, count=9), desired(generation=2))
+    assert (p.action, p.reset_failures) == (Action.UPGRADE, True)
+
+
+def test_row8b_failed_install_is_uninstalled_when_purging() -> None:
+    want = desired(install=InstallPolicy(retries=3, uninstall_on_failure=True))
+    p = run(rel(1, S.FAILED), failed_mem(1, action=ReleaseAction.INSTALL), want)
+    assert (p.action, p.remediation) == (Action.UNINSTALL, True)
+
+
+def test_row8b_failed_install_kept_without_purge_and_retried_by_upgrade() -> None:
+    want = desired(install=InstallPolicy(retries=3, uninstall_on_failure=False))
+    p = run(rel(1, S.FAILED), failed_mem(1, action=ReleaseAction.INSTALL), want)
+    assert p.action is Action.UPGRADE
+    assert "retry 1 of 3 after install failure" in p.reason
+
+
+def test_row8c_failed_upgrade_rolls_back() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=1))
+    p = run(rel(2, S.FAILED, prev=1), failed_mem(2), want)
+    assert (p.action, p.rollback_to, p.remediation) == (Action.ROLLBACK, 1, True)
+
+
+def test_row8d_failed_upgrade_uninstalls_with_uninstall_strategy() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=1, strategy=RemediationStrategy.UNINSTALL))
+    p = run(rel(2, S.FAILED, prev=1), failed_mem(2), want)
+    assert (p.action, p.remediation) == (Action.UNINSTALL, True)
+
+
+def test_row8e_no_rollback_target_retries_upgrade() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=1))
+    p = run(rel(2, S.FAILED, prev=None), failed_mem(2), want)
+    assert p.action is Action.UPGRADE
+    assert "no earlier deployed revision" in p.reason
+
+
+def test_row8e_failed_rollback_is_not_remediated_again() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=3, remediate_last_failure=True))
+    mem = failed_mem(3, last_release_action=ReleaseAction.ROLLBACK, last_remediated_revision=2)
+    p = run(rel(3, S.FAILED, prev=1, digest=D1), mem, want)
+    assert p.action is Action.UPGRADE
+
+
+def test_row8e_a_revision_is_remediated_once() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=3, strategy=RemediationStrategy.UNINSTALL))
+    mem = failed_mem(2, last_remediated_revision=2)  # the uninstall failed
+    assert run(rel(2, S.FAILED, prev=1), mem, want).action is Action.UPGRADE
+
+
+def test_row9_superseded_or_unknown_latest_upgrades() -> None:
+    assert run(rel(2, S.SUPERSEDED), ours(2)).action is Action.UPGRADE
+    assert run(rel(2, S.UNKNOWN), ours(2)).action is Action.UPGRADE
+
+
+def test_row10_digest_change_upgrades() -> None:
+    p = run(rel(2, digest=D1), ours(2, D1), desired(D2))
+    assert p.action is Action.UPGRADE
+    assert D1 in p.reason and D2 in p.reason
+
+
+def test_row10_status_memory_digest_mismatch_upgrades() -> None:
+    assert run(rel(2, digest=D2), ours(2, D1), desired(D2)).action is Action.UPGRADE
+
+
+def test_row11_untested_revision_is_tested() -> None:
+    mem = replace(ours(2), test_state=TestState.PENDING)
+    assert run(rel(2), mem, desired(test=TestPolicy(enabled=True))).action is Action.TEST
+    assert run(rel(2), mem, desired(test=TestPolicy(enabled=False))).action is Action.NONE
+
+
+def test_row12_in_sync_needs_no_helm_call() -> None:
+    p = run(rel(2), ours(2))
+    assert p.action is Action.NONE
+    assert not (p.check_drift or p.reset_failures)
+
+
+def test_row12_drift_modes() -> None:
+    warn, enabled = desired(drift=DriftMode.WARN), desired(drift=DriftMode.ENABLED)
+    assert run(rel(2), ours(2), warn).check_drift
+    assert run(rel(2), ours(2), enabled, drift_detected=False).action is Action.NONE
+    p = run(rel(2), ours(2), warn, drift_detected=True)
+    assert (p.action, p.drifted) == (Action.NONE, True)
+    assert run(rel(2), ours(2), enabled, drift_detected=True).action is Action.CORRECT_DRIFT
+    assert run(rel(2), ours(2), desired(), drift_detected=True).action is Action.NONE  # disabled
+
+
+# --- scenarios -----------------------------------------------------------------------------
+
+
+def test_failed_release_without_change_waits_for_backoff() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=3), backoff=(30.0, 60.0))
+    mem = failed_mem(2, count=2, at=NOW - 45, last_remediated_revision=2)
+    p = run(rel(2, S.FAILED, prev=1), mem, want)
+    assert (p.action, p.retry_at, p.stalled) == (Action.WAIT_RETRY, NOW + 15, False)
+    later = plan(rel(2, S.FAILED, prev=1), mem, want, now=NOW + 15)
+    assert later.action is Action.UPGRADE
+
+
+def test_backoff_uses_the_last_step_after_the_schedule_ends() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=-1), backoff=(1.0, 100.0))
+    mem = failed_mem(2, count=7, at=NOW - 99, last_remediated_revision=2)
+    assert run(rel(2, S.FAILED, prev=1), mem, want).retry_at == NOW + 1
+
+
+def test_retries_exhausted_is_stalled_until_spec_changes() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=2))
+    mem = failed_mem(4, count=3, last_remediated_revision=4)
+    p = run(rel(4, S.FAILED, prev=1), mem, want)
+    assert (p.action, p.stalled, p.retry_at) == (Action.WAIT_RETRY, True, None)
+    assert run(rel(4, S.FAILED, prev=1, digest=D2), mem, desired(D1)).action is Action.UPGRADE
+
+
+def test_exhausted_with_remediate_last_failure_remediates_then_stalls() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=0, remediate_last_failure=True))
+    mem = failed_mem(2, count=1)
+    assert run(rel(2, S.FAILED, prev=1), mem, want).action is Action.ROLLBACK
+    after = record_rollback(mem, remediated=2, revision=3, succeeded=True)
+    p = run(rel(3, S.DEPLOYED, prev=1, digest=D1), after, want)
+    assert (p.action, p.stalled) == (Action.WAIT_RETRY, True)
+
+
+def test_exhausted_without_remediate_last_failure_keeps_failed_release() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=0, remediate_last_failure=False))
+    p = run(rel(2, S.FAILED, prev=1), failed_mem(2), want)
+    assert (p.action, p.stalled) == (Action.WAIT_RETRY, True)
+
+
+def test_validation_failure_without_revision_is_not_rolled_back() -> None:
+    # the upgrade wrote no revision: the latest is still our deployed revision 1
+    want = desired(upgrade=UpgradePolicy(retries=1, remediate_last_failure=True))
+    mem = record_failure(ours(1, D1), want, action=ReleaseAction.UPGRADE, revision=None, now=NOW - 5)
+    p = run(rel(1, digest=D1), mem, want)
+    assert p.action is Action.WAIT_RETRY  # backoff, then upgrade again; never ROLLBACK
+    assert plan(rel(1, digest=D1), mem, want, now=NOW + 3_600).action is Action.UPGRADE
+
+
+def test_test_failure_after_install_uninstalls_when_purging() -> None:
+    want = desired(install=InstallPolicy(retries=1, uninstall_on_failure=True), test=TestPolicy(enabled=True))
+    mem = record_release(Memory(), want, action=ReleaseAction.INSTALL, revision=1)
+    assert run(rel(1), mem, want).action is Action.TEST
+    mem = record_test(mem, want, passed=False, now=NOW)
+    p = run(rel(1), mem, want)
+    assert (p.action, p.remediation) == (Action.UNINSTALL, True)
+    assert "tests failed" in p.reason
+
+
+def test_test_failure_after_upgrade_rolls_back() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=1), test=TestPolicy(enabled=True))
+    mem = record_release(ours(1, D1), want, action=ReleaseAction.UPGRADE, revision=2)
+    mem = record_test(mem, want, passed=False, now=NOW)
+    p = run(rel(2, prev=1), mem, want)
+    assert (p.action, p.rollback_to) == (Action.ROLLBACK, 1)
+
+
+def test_test_failure_ignored_is_in_sync() -> None:
+    want = desired(test=TestPolicy(enabled=True), upgrade=UpgradePolicy(ignore_test_failures=True))
+    mem = record_release(ours(1, D1), want, action=ReleaseAction.UPGRADE, revision=2)
+    mem = record_test(mem, want, passed=False, now=NOW)
+    p = run(rel(2, prev=1), mem, want)
+    assert p.action is Action.NONE
+    assert "ignored" in p.reason
+    assert mem.failures == 0
+
+
+def test_ignoring_test_failures_is_per_action() -> None:
+    want = desired(
+        install=InstallPolicy(ignore_test_failures=True, uninstall_on_failure=True, retries=1),
+        upgrade=UpgradePolicy(retries=1),
+        test=TestPolicy(enabled=True),
+    )
+    installed = record_test(
+        record_release(Memory(), want, action=ReleaseAction.INSTALL, revision=1), want, passed=False, now=NOW
+    )
+    assert run(rel(1), installed, want).action is Action.NONE
+    upgraded = record_test(
+        record_release(ours(1), want, action=ReleaseAction.UPGRADE, revision=2), want, passed=False, now=NOW
+    )
+    assert run(rel(2, prev=1), upgraded, want).action is Action.ROLLBACK
+
+
+def test_failures_without_a_generation_are_not_generation_scoped() -> None:
+    mem = failed_mem(2, count=3, last_failed_generation=None, last_remediated_revision=2)
+    p = run(rel(2, S.FAILED, prev=1), mem, desired(generation=7, upgrade=UpgradePolicy(retries=2)))
+    assert p.stalled
+
+
+def test_repeated_test_failures_are_consecutive() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=1), test=TestPolicy(enabled=True))
+    mem = record_test(
+        record_release(ours(1, D1), want, action=ReleaseAction.UPGRADE, revision=2),
+        want,
+        passed=False,
+        now=NOW,
+    )
+    mem = record_rollback(mem, remediated=2, revision=3, succeeded=True)
+    mem = record_release(mem, want, action=ReleaseAction.UPGRADE, revision=4)
+    mem = record_test(mem, want, passed=False, now=NOW)
+    assert mem.failures == 2
+    want0 = replace(
+        want, policy=replace(want.policy, upgrade=UpgradePolicy(retries=1, remediate_last_failure=False))
+    )
+    assert run(rel(4, prev=3), mem, want0).stalled
+
+
+def test_legacy_rollback_max_retries_one_allows_two_failed_upgrades() -> None:
+    """Helm Operator e2e: maxRetries 1 => 2 failed upgrades, rollbackCount 2, then stop."""
+    pol = UpgradePolicy.from_legacy_rollback(enable=True, retry=True, max_retries=1)
+    want = desired(upgrade=pol, backoff=())
+    storage = [rel(1, digest=D1)]
+    mem = ours(1, D1)
+    upgrades = 0
+    for _ in range(20):
+        latest = storage[-1]
+        p = run(latest, mem, want)
+        if p.action is Action.UPGRADE:
+            upgrades += 1
+            storage.append(
+                rel(latest.revision + 1, S.FAILED, prev=latest.revision if latest.status is S.DEPLOYED else 1)
+            )
+            mem = record_failure(
+                mem, want, action=ReleaseAction.UPGRADE, revision=latest.revision + 1, now=NOW
+            )
+        elif p.action is Action.ROLLBACK:
+            new = rel(latest.revision + 1, S.DEPLOYED, prev=p.rollback_to, digest=D1)
+            storage.append(new)
+            mem = record_rollback(mem, remediated=latest.revision, revision=new.revision, succeeded=True)
+        else:
+            break
+    assert (upgrades, mem.rollback_count, p.action, p.stalled) == (2, 2, Action.WAIT_RETRY, True)
+
+
+@pytest.mark.parametrize(
+    ("enable", "retry", "max_retries", "expected"),
+    [
+        (False, True, 5, UpgradePolicy(retries=0, remediate_last_failure=False)),
+        (True, False, 5, UpgradePolicy(retries=0, remediate_last_failure=True)),
+        (True, True, None, UpgradePolicy(retries=5, remediate_last_failure=True)),
+        (True, True, 0, UpgradePolicy(retries=-1, remediate_last_failure=True)),
+        (True, True, 3, UpgradePolicy(retries=3, remediate_last_failure=True)),
+    ],
+)
+def test_legacy_rollback_mapping(
+    enable: bool, retry: bool, max_retries: int | None, expected: UpgradePolicy
+) -> None:
+    assert UpgradePolicy.from_legacy_rollback(enable=enable, retry=retry, max_retries=max_retries) == expected
+
+
+def test_unlimited_retries_never_stall() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=-1), backoff=(5.0,))
+    mem = failed_mem(2, count=10_000, last_remediated_revision=2)
+    assert run(rel(2, S.FAILED, prev=1), mem, want).action is Action.UPGRADE
+
+
+def test_adoption_failure_is_gated() -> None:
+    want = desired(upgrade=UpgradePolicy(retries=0))
+    mem = record_failure(Memory(), want, action=ReleaseAction.UPGRADE, revision=None, now=NOW)
+    p = run(rel(1, owner=None, digest=None), mem, want)
+    assert (p.action, p.stalled) == (Action.WAIT_RETRY, True)
+
+
+def test_in_sync_clears_leftover_failures() -> None:
+    mem = replace(ours(2), failures=2, last_failed_digest=D2, last_failed_generation=1)
+    assert run(rel(2), mem).reset_failures
+
+
+def test_record_unlock_without_count_changes_nothing() -> None:
+    mem = ours(1)
+    assert record_unlock(mem, desired(), rel(2, S.PENDING_UPGRADE), now=NOW, count_failure=False) is mem
+
+
+def test_record_uninstall() -> None:
+    mem = failed_mem(2)
+    gone = record_uninstall(mem, remediated=2, succeeded=True)
+    assert (gone.last_release_revision, gone.last_remediated_revision, gone.failures) == (None, 2, 1)
+    kept = record_uninstall(mem, remediated=None, succeeded=False)
+    assert kept == mem
+
+
+# --- deletion ------------------------------------------------------------------------------
+
+
+def test_deletion() -> None:
+    assert plan_deletion(None, ME).action is Action.NONE
+    assert plan_deletion(rel(3, S.UNINSTALLED), ME).action is Action.NONE
+    assert plan_deletion(rel(3, owner=OTHER), ME).action is Action.REFUSE
+    assert plan_deletion(rel(3), ME).action is Action.UNINSTALL
+    assert plan_deletion(rel(3, S.FAILED, owner=None), ME).action is Action.UNINSTALL
+    assert plan_deletion(rel(3, S.PENDING_UPGRADE), ME).action is Action.UNINSTALL
+    assert plan_deletion(rel(3), ME, suspended=True).action is Action.SUSPENDED
+
+
+# --- properties over arbitrary inputs -------------------------------------------------------
+
+_digests = st.sampled_from([D1, D2])
+_opt_int = st.one_of(st.none(), st.integers(1, 6))
+_observed = st.one_of(
+    st.none(),
+    st.builds(
+        ObservedRelease,
+        revision=st.integers(1, 6),
+        status=st.sampled_from(list(S)),
+        previous_deployed_revision=_opt_int,
+        owner=st.sampled_from([ME, OTHER, None]),
+        digest=st.one_of(st.none(), _digests),
+        last_modified=st.one_of(st.none(), st.floats(0, 2 * NOW)),
+    ),
+)
+_memory = st.builds(
+    Memory,
+    rollback_count=st.just(0),
+    last_applied_digest=st.one_of(st.none(), _digests),
+    last_release_revision=_opt_int,
+    last_release_action=st.one_of(st.none(), st.sampled_from(list(ReleaseAction))),
+    test_state=st.sampled_from(list(TestState)),
+    failures=st.integers(0, 5),
+    last_failed_digest=st.one_of(st.none(), _digests),
+    last_failed_generation=st.one_of(st.none(), st.integers(1, 2)),  # None: not scoped
+    last_failed_action=st.one_of(st.none(), st.sampled_from([ReleaseAction.INSTALL, ReleaseAction.UPGRADE])),
+    last_failure_time=st.one_of(st.none(), st.floats(0, 2 * NOW)),
+    last_remediated_revision=_opt_int,
+)
+_policy = st.builds(
+    Policy,
+    install=st.builds(InstallPolicy, st.integers(-1, 3), st.booleans(), st.booleans()),
+    upgrade=st.builds(
+        UpgradePolicy, st.integers(-1, 3), st.sampled_from(list(RemediationStrategy)), st.booleans()
+    ),
+    test=st.builds(TestPolicy, st.booleans()),
+    drift=st.sampled_from(list(DriftMode)),
+    backoff=st.lists(st.floats(0, 600), max_size=3).map(tuple),
+    pending_grace=st.floats(0, 600),
+)
+_desired = st.builds(
+    Desired,
+    digest=_digests,
+    generation=st.integers(1, 2),
+    owner=st.just(ME),
+    suspended=st.booleans(),
+    policy=_policy,
+)
+
+
+@given(_observed, _memory, _desired, st.one_of(st.none(), st.booleans()))
+@settings(max_examples=400)
+def test_invariants(
+    observed: ObservedRelease | None, memory: Memory, want: Desired, drift: bool | None
+) -> None:
+    p = plan(observed, memory, want, now=NOW, drift_detected=drift)
+    assert isinstance(p.action, Action)
+    assert p.reason
+    exists = observed is not None and observed.status is not S.UNINSTALLED
+    if p.action is Action.NONE:
+        assert observed is not None
+        assert observed.status is S.DEPLOYED
+        assert observed.digest == want.digest == memory.last_applied_digest
+        assert observed.revision == memory.last_release_revision
+        assert observed.owner == ME
+    if observed is not None and observed.owner not in (None, ME):
+        assert p.action is Action.REFUSE
+    if p.action is Action.REFUSE:
+        assert observed is not None and observed.owner == OTHER
+    if exists:
+        assert p.action is not Action.INSTALL
+    else:
+        assert p.action not in (Action.UPGRADE, Action.ROLLBACK, Action.TEST, Action.UNLOCK_PENDING)
+    if p.action is Action.ROLLBACK:
+        assert observed is not None and p.rollback_to is not None and p.rollback_to < observed.revision
+    if p.action is Action.WAIT_RETRY:
+        assert p.stalled or (p.retry_at is not None and p.retry_at > NOW)
+    if p.action is Action.UNLOCK_PENDING:
+        assert observed is not None and observed.status.pending
+        assert p.then is not None and p.then not in (Action.INSTALL, Action.UNLOCK_PENDING)
+    if want.suspended:
+        assert p.action in (Action.SUSPENDED, Action.REFUSE)
+
+
+@given(_observed, st.booleans())
+def test_deletion_invariants(observed: ObservedRelease | None, suspended: bool) -> None:
+    p = plan_deletion(observed, ME, suspended=suspended)
+    if p.action is Action.UNINSTALL:
+        assert observed is not None and observed.owner in (None, ME) and not suspended
+    if observed is not None and observed.owner == OTHER and observed.status is not S.UNINSTALLED:
+        assert p.action is Action.REFUSE
+
+
+# --- simulation: plan + record_* against a fake Helm storage ---------------------------------
+
+
+@dataclass
+class Rev:
+    revision: int
+    status: ReleaseStatus
+    digest: str | None
+    owner: str | None
+
+
+@dataclass
+class Sim:
+    want: Desired
+    revs: list[Rev]
+    memory: Memory = field(default_factory=Memory)
+    now: float = NOW
+    drift: bool | None = None
+
+    def observed(self) -> ObservedRelease | None:
+        if not self.revs:
+            return None
+        last = self.revs[-1]
+        prev = [r.revision for r in self.revs[:-1] if r.status in (S.DEPLOYED, S.SUPERSEDED)]
+        return ObservedRelease(last.revision, last.status, max(prev, default=None), last.owner, last.digest)
+
+    def add(self, status: ReleaseStatus, digest: str | None) -> int:
+        n = self.revs[-1].revision + 1 if self.revs else 1
+        if status is S.DEPLOYED:
+            for r in self.revs:
+                if r.status is S.DEPLOYED:
+                    r.status = S.SUPERSEDED
+        self.revs.append(Rev(n, status, digest, ME))
+        return n
+
+    def step(self, p: Plan, ok: bool, writes: bool) -> str:
+        """Apply ``p``; returns "done", "error", "time" (time passes) or "helm"/"free" (call kind).
+
+        "error" is an action error that records nothing (finishing an uninstall, correcting
+        drift): the reconciler surfaces it and the controller requeues with its error backoff.
+        """
+        m, want, obs = self.memory, self.want, self.observed()
+        a = p.action
+        if a in (Action.REFUSE, Action.SUSPENDED) or (a is Action.WAIT_RETRY and p.stalled):
+            return "done"
+        if a is Action.NONE:
+            if p.check_drift:
+                self.drift = not ok
+                return "free"
+            return "done"
+        if a is Action.WAIT_RETRY:
+            assert p.retry_at is not None
+            self.now = p.retry_at
+            return "time"
+        if a is Action.CORRECT_DRIFT:
+            if not ok:
+                return "error"
+            self.drift = False
+            return "free"
+        assert obs is not None or a is Action.INSTALL
+        if a is Action.INSTALL:
+            if ok:
+                self.revs.clear()
+                self.memory = record_release(
+                    m, want, action=ReleaseAction.INSTALL, revision=self.add(S.DEPLOYED, want.digest)
+                )
+            else:
+                rev = self.add(S.FAILED, want.digest) if writes else None
+                self.memory = record_failure(
+                    m, want, action=ReleaseAction.INSTALL, revision=rev, now=self.now
+                )
+        elif a is Action.UPGRADE:
+            if ok:
+                self.memory = record_release(
+                    m, want, action=ReleaseAction.UPGRADE, revision=self.add(S.DEPLOYED, want.digest)
+                )
+            else:
+                rev = self.add(S.FAILED, want.digest) if writes else None
+                self.memory = record_failure(
+                    m, want, action=ReleaseAction.UPGRADE, revision=rev, now=self.now
+                )
+        elif a is Action.TEST:
+            self.memory = record_test(m, want, passed=ok, now=self.now)
+        elif a is Action.ROLLBACK:
+            assert obs is not None
+            target = next(r for r in self.revs if r.revision == p.rollback_to)
+            rev = self.add(S.DEPLOYED if ok else S.FAILED, target.digest) if ok or writes else None
+            self.memory = record_rollback(m, remediated=obs.revision, revision=rev, succeeded=ok)
+        elif a is Action.UNINSTALL:
+            assert obs is not None
+            remediated = obs.revision if p.remediation else None
+            if ok:
+                self.revs.clear()
+            self.memory = record_uninstall(m, remediated=remediated, succeeded=ok)
+            if not ok and not p.remediation:
+                return "error"
+        elif a is Action.UNLOCK_PENDING:
+            assert obs is not None
+            self.revs[-1].status = S.FAILED
+            self.memory = record_unlock(m, want, obs, now=self.now, count_failure=p.count_failure)
+        return "helm"
+
+
+_start_revs = st.lists(
+    st.builds(
+        Rev,
+        revision=st.just(0),
+        status=st.sampled_from(list(S)),
+        digest=st.one_of(st.none(), _digests),
+        owner=st.sampled_from([ME, ME, None]),
+    ),
+    max_size=3,
+).map(lambda revs: [replace(r, revision=i + 1) for i, r in enumerate(revs)])
+_finite_policy = st.builds(
+    Policy,
+    install=st.builds(InstallPolicy, st.integers(0, 2), st.booleans(), st.booleans()),
+    upgrade=st.builds(
+        UpgradePolicy, st.integers(0, 2), st.sampled_from(list(RemediationStrategy)), st.booleans()
+    ),
+    test=st.builds(TestPolicy, st.booleans()),
+    drift=st.sampled_from(list(DriftMode)),
+    backoff=st.lists(st.floats(1, 600), min_size=1, max_size=3).map(tuple),
+)
+
+
+def simulate(sim: Sim, outcomes: list[tuple[bool, bool]], max_steps: int = 200) -> tuple[Plan, int]:
+    """Run until a terminal plan; returns it and the most Helm calls made without time passing."""
+    burst = worst = 0
+    for i in range(max_steps):
+        p = plan(sim.observed(), sim.memory, sim.want, now=sim.now, drift_detected=sim.drift)
+        ok, writes = outcomes[i] if i < len(outcomes) else (False, True)
+        kind = sim.step(p, ok, writes)
+        if kind in ("done", "error"):
+            return p, worst
+        if kind == "time":
+            burst = 0
+        elif kind == "helm":
+            assert p.action in HELM_ACTIONS
+            burst += 1
+            worst = max(worst, burst)
+    raise AssertionError(f"no terminal state after {max_steps} steps: last plan {p}")
+
+
+@given(
+    _start_revs,
+    _finite_policy,
+    _memory,
+    _digests,
+    st.lists(st.tuples(st.booleans(), st.booleans()), max_size=40),
+)
+@settings(max_examples=300, deadline=None)
+def test_simulation_terminates_without_hot_loops(
+    revs: list[Rev], policy: Policy, memory: Memory, digest: str, outcomes: list[tuple[bool, bool]]
+) -> None:
+    sim = Sim(Desired(digest, 1, ME, policy=policy), revs, memory=memory)
+    final, worst = simulate(sim, outcomes)
+    # longest chain: finish uninstall -> install -> test fails -> uninstall (remediation)
+    assert worst <= 4, "too many Helm calls without time passing"
+    assert final.action in (Action.NONE, Action.WAIT_RETRY, Action.REFUSE, Action.SUSPENDED) or (
+        final.action in (Action.UNINSTALL, Action.CORRECT_DRIFT) and not final.remediation
+    )
+
+
+@given(_start_revs, _finite_policy, _digests)
+@settings(max_examples=200, deadline=None)
+def test_simulation_with_a_healthy_helm_converges(revs: list[Rev], policy: Policy, digest: str) -> None:
+    sim = Sim(Desired(digest, 1, ME, policy=policy), revs)
+    final, _ = simulate(sim, [(True, True)] * 20)
+    if final.action is not Action.NONE:
+        # only a crashed attempt found in storage can have used up the retries
+        assert final.stalled and sim.memory.failures > 0
+    else:
+        obs = sim.observed()
+        assert obs is not None and obs.status is S.DEPLOYED and obs.digest == digest
