@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,85 @@ def namespace(env: Env, request: pytest.FixtureRequest) -> Iterator[str]:
 def helm(env: Env, request: pytest.FixtureRequest) -> str:
     """The helm binary under test; every test using it runs with helm 4 and helm 3."""
     return env[request.param]
+
+
+@dataclass
+class RunningAgent:
+    """An agent (gitops_helm.agent.Agent) running in this test process, scoped to one namespace."""
+
+    agent: Any
+    settings: Any
+    env: Env
+
+    def hr(self, name: str, namespace: str) -> dict[str, Any]:
+        return self.env.kube_json("helmrelease", name, "-n", namespace)
+
+    def wait_for(self, what: str, check: Any, timeout: float = 90.0, interval: float = 0.25) -> Any:
+        """Poll ``check()`` until it returns a truthy value; fail naming ``what`` on timeout."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                last = check()
+            except (AssertionError, KeyError, json.JSONDecodeError) as exc:
+                last = exc
+            else:
+                if last:
+                    return last
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+
+    def condition(self, name: str, namespace: str, ctype: str) -> dict[str, Any] | None:
+        conds = self.hr(name, namespace).get("status", {}).get("conditions", [])
+        return next((c for c in conds if c["type"] == ctype), None)
+
+    def wait_condition(
+        self, name: str, namespace: str, ctype: str, status: str = "True", timeout: float = 90.0
+    ) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            c = self.condition(name, namespace, ctype)
+            return c if c and c["status"] == status else None
+
+        return self.wait_for(f"{namespace}/{name} {ctype}={status}", check, timeout)  # type: ignore[no-any-return]
+
+    def helm_calls(self) -> int:
+        return sum(self.agent.helm.calls.values())
+
+
+@pytest.fixture
+def start_agent(env: Env, tmp_path: Path) -> Iterator[Any]:
+    """Factory: ``start_agent(namespace, helm_bin, **settings_overrides) -> RunningAgent``.
+
+    The agent watches only ``namespace`` (so tests and the helm 3/helm 4 variants never see each
+    other's HelmReleases), reconciles with short retry delays, and is stopped after the test.
+    """
+    from gitops_helm import log as gh_log
+    from gitops_helm.agent import Agent
+    from gitops_helm.config import RetrySettings, Settings
+
+    gh_log.setup("text", "info")
+    started: list[Any] = []
+
+    def factory(namespace: str, helm_bin: str, **overrides: Any) -> RunningAgent:
+        base: dict[str, Any] = {
+            "kubeconfig": env["KUBECONFIG"],
+            "namespace": namespace,
+            "helm_bin": helm_bin,
+            "work_dir": tmp_path / f"agent-{len(started)}",
+            "listen": "127.0.0.1:0",
+            "workers": 2,
+            "resync_interval_s": 30.0,
+            "reconcile_only": True,
+            "retry": RetrySettings(base_s=1.0, max_s=5.0),
+            "oci_plain_http_hosts": (env["TESTENV_REGISTRY"],),
+        }
+        base.update(overrides)
+        settings = Settings(**base)
+        agent = Agent(settings)
+        agent.start()
+        started.append(agent)
+        return RunningAgent(agent=agent, settings=settings, env=env)
+
+    yield factory
+    for agent in started:
+        agent.stop()
