@@ -122,53 +122,58 @@ class GitCharts:
             except GitError as exc:
                 raise ChartNotFoundError(f"chart.git {source.git}: ref {ref!r}: {exc}") from None
         path = source.path.strip("/")
-        export_key = hashlib.sha256(f"{mirror.path}\0{sha}\0{path}".encode()).hexdigest()[:32]
-        dest = self.settings.work_dir / "exports" / export_key
+        tree_key = hashlib.sha256(f"{mirror.path}\0{sha}".encode()).hexdigest()[:32]
+        path_key = hashlib.sha256(path.encode()).hexdigest()[:16]
+        dest = self.settings.work_dir / "exports" / tree_key
         with self._lock:
-            lock = self._export_locks.setdefault(export_key, threading.Lock())
+            lock = self._export_locks.setdefault(tree_key, threading.Lock())
         with lock:
             if not (dest / ".complete").exists():
-                self._export(mirror, sha, path, dest, source)
+                self._export_tree(mirror, sha, dest, source)
+            if not (dest / f".chart-{path_key}").exists():
+                self._prepare_chart(dest, path, path_key, sha, source)
         chart_dir = dest / "tree" / path
-        digest = (dest / ".digest").read_text()
-        version = chart_version(chart_dir)
+        digest = (dest / f".chart-{path_key}").read_text()
         return FetchedChart(
             name=_chart_name(chart_dir) or path.rsplit("/", 1)[-1],
-            version=version,
+            version=chart_version(chart_dir),
             revision=sha,
             digest=digest,
             path=chart_dir,
             chart_dir=chart_dir,
         )
 
-    def _export(self, mirror: Mirror, sha: str, path: str, dest: Path, source: GitChartSource) -> None:
+    def _export_tree(self, mirror: Mirror, sha: str, dest: Path, source: GitChartSource) -> None:
+        """The whole commit, once per SHA: charts may depend on siblings (``file://../lib``)."""
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         try:
-            mirror.export(sha, dest / "tree", subpath=path or None)
+            mirror.export(sha, dest / "tree")
         except GitError as exc:
             shutil.rmtree(dest, ignore_errors=True)
             err = RepositoryUnavailableError if exc.temporary else ChartNotFoundError
-            raise err(f"chart.git {source.git} path {path!r} at {sha[:12]}: {exc}") from None
-        chart_dir = dest / "tree" / path
+            raise err(f"chart.git {source.git} at {sha[:12]}: {exc}") from None
+        (dest / ".complete").write_text(sha)
+
+    def _prepare_chart(self, dest: Path, path: str, path_key: str, sha: str, source: GitChartSource) -> None:
+        chart_dir = (dest / "tree" / path).resolve()
+        tree = (dest / "tree").resolve()
+        if tree != chart_dir and tree not in chart_dir.parents:
+            raise ChartNotFoundError(f"chart.path {path!r} leaves the repository")
         if not (chart_dir / "Chart.yaml").is_file():
-            shutil.rmtree(dest, ignore_errors=True)
             raise ChartNotFoundError(f"chart.git {source.git}: no Chart.yaml under {path!r} at {sha[:12]}")
+        # The digest is taken before dependency update: only committed changes under the chart
+        # path count, never what a dependency download happens to produce.
         digest = _tree_digest(chart_dir)
-        if (
-            self.settings.update_deps
-            and not source.skip_dep_update
-            and self.helm.dependency_build_needed(chart_dir)
-        ):
+        wants_deps = self.settings.update_deps and not source.skip_dep_update
+        if wants_deps and self.helm.dependency_build_needed(chart_dir):
             try:
                 self.helm.dependency_update(chart_dir)
             except HelmError as exc:
-                shutil.rmtree(dest, ignore_errors=True)
                 raise (RepositoryUnavailableError if exc.temporary else ChartNotFoundError)(
                     f"helm dependency update of {source.git} {path}: {exc.message}"
                 ) from None
-        (dest / ".digest").write_text(digest)
-        (dest / ".complete").write_text(sha)
+        (dest / f".chart-{path_key}").write_text(digest)
 
 
 def _tree_digest(root: Path) -> str:
