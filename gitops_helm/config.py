@@ -57,7 +57,7 @@ class RetrySettings:
 @dataclass(frozen=True)
 class GitSettings:
     url: str | None = None
-    branch: str | None = None  # None: the remote's default branch
+    branch: str | None = None  # None: main
     paths: tuple[str, ...] = ()
     poll_interval_s: float = 60.0
     timeout_s: float = 60.0
@@ -158,7 +158,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 def add_git_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("git source")
     g.add_argument("--git-url", help="config repository (ssh://, https://, file:// or a path)")
-    g.add_argument("--git-branch", help="branch to sync (default: the remote's default branch)")
+    g.add_argument("--git-branch", help="branch to sync (default: main)")
     g.add_argument("--git-path", action="append", help="directory in the repository to sync (repeatable)")
     g.add_argument("--git-poll-interval", help="fetch this often (default: 1m)")
     g.add_argument("--git-timeout", help="timeout of one git operation (default: 60s)")

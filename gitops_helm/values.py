@@ -215,8 +215,12 @@ def values_digest(values: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-class _ValuesLoader(yaml.SafeLoader):
-    """SafeLoader shaped like Helm's YAML-to-JSON decoding.
+# The C parser (libyaml) when PyYAML has it: values are parsed on every reconcile.
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _ValuesLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """SafeLoader shaped like Helm's YAML-to-JSON decoding (C parser when available).
 
     Timestamps stay strings, and map keys become strings while the mapping is built, so
     ``1:`` and ``true:`` stay two keys ("1", "true") instead of colliding in a dict.
