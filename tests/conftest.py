@@ -116,7 +116,29 @@ def namespace(env: Env, request: pytest.FixtureRequest) -> Iterator[str]:
         assert time.monotonic() < deadline, f"no default ServiceAccount in {name}"
         time.sleep(0.2)
     yield name
+    release_finalizers(env, name)
     env.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def release_finalizers(env: Env, namespace: str) -> None:
+    """Drop the agent's finalizer from HelmReleases left in ``namespace``.
+
+    A test's agent is stopped before its namespace is deleted; without this, the HelmReleases
+    would keep the namespace Terminating for ever (nobody is left to finalize them).
+    """
+    out = env.kubectl("get", "helmreleases", "-n", namespace, "-o", "name", check=False)
+    for ref in out.split():
+        env.kubectl(
+            "patch",
+            ref,
+            "-n",
+            namespace,
+            "--type",
+            "merge",
+            "-p",
+            '{"metadata":{"finalizers":null}}',
+            check=False,
+        )
 
 
 @pytest.fixture(params=["HELM_BIN", "HELM3_BIN"], ids=["helm4", "helm3"])

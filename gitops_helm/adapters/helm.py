@@ -73,6 +73,10 @@ _CLASSIFY: tuple[tuple[HelmErrorKind, tuple[str, ...]], ...] = (
             "unexpected eof",
             "no route to host",
             "server closed idle connection",
+            # another writer created the release between our read of storage and this install:
+            # observe again rather than count a failure
+            "cannot re-use a name that is still in use",
+            "release: already exists",
         ),
     ),
     (
