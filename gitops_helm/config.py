@@ -97,6 +97,7 @@ class Settings:
     git_default_ref: str = "master"
     repositories_file: str | None = None
     values_url_timeout_s: float = 30.0
+    chart_refresh_interval_s: float = 60.0  # a repository index / OCI tag is re-checked this often
     oci_plain_http_hosts: tuple[str, ...] = ()
     retry: RetrySettings = field(default_factory=RetrySettings)
     git: GitSettings = field(default_factory=GitSettings)
@@ -149,6 +150,10 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--git-default-ref", help="chart.ref when a Git chart gives none (default: master)")
     r.add_argument("--repositories-file", help="helm repositories.yaml with chart repository credentials")
     r.add_argument(
+        "--chart-refresh-interval",
+        help="re-check a chart repository index or OCI tag at most this often (default: 1m)",
+    )
+    r.add_argument(
         "--oci-plain-http", action="append", help="registry host:port spoken to over plain HTTP (repeatable)"
     )
     r.add_argument("--retry-base", help="first retry delay after a failure (default: 10s)")
@@ -171,7 +176,8 @@ def add_git_flags(p: argparse.ArgumentParser) -> None:
     s.add_argument("--sync-name", help="name of this sync source (labels applied objects; default: default)")
     s.add_argument("--sync-garbage-collection", help="delete objects that left Git (default: false)")
     s.add_argument(
-        "--sync-garbage-collection-dry-run", help="only log what would be deleted (default: false)"
+        "--sync-garbage-collection-dry-run",
+        help="only log and report what would be deleted; implies --sync-garbage-collection (default: false)",
     )
     s.add_argument("--only-helmreleases", help="apply only HelmReleases from Git (default: false)")
     s.add_argument(
@@ -236,10 +242,12 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         password=password,
         webhook_secret=secret,
     )
+    gc_dry_run = get_bool("sync-garbage-collection-dry-run", False)
     sync = SyncSettings(
         name=get("sync-name") or "default",
-        garbage_collection=get_bool("sync-garbage-collection", False),
-        gc_dry_run=get_bool("sync-garbage-collection-dry-run", False),
+        # As Flux v1's --sync-garbage-collection-dry: the dry run implies garbage collection.
+        garbage_collection=get_bool("sync-garbage-collection", False) or gc_dry_run,
+        gc_dry_run=gc_dry_run,
         only_helmreleases=get_bool("only-helmreleases", False),
         default_namespace=get("default-namespace") or "default",
         state_namespace=get("state-namespace") or "default",
@@ -265,6 +273,7 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         update_chart_deps=get_bool("update-chart-deps", True),
         git_default_ref=get("git-default-ref") or "master",
         repositories_file=get("repositories-file"),
+        chart_refresh_interval_s=get_dur("chart-refresh-interval", defaults.chart_refresh_interval_s),
         oci_plain_http_hosts=plain_http,
         retry=retry,
         git=git,

@@ -8,6 +8,7 @@ release controller; ``sync --once`` and ``diff`` do one fetch and one apply (or 
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import threading
 import time
@@ -27,6 +28,16 @@ from gitops_helm.sync import Syncer, state_configmap_name
 log = logging.get(__name__)
 
 DEFAULT_BRANCH = "main"
+SOURCE_STATE_EVERY_S = 1.0  # how often the sync loop looks for a new fetch outcome to record
+
+
+def _is_local_path(url: str) -> bool:
+    """Git's rule: no ``scheme://`` and no colon before the first slash (``user@host:path`` is
+    an scp-like SSH address, whatever the user name)."""
+    if "://" in url:
+        return False
+    head, colon, _ = url.partition(":")
+    return not colon or "/" in head
 
 
 def _source(settings: Settings, on_checkout: object = None) -> GitSource:
@@ -43,8 +54,8 @@ def _source(settings: Settings, on_checkout: object = None) -> GitSource:
     elif g.user or g.password:
         auth = HTTPAuth(username=g.user or "git", password=g.password or "")
     url = g.url
-    if "://" not in url and not url.startswith("git@"):
-        url = Path(url).resolve().as_uri()  # a local path
+    if _is_local_path(url):
+        url = Path(url).resolve().as_uri()
     key = hashlib.sha256(f"{url}\0{settings.sync.name}".encode()).hexdigest()[:16]
     try:
         config = GitSourceConfig(
@@ -87,38 +98,53 @@ class SyncLoop:
 
     def _run(self) -> None:
         assert self.source is not None  # noqa: S101 - set by run_agent before start()
+        due = 0.0  # monotonic time of the next sync without a new commit (drift correction)
+        noted: tuple[object, ...] | None = None
         while not self.stop_event.is_set():
-            checkout = self.source.checkout
-            if checkout is not None:
-                started = time.monotonic()
-                try:
-                    result = self.syncer.sync(checkout.path, self.paths, checkout.sha)
-                except KubeError as exc:
-                    log.warning("sync failed", revision=checkout.sha[:12], error=str(exc))
-                    metrics.SYNC_RUNS.labels(result="error").inc()
-                else:
-                    metrics.SYNC_RUNS.labels(result="ok" if result.ok else "error").inc()
-                    metrics.SYNC_OBJECT_ERRORS.set(len(result.errors))
-                    if result.ok:
-                        metrics.SYNC_LAST_SUCCESS.set(time.time())
-                    for err in result.errors:
-                        log.warning("sync error", revision=checkout.sha[:12], error=err)
-                    log.info(
-                        "synced",
-                        revision=checkout.sha[:12],
-                        applied=len(result.applied),
-                        unchanged=len(result.unchanged),
-                        deleted=len(result.deleted),
-                        errors=len(result.errors),
-                        seconds=round(time.monotonic() - started, 2),
-                    )
-                    self.first_sync.set()
+            if self.wake.is_set() or time.monotonic() >= due:
+                self.wake.clear()
+                checkout = self.source.checkout
+                if checkout is not None:
+                    try:
+                        self._sync(checkout)
+                    except Exception as exc:  # a bug must not end Git sync while the agent looks healthy
+                        log.error("sync crashed", revision=checkout.sha[:12], error=repr(exc))
+                        metrics.SYNC_RUNS.labels(result="error").inc()
+                due = time.monotonic() + self.interval_s
+            # The source's health is recorded after every fetch attempt, not only at sync time,
+            # so a failing fetch shows even with a long poll interval and webhook triggers.
             status = self.source.status()
-            fetch_error = str(status.last_error) if status.last_error else None
-            if status.next_poll is not None:
+            seen = (status.last_attempt_time, status.next_poll, str(status.last_error))
+            if seen != noted and status.next_poll is not None:
+                fetch_error = str(status.last_error) if status.last_error else None
                 self.syncer.note_poll(status.next_poll.timestamp(), fetch_error)
-            self.wake.wait(self.interval_s)
-            self.wake.clear()
+                noted = seen
+            self.wake.wait(min(max(due - time.monotonic(), 0.0), SOURCE_STATE_EVERY_S))
+
+    def _sync(self, checkout: Checkout) -> None:
+        started = time.monotonic()
+        try:
+            result = self.syncer.sync(checkout.path, self.paths, checkout.sha)
+        except KubeError as exc:
+            log.warning("sync failed", revision=checkout.sha[:12], error=str(exc))
+            metrics.SYNC_RUNS.labels(result="error").inc()
+            return
+        metrics.SYNC_RUNS.labels(result="ok" if result.ok else "error").inc()
+        metrics.SYNC_OBJECT_ERRORS.set(len(result.errors))
+        if result.ok:
+            metrics.SYNC_LAST_SUCCESS.set(time.time())
+        for err in result.errors:
+            log.warning("sync error", revision=checkout.sha[:12], error=err)
+        log.info(
+            "synced",
+            revision=checkout.sha[:12],
+            applied=len(result.applied),
+            unchanged=len(result.unchanged),
+            deleted=len(result.deleted),
+            errors=len(result.errors),
+            seconds=round(time.monotonic() - started, 2),
+        )
+        self.first_sync.set()
 
     def start(self) -> None:
         self.thread.start()
@@ -167,9 +193,11 @@ def run_agent(settings: Settings, stop: threading.Event) -> int:
         loop.start()
         local = Path(settings.git.url or "")
         if local.is_dir() and (local / ".git").exists():
-            from gitops_helm.source.watch import DirectoryWatcher
+            from gitops_helm.source.watch import DirectoryWatcher, WatchSettings
 
-            watcher = DirectoryWatcher(local, lambda *_: source.trigger())
+            # The source follows committed refs, and a commit changes only files under .git:
+            # watch those too (a burst of changes still makes one fetch).
+            watcher = DirectoryWatcher(local, source.trigger, WatchSettings(ignored_names=()))
             watcher.start()
     log.info("running", port=agent.server.port if agent.server else None)
     stop.wait()
@@ -248,8 +276,10 @@ def print_status(settings: Settings) -> int:
             f"at {state.get('time', '-')} ({state.get('result', '-')}; {state.get('applied', '0')} applied, "
             f"{state.get('unchanged', '0')} unchanged); next poll {state.get('nextPoll', '-')}"
         )
+        for name in json.loads(state.get("wouldDelete") or "[]"):
+            print(f"  would delete (dry run): {name}")
         if state.get("fetchError"):
             print(f"  fetch error: {state['fetchError']}")
-        if state.get("errors") and state["errors"] != "[]":
-            print(f"  errors: {state['errors']}")
+        for err in json.loads(state.get("errors") or "[]"):
+            print(f"  error: {err}")
     return 0

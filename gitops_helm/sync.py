@@ -134,17 +134,25 @@ class Syncer:
                 if live is not None and ignored_in_cluster(live.get("metadata")):
                     continue
                 desired = body["metadata"]["annotations"]
-                if (
+                live_meta = (live or {}).get("metadata") or {}
+                same_text = (
                     live is not None
-                    and live_checksum(live.get("metadata")) == desired.get("gitops-helm.io/checksum")
-                    and (live.get("metadata", {}).get("labels") or {}).get("gitops-helm.io/source")
-                    == self.source
+                    and live_checksum(live_meta) == desired.get("gitops-helm.io/checksum")
+                    and (live_meta.get("labels") or {}).get("gitops-helm.io/source") == self.source
+                )
+                # Applied even when the Git text is the one last applied, to undo hand edits
+                # (drift); a server-side apply that changes nothing does not write.
+                out = self.kube.apply(body, FIELD_MANAGER)
+                if same_text and out.get("metadata", {}).get("resourceVersion") == live_meta.get(
+                    "resourceVersion"
                 ):
                     result.unchanged.append(str(m.key))
                     continue
-                self.kube.apply(body, FIELD_MANAGER)
                 result.applied.append(str(m.key))
-                log.info("applied", object=str(m.key), origin=str(m.origin))
+                if same_text:
+                    log.info("corrected drift", object=str(m.key), origin=str(m.origin))
+                else:
+                    log.info("applied", object=str(m.key), origin=str(m.origin))
             except KubeError as exc:
                 result.errors.append(f"{m.origin}: {m.key}: {exc.message}")
                 log.warning("apply failed", object=str(m.key), origin=str(m.origin), error=exc.message)
@@ -204,6 +212,7 @@ class Syncer:
             "applied": str(len(result.applied)),
             "unchanged": str(len(result.unchanged)),
             "deleted": json.dumps(result.deleted),
+            "wouldDelete": json.dumps(result.would_delete),
             "gcSkipped": result.gc_skipped,
             "inventory": dump_inventory(inventory),
         }
