@@ -441,6 +441,63 @@ class Kube:
             err = _classify(exc, "create event")
             del err
 
+    # -- leader election ---------------------------------------------------------------------
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A coordination.k8s.io/v1 Lease as plain data (``metadata``, ``spec``), or None."""
+        api = client.CoordinationV1Api(self.api)
+        try:
+            lease = api.read_namespaced_lease(name, namespace, _request_timeout=self._t)
+        except Exception as exc:
+            err = _classify(exc, f"get lease {namespace}/{name}")
+            if err.kind is KubeErrorKind.NOT_FOUND:
+                return None
+            raise err from None
+        return cast(dict[str, Any], self.api.sanitize_for_serialization(lease))
+
+    def write_lease(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        holder: str,
+        duration_s: int,
+        acquired: datetime,
+        renewed: datetime,
+        transitions: int,
+        resource_version: str | None,
+    ) -> None:
+        """Create the Lease (``resource_version`` None) or replace it guarded by resourceVersion.
+
+        A lost race raises CONFLICT (409): somebody else wrote the Lease in between.
+        """
+        api = client.CoordinationV1Api(self.api)
+
+        def micro(t: datetime) -> datetime:
+            # MicroTime must carry a fraction, and the client serialises with isoformat(), which
+            # drops it when it is zero: never send a zero microsecond (1 us is irrelevant here).
+            return t.replace(microsecond=t.microsecond or 1)
+
+        body = client.V1Lease(
+            api_version="coordination.k8s.io/v1",
+            kind="Lease",
+            metadata=client.V1ObjectMeta(name=name, namespace=namespace, resource_version=resource_version),
+            spec=client.V1LeaseSpec(
+                holder_identity=holder,
+                lease_duration_seconds=duration_s,
+                acquire_time=micro(acquired),
+                renew_time=micro(renewed),
+                lease_transitions=transitions,
+            ),
+        )
+        try:
+            if resource_version is None:
+                api.create_namespaced_lease(namespace, body, _request_timeout=self._t)
+            else:
+                api.replace_namespaced_lease(name, namespace, body, _request_timeout=self._t)
+        except Exception as exc:
+            raise _classify(exc, f"write lease {namespace}/{name}") from None
+
     # -- arbitrary objects (Git sync, CRD install, drift) ---------------------------------------
 
     @property
