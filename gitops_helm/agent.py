@@ -67,8 +67,14 @@ class Agent:
         repositories: RepositoriesFile | None = None
         if settings.repositories_file:
             repositories = load_repositories_file(Path(settings.repositories_file))
-        self.repos = HelmRepoClient(HelmRepoSettings(cache_dir=work / "cache"), repositories=repositories)
-        self.oci = OciClient(OciSettings(plain_http_hosts=settings.oci_plain_http_hosts), self.cache)
+        refresh = settings.chart_refresh_interval_s
+        self.repos = HelmRepoClient(
+            HelmRepoSettings(cache_dir=work / "cache", min_refresh_interval=refresh),
+            repositories=repositories,
+        )
+        self.oci = OciClient(
+            OciSettings(plain_http_hosts=settings.oci_plain_http_hosts, refresh_s=refresh), self.cache
+        )
         self.git_charts = GitCharts(
             GitChartSettings(
                 work_dir=work / "gitcharts",
@@ -143,6 +149,19 @@ class Agent:
         )
         self.server.start()
         self.controller.start()
+        threading.Thread(target=self._git_chart_poll_loop, name="git-chart-poll", daemon=True).start()
+
+    def _git_chart_poll_loop(self) -> None:
+        """Reconcile a HelmRelease as soon as a commit changes its Git chart (not at the resync)."""
+        while not self.stopping.wait(self.settings.git.poll_interval_s):
+            try:
+                changed = self.git_charts.poll(self.controller.keys())
+            except Exception as exc:  # never let the loop die: the resync still covers it
+                log.error("Git chart poll crashed", error=f"{type(exc).__name__}: {exc}")
+                continue
+            for key in changed:
+                log.info("Git chart changed", release=key)
+                self.controller.queue.add(key)
 
     def stop(self) -> None:
         self.stopping.set()

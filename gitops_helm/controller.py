@@ -58,6 +58,7 @@ class WorkQueue:
         self._running: set[str] = set()
         self._again: set[str] = set()
         self._delayed: list[tuple[float, int, str]] = []
+        self._due: dict[str, float] = {}  # key -> when its one pending delayed add is due
         self._seq = 0
         self._closed = False
 
@@ -66,8 +67,14 @@ class WorkQueue:
             if self._closed:
                 return
             if delay > 0:
+                # one pending delayed add per key (the earliest): a key requeued by several
+                # reconciles or events must not turn into parallel chains of retries
+                due = self._clock() + delay
+                if self._due.get(key, due + 1) <= due:
+                    return
+                self._due[key] = due
                 self._seq += 1
-                heapq.heappush(self._delayed, (self._clock() + delay, self._seq, key))
+                heapq.heappush(self._delayed, (due, self._seq, key))
             elif key in self._running:
                 self._again.add(key)
             elif key not in self._queued:
@@ -99,7 +106,10 @@ class WorkQueue:
     def _promote(self) -> None:
         now = self._clock()
         while self._delayed and self._delayed[0][0] <= now:
-            _, _, key = heapq.heappop(self._delayed)
+            due, _, key = heapq.heappop(self._delayed)
+            if self._due.get(key) != due:
+                continue  # superseded by an earlier add
+            del self._due[key]
             if key not in self._queued and key not in self._running:
                 self._queued.add(key)
                 self._ready.append(key)
@@ -118,7 +128,7 @@ class WorkQueue:
 
     def __len__(self) -> int:
         with self._cv:
-            return len(self._ready) + len(self._delayed)
+            return len(self._ready) + len(self._due)
 
     def close(self) -> None:
         with self._cv:
@@ -205,6 +215,11 @@ class Controller:
     @property
     def stopped(self) -> bool:
         return self._stop.is_set()
+
+    def keys(self) -> set[str]:
+        """The keys of the HelmReleases currently known."""
+        with self._lock:
+            return set(self.cache)
 
     def on_refs(self, key: str, refs: tuple[ObjectRef, ...]) -> None:
         self.refs.replace(key, refs)

@@ -9,6 +9,10 @@ unchanged release costs no network and no helm call. Each (commit, path) is expo
 The digest covers only the files under ``chart.path`` as committed (before dependency update), so
 a commit that touches other parts of the repository never upgrades a release; ``revision`` is the
 commit SHA, as in the Helm Operator.
+
+:meth:`GitCharts.poll` (called by the agent every ``refresh_s``) fetches the mirrors in use and
+names the HelmReleases whose ``chart.path`` changed since their last fetch, so a chart commit is
+released within the poll interval rather than at the next resync (the Helm Operator's change loop).
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ import hashlib
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
+from gitops_helm import log as logging
 from gitops_helm.adapters.git import (
     GitError,
     GitSettings,
@@ -41,6 +46,8 @@ from gitops_helm.charts.errors import (
     RepositoryUnavailableError,
 )
 
+log = logging.get(__name__)
+
 
 @dataclass(frozen=True)
 class GitChartSettings:
@@ -53,6 +60,16 @@ class GitChartSettings:
     git: GitSettings = field(default_factory=GitSettings)
 
 
+@dataclass(frozen=True)
+class _Use:
+    """What a HelmRelease's last fetch used: mirror, ref, chart path and the commit it resolved."""
+
+    mirror_key: str
+    ref: str
+    path: str
+    sha: str
+
+
 class GitCharts:
     def __init__(self, settings: GitChartSettings, kube: Kube, helm: Helm) -> None:
         self.settings = settings
@@ -61,6 +78,7 @@ class GitCharts:
         self._mirrors: dict[str, tuple[Mirror, float]] = {}
         self._lock = threading.Lock()
         self._export_locks: dict[str, threading.Lock] = {}
+        self._uses: dict[str, _Use] = {}  # HelmRelease key -> its last fetch
 
     def _auth(self, hr: HelmRelease, source: GitChartSource) -> HTTPAuth | SSHAuth | None:
         url = source.git
@@ -83,10 +101,14 @@ class GitCharts:
             )
         return None
 
+    @staticmethod
+    def _mirror_key(source: GitChartSource) -> str:
+        secret = f"{source.secret_ref.namespace}/{source.secret_ref.name}" if source.secret_ref else ""
+        return hashlib.sha256(f"{source.git}\0{secret}".encode()).hexdigest()[:24]
+
     def _mirror(self, hr: HelmRelease, source: GitChartSource, force: bool) -> Mirror:
         auth = self._auth(hr, source)
-        secret = f"{source.secret_ref.namespace}/{source.secret_ref.name}" if source.secret_ref else ""
-        key = hashlib.sha256(f"{source.git}\0{secret}".encode()).hexdigest()[:24]
+        key = self._mirror_key(source)
         with self._lock:
             entry = self._mirrors.get(key)
             if entry is None:
@@ -122,6 +144,8 @@ class GitCharts:
             except GitError as exc:
                 raise ChartNotFoundError(f"chart.git {source.git}: ref {ref!r}: {exc}") from None
         path = source.path.strip("/")
+        with self._lock:
+            self._uses[hr.key] = _Use(self._mirror_key(source), ref, path, sha)
         tree_key = hashlib.sha256(f"{mirror.path}\0{sha}".encode()).hexdigest()[:32]
         path_key = hashlib.sha256(path.encode()).hexdigest()[:16]
         dest = self.settings.work_dir / "exports" / tree_key
@@ -142,6 +166,59 @@ class GitCharts:
             path=chart_dir,
             chart_dir=chart_dir,
         )
+
+    def poll(self, keys: set[str]) -> list[str]:
+        """Fetch the mirrors that the HelmReleases ``keys`` use (each at most every ``refresh_s``)
+        and return the keys whose chart path changed since their last fetch; forget other keys."""
+        with self._lock:
+            for gone in set(self._uses) - keys:
+                del self._uses[gone]
+            uses = dict(self._uses)
+            mirrors = dict(self._mirrors)
+        fresh: dict[str, bool] = {}
+        changed = []
+        for hr_key, use in sorted(uses.items()):
+            entry = mirrors.get(use.mirror_key)
+            if entry is None:
+                continue
+            mirror, fetched_at = entry
+            if use.mirror_key not in fresh:
+                fresh[use.mirror_key] = self._refresh(use.mirror_key, mirror, fetched_at)
+            if not fresh[use.mirror_key]:
+                continue
+            try:
+                sha = mirror.resolve(use.ref)
+            except GitError:
+                sha = ""  # the ref is gone: the reconcile says so on the status
+            if sha == use.sha:
+                continue
+            if self._path_changed(mirror, use, sha):
+                changed.append(hr_key)
+            with self._lock:  # each new commit is looked at once
+                if self._uses.get(hr_key) == use:
+                    self._uses[hr_key] = replace(use, sha=sha)
+        return changed
+
+    @staticmethod
+    def _path_changed(mirror: Mirror, use: _Use, sha: str) -> bool:
+        if not sha or not use.sha:
+            return True
+        try:
+            return mirror.changed_between(use.sha, sha, [use.path] if use.path else [])
+        except GitError:
+            return True
+
+    def _refresh(self, key: str, mirror: Mirror, fetched_at: float) -> bool:
+        if time.monotonic() - fetched_at < self.settings.refresh_s:
+            return True
+        try:
+            mirror.ensure_mirror()
+        except GitError as exc:
+            log.warning("Git chart poll failed", url=mirror.remote.display_url, error=str(exc))
+            return False
+        with self._lock:
+            self._mirrors[key] = (mirror, time.monotonic())
+        return True
 
     def _export_tree(self, mirror: Mirror, sha: str, dest: Path, source: GitChartSource) -> None:
         """The whole commit, once per SHA: charts may depend on siblings (``file://../lib``)."""

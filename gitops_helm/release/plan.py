@@ -30,18 +30,19 @@ Rows are checked top to bottom; the first match wins.
  3   no release, or latest is ``uninstalled``     gated INSTALL (deleted by hand => reinstall)
  4a  ``pending-*``, changed < pending_grace ago   WAIT_RETRY (another operation may be running)
  4b  ``pending-*``                                UNLOCK_PENDING: mark the revision failed in
-                                                  storage; ``count_failure`` when it was our
-                                                  attempt at this digest; ``then`` is the plan
-                                                  for the unlocked (failed) release, i.e. a
-                                                  ROLLBACK remediation or an UPGRADE, as Flux
+                                                  storage; an interrupted attempt is not a
+                                                  failure of the desired state (the agent was
+                                                  stopped, not the release proven bad), so
+                                                  ``then`` (the plan for the unlocked release)
+                                                  is an UPGRADE that retries it, as in Flux
  5a  ``uninstalling``, changed < grace ago        WAIT_RETRY
  5b  ``uninstalling``                             UNINSTALL (finish it; row 3 reinstalls)
  6   no owner marker (installed by hand)          gated UPGRADE with ``adopt`` (take over)
  7   latest revision is not ours (manual helm     gated UPGRADE back to the desired state
      upgrade/rollback, lost status memory)
- 8a  failed (status ``failed``, or deployed with  failures == 0 (desired state changed since):
-     tests failed and the action that made the    UPGRADE now, counters reset
-     revision does not ignore test failures)
+ 8a  failed (status ``failed``, or deployed with  failures == 0 (desired state changed since,
+     tests failed and the action that made the    or an interrupted attempt): UPGRADE now,
+     revision does not ignore test failures)      counters reset
  8b  ... failure of an install                    UNINSTALL (remediation) if
                                                   ``install.uninstall_on_failure`` and (retries
                                                   left or ``remediate_last_failure``)
@@ -284,7 +285,6 @@ class Plan:
     stalled: bool = False  # WAIT_RETRY: retries exhausted; wait for a new digest/generation
     retry_at: float | None = None  # WAIT_RETRY: when to plan again
     reset_failures: bool = False  # failure counters no longer apply: clear them
-    count_failure: bool = False  # UNLOCK_PENDING: the pending revision was our failed attempt
     then: Action | None = None  # UNLOCK_PENDING: the expected plan once unlocked
     check_drift: bool = False  # NONE: run drift detection, then plan again with its result
     drifted: bool = False  # NONE in warn mode: drift found and reported only
@@ -492,21 +492,27 @@ def plan(
 
 def _unlock(ctx: _Ctx, r: ObservedRelease) -> Plan:
     desired = ctx.desired
-    ours = (
-        r.owner == desired.owner
-        and r.digest == desired.digest
-        and r.status is not ReleaseStatus.PENDING_ROLLBACK
-    )
     unlocked = replace(r, status=ReleaseStatus.FAILED)
-    memory = record_unlock(ctx.memory, desired, r, now=ctx.now, count_failure=ours)
-    follow = plan(unlocked, memory, desired, now=ctx.now)
-    whose = "an interrupted attempt at the desired state" if ours else "not an attempt at the desired state"
+    follow = plan(unlocked, record_unlock(ctx.memory, desired, r), desired, now=ctx.now)
+    whose = (
+        "an interrupted attempt at the desired state"
+        if _interrupted_attempt(desired, r)
+        else "not an attempt at the desired state"
+    )
     return Plan(
         Action.UNLOCK_PENDING,
         f"revision {r.revision} was left {r.status.value} ({whose}): "
         f"marking it failed, then {follow.action.value}",
-        count_failure=ours,
         then=follow.action,
+    )
+
+
+def _interrupted_attempt(desired: Desired, r: ObservedRelease) -> bool:
+    """The pending revision is the agent's own install/upgrade of the desired state."""
+    return (
+        r.owner == desired.owner
+        and r.digest == desired.digest
+        and r.status in (ReleaseStatus.PENDING_INSTALL, ReleaseStatus.PENDING_UPGRADE)
     )
 
 
@@ -517,7 +523,7 @@ def _failed(ctx: _Ctx, r: ObservedRelease, what: str) -> Plan:
     if failures == 0:
         return Plan(
             Action.UPGRADE,
-            f"{what} at revision {r.revision} and the desired state changed since: upgrading",
+            f"{what} at revision {r.revision}, no failure counted for the desired state: upgrading",
             reset_failures=ctx.stale_failures,
         )
     kind = ctx.failed_kind
@@ -638,16 +644,20 @@ def record_uninstall(memory: Memory, *, remediated: int | None, succeeded: bool)
     )
 
 
-def record_unlock(
-    memory: Memory, desired: Desired, observed: ObservedRelease, *, now: float, count_failure: bool
-) -> Memory:
-    """A pending revision was marked failed (``count_failure`` from the UNLOCK_PENDING plan)."""
-    if not count_failure:
+def record_unlock(memory: Memory, desired: Desired, observed: ObservedRelease) -> Memory:
+    """A pending revision was marked failed. The agent's own interrupted attempt becomes its
+    latest revision (so it is not mistaken for a manual change), without counting a failure."""
+    if not _interrupted_attempt(desired, observed):
         return memory
     action = (
         ReleaseAction.INSTALL if observed.status is ReleaseStatus.PENDING_INSTALL else ReleaseAction.UPGRADE
     )
-    return record_failure(memory, desired, action=action, revision=observed.revision, now=now)
+    return replace(
+        memory,
+        last_release_revision=observed.revision,
+        last_release_action=action,
+        test_state=TestState.PENDING,
+    )
 
 
 def _failed_memory(memory: Memory, desired: Desired, action: ReleaseAction, now: float) -> Memory:

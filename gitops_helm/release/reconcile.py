@@ -283,6 +283,16 @@ class Reconciler:
     def reconcile(self, obj: dict[str, Any]) -> Outcome:
         meta = obj.get("metadata", {})
         key = f"{meta.get('namespace')}/{meta.get('name')}"
+        # The status is the planner's memory: read it fresh, never from a watch cache that may
+        # not have seen the previous reconcile's own status writes yet (that would repeat work).
+        try:
+            fresh = self.kube.get_helmrelease(str(meta.get("namespace")), str(meta.get("name")))
+        except KubeError as exc:
+            log.warning("kubernetes API error", release=key, error=str(exc))
+            return Outcome(requeue_after=self.settings.retry.base_s, ok=False, message=str(exc))
+        if fresh is None:
+            return Outcome()  # deleted meanwhile
+        obj = fresh
         try:
             hr = parse_helmrelease(obj)
         except SpecError as exc:
@@ -469,9 +479,13 @@ class Reconciler:
             chart = self.charts.fetch(hr)
         except ChartError as exc:
             return self._chart_failed(ctx, exc)
+        # Recorded once per new chart revision (or after a failed fetch), so that a resync of
+        # an unchanged release writes no status.
+        fetched = find_condition(ctx.status.conditions, ConditionType.CHART_FETCHED)
         if (
-            ctx.status.last_attempted_revision != chart.revision
-            or find_condition(ctx.status.conditions, ConditionType.CHART_FETCHED) is None
+            chart.revision not in (ctx.status.last_attempted_revision, ctx.status.revision)
+            or fetched is None
+            or fetched.status is not ConditionStatus.TRUE
         ):
             self._phase(ctx, Phase.CHART_FETCHED, detail=f"{chart.name} {chart.revision}")
 
@@ -690,9 +704,7 @@ class Reconciler:
                     f"{observed.status.value}; marked failed",
                 )
                 log.warning("unlocked pending release", release=key, revision=observed.revision)
-                memory = pl.record_unlock(
-                    memory, desired, observed, now=self.clock(), count_failure=decision.count_failure
-                )
+                memory = pl.record_unlock(memory, desired, observed)
         finally:
             self.on_action(str(action), key, ok, time.monotonic() - started)
         return memory

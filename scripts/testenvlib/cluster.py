@@ -52,7 +52,10 @@ def start(state: State, root: Path, bins: Path) -> None:
     make_pki(pki)
     etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
     kwok_port = free_port()
-    etcd_data = Path("/dev/shm") / f"gitops-helm-testenv-etcd-{root.name}"
+    # On disk, not tmpfs: etcd 3.6 died at its first WAL segment cut on /dev/shm (the
+    # preallocated 0.tmp vanished: "failed to save Raft hard state and entries").
+    # --unsafe-no-fsync keeps it nearly as fast.
+    etcd_data = root / "etcd"
     shutil.rmtree(etcd_data, ignore_errors=True)
     state.info["etcd_data"] = str(etcd_data)
 

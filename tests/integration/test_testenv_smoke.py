@@ -296,5 +296,4 @@ def test_up_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> None:
         down = _testenv(state_dir, "down")
         assert down.returncode == 0, down.stderr
         assert _processes_mentioning(str(state_dir)) == []
-        assert _processes_mentioning(f"gitops-helm-testenv-etcd-{state_dir.name}") == []
         assert _testenv(state_dir, "status").stdout.strip() == "down"

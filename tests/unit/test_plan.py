@@ -139,45 +139,45 @@ def test_row4a_recent_pending_release_is_left_alone() -> None:
     assert not p.stalled
 
 
-def test_row4b_pending_upgrade_of_ours_unlocks_then_rolls_back() -> None:
+def test_row4b_interrupted_upgrade_of_ours_unlocks_then_retries_it() -> None:
+    # an interrupted attempt is not a failure: it is upgraded again, not rolled back
     want = desired(upgrade=UpgradePolicy(retries=2, strategy=RemediationStrategy.ROLLBACK))
     p = run(rel(2, S.PENDING_UPGRADE, prev=1, modified=NOW - 999), ours(1, D1), want)
-    assert p.action is Action.UNLOCK_PENDING
-    assert p.count_failure
-    assert p.then is Action.ROLLBACK
+    assert (p.action, p.then) == (Action.UNLOCK_PENDING, Action.UPGRADE)
+    assert "interrupted attempt" in p.reason
 
 
-def test_row4b_pending_upgrade_without_remediation_unlocks_then_upgrades() -> None:
-    want = desired(upgrade=UpgradePolicy(retries=2, strategy=RemediationStrategy.ROLLBACK), backoff=())
-    p = run(rel(2, S.PENDING_UPGRADE, prev=None), ours(1, D1), want)  # nothing to roll back to
-    assert (p.action, p.then, p.count_failure) == (Action.UNLOCK_PENDING, Action.UPGRADE, True)
-    # with a backoff, the counted crash starts it
-    p = run(rel(2, S.PENDING_UPGRADE, prev=None), ours(1, D1), desired(upgrade=UpgradePolicy(retries=2)))
-    assert p.then is Action.WAIT_RETRY
+def test_row4b_interrupted_upgrade_is_retried_even_without_retries() -> None:
+    # the default policy (no retries) must not leave a release stalled after an agent restart
+    want = desired(upgrade=UpgradePolicy(retries=0))
+    p = run(rel(2, S.PENDING_UPGRADE, prev=1), ours(1, D1), want)
+    assert (p.action, p.then) == (Action.UNLOCK_PENDING, Action.UPGRADE)
 
 
-def test_row4b_pending_install_of_ours_unlocks_then_uninstalls_when_purging() -> None:
-    want = desired(install=InstallPolicy(retries=1, uninstall_on_failure=True))
+def test_row4b_interrupted_install_of_ours_unlocks_then_upgrades() -> None:
+    want = desired(install=InstallPolicy(retries=0, uninstall_on_failure=True))
     p = run(rel(1, S.PENDING_INSTALL), Memory(), want)
-    assert (p.action, p.then, p.count_failure) == (Action.UNLOCK_PENDING, Action.UNINSTALL, True)
+    assert (p.action, p.then) == (Action.UNLOCK_PENDING, Action.UPGRADE)
 
 
-def test_row4b_pending_of_another_digest_is_not_counted() -> None:
+def test_row4b_pending_of_another_digest_unlocks_then_upgrades() -> None:
     p = run(rel(2, S.PENDING_UPGRADE, prev=1, digest=D1), ours(1, D1))
-    assert (p.action, p.count_failure, p.then) == (Action.UNLOCK_PENDING, False, Action.UPGRADE)
+    assert (p.action, p.then) == (Action.UNLOCK_PENDING, Action.UPGRADE)
+    assert "not an attempt at the desired state" in p.reason
 
 
 def test_row4b_pending_rollback_is_not_a_release_failure() -> None:
     p = run(rel(3, S.PENDING_ROLLBACK, prev=1), failed_mem(2, count=1))
     assert p.action is Action.UNLOCK_PENDING
-    assert not p.count_failure
+    assert "not an attempt at the desired state" in p.reason
 
 
-def test_row4b_unlocked_crash_counts_toward_retries() -> None:
-    # the crash is the only allowed attempt: after unlocking, the release is stalled
-    want = desired(upgrade=UpgradePolicy(retries=0))
-    p = run(rel(2, S.PENDING_UPGRADE, prev=1), ours(1, D1), want)
-    assert (p.action, p.then) == (Action.UNLOCK_PENDING, Action.WAIT_RETRY)
+def test_record_unlock_adopts_an_interrupted_attempt_without_counting_it() -> None:
+    m = record_unlock(ours(1, D1), desired(), rel(2, S.PENDING_UPGRADE, digest=desired().digest))
+    assert (m.last_release_revision, m.last_release_action, m.failures) == (2, ReleaseAction.UPGRADE, 0)
+    # and the plan for the unlocked revision retries the upgrade at once
+    p = plan(rel(2, S.FAILED, prev=1, digest=desired().digest), m, desired(), now=NOW)
+    assert p.action is Action.UPGRADE
 
 
 def test_row5a_recent_uninstalling_waits() -> None:
@@ -493,9 +493,10 @@ def test_in_sync_clears_leftover_failures() -> None:
     assert run(rel(2), mem).reset_failures
 
 
-def test_record_unlock_without_count_changes_nothing() -> None:
+def test_record_unlock_of_another_desired_state_changes_nothing() -> None:
     mem = ours(1)
-    assert record_unlock(mem, desired(), rel(2, S.PENDING_UPGRADE), now=NOW, count_failure=False) is mem
+    assert record_unlock(mem, desired(), rel(2, S.PENDING_UPGRADE, digest=D1)) is mem
+    assert record_unlock(mem, desired(), rel(2, S.PENDING_ROLLBACK)) is mem
 
 
 def test_record_uninstall() -> None:
@@ -712,7 +713,7 @@ class Sim:
         elif a is Action.UNLOCK_PENDING:
             assert obs is not None
             self.revs[-1].status = S.FAILED
-            self.memory = record_unlock(m, want, obs, now=self.now, count_failure=p.count_failure)
+            self.memory = record_unlock(m, want, obs)
         return "helm"
 
 

@@ -1,0 +1,138 @@
+"""Lifecycle (helm 3 and 4): a release left `pending-upgrade` by a crash is recovered when the agent
+starts again, `dependsOn` holds a release back until its dependency is Ready, and bad input gets
+a clear status without blocking the other HelmReleases of the namespace."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import time
+from typing import Any
+
+from tests.conftest import Env
+from tests.integration.reconcile_helpers import (
+    apply,
+    cond,
+    hr_manifest,
+    latest_revision,
+    patch_spec,
+    release_record,
+    release_secrets,
+    repo_chart,
+    status,
+    wait_ready,
+    wait_revision,
+)
+
+
+def _leave_pending_upgrade(env: Env, namespace: str, release: str) -> None:
+    """What a SIGKILL during `helm upgrade` leaves behind, an hour ago: the latest revision's
+    storage record and its `status` label say pending-upgrade."""
+    secret = release_secrets(env, namespace, release)[-1]
+    record = release_record(secret)
+    record["info"]["status"] = "pending-upgrade"
+    payload = base64.b64encode(gzip.compress(json.dumps(record).encode())).decode()
+    an_hour_ago = str(int(time.time()) - 3600)
+    patch = {
+        "metadata": {
+            "labels": {"status": "pending-upgrade", "modifiedAt": an_hour_ago, "createdAt": an_hour_ago}
+        },
+        "data": {"release": base64.b64encode(payload.encode()).decode()},
+    }
+    env.kubectl(
+        "patch",
+        "secret",
+        secret["metadata"]["name"],
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps(patch),
+    )
+
+
+def test_pending_upgrade_is_recovered_when_the_agent_starts(
+    env: Env, namespace: str, helm: str, start_agent: Any
+) -> None:
+    first = start_agent(namespace, helm)
+    apply(env, hr_manifest("app", namespace, repo_chart(env), values={"message": "declared"}))
+    wait_ready(first, "app", namespace)
+    first.agent.stop()
+
+    _leave_pending_upgrade(env, namespace, "app")
+    assert latest_revision(env, namespace, "app") == (1, "pending-upgrade")
+    helm_status = json.loads(env.run([helm, "status", "app", "-n", namespace, "-o", "json"]).stdout)
+    assert helm_status["info"]["status"] == "pending-upgrade"
+
+    second = start_agent(namespace, helm)
+    # revision 1 is unlocked (marked failed), then upgraded to revision 2
+    wait_revision(second, env, namespace, "app", 2)
+    wait_ready(second, "app", namespace)
+    assert [s["metadata"]["labels"]["status"] for s in release_secrets(env, namespace, "app")] == [
+        "superseded",
+        "deployed",
+    ]
+    assert status(second, "app", namespace)["releaseStatus"] == "deployed"
+    events = env.kubectl(
+        "get", "events", "-n", namespace, "--field-selector", "reason=PendingReleaseUnlocked", "-o", "name"
+    )
+    assert events.strip(), "no PendingReleaseUnlocked event"
+
+
+def test_depends_on_waits_until_the_dependency_is_ready(
+    env: Env, namespace: str, helm: str, start_agent: Any
+) -> None:
+    agent = start_agent(namespace, helm)
+    apply(env, hr_manifest("backend", namespace, repo_chart(env, version="9.9.9")))
+    apply(env, hr_manifest("frontend", namespace, repo_chart(env), dependsOn=[{"name": "backend"}]))
+    ready = agent.wait_condition("frontend", namespace, "Ready", "False")
+    assert ready["reason"] == "DependencyNotReady", ready
+    assert "backend" in ready["message"]
+    time.sleep(1.5)
+    assert release_secrets(env, namespace, "frontend") == []
+
+    patch_spec(env, namespace, "backend", {"chart": {"version": "0.1.0"}})
+    wait_ready(agent, "backend", namespace)
+    wait_ready(agent, "frontend", namespace)
+    assert latest_revision(env, namespace, "frontend") == (1, "deployed")
+    first_deployed = {
+        name: release_record(release_secrets(env, namespace, name)[0])["info"]["first_deployed"]
+        for name in ("backend", "frontend")
+    }
+    assert first_deployed["backend"] < first_deployed["frontend"]
+
+
+def test_bad_input_gets_a_clear_status_and_blocks_nothing(
+    env: Env, namespace: str, helm: str, start_agent: Any
+) -> None:
+    agent = start_agent(namespace, helm)
+    env.kubectl(
+        "create", "configmap", "broken-values", "-n", namespace, "--from-literal=values.yaml=message: [oops"
+    )
+    apply(env, hr_manifest("nochart", namespace, {}))
+    apply(env, hr_manifest("noversion", namespace, repo_chart(env, version="7.7.7")))
+    apply(
+        env,
+        hr_manifest(
+            "badyaml", namespace, repo_chart(env), valuesFrom=[{"configMapKeyRef": {"name": "broken-values"}}]
+        ),
+    )
+    apply(env, hr_manifest("good", namespace, repo_chart(env)))
+    wait_ready(agent, "good", namespace)
+
+    invalid = agent.wait_condition("nochart", namespace, "Ready", "False")
+    assert invalid["reason"] == "InvalidSpec", invalid
+    assert "chart" in invalid["message"]
+
+    fetched = agent.wait_condition("noversion", namespace, "ChartFetched", "False")
+    assert "7.7.7" in fetched["message"], fetched
+    assert cond(agent, "noversion", namespace, "Ready")["status"] == "False"
+
+    released = agent.wait_condition("badyaml", namespace, "Released", "False")
+    assert "broken-values" in released["message"] and "YAML" in released["message"], released
+
+    for name in ("nochart", "noversion", "badyaml"):
+        assert release_secrets(env, namespace, name) == []
+    assert agent.agent.helm.calls["install"] == 1
+    assert latest_revision(env, namespace, "good") == (1, "deployed")

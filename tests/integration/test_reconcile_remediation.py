@@ -1,0 +1,130 @@
+"""Remediation (helm 3 and 4): a failed upgrade is rolled back, `rollback.retry` retries up to
+`maxRetries` and then stalls until the spec changes, a failed test rolls the upgrade back or is
+ignored with `test.ignoreFailures`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.conftest import Env
+from tests.integration.reconcile_helpers import (
+    FAIL_TIMEOUT,
+    apply,
+    cond,
+    hr_manifest,
+    latest_revision,
+    patch_spec,
+    release_secrets,
+    repo_chart,
+    status,
+    user_values,
+    wait_ready,
+    wait_revision,
+)
+
+
+def _statuses(env: Env, namespace: str, release: str) -> list[str]:
+    return [s["metadata"]["labels"]["status"] for s in release_secrets(env, namespace, release)]
+
+
+def test_failed_upgrade_is_rolled_back(env: Env, namespace: str, helm: str, start_agent: Any) -> None:
+    agent = start_agent(namespace, helm)
+    spec = {"rollback": {"enable": True}, "values": {"message": "good"}}
+    apply(env, hr_manifest("app", namespace, repo_chart(env), **spec))
+    wait_ready(agent, "app", namespace)
+
+    # pods that never become Ready: the upgrade's --wait fails after the (short) timeout
+    patch_spec(
+        env, namespace, "app", {"timeout": FAIL_TIMEOUT, "values": {"message": "bad", "unready": True}}
+    )
+    # revision 2 is the failed upgrade, revision 3 the rollback to revision 1
+    wait_revision(agent, env, namespace, "app", 3)
+    agent.wait_for("rollbackCount 1", lambda: status(agent, "app", namespace).get("rollbackCount") == 1)
+    assert _statuses(env, namespace, "app") == ["superseded", "failed", "deployed"]
+    assert cond(agent, "app", namespace, "RolledBack")["status"] == "True"
+    assert cond(agent, "app", namespace, "Released")["status"] == "False"
+    assert user_values(env, helm, namespace, "app") == {"message": "good"}
+    # without rollback.retry the failed desired state is not tried again
+    time.sleep(2)
+    assert latest_revision(env, namespace, "app") == (3, "deployed")
+    assert agent.agent.helm.calls["upgrade"] == 1
+
+
+def test_rollback_retry_max_retries_then_stalled_until_spec_changes(
+    env: Env, namespace: str, helm: str, start_agent: Any
+) -> None:
+    agent = start_agent(namespace, helm)
+    spec = {
+        "rollback": {"enable": True, "retry": True, "maxRetries": 1},
+        "values": {"message": "good"},
+    }
+    apply(env, hr_manifest("app", namespace, repo_chart(env), **spec))
+    wait_ready(agent, "app", namespace)
+
+    # pods that never become Ready: the upgrade's --wait fails after the (short) timeout
+    patch_spec(
+        env, namespace, "app", {"timeout": FAIL_TIMEOUT, "values": {"message": "bad", "unready": True}}
+    )
+    # 2: failed, 3: rollback, 4: failed retry, 5: rollback; then stalled
+    wait_revision(agent, env, namespace, "app", 5)
+    agent.wait_for(
+        "Stalled=True", lambda: (agent.condition("app", namespace, "Stalled") or {}).get("status") == "True"
+    )
+    st = status(agent, "app", namespace)
+    assert st["rollbackCount"] == 2
+    assert _statuses(env, namespace, "app") == ["superseded", "failed", "superseded", "failed", "deployed"]
+    assert agent.agent.helm.calls["upgrade"] == 2
+    assert agent.agent.helm.calls["rollback"] == 2
+    time.sleep(2.5)  # past the retry backoff (1s, 2s in these tests): nothing more happens
+    assert latest_revision(env, namespace, "app") == (5, "deployed")
+    assert agent.agent.helm.calls["upgrade"] == 2
+
+    # A spec change starts over: the upgrade succeeds and the counters are reset.
+    patch_spec(env, namespace, "app", {"values": {"message": "fixed", "unready": False}})
+    wait_revision(agent, env, namespace, "app", 6)
+    wait_ready(agent, "app", namespace)
+    st = status(agent, "app", namespace)
+    assert st.get("rollbackCount", 0) == 0
+    assert agent.condition("app", namespace, "Stalled") is None
+    assert user_values(env, helm, namespace, "app")["message"] == "fixed"
+
+
+def test_failed_test_rolls_back_the_upgrade(env: Env, namespace: str, helm: str, start_agent: Any) -> None:
+    agent = start_agent(namespace, helm)
+    spec = {
+        "rollback": {"enable": True},
+        "test": {"enable": True},
+        "values": {"message": "good"},
+    }
+    apply(env, hr_manifest("app", namespace, repo_chart(env), **spec))
+    wait_ready(agent, "app", namespace)
+    assert cond(agent, "app", namespace, "Tested")["status"] == "True"
+
+    patch_spec(env, namespace, "app", {"values": {"message": "bad", "testOutcome": "fail"}})
+    # 2: upgraded (deployed, tests failed), 3: rollback to 1
+    wait_revision(agent, env, namespace, "app", 3)
+    agent.wait_for("rollbackCount 1", lambda: status(agent, "app", namespace).get("rollbackCount") == 1)
+    assert cond(agent, "app", namespace, "RolledBack")["status"] == "True"
+    assert cond(agent, "app", namespace, "Released")["status"] == "False"
+    assert user_values(env, helm, namespace, "app") == {"message": "good"}
+    assert agent.agent.helm.calls["test"] == 2
+
+
+def test_failed_test_ignored_keeps_the_release(env: Env, namespace: str, helm: str, start_agent: Any) -> None:
+    agent = start_agent(namespace, helm)
+    spec = {
+        "rollback": {"enable": True},
+        "test": {"enable": True, "ignoreFailures": True},
+        "values": {"testOutcome": "fail"},
+    }
+    apply(env, hr_manifest("app", namespace, repo_chart(env), **spec))
+    agent.wait_condition("app", namespace, "Tested", "False")
+    wait_ready(agent, "app", namespace)
+    assert cond(agent, "app", namespace, "Released")["status"] == "True"
+    assert status(agent, "app", namespace)["releaseStatus"] == "deployed"
+    assert env.kube_json("pod", "app-test", "-n", namespace)["status"]["phase"] == "Failed"
+    time.sleep(2)
+    assert latest_revision(env, namespace, "app") == (1, "deployed")
+    assert agent.agent.helm.calls["test"] == 1
+    assert agent.agent.helm.calls["uninstall"] == 0
