@@ -138,6 +138,9 @@ class UpgradeOptions:
     create_namespace: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    # helm 4, releases applied server-side: take back fields another manager (kubectl scale,
+    # an HPA) changed, as helm 3's three-way merge does; without it such an upgrade fails.
+    force_conflicts: bool = False
 
 
 @dataclass(frozen=True)
@@ -313,6 +316,8 @@ class Helm:
                 args.append("--reuse-values" if opts.reuse_values else "--reset-values")
                 if opts.force:
                     args.append("--force-replace" if self.major >= 4 else "--force")
+                if opts.force_conflicts and self.major >= 4:
+                    args.append("--force-conflicts")
             out = self._run(action, args, opts.timeout_s + self.settings.margin_s)
         return _release_from_json(json.loads(_json_part(out)))
 

@@ -58,6 +58,7 @@ from gitops_helm.charts.artifact import FetchedChart
 from gitops_helm.charts.errors import ChartError
 from gitops_helm.config import Settings
 from gitops_helm.release import plan as pl
+from gitops_helm.release.drift import detect_drift
 
 log = logging.get(__name__)
 
@@ -509,13 +510,22 @@ class Reconciler:
         )
         memory = memory_from_status(ctx.status)
         last_action: pl.Action | None = None
+        drift_detected: bool | None = None
         for _step in range(_MAX_STEPS):
             observed, revisions = self._observe(hr)
             ctx.status = replace(
                 ctx.status,
                 release_status=observed.status.value if observed else None,
             )
-            decision = pl.plan(observed, memory, desired, now=self.clock())
+            decision = pl.plan(observed, memory, desired, now=self.clock(), drift_detected=drift_detected)
+            if (
+                decision.action is pl.Action.NONE
+                and decision.check_drift
+                and drift_detected is None
+                and revisions
+            ):
+                drift_detected = self._check_drift(ctx, revisions[-1])
+                continue
             if decision.reset_failures:
                 memory = replace(
                     memory,
@@ -542,9 +552,37 @@ class Reconciler:
                 )
             last_action = decision.action
             memory = self._act(ctx, decision, memory, desired, chart, composed.values, observed, revisions)
+            drift_detected = None  # an action changed the release: look again if asked
             ctx.status = status_with_memory(ctx.status, memory)
             self._write(ctx)
         return Outcome(requeue_after=self.settings.retry.base_s, message="step limit reached")
+
+    def _check_drift(self, ctx: _Ctx, latest: StoredRelease) -> bool:
+        """Compare the live objects with the latest revision's manifest; report what differs."""
+        hr = ctx.hr
+        spec = hr.policy.drift_detection
+        try:
+            record = self.kube.read_release(latest)
+            drift = detect_drift(self.kube, str(record.get("manifest", "")), hr.target_namespace, spec.ignore)
+        except KubeError as exc:
+            log.warning("drift detection failed", release=hr.key, error=str(exc))
+            return False
+        if drift:
+            what = "; ".join(str(d) for d in drift)
+            correcting = str(spec.mode) == "enabled"
+            self._event(ctx, True, "DriftDetected", f"live objects differ from the release: {what}"[:1024])
+            log.warning("drift detected", release=hr.key, drift=what, correcting=correcting)
+        return bool(drift)
+
+    def _apply_method(self, hr: HelmRelease) -> str:
+        """How helm applied the latest revision (helm 4 records ``ssa`` or ``csa``)."""
+        revisions = self.kube.release_revisions(hr.target_namespace, hr.release_name)
+        if not revisions:
+            return ""
+        try:
+            return str(self.kube.read_release(revisions[-1]).get("apply_method", ""))
+        except KubeError:
+            return ""
 
     def _dependencies_not_ready(self, hr: HelmRelease) -> list[str]:
         waiting = []
@@ -735,6 +773,7 @@ class Reconciler:
             disable_openapi_validation=p.disable_openapi_validation,
             create_namespace=False,
             labels={OWNER_LABEL: desired.owner, DIGEST_LABEL: desired.digest},
+            force_conflicts=not install and self.helm.major >= 4 and self._apply_method(hr) == "ssa",
             description=f"gitops-helm: {decision.reason}"[:200],
         )
         action = pl.ReleaseAction.INSTALL if install else pl.ReleaseAction.UPGRADE
