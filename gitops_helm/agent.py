@@ -135,6 +135,19 @@ class Agent:
         return True, "ready"
 
     def start(self, hooks: Hooks | None = None) -> None:
+        self.start_server(hooks)
+        self.start_workers()
+
+    def start_server(self, hooks: Hooks | None = None) -> None:
+        """The HTTP endpoint (health, readiness, metrics, webhook): up at once, leader or not."""
+        host, port = parse_listen(self.settings.listen)
+        self.server = Server(
+            host, port, hooks or Hooks(ready=self.ready, before_metrics=self._refresh_metrics)
+        )
+        self.server.start()
+
+    def start_workers(self) -> None:
+        """Install the CRD and start reconciling (only on the leader when leader election is on)."""
         log.info(
             "starting",
             helm=self.helm.version,
@@ -143,11 +156,6 @@ class Agent:
         )
         if self.settings.install_crd:
             install_crd(self.kube)
-        host, port = parse_listen(self.settings.listen)
-        self.server = Server(
-            host, port, hooks or Hooks(ready=self.ready, before_metrics=self._refresh_metrics)
-        )
-        self.server.start()
         self.controller.start()
         threading.Thread(target=self._git_chart_poll_loop, name="git-chart-poll", daemon=True).start()
 

@@ -99,6 +99,10 @@ class Settings:
     values_url_timeout_s: float = 30.0
     chart_refresh_interval_s: float = 60.0  # a repository index / OCI tag is re-checked this often
     oci_plain_http_hosts: tuple[str, ...] = ()
+    leader_elect: bool = False
+    leader_election_namespace: str | None = None  # None: the sync state namespace
+    leader_election_id: str = "gitops-helm"
+    leader_election_lease_s: float = 30.0
     retry: RetrySettings = field(default_factory=RetrySettings)
     git: GitSettings = field(default_factory=GitSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
@@ -155,6 +159,15 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     )
     r.add_argument(
         "--oci-plain-http", action="append", help="registry host:port spoken to over plain HTTP (repeatable)"
+    )
+    r.add_argument(
+        "--leader-elect", help="run several replicas: only the holder of a Lease acts (default: false)"
+    )
+    r.add_argument("--leader-election-namespace", help="namespace of the Lease (default: --state-namespace)")
+    r.add_argument("--leader-election-id", help="name of the Lease (default: gitops-helm)")
+    r.add_argument(
+        "--leader-election-lease-duration",
+        help="a standby takes over after this long without renewal (default: 30s)",
     )
     r.add_argument("--retry-base", help="first retry delay after a failure (default: 10s)")
     r.add_argument("--retry-max", help="longest retry delay (default: 5m)")
@@ -275,6 +288,10 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         repositories_file=get("repositories-file"),
         chart_refresh_interval_s=get_dur("chart-refresh-interval", defaults.chart_refresh_interval_s),
         oci_plain_http_hosts=plain_http,
+        leader_elect=get_bool("leader-elect", False),
+        leader_election_namespace=get("leader-election-namespace"),
+        leader_election_id=get("leader-election-id") or "gitops-helm",
+        leader_election_lease_s=get_dur("leader-election-lease-duration", 30.0),
         retry=retry,
         git=git,
         sync=sync,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import sys
 import threading
 import time
@@ -21,8 +23,10 @@ from gitops_helm.adapters.git import GitSettings as AdapterGitSettings
 from gitops_helm.adapters.kube import Kube, KubeError, KubeSettings
 from gitops_helm.api import ConditionType, find_condition, parse_status
 from gitops_helm.config import ConfigError, Settings
+from gitops_helm.leader import LeaderElector, LeaderSettings
 from gitops_helm.server import Hooks
 from gitops_helm.source.gitsource import Checkout, GitSource, GitSourceConfig, SourceSettings
+from gitops_helm.source.watch import DirectoryWatcher
 from gitops_helm.sync import Syncer, state_configmap_name
 
 log = logging.get(__name__)
@@ -182,33 +186,60 @@ def run_agent(settings: Settings, stop: threading.Event) -> int:
         webhook_secret=settings.git.webhook_secret,
         before_metrics=agent._refresh_metrics,
     )
+    watchers: list[DirectoryWatcher] = []
+    lost = threading.Event()  # leadership lost: stop and exit non-zero (restart as a standby)
+
+    def start_acting() -> None:
+        agent.start_workers()
+        if source is not None and loop is not None:
+            source.start()
+            loop.start()
+            local = Path(settings.git.url or "")
+            if local.is_dir() and (local / ".git").exists():
+                watcher = DirectoryWatcher(local, lambda *_: source.trigger())
+                watcher.start()
+                watchers.append(watcher)
+
     try:
-        agent.start(hooks)
+        agent.start_server(hooks)
+        if settings.leader_elect:
+            elector = LeaderElector(
+                agent.kube,
+                LeaderSettings(
+                    namespace=settings.leader_election_namespace or settings.sync.state_namespace,
+                    name=settings.leader_election_id,
+                    identity=f"{socket.gethostname()}-{os.getpid()}",
+                    lease_s=int(settings.leader_election_lease_s),
+                    renew_s=settings.leader_election_lease_s / 3,
+                    retry_s=max(0.5, settings.leader_election_lease_s / 10),
+                ),
+            )
+
+            def on_lost() -> None:
+                lost.set()
+                stop.set()
+
+            threading.Thread(target=elector.run, args=(stop, on_lost), name="leader", daemon=True).start()
+            log.info("waiting for leadership", lease=settings.leader_election_id)
+            while not stop.is_set() and not elector.leading.wait(1.0):
+                pass
+            if elector.leading.is_set() and not stop.is_set():
+                start_acting()
+        else:
+            start_acting()
     except KubeError as exc:
         log.error("cannot start", error=str(exc))
         return 1
-    watcher = None
-    if source is not None and loop is not None:
-        source.start()
-        loop.start()
-        local = Path(settings.git.url or "")
-        if local.is_dir() and (local / ".git").exists():
-            from gitops_helm.source.watch import DirectoryWatcher, WatchSettings
-
-            # The source follows committed refs, and a commit changes only files under .git:
-            # watch those too (a burst of changes still makes one fetch).
-            watcher = DirectoryWatcher(local, source.trigger, WatchSettings(ignored_names=()))
-            watcher.start()
     log.info("running", port=agent.server.port if agent.server else None)
     stop.wait()
-    if watcher is not None:
-        watcher.stop()
+    for w in watchers:
+        w.stop()
     if loop is not None:
         loop.stop()
     if source is not None:
         source.stop(timeout=10)
     agent.stop()
-    return 0
+    return 1 if lost.is_set() else 0
 
 
 def run_sync_once(settings: Settings, *, diff_only: bool) -> int:

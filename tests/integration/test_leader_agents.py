@@ -1,0 +1,50 @@
+"""Two `gitops-helm run --leader-elect` replicas: one acts, the other takes over when it dies."""
+
+from __future__ import annotations
+
+import signal
+import uuid
+from pathlib import Path
+
+from tests.conftest import Env
+from tests.integration.syncfix import ConfigRepo, configmap, get_object, start_agent, wait_for
+
+
+def test_only_the_leader_syncs_and_a_standby_takes_over(env: Env, namespace: str, tmp_path: Path) -> None:
+    url = f"{env['TESTENV_GIT_HTTP']}/leader-{uuid.uuid4().hex[:8]}.git"
+    repo = ConfigRepo(tmp_path / "repo", url)
+    repo.commit({"cm.yaml": configmap("from-git", {"v": "1"}, namespace)}, "one")
+    lease = f"lease-{uuid.uuid4().hex[:6]}"
+    flags = (
+        "--leader-elect",
+        "true",
+        "--leader-election-id",
+        lease,
+        "--leader-election-lease-duration",
+        "4s",
+    )
+    first = start_agent(env, tmp_path / "a", namespace, url, *flags, sync_name="leader")
+    second = start_agent(env, tmp_path / "b", namespace, url, *flags, sync_name="leader")
+    try:
+        wait_for("one replica leads", lambda: "became leader" in first.log() + second.log(), timeout=30)
+        leader, standby = (first, second) if "became leader" in first.log() else (second, first)
+        wait_for("the ConfigMap", lambda: get_object(env, "configmap", namespace, "from-git"), timeout=30)
+        assert "synced" not in standby.log()  # the standby neither syncs nor reconciles
+        holder = env.kube_json("lease", lease, "-n", namespace)["spec"]["holderIdentity"]
+        assert holder.endswith(f"-{leader.proc.pid}")
+
+        leader.proc.send_signal(signal.SIGKILL)  # no goodbye: the lease must expire
+        leader.proc.wait(10)
+        wait_for("the standby takes over", lambda: "became leader" in standby.log(), timeout=30)
+        repo.commit({"cm.yaml": configmap("from-git", {"v": "2"}, namespace)}, "two")
+        wait_for(
+            "the new leader syncs",
+            lambda: (
+                (get_object(env, "configmap", namespace, "from-git") or {}).get("data", {}).get("v") == "2"
+            ),
+            timeout=30,
+        )
+    finally:
+        for agent in (first, second):
+            if agent.proc.poll() is None:
+                agent.stop()
