@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -104,6 +105,16 @@ def is_ours(pid: int, started: str) -> bool:
 
 def stop_process(pid: int, started: str, name: str, grace: float = 10.0) -> None:
     """Stop a process group we started: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    child = _CHILDREN.pop(pid, None)
+    try:
+        _stop(pid, started, name, grace)
+    finally:
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=5)
+
+
+def _stop(pid: int, started: str, name: str, grace: float) -> None:
     if not process_alive(pid) or not is_ours(pid, started):
         return
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
@@ -119,6 +130,11 @@ def stop_process(pid: int, started: str, name: str, grace: float = 10.0) -> None
     raise RuntimeError(f"{name} (pid {pid}) did not stop")
 
 
+# Children started by this process, kept referenced (a collected Popen of a running child warns)
+# and reaped when stopped.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> int:
     """Start ``argv`` in its own session with output to ``log_dir/<name>.log``; returns the pid."""
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -128,6 +144,7 @@ def spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None 
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env=full_env, start_new_session=True,
         )
+    _CHILDREN[proc.pid] = proc
     return proc.pid
 
 

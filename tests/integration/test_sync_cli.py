@@ -156,7 +156,7 @@ def test_agent_follows_a_local_repository_path(env: Env, namespace: str, tmp_pat
         assert cm_data(env, namespace, "plain") == {"v": "1"}
         # ...the commit is, at once: no push, and no poll for an hour.
         sha = repo.work.commit({}, "two")
-        wait_for("the local commit", lambda: cm_data(env, namespace, "plain") == {"v": "2"}, 5)
+        wait_for("the local commit", lambda: cm_data(env, namespace, "plain") == {"v": "2"}, 20)
         assert sync_state(env, namespace, agent.sync_name)["revision"] == sha
         assert json.loads(sync_state(env, namespace, agent.sync_name)["errors"]) == []
         assert cm_data(env, namespace, "ignored") is None
