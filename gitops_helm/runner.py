@@ -26,7 +26,7 @@ from gitops_helm.config import ConfigError, Settings
 from gitops_helm.leader import LeaderElector, LeaderSettings
 from gitops_helm.server import Hooks
 from gitops_helm.source.gitsource import Checkout, GitSource, GitSourceConfig, SourceSettings
-from gitops_helm.source.watch import DirectoryWatcher
+from gitops_helm.source.watch import DirectoryWatcher, WatchSettings
 from gitops_helm.sync import Syncer, state_configmap_name
 
 log = logging.get(__name__)
@@ -196,7 +196,8 @@ def run_agent(settings: Settings, stop: threading.Event) -> int:
             loop.start()
             local = Path(settings.git.url or "")
             if local.is_dir() and (local / ".git").exists():
-                watcher = DirectoryWatcher(local, lambda *_: source.trigger())
+                # .git is watched too: a local commit changes nothing else in the work tree.
+                watcher = DirectoryWatcher(local, source.trigger, WatchSettings(ignored_names=()))
                 watcher.start()
                 watchers.append(watcher)
 
