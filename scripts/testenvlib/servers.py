@@ -174,10 +174,13 @@ def main(config_path: str) -> None:
     charts = ThreadingHTTPServer(("127.0.0.1", cfg["charts_port"]), make_chart_handler(Path(cfg["chart_dir"]), None))
     charts_tls = ThreadingHTTPServer(("127.0.0.1", cfg["charts_tls_port"]),
                                      make_chart_handler(Path(cfg["chart_dir"]), (cfg["user"], cfg["password"])))
+    git_tls = ThreadingHTTPServer(("127.0.0.1", cfg["git_tls_port"]),
+                                  make_git_handler(Path(cfg["git_root"]), cfg["user"], cfg["password"]))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cfg["tls_cert"], cfg["tls_key"])
-    charts_tls.socket = ctx.wrap_socket(charts_tls.socket, server_side=True, do_handshake_on_connect=False)
-    threads = [serve(s) for s in (git, charts, charts_tls)]
+    for server in (charts_tls, git_tls):
+        server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    threads = [serve(s) for s in (git, git_tls, charts, charts_tls)]
     sys.stderr.write(f"testenv servers up: git :{cfg['git_port']} charts :{cfg['charts_port']} "
                      f"charts-tls :{cfg['charts_tls_port']}\n")
     for t in threads:

@@ -35,7 +35,8 @@ def start_http(state: State, root: Path) -> None:
     if not (chart_dir / "index.yaml").exists():
         (chart_dir / "index.yaml").write_text("apiVersion: v1\nentries: {}\n")
     cfg = {
-        "git_port": free_port(), "charts_port": free_port(), "charts_tls_port": free_port(),
+        "git_port": free_port(), "git_tls_port": free_port(), "charts_port": free_port(),
+        "charts_tls_port": free_port(),
         "git_root": str(git_root), "chart_dir": str(chart_dir), "user": USER, "password": PASSWORD,
         "tls_cert": str(root / "pki" / "serving.crt"), "tls_key": str(root / "pki" / "serving.key"),
     }
@@ -62,6 +63,8 @@ def start_http(state: State, root: Path) -> None:
     state.env.update({
         "TESTENV_GIT_HTTP": git_url,
         "TESTENV_GIT_HTTP_AUTH": f"{git_url}/auth",
+        # The same repositories over HTTPS (CA in TESTENV_CA_FILE); /auth/<name>.git needs basic auth.
+        "TESTENV_GIT_HTTPS": f"https://127.0.0.1:{cfg['git_tls_port']}",
         "TESTENV_GIT_USER": USER, "TESTENV_GIT_PASSWORD": PASSWORD,
         "TESTENV_CHARTS": charts,
         "TESTENV_CHARTS_AUTH": charts_auth,

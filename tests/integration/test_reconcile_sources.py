@@ -99,3 +99,25 @@ def test_install_from_git_over_ssh(
     wait_ready(agent, "gitssh", namespace)
     assert status(agent, "gitssh", namespace)["revision"] == sha
     assert config_message(env, namespace, "gitssh") == "from-git-ssh"
+
+
+def test_install_from_git_over_https_with_secret_ref(
+    env: Env, namespace: str, helm: str, start_agent: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """chart.secretRef credentials (https only), verified against the environment's CA."""
+    repo = GitRepo(env, tmp_path)
+    repo.add_chart("charts/hello", message="from-git-https")
+    sha = repo.commit_and_push("add chart")
+    env.kubectl(
+        "create", "secret", "generic", "git-creds", "-n", namespace,
+        f"--from-literal=username={env['TESTENV_GIT_USER']}",
+        f"--from-literal=password={env['TESTENV_GIT_PASSWORD']}",
+    )  # fmt: skip
+    monkeypatch.setenv("GIT_SSL_CAINFO", env["TESTENV_CA_FILE"])  # the agent's git trusts this CA
+    agent = start_agent(namespace, helm)
+    url = f"{env['TESTENV_GIT_HTTPS']}/auth/{repo.name}.git"
+    chart = {"git": url, "ref": "master", "path": "charts/hello", "secretRef": {"name": "git-creds"}}
+    apply(env, hr_manifest("githttps", namespace, chart))
+    wait_ready(agent, "githttps", namespace)
+    assert status(agent, "githttps", namespace)["revision"] == sha
+    assert config_message(env, namespace, "githttps") == "from-git-https"
