@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gitops_helm import values  # noqa: E402
+from gitops_helm.api.spec import ConfigMapValuesSource, SecretValuesSource  # noqa: E402
 from gitops_helm.charts.repoindex import parse_index, resolve_in_index  # noqa: E402
 from gitops_helm.manifests import discover  # noqa: E402
 from gitops_helm.release import plan as pl  # noqa: E402
@@ -72,7 +73,10 @@ class _Reader:
 def bench_values() -> Callable[[], Any]:
     spec = values.ValuesSpec(
         namespace="apps",
-        values_from=[values.ConfigMapKeyRef("common"), values.SecretKeyRef("secret")],
+        values_from=[
+            ConfigMapValuesSource("common", "apps"),
+            SecretValuesSource("secret", "apps"),
+        ],
         values={"replicaCount": 3, "image": {"tag": "1.2.3"}},
     )
     reader = _Reader()

@@ -45,21 +45,22 @@ import math
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol
 
 import yaml
 
+from gitops_helm.api.spec import (
+    ConfigMapValuesSource,
+    ExternalValuesSource,
+    SecretValuesSource,
+    ValuesSource,
+)
+
 __all__ = [
-    "DEFAULT_KEY",
-    "ChartFileRef",
     "ComposedValues",
-    "ConfigMapKeyRef",
-    "ExternalSourceRef",
     "ObjectRef",
-    "SecretKeyRef",
     "SourceNotFound",
     "ValuesError",
-    "ValuesSource",
     "ValuesSourceReader",
     "ValuesSpec",
     "compose_values",
@@ -68,51 +69,11 @@ __all__ = [
     "values_digest",
 ]
 
-DEFAULT_KEY = "values.yaml"
 _MAX_NODES = 1_000_000  # bounds alias expansion ("billion laughs") while normalising
 
 
 # ---------------------------------------------------------------------------------------------
 # inputs
-
-
-@dataclass(frozen=True)
-class ConfigMapKeyRef:
-    """``valuesFrom[].configMapKeyRef``; empty namespace/key mean the defaults."""
-
-    name: str
-    namespace: str | None = None
-    key: str | None = None
-    optional: bool = False
-
-
-@dataclass(frozen=True)
-class SecretKeyRef:
-    """``valuesFrom[].secretKeyRef``; empty namespace/key mean the defaults."""
-
-    name: str
-    namespace: str | None = None
-    key: str | None = None
-    optional: bool = False
-
-
-@dataclass(frozen=True)
-class ExternalSourceRef:
-    """``valuesFrom[].externalSourceRef``."""
-
-    url: str
-    optional: bool = False
-
-
-@dataclass(frozen=True)
-class ChartFileRef:
-    """``valuesFrom[].chartFileRef``: a path relative to the chart directory."""
-
-    path: str
-    optional: bool = False
-
-
-ValuesSource: TypeAlias = ConfigMapKeyRef | SecretKeyRef | ExternalSourceRef | ChartFileRef
 
 
 @dataclass(frozen=True)
@@ -125,7 +86,7 @@ class ValuesSpec:
 
     namespace: str  # the HelmRelease's namespace (not targetNamespace)
     values_from: Sequence[ValuesSource | None] = ()
-    value_file_secrets: Sequence[str] = ()  # deprecated spec.valueFileSecrets[].name
+    value_file_secrets: Sequence[SecretValuesSource] = ()  # deprecated spec.valueFileSecrets
     values: Mapping[str, Any] | None = None  # spec.values
 
 
@@ -330,19 +291,17 @@ class _Resolved:
 def _resolve(spec: ValuesSpec) -> list[_Resolved]:
     """Turn the spec into labelled sources in merge order, defaults applied."""
     out: list[_Resolved] = []
-    for i, name in enumerate(spec.value_file_secrets):
-        ref = SecretKeyRef(name=name)
-        label = f"valueFileSecrets[{i}] secretKeyRef {spec.namespace}/{name} key {DEFAULT_KEY}"
-        out.append(_Resolved(label, ref, spec.namespace, DEFAULT_KEY))
+    for i, ref in enumerate(spec.value_file_secrets):
+        label = f"valueFileSecrets[{i}] secretKeyRef {ref.namespace}/{ref.name} key {ref.key}"
+        out.append(_Resolved(label, ref, ref.namespace, ref.key))
     for i, src in enumerate(spec.values_from):
         if src is None:
             continue
-        if isinstance(src, ConfigMapKeyRef | SecretKeyRef):
-            ns = src.namespace or spec.namespace
-            key = src.key or DEFAULT_KEY
-            kind = "configMapKeyRef" if isinstance(src, ConfigMapKeyRef) else "secretKeyRef"
+        if isinstance(src, ConfigMapValuesSource | SecretValuesSource):
+            ns, key = src.namespace, src.key
+            kind = "configMapKeyRef" if isinstance(src, ConfigMapValuesSource) else "secretKeyRef"
             out.append(_Resolved(f"valuesFrom[{i}] {kind} {ns}/{src.name} key {key}", src, ns, key))
-        elif isinstance(src, ExternalSourceRef):
+        elif isinstance(src, ExternalValuesSource):
             out.append(_Resolved(f"valuesFrom[{i}] externalSourceRef {src.url}", src, None, None))
         else:
             out.append(_Resolved(f"valuesFrom[{i}] chartFileRef {src.path}", src, None, None))
@@ -355,9 +314,9 @@ def referenced_objects(spec: ValuesSpec, *, allow_cross_namespace: bool = True) 
     for r in _resolve(spec):
         if r.namespace is None or (not allow_cross_namespace and r.namespace != spec.namespace):
             continue
-        if isinstance(r.source, ConfigMapKeyRef):
+        if isinstance(r.source, ConfigMapValuesSource):
             seen.setdefault(ObjectRef("ConfigMap", r.namespace, r.source.name), None)
-        elif isinstance(r.source, SecretKeyRef):
+        elif isinstance(r.source, SecretValuesSource):
             seen.setdefault(ObjectRef("Secret", r.namespace, r.source.name), None)
     return tuple(seen)
 
@@ -380,9 +339,9 @@ def _describe_read_error(exc: Exception) -> str:
 def _read(r: _Resolved, reader: ValuesSourceReader) -> dict[str, Any] | None:
     """Read and parse one source; None means "absent and optional: skip"."""
     src = r.source
-    if isinstance(src, ConfigMapKeyRef | SecretKeyRef):
+    if isinstance(src, ConfigMapValuesSource | SecretValuesSource):
         assert r.namespace is not None and r.key is not None  # noqa: S101 - set by _resolve
-        is_secret = isinstance(src, SecretKeyRef)
+        is_secret = isinstance(src, SecretValuesSource)
         kind = "Secret" if is_secret else "ConfigMap"
         try:
             data: Mapping[str, str] | Mapping[str, bytes] | None = (
@@ -401,7 +360,7 @@ def _read(r: _Resolved, reader: ValuesSourceReader) -> dict[str, Any] | None:
                 return None
             raise _SourceFailure(f"{kind} has no key {r.key!r}", forgivable=False)
         return _parse_document(data[r.key], sensitive=is_secret)
-    if isinstance(src, ExternalSourceRef):
+    if isinstance(src, ExternalValuesSource):
         try:
             body = reader.url(src.url)
         except SourceNotFound:

@@ -81,6 +81,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from gitops_helm.api.spec import DriftMode, RemediationStrategy
+
 __all__ = [
     "HELM_ACTIONS",
     "Action",
@@ -168,17 +170,6 @@ class TestState(StrEnum):
     PENDING = "pending"  # not run yet
     PASSED = "passed"
     FAILED = "failed"
-
-
-class RemediationStrategy(StrEnum):
-    ROLLBACK = "rollback"
-    UNINSTALL = "uninstall"
-
-
-class DriftMode(StrEnum):
-    DISABLED = "disabled"
-    WARN = "warn"
-    ENABLED = "enabled"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,15 +34,11 @@ from gitops_helm import values as values_mod
 from gitops_helm.adapters.helm import Helm, HelmError, HelmErrorKind, RollbackOptions, UpgradeOptions
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind, StoredRelease
 from gitops_helm.api import (
-    ChartFileValuesSource,
     ConditionStatus,
     ConditionType,
-    ConfigMapValuesSource,
-    ExternalValuesSource,
     HelmRelease,
     HelmReleaseStatus,
     Phase,
-    SecretValuesSource,
     SpecError,
     find_condition,
     parse_helmrelease,
@@ -124,12 +120,12 @@ def plan_policy(hr: HelmRelease, settings: Settings) -> pl.Policy:
         ),
         upgrade=pl.UpgradePolicy(
             retries=p.upgrade.retries,
-            strategy=pl.RemediationStrategy(str(p.upgrade.strategy)),
+            strategy=p.upgrade.strategy,
             remediate_last_failure=p.upgrade.remediate_last_failure,
             ignore_test_failures=p.upgrade.ignore_test_failures,
         ),
         test=pl.TestPolicy(enabled=p.test.enable),
-        drift=pl.DriftMode(str(p.drift_detection.mode)),
+        drift=p.drift_detection.mode,
         backoff=backoff,
         pending_grace=float(p.timeout) + 60.0,
     )
@@ -233,17 +229,12 @@ class ClusterValuesReader:
 
 
 def values_spec(hr: HelmRelease) -> values_mod.ValuesSpec:
-    converted: list[values_mod.ValuesSource] = []
-    for src in hr.values_sources:
-        if isinstance(src, ConfigMapValuesSource):
-            converted.append(values_mod.ConfigMapKeyRef(src.name, src.namespace, src.key, src.optional))
-        elif isinstance(src, SecretValuesSource):
-            converted.append(values_mod.SecretKeyRef(src.name, src.namespace, src.key, src.optional))
-        elif isinstance(src, ExternalValuesSource):
-            converted.append(values_mod.ExternalSourceRef(src.url, src.optional))
-        elif isinstance(src, ChartFileValuesSource):
-            converted.append(values_mod.ChartFileRef(src.path, src.optional))
-    return values_mod.ValuesSpec(namespace=hr.namespace, values_from=converted, values=hr.spec.values)
+    return values_mod.ValuesSpec(
+        namespace=hr.namespace,
+        values_from=hr.spec.values_from,
+        value_file_secrets=hr.spec.value_file_secrets,
+        values=hr.spec.values,
+    )
 
 
 # -- the reconciler -----------------------------------------------------------------------------

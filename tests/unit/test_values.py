@@ -10,12 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gitops_helm.api.spec import (
+    ChartFileValuesSource,
+    ConfigMapValuesSource,
+    ExternalValuesSource,
+    SecretValuesSource,
+)
 from gitops_helm.values import (
-    ChartFileRef,
-    ConfigMapKeyRef,
-    ExternalSourceRef,
     ObjectRef,
-    SecretKeyRef,
     SourceNotFound,
     ValuesError,
     ValuesSpec,
@@ -24,6 +26,28 @@ from gitops_helm.values import (
     referenced_objects,
     values_digest,
 )
+
+
+# Sources as the API parser produces them: namespace and key already resolved.
+def cm_ref(
+    name: str, namespace: str = "default", key: str = "values.yaml", optional: bool = False
+) -> ConfigMapValuesSource:
+    return ConfigMapValuesSource(name, namespace, key, optional)
+
+
+def secret_ref(
+    name: str, namespace: str = "default", key: str = "values.yaml", optional: bool = False
+) -> SecretValuesSource:
+    return SecretValuesSource(name, namespace, key, optional)
+
+
+def url_ref(url: str, optional: bool = False) -> ExternalValuesSource:
+    return ExternalValuesSource(url, optional)
+
+
+def file_ref(path: str, optional: bool = False) -> ChartFileValuesSource:
+    return ChartFileValuesSource(path, optional)
+
 
 SECRET_TEXT = "s3cr3t-hunter2"
 
@@ -102,12 +126,12 @@ def test_merge_maps_recurse_scalars_and_lists_replace() -> None:
 def test_merge_order_secrets_then_values_from_then_inline() -> None:
     spec = ValuesSpec(
         namespace="default",
-        value_file_secrets=["creds"],
+        value_file_secrets=[secret_ref("creds")],
         values_from=[
-            ConfigMapKeyRef("base"),
-            ConfigMapKeyRef("env", key="prod.yaml"),
-            ExternalSourceRef("https://example.com/v.yaml"),
-            ChartFileRef("ci/values.yaml"),
+            cm_ref("base"),
+            cm_ref("env", key="prod.yaml"),
+            url_ref("https://example.com/v.yaml"),
+            file_ref("ci/values.yaml"),
         ],
         values={"replicas": 3, "image": {"pullPolicy": "Always"}},
     )
@@ -141,7 +165,7 @@ def test_no_sources_give_empty_values() -> None:
 
 
 def test_empty_entry_is_a_noop_and_keeps_indices() -> None:
-    spec = ValuesSpec("default", values_from=[None, ConfigMapKeyRef("missing")])
+    spec = ValuesSpec("default", values_from=[None, cm_ref("missing")])
     with pytest.raises(ValuesError, match=r"^valuesFrom\[1\] configMapKeyRef default/missing"):
         compose_values(spec, reader())
 
@@ -150,29 +174,23 @@ def test_yaml_keeps_dates_as_strings_and_keys_as_strings() -> None:
     r = FakeReader(
         configmaps={("default", "c"): {"values.yaml": "when: 2024-01-02\n1: one\ntrue: yes\n~: n\n1.5: f\n"}}
     )
-    out = compose_values(ValuesSpec("default", [ConfigMapKeyRef("c")]), r)
+    out = compose_values(ValuesSpec("default", [cm_ref("c")]), r)
     assert out.values == {"when": "2024-01-02", "1": "one", "true": True, "null": "n", "1.5": "f"}
 
 
 def test_empty_document_is_empty_mapping() -> None:
     r = FakeReader(configmaps={("default", "c"): {"values.yaml": "# only a comment\n"}})
-    assert compose_values(ValuesSpec("default", [ConfigMapKeyRef("c")]), r).values == {}
+    assert compose_values(ValuesSpec("default", [cm_ref("c")]), r).values == {}
 
 
 # --- source rules ------------------------------------------------------------------------------
 
 
-def test_namespace_defaults_to_the_helmrelease_namespace() -> None:
-    r = reader()
-    compose_values(ValuesSpec("default", [ConfigMapKeyRef("base", namespace=""), SecretKeyRef("creds")]), r)
-    assert r.reads == ["cm default/base", "secret default/creds"]
-
-
 @pytest.mark.parametrize(
     "ref",
-    [ConfigMapKeyRef("missing", optional=True), SecretKeyRef("missing", optional=True)],
+    [cm_ref("missing", optional=True), secret_ref("missing", optional=True)],
 )
-def test_not_found_and_optional_is_skipped(ref: ConfigMapKeyRef | SecretKeyRef) -> None:
+def test_not_found_and_optional_is_skipped(ref: ConfigMapValuesSource | SecretValuesSource) -> None:
     out = compose_values(ValuesSpec("default", [ref], values={"a": 1}), reader())
     assert out.values == {"a": 1}
     assert len(out.skipped) == 1
@@ -183,19 +201,19 @@ def test_not_found_and_optional_is_skipped(ref: ConfigMapKeyRef | SecretKeyRef) 
     ("ref", "message"),
     [
         (
-            ConfigMapKeyRef("missing"),
+            cm_ref("missing"),
             "valuesFrom[0] configMapKeyRef default/missing key values.yaml: ConfigMap not found",
         ),
         (
-            SecretKeyRef("missing"),
+            secret_ref("missing"),
             "valuesFrom[0] secretKeyRef default/missing key values.yaml: Secret not found",
         ),
-        (ConfigMapKeyRef("base", key="nope"), "ConfigMap has no key 'nope'"),
+        (cm_ref("base", key="nope"), "ConfigMap has no key 'nope'"),
         (
-            ExternalSourceRef("https://example.com/404"),
+            url_ref("https://example.com/404"),
             "valuesFrom[0] externalSourceRef https://example.com/404: not found",
         ),
-        (ChartFileRef("nope.yaml"), "valuesFrom[0] chartFileRef nope.yaml: file not found in chart"),
+        (file_ref("nope.yaml"), "valuesFrom[0] chartFileRef nope.yaml: file not found in chart"),
     ],
 )
 def test_not_found_and_required_is_an_error(ref: Any, message: str) -> None:
@@ -205,9 +223,7 @@ def test_not_found_and_required_is_an_error(ref: Any, message: str) -> None:
 
 
 def test_missing_key_optional_is_skipped() -> None:
-    out = compose_values(
-        ValuesSpec("default", [ConfigMapKeyRef("base", key="nope", optional=True)]), reader()
-    )
+    out = compose_values(ValuesSpec("default", [cm_ref("base", key="nope", optional=True)]), reader())
     assert out.values == {}
 
 
@@ -215,12 +231,12 @@ def test_missing_key_optional_is_skipped() -> None:
     ("ref", "message"),
     [
         (
-            ConfigMapKeyRef("flaky", optional=True),
+            cm_ref("flaky", optional=True),
             "cannot read ConfigMap: PermissionError: configmaps is forbidden",
         ),
-        (SecretKeyRef("flaky", optional=True), "cannot read Secret: ConnectionError: apiserver unavailable"),
-        (ExternalSourceRef("flaky", optional=True), "cannot fetch: TimeoutError: read timed out"),
-        (ChartFileRef("flaky", optional=True), "cannot read chart file: OSError: I/O error"),
+        (secret_ref("flaky", optional=True), "cannot read Secret: ConnectionError: apiserver unavailable"),
+        (url_ref("flaky", optional=True), "cannot fetch: TimeoutError: read timed out"),
+        (file_ref("flaky", optional=True), "cannot read chart file: OSError: I/O error"),
     ],
 )
 def test_other_read_errors_fail_even_when_optional(ref: Any, message: str) -> None:
@@ -234,7 +250,7 @@ def test_other_read_errors_fail_even_when_optional(ref: Any, message: str) -> No
 
 def test_invalid_yaml_names_source_and_line() -> None:
     r = FakeReader(configmaps={("default", "app-values"): {"values.yaml": "a: 1\nb: 2\nc: d: e\n"}})
-    spec = ValuesSpec("default", [ConfigMapKeyRef("base"), ConfigMapKeyRef("app-values")])
+    spec = ValuesSpec("default", [cm_ref("base"), cm_ref("app-values")])
     r.configmaps[("default", "base")] = {"values.yaml": "{}"}
     with pytest.raises(ValuesError) as info:
         compose_values(spec, r)
@@ -259,8 +275,8 @@ def test_invalid_yaml_names_source_and_line() -> None:
 def test_non_mapping_or_unrepresentable_is_an_error_unless_optional(text: str, message: str) -> None:
     r = FakeReader(configmaps={("default", "c"): {"values.yaml": text}})
     with pytest.raises(ValuesError, match=message):
-        compose_values(ValuesSpec("default", [ConfigMapKeyRef("c")]), r)
-    out = compose_values(ValuesSpec("default", [ConfigMapKeyRef("c", optional=True)]), r)
+        compose_values(ValuesSpec("default", [cm_ref("c")]), r)
+    out = compose_values(ValuesSpec("default", [cm_ref("c", optional=True)]), r)
     assert out.values == {}
     assert out.skipped
 
@@ -268,7 +284,7 @@ def test_non_mapping_or_unrepresentable_is_an_error_unless_optional(text: str, m
 def test_bad_bytes_are_an_error() -> None:
     r = FakeReader(secrets={("default", "s"): {"values.yaml": b"\xff\xfe"}})
     with pytest.raises(ValuesError, match="not valid UTF-8"):
-        compose_values(ValuesSpec("default", [SecretKeyRef("s")]), r)
+        compose_values(ValuesSpec("default", [secret_ref("s")]), r)
 
 
 def test_alias_bomb_is_bounded() -> None:
@@ -276,7 +292,7 @@ def test_alias_bomb_is_bounded() -> None:
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
     r = FakeReader(configmaps={("default", "bomb"): {"values.yaml": "\n".join(lines)}})
     with pytest.raises(ValuesError, match="alias expansion"):
-        compose_values(ValuesSpec("default", [ConfigMapKeyRef("bomb")]), r)
+        compose_values(ValuesSpec("default", [cm_ref("bomb")]), r)
 
 
 @pytest.mark.parametrize(
@@ -285,28 +301,26 @@ def test_alias_bomb_is_bounded() -> None:
 def test_chart_file_must_stay_inside_the_chart(path: str) -> None:
     r = reader()
     with pytest.raises(ValuesError) as info:
-        compose_values(ValuesSpec("default", [ChartFileRef(path, optional=True)]), r)
+        compose_values(ValuesSpec("default", [file_ref(path, optional=True)]), r)
     assert f"path {path!r} leaves the chart directory" in str(info.value)
     assert not any(read.startswith("file") for read in r.reads)
 
 
 def test_chart_file_path_is_normalised() -> None:
     r = reader()
-    compose_values(ValuesSpec("default", [ChartFileRef("./ci/../ci/values.yaml")]), r)
+    compose_values(ValuesSpec("default", [file_ref("./ci/../ci/values.yaml")]), r)
     assert r.reads == ["file ci/values.yaml"]
 
 
 def test_cross_namespace_allowed_by_default() -> None:
-    out = compose_values(ValuesSpec("default", [ConfigMapKeyRef("shared", namespace="other")]), reader())
+    out = compose_values(ValuesSpec("default", [cm_ref("shared", namespace="other")]), reader())
     assert out.values == {"shared": True}
     assert out.references == (ObjectRef("ConfigMap", "other", "shared"),)
 
 
 def test_cross_namespace_refused_when_disabled_and_never_read() -> None:
     r = reader()
-    spec = ValuesSpec(
-        "default", [ConfigMapKeyRef("base"), SecretKeyRef("x", namespace="other", optional=True)]
-    )
+    spec = ValuesSpec("default", [cm_ref("base"), secret_ref("x", namespace="other", optional=True)])
     with pytest.raises(ValuesError) as info:
         compose_values(spec, r, allow_cross_namespace=False)
     assert str(info.value).startswith(
@@ -320,7 +334,7 @@ def test_cross_namespace_refused_when_disabled_and_never_read() -> None:
 
 
 def test_errors_carry_references_to_watch() -> None:
-    spec = ValuesSpec("default", [ConfigMapKeyRef("missing"), SecretKeyRef("creds")])
+    spec = ValuesSpec("default", [cm_ref("missing"), secret_ref("creds")])
     with pytest.raises(ValuesError) as info:
         compose_values(spec, reader())
     assert info.value.references == (
@@ -346,13 +360,13 @@ def test_errors_carry_references_to_watch() -> None:
 def test_secret_content_never_in_error_messages(text: str) -> None:
     r = FakeReader(secrets={("default", "s"): {"values.yaml": text.encode()}})
     with pytest.raises(ValuesError) as info:
-        compose_values(ValuesSpec("default", [SecretKeyRef("s")]), r)
+        compose_values(ValuesSpec("default", [secret_ref("s")]), r)
     assert SECRET_TEXT not in str(info.value)
     assert str(info.value).startswith("valuesFrom[0] secretKeyRef default/s key values.yaml: ")
 
 
 def test_secret_values_not_in_repr() -> None:
-    out = compose_values(ValuesSpec("default", value_file_secrets=["creds"]), reader())
+    out = compose_values(ValuesSpec("default", value_file_secrets=[secret_ref("creds")]), reader())
     assert SECRET_TEXT in str(out.values)
     assert SECRET_TEXT not in repr(out)
 
@@ -418,6 +432,6 @@ def test_compose_of_inline_equals_merge(a: dict[str, Any], b: dict[str, Any]) ->
     import yaml
 
     r = FakeReader(configmaps={("ns", "c"): {"values.yaml": yaml.safe_dump(a)}})
-    out = compose_values(ValuesSpec("ns", [ConfigMapKeyRef("c")], values=b), r)
+    out = compose_values(ValuesSpec("ns", [cm_ref("c", namespace="ns")], values=b), r)
     assert out.values == merge_values(a, b)
     assert out.digest == values_digest(merge_values(a, b))
