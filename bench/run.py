@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 from gitops_helm import values  # noqa: E402
 from gitops_helm.api.spec import ConfigMapValuesSource, SecretValuesSource  # noqa: E402
 from gitops_helm.charts.repoindex import parse_index, resolve_in_index  # noqa: E402
-from gitops_helm.manifests import discover  # noqa: E402
 from gitops_helm.release import plan as pl  # noqa: E402
+from gitops_helm.sync.discover import discover  # noqa: E402
 
 
 def measure(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:

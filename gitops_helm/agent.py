@@ -1,12 +1,24 @@
-"""Assemble the running agent from settings: adapters, chart sources, reconciler, controller, server.
+"""The composition root: build the running agent from settings, and nothing else decides here.
 
-Place in the flow: ``cli.py run`` builds an :class:`Agent` and calls :meth:`Agent.run`. Nothing
-here decides anything; it wires the stages together, installs the CRD at start when asked, and
-stops cleanly on SIGTERM (in-flight helm operations finish, so no release is left pending).
+Place in the flow: ``commands.run`` builds one :class:`Agent` and calls :meth:`Agent.run`;
+``commands.sync_once``/``diff``/``status`` use the smaller builders below (:func:`build_kube`,
+:func:`build_source`). This is the only module that knows every part:
+
+    adapters (kube, helm, git)  ->  release wing: charts.ChartResolver -> release.Reconciler
+                                    controller.Controller (watch, queue, workers)
+                                    sync wing: source.GitSource -> sync.SyncLoop -> sync.Syncer
+                                    leader.LeaderElector (optional), server.Server (HTTP)
+
+With leader election on, the HTTP server runs on every replica (probes pass on a standby) and
+the CRD install, the controller and the Git sync start only on the leader. On stop, in-flight
+helm operations finish, so no release is left pending.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -14,24 +26,78 @@ from typing import Any
 
 from gitops_helm import log as logging
 from gitops_helm import metrics
-from gitops_helm.adapters.git import GitSettings as AdapterGitSettings
+from gitops_helm.adapters.git import GitError, GitSettings, HTTPAuth, SSHAuth
 from gitops_helm.adapters.helm import Helm, HelmSettings
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind, KubeSettings
-from gitops_helm.api import load_crd
+from gitops_helm.api.crd import load_crd
 from gitops_helm.charts.auth import RepositoriesFile, load_repositories_file
 from gitops_helm.charts.cache import ChartCache
 from gitops_helm.charts.gitchart import GitCharts, GitChartSettings
 from gitops_helm.charts.helmrepo import HelmRepoClient, HelmRepoSettings
 from gitops_helm.charts.oci import OciClient, OciSettings
 from gitops_helm.charts.resolver import ChartResolver
-from gitops_helm.config import Settings, parse_listen
+from gitops_helm.config import ConfigError, Settings, parse_listen
 from gitops_helm.controller import Controller
+from gitops_helm.leader import LeaderElector, LeaderSettings
 from gitops_helm.release.reconcile import Outcome, Reconciler
 from gitops_helm.server import Hooks, Server
+from gitops_helm.source.gitsource import DEFAULT_BRANCH, GitSource, GitSourceConfig, SourceSettings
+from gitops_helm.source.watch import DirectoryWatcher, WatchSettings
+from gitops_helm.sync.apply import Syncer
+from gitops_helm.sync.loop import SyncLoop
 
 log = logging.get(__name__)
 
 FIELD_MANAGER = "gitops-helm"
+
+
+def build_kube(settings: Settings) -> Kube:
+    return Kube(KubeSettings(kubeconfig=settings.kubeconfig, context=settings.kube_context))
+
+
+def _is_local_path(url: str) -> bool:
+    """Git's rule: no ``scheme://`` and no colon before the first slash (``user@host:path`` is
+    an scp-like SSH address, whatever the user name)."""
+    if "://" in url:
+        return False
+    head, colon, _ = url.partition(":")
+    return not colon or "/" in head
+
+
+def build_source(settings: Settings, on_checkout: Any = None) -> GitSource:
+    """The Git source of ``--git-url``: credentials, branch, paths and retry numbers from settings."""
+    g = settings.git
+    if not g.url:
+        raise ConfigError("--git-url is required (or run with --reconcile-only)")
+    auth: HTTPAuth | SSHAuth | None = None
+    if g.ssh_key:
+        if not g.known_hosts:
+            raise ConfigError(
+                "--git-known-hosts is required with --git-ssh-key (host keys are always verified)"
+            )
+        auth = SSHAuth(private_key=Path(g.ssh_key), known_hosts=Path(g.known_hosts))
+    elif g.user or g.password:
+        auth = HTTPAuth(username=g.user or "git", password=g.password or "")
+    url = g.url
+    if _is_local_path(url):
+        url = Path(url).resolve().as_uri()
+    key = hashlib.sha256(f"{url}\0{settings.sync.name}".encode()).hexdigest()[:16]
+    try:
+        config = GitSourceConfig(
+            url=url,
+            branch=g.branch or DEFAULT_BRANCH,
+            paths=g.paths,
+            poll_interval_s=g.poll_interval_s,
+            auth=auth,
+        )
+        return GitSource(
+            config,
+            settings.work_dir / "source" / key,
+            SourceSettings(retry=settings.retry, git=GitSettings(timeout_s=g.timeout_s)),
+            on_checkout=on_checkout,
+        )
+    except (ValueError, GitError) as exc:
+        raise ConfigError(f"--git-url: {exc}") from None
 
 
 def install_crd(kube: Kube, timeout_s: float = 60.0) -> None:
@@ -50,11 +116,15 @@ def install_crd(kube: Kube, timeout_s: float = 60.0) -> None:
 
 
 class Agent:
+    """Both wings, the controller, leader election and the HTTP server, wired from settings."""
+
     def __init__(self, settings: Settings) -> None:
+        if not settings.reconcile_only and not settings.git.url:
+            raise ConfigError("give --git-url (Git sync and releases) or --reconcile-only (releases only)")
         self.settings = settings
         work = settings.work_dir
         work.mkdir(parents=True, exist_ok=True)
-        self.kube = Kube(KubeSettings(kubeconfig=settings.kubeconfig, context=settings.kube_context))
+        self.kube = build_kube(settings)
         self.helm = Helm(
             HelmSettings(
                 binary=settings.helm_bin,
@@ -63,6 +133,21 @@ class Agent:
                 kube_context=settings.kube_context,
             )
         )
+        self._build_release_wing(work)
+        self.sync_loop: SyncLoop | None = None
+        self.source: GitSource | None = None
+        if not settings.reconcile_only:
+            self.sync_loop = SyncLoop(
+                Syncer(self.kube, settings.sync), settings.git.paths, settings.git.poll_interval_s
+            )
+            self.source = build_source(settings, self.sync_loop.on_checkout)
+            self.sync_loop.source = self.source
+        self.server: Server | None = None
+        self.stopping = threading.Event()
+        self._watchers: list[DirectoryWatcher] = []
+
+    def _build_release_wing(self, work: Path) -> None:
+        settings = self.settings
         self.cache = ChartCache(work / "cache")
         repositories: RepositoriesFile | None = None
         if settings.repositories_file:
@@ -83,7 +168,7 @@ class Agent:
                 update_deps=settings.update_chart_deps,
                 ssh_key=settings.git.ssh_key,
                 known_hosts=settings.git.known_hosts,
-                git=AdapterGitSettings(timeout_s=settings.git.timeout_s),
+                git=GitSettings(timeout_s=settings.git.timeout_s),
             ),
             self.kube,
             self.helm,
@@ -97,15 +182,7 @@ class Agent:
             git=self.git_charts,
             repositories=repositories,
         )
-        self.controller = Controller(
-            self.kube,
-            self._reconcile,
-            namespace=settings.namespace,
-            workers=settings.workers,
-            resync_interval_s=settings.resync_interval_s,
-            retry_base_s=settings.retry.base_s,
-            retry_max_s=settings.retry.max_s,
-        )
+        self.controller = Controller(self.kube, self._reconcile, settings)
         self.reconciler = Reconciler(
             self.kube,
             self.helm,
@@ -114,9 +191,64 @@ class Agent:
             on_refs=self.controller.on_refs,
             on_action=metrics.observe_action,
         )
-        self.server: Server | None = None
-        self._extra_ready: list[tuple[str, object]] = []
-        self.stopping = threading.Event()
+
+    # -- the long-running process -------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> int:
+        """``gitops-helm run``: serve HTTP, act (as leader when elected) until ``stop``; exit code."""
+        lost = threading.Event()  # leadership lost: stop and exit non-zero (restart as a standby)
+        try:
+            self.start_server(self.hooks())
+            if self.settings.leader_elect:
+                if self._lead(stop, lost):
+                    self.start_acting()
+            else:
+                self.start_acting()
+        except KubeError as exc:
+            log.error("cannot start", error=str(exc))
+            return 1
+        log.info("running", port=self.server.port if self.server else None)
+        stop.wait()
+        self.stop()
+        return 1 if lost.is_set() else 0
+
+    def _lead(self, stop: threading.Event, lost: threading.Event) -> bool:
+        """Wait until this replica holds the Lease (True) or the process is stopping (False)."""
+        s = self.settings
+        elector = LeaderElector(
+            self.kube,
+            LeaderSettings(
+                namespace=s.leader_election_namespace or s.sync.state_namespace,
+                name=s.leader_election_id,
+                identity=f"{socket.gethostname()}-{os.getpid()}",
+                lease_s=int(s.leader_election_lease_s),
+                renew_s=s.leader_election_lease_s / 3,
+                retry_s=max(0.5, s.leader_election_lease_s / 10),
+            ),
+        )
+
+        def on_lost() -> None:
+            lost.set()
+            stop.set()
+
+        threading.Thread(target=elector.run, args=(stop, on_lost), name="leader", daemon=True).start()
+        log.info("waiting for leadership", lease=s.leader_election_id)
+        while not stop.is_set() and not elector.leading.wait(1.0):
+            pass
+        return elector.leading.is_set() and not stop.is_set()
+
+    def hooks(self) -> Hooks:
+        """What the HTTP server asks of the agent: readiness, the webhook trigger, metrics."""
+        return Hooks(
+            ready=self.ready,
+            git_trigger=self.source.trigger if self.source else None,
+            git_url=self.settings.git.url or "",
+            git_branch=(lambda: self.settings.git.branch or DEFAULT_BRANCH),
+            webhook_secret=self.settings.git.webhook_secret,
+            before_metrics=self._refresh_metrics,
+        )
+
+    # -- parts ----------------------------------------------------------------------------------
 
     def _reconcile(self, obj: dict[str, Any]) -> Outcome:
         outcome = self.reconciler.reconcile(obj)
@@ -132,22 +264,23 @@ class Agent:
     def ready(self) -> tuple[bool, str]:
         if not self.controller.synced.is_set():
             return False, "HelmReleases not listed yet"
+        if self.sync_loop is not None and not self.sync_loop.first_sync.is_set():
+            return False, "first Git sync not done yet"
         return True, "ready"
 
     def start(self, hooks: Hooks | None = None) -> None:
+        """Serve HTTP and act at once, without leader election (tests, single replica)."""
         self.start_server(hooks)
-        self.start_workers()
+        self.start_acting()
 
     def start_server(self, hooks: Hooks | None = None) -> None:
         """The HTTP endpoint (health, readiness, metrics, webhook): up at once, leader or not."""
         host, port = parse_listen(self.settings.listen)
-        self.server = Server(
-            host, port, hooks or Hooks(ready=self.ready, before_metrics=self._refresh_metrics)
-        )
+        self.server = Server(host, port, hooks or self.hooks())
         self.server.start()
 
-    def start_workers(self) -> None:
-        """Install the CRD and start reconciling (only on the leader when leader election is on)."""
+    def start_acting(self) -> None:
+        """Install the CRD, start reconciling and syncing (only on the leader when elected)."""
         log.info(
             "starting",
             helm=self.helm.version,
@@ -158,6 +291,15 @@ class Agent:
             install_crd(self.kube)
         self.controller.start()
         threading.Thread(target=self._git_chart_poll_loop, name="git-chart-poll", daemon=True).start()
+        if self.source is not None and self.sync_loop is not None:
+            self.source.start()
+            self.sync_loop.start()
+            local = Path(self.settings.git.url or "")
+            if local.is_dir() and (local / ".git").exists():
+                # .git is watched too: a local commit changes nothing else in the work tree.
+                watcher = DirectoryWatcher(local, self.source.trigger, WatchSettings(ignored_names=()))
+                watcher.start()
+                self._watchers.append(watcher)
 
     def _git_chart_poll_loop(self) -> None:
         """Reconcile a HelmRelease as soon as a commit changes its Git chart (not at the resync)."""
@@ -173,6 +315,12 @@ class Agent:
 
     def stop(self) -> None:
         self.stopping.set()
+        for watcher in self._watchers:
+            watcher.stop()
+        if self.sync_loop is not None:
+            self.sync_loop.stop()
+        if self.source is not None:
+            self.source.stop(timeout=10)
         self.controller.stop()
         if self.server:
             self.server.stop()

@@ -11,28 +11,20 @@ gitops-helm version
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
-from types import FrameType
 
-import yaml
-
-from gitops_helm import __version__
 from gitops_helm import log as logging
-from gitops_helm.adapters.helm import HelmError
-from gitops_helm.adapters.kube import KubeError
 from gitops_helm.config import (
-    ConfigError,
-    Settings,
     add_common_flags,
     add_git_flags,
     add_run_flags,
     settings_from_args,
 )
+from gitops_helm.errors import ConfigError, GitopsHelmError
 
-log = logging.get(__name__)
+# Nothing heavy is imported at start: ``--help`` and ``version`` never load the Kubernetes client;
+# ``commands`` (and through it the agent) is imported only for a command that needs it.
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,46 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        del frame
-        log.info("signal received: finishing in-flight work", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
-def cmd_run(settings: Settings) -> int:
-    from gitops_helm.runner import run_agent
-
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    return run_agent(settings, stop)
-
-
-def cmd_sync(settings: Settings, *, dry_run: bool) -> int:
-    from gitops_helm.runner import run_sync_once
-
-    return run_sync_once(settings, diff_only=dry_run)
-
-
-def cmd_status(settings: Settings) -> int:
-    from gitops_helm.runner import print_status
-
-    return print_status(settings)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "version":
+        from gitops_helm import __version__
+
         print(f"gitops-helm {__version__}")
         return 0
     if args.command == "crd":
-        from gitops_helm.api import load_crd
+        from gitops_helm.commands import crd
 
-        print(yaml.safe_dump(load_crd(), sort_keys=False), end="")
-        return 0
+        return crd()
     try:
         settings = settings_from_args(args)
     except ConfigError as exc:
@@ -112,17 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.setup(settings.log_format, settings.log_level)
     try:
+        from gitops_helm import commands
+
         if args.command == "run":
-            return cmd_run(settings)
-        if args.command == "sync":
-            return cmd_sync(settings, dry_run=False)
-        if args.command == "diff":
-            return cmd_sync(settings, dry_run=True)
-        return cmd_status(settings)
+            return commands.run(settings)
+        if args.command in ("sync", "diff"):
+            return commands.sync_once(settings, diff_only=args.command == "diff")
+        return commands.status(settings)
     except ConfigError as exc:
         print(f"gitops-helm: {exc}", file=sys.stderr)
         return 2
-    except (KubeError, HelmError) as exc:
+    except GitopsHelmError as exc:
         print(f"gitops-helm: {exc}", file=sys.stderr)
         return 1
 

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gitops_helm.errors import ConfigError
+
+__all__ = ["ConfigError", "GitSourceSettings", "RetrySettings", "Settings", "SyncSettings"]
+
 ENV_PREFIX = "GITOPS_HELM_"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-
-
-class ConfigError(ValueError):
-    """A flag or environment variable has a bad value; the message names it."""
 
 
 def parse_duration(text: str, name: str = "duration") -> float:
@@ -55,7 +55,9 @@ class RetrySettings:
 
 
 @dataclass(frozen=True)
-class GitSettings:
+class GitSourceSettings:
+    """The Git repository the agent syncs (the ``--git-*`` flags)."""
+
     url: str | None = None
     branch: str | None = None  # None: main
     paths: tuple[str, ...] = ()
@@ -85,6 +87,7 @@ class Settings:
     namespace: str | None = None  # watch HelmReleases only here; None = all namespaces
     workers: int = 4
     resync_interval_s: float = 180.0
+    resync_jitter_max_s: float = 30.0  # periodic resyncs are spread over up to this long
     listen: str = ":3030"
     helm_bin: str = "helm"
     work_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "gitops-helm")
@@ -104,7 +107,9 @@ class Settings:
     leader_election_id: str = "gitops-helm"
     leader_election_lease_s: float = 30.0
     retry: RetrySettings = field(default_factory=RetrySettings)
-    git: GitSettings = field(default_factory=GitSettings)
+    # a failed watch request of the controller is repeated after this backoff
+    watch_retry: RetrySettings = field(default_factory=lambda: RetrySettings(base_s=1.0, max_s=30.0))
+    git: GitSourceSettings = field(default_factory=GitSourceSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
 
 
@@ -243,7 +248,7 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
     retry = RetrySettings(
         base_s=get_dur("retry-base", defaults.retry.base_s), max_s=get_dur("retry-max", defaults.retry.max_s)
     )
-    git = GitSettings(
+    git = GitSourceSettings(
         url=get("git-url"),
         branch=get("git-branch"),
         paths=tuple(paths_flag or paths_env),

@@ -22,10 +22,14 @@ from typing import Any
 
 from gitops_helm import log as logging
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
+from gitops_helm.config import Settings
 from gitops_helm.release.reconcile import Outcome
 from gitops_helm.values import ObjectRef
 
 log = logging.get(__name__)
+
+# A ConfigMap/Secret edit often comes as several events: reconcile once, shortly after the last.
+VALUES_CHANGE_DEBOUNCE_S = 0.5
 
 
 def key_of(obj: dict[str, Any]) -> str:
@@ -163,20 +167,16 @@ class Controller:
         self,
         kube: Kube,
         reconcile: Callable[[dict[str, Any]], Outcome],
-        *,
-        namespace: str | None,
-        workers: int,
-        resync_interval_s: float,
-        retry_base_s: float,
-        retry_max_s: float,
+        settings: Settings,
     ) -> None:
         self.kube = kube
         self.reconcile_fn = reconcile
-        self.namespace = namespace
-        self.workers = workers
-        self.resync_interval_s = resync_interval_s
-        self.retry_base_s = retry_base_s
-        self.retry_max_s = retry_max_s
+        self.namespace = settings.namespace
+        self.workers = settings.workers
+        self.resync_interval_s = settings.resync_interval_s
+        self.resync_jitter_max_s = settings.resync_jitter_max_s
+        self.retry = settings.retry  # after a reconcile that crashed
+        self.watch_retry = settings.watch_retry  # after a failed watch request
         self.queue = WorkQueue()
         self.cache: dict[str, dict[str, Any]] = {}
         self.refs = _RefIndex()
@@ -244,7 +244,7 @@ class Controller:
 
     def _watch_loop(self) -> None:
         rv = ""
-        delay = 1.0
+        failures = 0
         while not self._stop.is_set():
             try:
                 if not rv:
@@ -258,14 +258,15 @@ class Controller:
                     if etype == "BOOKMARK":
                         continue
                     self._on_event(etype, obj)
-                delay = 1.0
+                failures = 0
             except KubeError as exc:
                 if exc.kind is KubeErrorKind.GONE:
                     rv = ""
                     continue
+                failures += 1
+                delay = self.watch_retry.delay(failures)
                 log.warning("HelmRelease watch failed; retrying", error=str(exc), retry_in=delay)
                 self._stop.wait(delay)
-                delay = min(delay * 2, 30.0)
                 rv = ""
 
     def _on_event(self, etype: str, obj: dict[str, Any]) -> None:
@@ -281,7 +282,7 @@ class Controller:
             self.queue.add(key)
 
     def _values_watch_loop(self, kind: str) -> None:
-        delay = 1.0
+        failures = 0
         while not self._stop.is_set():
             try:
                 for etype, ns, name, _rv in self.kube.watch_values_objects(kind, self.namespace, None):
@@ -290,12 +291,12 @@ class Controller:
                     if etype in ("MODIFIED", "ADDED", "DELETED"):
                         for key in self.refs.keys_for(kind, ns, name):
                             if etype != "ADDED" or self.synced.is_set():
-                                self.queue.add(key, delay=0.5)
-                delay = 1.0
+                                self.queue.add(key, delay=VALUES_CHANGE_DEBOUNCE_S)
+                failures = 0
             except KubeError as exc:
+                failures += 1
                 log.debug("values watch restarted", kind=kind, error=str(exc))
-                self._stop.wait(delay)
-                delay = min(delay * 2, 30.0)
+                self._stop.wait(self.watch_retry.delay(failures))
 
     def _resync_loop(self) -> None:
         while not self._stop.wait(self.resync_interval_s):
@@ -303,7 +304,8 @@ class Controller:
                 keys = list(self.cache)
             for key in keys:
                 # Jitter spreads a large fleet over the interval instead of one burst.
-                self.queue.add(key, delay=random.uniform(0, min(30.0, self.resync_interval_s / 4)))  # noqa: S311
+                jitter = min(self.resync_jitter_max_s, self.resync_interval_s / 4)
+                self.queue.add(key, delay=random.uniform(0, jitter))  # noqa: S311
 
     # -- workers ------------------------------------------------------------------------------
 
@@ -337,5 +339,4 @@ class Controller:
             self.queue.add(key, delay=outcome.requeue_after)
 
     def _backoff(self, key: str) -> float:
-        n = self._failures.get(key, 1)
-        return float(min(self.retry_max_s, self.retry_base_s * 2 ** (n - 1)))
+        return self.retry.delay(self._failures.get(key, 1))

@@ -50,9 +50,9 @@ class Logger:
     def __init__(self, name: str) -> None:
         self._log = logging.getLogger(name)
 
-    def _emit(self, level: int, msg: str, fields: dict[str, Any]) -> None:
+    def _emit(self, level: int, msg: str, fields: dict[str, Any], exc_info: bool = False) -> None:
         if self._log.isEnabledFor(level):
-            self._log.log(level, msg, extra={"fields": fields}, stacklevel=3)
+            self._log.log(level, msg, extra={"fields": fields}, stacklevel=3, exc_info=exc_info)
 
     def debug(self, msg: str, **fields: Any) -> None:
         self._emit(logging.DEBUG, msg, fields)
@@ -65,6 +65,10 @@ class Logger:
 
     def error(self, msg: str, **fields: Any) -> None:
         self._emit(logging.ERROR, msg, fields)
+
+    def exception(self, msg: str, **fields: Any) -> None:
+        """An error with the traceback of the exception being handled (for bugs, not outcomes)."""
+        self._emit(logging.ERROR, msg, fields, exc_info=True)
 
 
 def get(name: str) -> Logger:

@@ -55,6 +55,7 @@ from gitops_helm.api.spec import (
     SecretValuesSource,
     ValuesSource,
 )
+from gitops_helm.errors import GitopsHelmError
 
 __all__ = [
     "ComposedValues",
@@ -138,7 +139,7 @@ class ComposedValues:
     skipped: tuple[str, ...] = ()  # optional sources that were absent or unusable
 
 
-class ValuesError(Exception):
+class ValuesError(GitopsHelmError):
     """Values could not be composed. ``references`` still lists what to watch."""
 
     def __init__(self, message: str, references: tuple[ObjectRef, ...] = ()) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,13 @@ from testenvlib import env as testenv  # noqa: E402
 from testenvlib.state import State  # noqa: E402
 
 CHARTS = ROOT / "tests" / "charts"
+
+# CI runs the property tests with a fixed seed sequence, so a red CI always means a change broke
+# something, never that the random search happened upon an old bug this time; local runs keep
+# exploring (and keep what they find in .hypothesis/).
+hypothesis.settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

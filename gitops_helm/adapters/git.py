@@ -40,7 +40,6 @@ classification stay in this module.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shlex
@@ -58,6 +57,9 @@ from typing import IO, ClassVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import git
+
+from gitops_helm import log as logging
+from gitops_helm.errors import GitopsHelmError
 
 __all__ = [
     "Auth",
@@ -91,7 +93,7 @@ __all__ = [
     "validate_remote",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.get(__name__)
 
 _ASKPASS_USER_VAR = "GITOPS_HELM_GIT_USERNAME"
 _ASKPASS_PASSWORD_VAR = "GITOPS_HELM_GIT_PASSWORD"  # noqa: S105 - a variable name
@@ -147,14 +149,14 @@ class GitSettings:
 # --- errors -------------------------------------------------------------------------------------
 
 
-class GitError(Exception):
+class GitError(GitopsHelmError):
     """A git operation failed. ``str(err)`` names the operation and the URL (without userinfo).
 
     ``temporary`` says whether retrying later can help (network, timeout, server errors) or not
     until something changes (credentials, URL, branch name, host key).
     """
 
-    temporary: ClassVar[bool] = True
+    temporary: bool = True
     reason: ClassVar[str] = "git failed"
 
     def __init__(self, operation: str, url: str, detail: str = "") -> None:
@@ -474,7 +476,7 @@ class GitRunner:
         status, stdout, stderr = cast(tuple[int, bytes | None, bytes | str | None], raw)
         err_text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else (stderr or "")
         out_bytes = stdout if isinstance(stdout, bytes) else b""
-        log.debug("git %s of %s: status %s in %.2fs", operation, redact_url(url), status, elapsed)
+        log.debug("git", operation=operation, url=redact_url(url), status=status, seconds=round(elapsed, 2))
         if status in ok:
             return GitResult(status, out_bytes, err_text)
         secrets = remote.secrets() if remote is not None else ()
@@ -714,6 +716,6 @@ class Mirror:
                 tar.extractall(target, filter=safe)  # noqa: S202 - the data filter is applied
         if skipped:
             log.warning(
-                "export of %s skipped unsafe entries: %s", self.remote.display_url, ", ".join(skipped)
+                "export skipped unsafe entries", url=self.remote.display_url, entries=", ".join(skipped)
             )
         return skipped

@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from gitops_helm.errors import GitopsHelmError
+
 
 class HelmErrorKind(enum.Enum):
     TEMPORARY = (
@@ -40,7 +42,7 @@ class HelmErrorKind(enum.Enum):
     CHART = "chart"  # the chart could not be pulled or read
 
 
-class HelmError(Exception):
+class HelmError(GitopsHelmError):
     """A classified helm failure. ``message`` is the useful tail of helm's stderr."""
 
     def __init__(self, kind: HelmErrorKind, action: str, message: str) -> None:
@@ -48,10 +50,7 @@ class HelmError(Exception):
         self.kind = kind
         self.action = action
         self.message = message
-
-    @property
-    def temporary(self) -> bool:
-        return self.kind is HelmErrorKind.TEMPORARY
+        self.temporary = kind is HelmErrorKind.TEMPORARY
 
 
 # Ordered: the first matching pattern decides. Patterns are lower-case substrings of helm's stderr.

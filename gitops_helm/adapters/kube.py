@@ -32,9 +32,8 @@ from kubernetes.dynamic.exceptions import (
     ResourceNotUniqueError,
 )
 
-GROUP = "helm.fluxcd.io"
-VERSION = "v1"
-PLURAL = "helmreleases"
+from gitops_helm.api.model import GROUP, PLURAL, VERSION
+from gitops_helm.errors import GitopsHelmError
 
 
 class KubeErrorKind(enum.Enum):
@@ -47,16 +46,15 @@ class KubeErrorKind(enum.Enum):
     TEMPORARY = "temporary"  # 429, 5xx, connection errors, timeouts
 
 
-class KubeError(Exception):
+class KubeError(GitopsHelmError):
+    """A classified Kubernetes API failure: ``kind`` says what happened, ``what`` the request."""
+
     def __init__(self, kind: KubeErrorKind, what: str, message: str) -> None:
         super().__init__(f"{what}: {message}")
         self.kind = kind
         self.what = what
         self.message = message
-
-    @property
-    def temporary(self) -> bool:
-        return self.kind is KubeErrorKind.TEMPORARY
+        self.temporary = kind is KubeErrorKind.TEMPORARY
 
 
 _STATUS_KINDS = {

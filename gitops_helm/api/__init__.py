@@ -10,7 +10,8 @@ I/O except reading the packaged CRD file.
 
 Modules: `spec` (spec dataclasses), `policy` (effective policy), `model` (the object),
 `parse`/`parse_sources`/`fields`/`checks` (validation), `status`/`conditions` (status),
-`serialise` (model to JSON), `crd` (the CRD), `errors`.
+`serialise` (model to JSON), `errors`; `crd` (the packaged CRD, imported on its own because it
+reads YAML).
 """
 
 from gitops_helm.api.conditions import (
@@ -22,9 +23,8 @@ from gitops_helm.api.conditions import (
     remove_condition,
     set_condition,
 )
-from gitops_helm.api.crd import CRD_NAME, load_crd
 from gitops_helm.api.errors import APIError, Problem, SpecError
-from gitops_helm.api.model import API_VERSION, GROUP, KIND, VERSION, HelmRelease, ObjectMeta
+from gitops_helm.api.model import API_VERSION, GROUP, KIND, PLURAL, VERSION, HelmRelease, ObjectMeta
 from gitops_helm.api.parse import parse_helmrelease
 from gitops_helm.api.policy import UNLIMITED, ReleasePolicy, Remediation, TestPolicy, default_release_name
 from gitops_helm.api.serialise import serialise_helmrelease, serialise_spec
@@ -56,13 +56,9 @@ from gitops_helm.api.spec import (
 from gitops_helm.api.status import (
     HelmReleaseStatus,
     Phase,
-    failures_for,
     parse_status,
     phase_message,
-    record_applied,
-    record_failure,
     record_phase,
-    record_release,
     serialise_status,
     set_reconciling,
     set_stalled,
@@ -71,9 +67,9 @@ from gitops_helm.api.status import (
 
 __all__ = [
     "API_VERSION",
-    "CRD_NAME",
     "GROUP",
     "KIND",
+    "PLURAL",
     "UNLIMITED",
     "VERSION",
     "APIError",
@@ -113,17 +109,12 @@ __all__ = [
     "UpgradeSpec",
     "ValuesSource",
     "default_release_name",
-    "failures_for",
     "find_condition",
     "format_time",
-    "load_crd",
     "parse_helmrelease",
     "parse_status",
     "phase_message",
-    "record_applied",
-    "record_failure",
     "record_phase",
-    "record_release",
     "remove_condition",
     "serialise_helmrelease",
     "serialise_spec",

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gitops_helm.errors import GitopsHelmError
+
 __all__ = ["APIError", "Problem", "SpecError"]
 
 
-class APIError(ValueError):
+class APIError(GitopsHelmError, ValueError):
     """Base class of every error raised by `gitops_helm.api`."""
 
 

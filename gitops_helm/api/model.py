@@ -15,12 +15,13 @@ from gitops_helm.api.policy import ReleasePolicy, derive_policy
 from gitops_helm.api.spec import HelmReleaseSpec, ValuesSource
 from gitops_helm.api.status import HelmReleaseStatus
 
-__all__ = ["API_VERSION", "GROUP", "KIND", "VERSION", "HelmRelease", "ObjectMeta"]
+__all__ = ["API_VERSION", "GROUP", "KIND", "PLURAL", "VERSION", "HelmRelease", "ObjectMeta"]
 
 GROUP = "helm.fluxcd.io"
 VERSION = "v1"
 API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "HelmRelease"
+PLURAL = "helmreleases"
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ So `enable: false` means no remediation (the failed release stays, as with the o
 `enable: true` without `retry` means one attempt, then a rollback.
 Strategy is always `rollback`. This keeps the Helm Operator's documented counting: the retry is
 allowed while `rollbackCount <= maxRetries`, so `maxRetries: N` allows N+1 failed upgrades, each
-rolled back (`maxRetries: 1` ends with 2 failed upgrades and `rollbackCount` 2). With
-`Remediation.retries_exhausted(failures) = failures > retries` the numbers are identical.
-Unlike the Helm Operator, the count restarts when the desired state changes (see
-`gitops_helm.api.status.failures_for`).
+rolled back (`maxRetries: 1` ends with 2 failed upgrades and `rollbackCount` 2). The release
+planner (`gitops_helm.release.plan`), the one home of the retry model, stops when
+`failures > retries`, so the numbers are identical. Unlike the Helm Operator, the count restarts
+when the desired state changes.
 
 `wait` unset => true when tests are enabled or upgrade remediation is active (retries != 0 or
 remediateLastFailure); with the legacy mapping that is exactly the Helm Operator's
@@ -58,10 +58,11 @@ UNLIMITED = -1
 
 @dataclass(frozen=True)
 class Remediation:
-    """What to do after a failed install or upgrade attempt.
+    """What to do after a failed install or upgrade attempt, defaults resolved.
 
-    `failures` in the methods is the number of consecutive failed attempts for the current
-    desired state, including the one that just failed (`status.failures_for(...)`).
+    `retries` is how many failed attempts of one desired state are retried (`UNLIMITED`: no
+    limit). How failures are counted and when a remediation runs is decided by the release
+    planner (`gitops_helm.release.plan`), not here.
     """
 
     strategy: RemediationStrategy
@@ -73,14 +74,6 @@ class Remediation:
     def active(self) -> bool:
         """Whether a failure is ever remediated or retried."""
         return self.retries != 0 or self.remediate_last_failure
-
-    def retries_exhausted(self, failures: int) -> bool:
-        """No further attempt is allowed for this desired state."""
-        return self.retries != UNLIMITED and failures > self.retries
-
-    def should_remediate(self, failures: int) -> bool:
-        """Roll back/uninstall now: before a retry, or after the last failure if configured."""
-        return not self.retries_exhausted(failures) or self.remediate_last_failure
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,11 @@
 
 Place in the data flow: `parse_helmrelease` reads the live status with `parse_status` (leniently:
 the status is the agent's own cache, a user cannot fix it); the reconciler derives a new status
-with the pure `record_*`/`set_*` helpers below and sends `serialise_status(...)` as ONE status
-patch per step. Time is always passed in.
+with the pure `record_phase`/`set_*` helpers below and sends `serialise_status(...)` as ONE status
+patch per step. Time is always passed in. The retry and remediation fields (`failures`,
+`lastFailed*`, ...) are the release planner's memory: their rules live in
+`gitops_helm.release.plan` (the `record_*` transitions) and their translation to and from this
+status in `gitops_helm.release.memory`; this module only stores them.
 
 Status fields (camelCase in the object):
 - `observedGeneration`: the `metadata.generation` the last finished sync worked on.
@@ -19,8 +22,9 @@ Status fields (camelCase in the object):
 - `lastReleaseRevision`: the Helm revision number the agent last produced or observed; a larger
   revision in storage means someone else wrote the release.
 - `failures`: consecutive failed install/upgrade attempts for the desired digest named in
-  `lastFailedDigest`. A new desired digest starts again at zero (see `failures_for`), so the
-  Helm Operator's "counter never resets when the spec changes" bug is not copied.
+  `lastFailedDigest` (and the generation in `lastFailedGeneration`). A new desired digest or a spec
+  edit starts again at zero, so the Helm Operator's "counter never resets when the spec changes"
+  bug is not copied.
 - `lastFailedDigest`: the desired digest the `failures` counter belongs to.
 - `lastReleaseAction`: what produced `lastReleaseRevision` (`install`, `upgrade`, `rollback`).
 - `testState`: test outcome of `lastReleaseRevision` (`pending`, `passed`, `failed`).
@@ -48,13 +52,9 @@ from gitops_helm.api.conditions import (
 __all__ = [
     "HelmReleaseStatus",
     "Phase",
-    "failures_for",
     "parse_status",
     "phase_message",
-    "record_applied",
-    "record_failure",
     "record_phase",
-    "record_release",
     "serialise_status",
     "set_reconciling",
     "set_stalled",
@@ -82,6 +82,10 @@ class Phase(StrEnum):
 
 
 _PHASE_VALUES = frozenset(p.value for p in Phase)
+# The values the CRD allows (the planner's enums); anything else in a status reads as unset.
+_RELEASE_ACTIONS = frozenset({"install", "upgrade", "rollback"})
+_FAILED_ACTIONS = frozenset({"install", "upgrade"})
+_TEST_STATES = frozenset({"pending", "passed", "failed"})
 _STATUS_VALUES = frozenset(s.value for s in ConditionStatus)
 
 _T, _F, _U = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
@@ -216,51 +220,6 @@ def settle(status: HelmReleaseStatus) -> HelmReleaseStatus:
     return replace(status, conditions=remove_condition(conditions, ConditionType.STALLED))
 
 
-def record_release(
-    status: HelmReleaseStatus,
-    *,
-    release_name: str,
-    release_status: str | None,
-    helm_revision: int | None,
-) -> HelmReleaseStatus:
-    """Record what Helm storage holds for the release (any writer, including a rollback)."""
-    return replace(
-        status,
-        release_name=release_name,
-        release_status=release_status,
-        last_release_revision=helm_revision,
-    )
-
-
-def failures_for(status: HelmReleaseStatus, desired_digest: str) -> int:
-    """Consecutive failures recorded for this desired digest (0 when the digest is new)."""
-    return status.failures if status.last_failed_digest == desired_digest else 0
-
-
-def record_failure(status: HelmReleaseStatus, desired_digest: str) -> HelmReleaseStatus:
-    """Count one more failed install/upgrade attempt of `desired_digest`."""
-    return replace(
-        status,
-        failures=failures_for(status, desired_digest) + 1,
-        last_failed_digest=desired_digest,
-    )
-
-
-def record_applied(status: HelmReleaseStatus, desired_digest: str, helm_revision: int) -> HelmReleaseStatus:
-    """An install/upgrade of `desired_digest` succeeded as Helm revision `helm_revision`.
-
-    Clears the failure counter. Not for rollbacks: a rollback does not apply the desired state,
-    so it must not look "applied" (use `record_release` for the new revision number).
-    """
-    return replace(
-        status,
-        last_applied_digest=desired_digest,
-        last_release_revision=helm_revision,
-        failures=0,
-        last_failed_digest=None,
-    )
-
-
 # --- (de)serialisation -------------------------------------------------------------------------
 
 _SCALARS: tuple[tuple[str, str], ...] = (
@@ -325,6 +284,10 @@ def parse_status(raw: object) -> HelmReleaseStatus:
         value = raw.get(key)
         return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
+    def choice(key: str, allowed: frozenset[str]) -> str | None:
+        value = text(key)
+        return value if value in allowed else None
+
     phase_text = text("phase")
     return HelmReleaseStatus(
         observed_generation=number("observedGeneration"),
@@ -339,10 +302,10 @@ def parse_status(raw: object) -> HelmReleaseStatus:
         last_release_revision=number("lastReleaseRevision"),
         failures=number("failures") or 0,
         last_failed_digest=text("lastFailedDigest"),
-        last_release_action=text("lastReleaseAction"),
-        test_state=text("testState"),
+        last_release_action=choice("lastReleaseAction", _RELEASE_ACTIONS),
+        test_state=choice("testState", _TEST_STATES),
         last_failed_generation=number("lastFailedGeneration"),
-        last_failed_action=text("lastFailedAction"),
+        last_failed_action=choice("lastFailedAction", _FAILED_ACTIONS),
         last_failure_time=text("lastFailureTime"),
         last_remediated_revision=number("lastRemediatedRevision"),
     )

@@ -10,6 +10,8 @@ removed) and never contain a credential. The HTTP library's exceptions are chain
 
 from __future__ import annotations
 
+from gitops_helm.errors import GitopsHelmError
+
 __all__ = [
     "ArchiveError",
     "AuthConfigError",
@@ -25,7 +27,7 @@ __all__ = [
 ]
 
 
-class ChartError(Exception):
+class ChartError(GitopsHelmError):
     """Base class of every chart source error. `temporary` says whether a retry may help."""
 
     temporary: bool = False

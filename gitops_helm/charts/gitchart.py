@@ -37,7 +37,7 @@ from gitops_helm.adapters.git import (
 )
 from gitops_helm.adapters.helm import Helm, HelmError
 from gitops_helm.adapters.kube import Kube, KubeError
-from gitops_helm.api import GitChartSource, HelmRelease
+from gitops_helm.api import GitChartSource
 from gitops_helm.charts.artifact import FetchedChart
 from gitops_helm.charts.errors import (
     AuthConfigError,
@@ -80,7 +80,7 @@ class GitCharts:
         self._export_locks: dict[str, threading.Lock] = {}
         self._uses: dict[str, _Use] = {}  # HelmRelease key -> its last fetch
 
-    def _auth(self, hr: HelmRelease, source: GitChartSource) -> HTTPAuth | SSHAuth | None:
+    def _auth(self, source: GitChartSource) -> HTTPAuth | SSHAuth | None:
         url = source.git
         if url.startswith("https://") and source.secret_ref is not None:
             ref = source.secret_ref
@@ -106,8 +106,8 @@ class GitCharts:
         secret = f"{source.secret_ref.namespace}/{source.secret_ref.name}" if source.secret_ref else ""
         return hashlib.sha256(f"{source.git}\0{secret}".encode()).hexdigest()[:24]
 
-    def _mirror(self, hr: HelmRelease, source: GitChartSource, force: bool) -> Mirror:
-        auth = self._auth(hr, source)
+    def _mirror(self, source: GitChartSource, force: bool) -> Mirror:
+        auth = self._auth(source)
         key = self._mirror_key(source)
         with self._lock:
             entry = self._mirrors.get(key)
@@ -132,20 +132,21 @@ class GitCharts:
                 self._mirrors[key] = (mirror, time.monotonic())
         return mirror
 
-    def fetch(self, hr: HelmRelease, source: GitChartSource) -> FetchedChart:
+    def fetch(self, key: str, source: GitChartSource) -> FetchedChart:
+        """The chart at ``source`` for the HelmRelease ``key`` (namespace/name, remembered for ``poll``)."""
         ref = source.ref or self.settings.default_ref
-        mirror = self._mirror(hr, source, force=False)
+        mirror = self._mirror(source, force=False)
         try:
             sha = mirror.resolve(ref)
         except GitError:
-            mirror = self._mirror(hr, source, force=True)
+            mirror = self._mirror(source, force=True)
             try:
                 sha = mirror.resolve(ref)
             except GitError as exc:
                 raise ChartNotFoundError(f"chart.git {source.git}: ref {ref!r}: {exc}") from None
         path = source.path.strip("/")
         with self._lock:
-            self._uses[hr.key] = _Use(self._mirror_key(source), ref, path, sha)
+            self._uses[key] = _Use(self._mirror_key(source), ref, path, sha)
         tree_key = hashlib.sha256(f"{mirror.path}\0{sha}".encode()).hexdigest()[:32]
         path_key = hashlib.sha256(path.encode()).hexdigest()[:16]
         dest = self.settings.work_dir / "exports" / tree_key

@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
 import os
 import tempfile
 import threading
@@ -42,6 +41,7 @@ from typing import Any, TypeVar
 
 import requests
 
+from gitops_helm import log as logging
 from gitops_helm.charts.auth import (
     RepositoriesFile,
     RepositoryAuth,
@@ -73,7 +73,7 @@ from gitops_helm.charts.repoindex import (
 
 __all__ = ["ChartArtifact", "HelmRepoClient", "HelmRepoSettings"]
 
-_log = logging.getLogger(__name__)
+_log = logging.get(__name__)
 _MiB = 1024 * 1024
 _T = TypeVar("_T")
 
@@ -380,7 +380,7 @@ class HelmRepoClient:
             if cached is not None:
                 result = self._request(url, read, meta.conditional_headers(), opts, what, hint)
                 if result is None:  # 304 Not Modified
-                    _log.debug("%s: not modified", what)
+                    _log.debug("not modified", what=what)
                     self._parsed_put(key, meta.sha256, cached)
                     return cached, meta
                 return self._store_index(key, shown, *result)
@@ -395,7 +395,7 @@ class HelmRepoClient:
         index = self._parsed_get(key, meta.sha256)
         if index is None:
             index = parse_index(body, source=shown)
-            _log.info("index of %s: %d bytes, %d charts", shown, len(body), len(index.entries))
+            _log.info("index fetched", repository=shown, bytes=len(body), charts=len(index.entries))
             self._disk.save(key, shown, meta, index)
         else:  # same body as a parsed index (e.g. a server without validators): no re-parse
             self._disk.save(key, shown, meta, None)
@@ -417,7 +417,7 @@ class HelmRepoClient:
             raise RepositoryError(f"{what}: unsupported URL scheme")
         send = sends_credentials(repository, chart.url, auth)
         opts = request_options(auth, self._files, send_credentials=send)
-        _log.info("downloading %s", what)
+        _log.info("downloading", what=what)
         # identity: the digest is of the bytes as published, not of a transfer encoding
         store = functools.partial(self._store_chart, chart=chart, what=what)
         headers = {"Accept-Encoding": "identity"}
@@ -477,7 +477,7 @@ class HelmRepoClient:
                     **opts,
                 )
                 with response:
-                    _log.debug("GET %s: HTTP %d", redact_url(url), response.status_code)
+                    _log.debug("GET", url=redact_url(url), status=response.status_code)
                     error = _status_error(response, what, auth_hint, not_found)
                     if error is None:
                         return read(response)
@@ -489,7 +489,13 @@ class HelmRepoClient:
             delay = self.settings.retry_delays[attempt - 1]
             if error.retry_after is not None:
                 delay = max(delay, min(error.retry_after, self.settings.max_retry_after))
-            _log.warning("attempt %d/%d failed: %s; will retry in %.1fs", attempt, attempts, error, delay)
+            _log.warning(
+                "attempt failed",
+                attempt=attempt,
+                attempts=attempts,
+                error=str(error),
+                retry_in=round(delay, 1),
+            )
             self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from gitops_helm.adapters.helm import Helm, HelmError
 from gitops_helm.adapters.kube import Kube, KubeError
-from gitops_helm.api import GitChartSource, HelmRelease, OciChartSource, RepoChartSource
+from gitops_helm.api import ChartSource, GitChartSource, OciChartSource, RepoChartSource
 from gitops_helm.charts.artifact import FetchedChart
 from gitops_helm.charts.auth import RepositoriesFile, RepositoryAuth, auth_from_secret
 from gitops_helm.charts.cache import ChartCache
@@ -39,7 +39,7 @@ from gitops_helm.charts.semver import is_exact
 
 
 class GitCharts(Protocol):
-    def fetch(self, hr: HelmRelease, source: GitChartSource) -> FetchedChart: ...
+    def fetch(self, key: str, source: GitChartSource) -> FetchedChart: ...
 
 
 class ChartResolver:
@@ -64,42 +64,42 @@ class ChartResolver:
         self._plugin_cache: dict[tuple[str, str, str], str] = {}
         self._lock = threading.Lock()
 
-    def fetch(self, hr: HelmRelease) -> FetchedChart:
-        source = hr.spec.chart
+    def fetch(self, namespace: str, name: str, source: ChartSource) -> FetchedChart:
+        """The chart of the HelmRelease ``namespace``/``name``; Secrets are read in ``namespace``."""
         if isinstance(source, GitChartSource):
             if self.git is None:
                 raise RepositoryError("Git chart sources are not enabled in this agent")
-            return self.git.fetch(hr, source)
+            return self.git.fetch(f"{namespace}/{name}", source)
         if isinstance(source, OciChartSource):
-            return self._oci(hr, source)
+            return self._oci(namespace, source)
         if isinstance(source, RepoChartSource):
             scheme = source.repository.split("://", 1)[0].lower() if "://" in source.repository else ""
             if scheme in ("http", "https"):
-                return self._repo(hr, source)
+                return self._repo(namespace, source)
             return self._plugin(source)
         raise RepositoryError(f"unsupported chart source {type(source).__name__}")
 
     # -- credentials -------------------------------------------------------------------------
 
-    def _pull_secret(self, hr: HelmRelease, name: str | None) -> dict[str, bytes] | None:
+    def _pull_secret(self, namespace: str, name: str | None) -> dict[str, bytes] | None:
         if not name:
             return None
         try:
-            data = self.kube.get_secret_data(hr.namespace, name)
+            data = self.kube.get_secret_data(namespace, name)
         except KubeError as exc:
             if exc.temporary:
                 raise RepositoryUnavailableError(
-                    f"chartPullSecret {hr.namespace}/{name}: {exc.message}"
+                    f"chartPullSecret {namespace}/{name}: {exc.message}"
                 ) from None
-            raise AuthConfigError(f"chartPullSecret {hr.namespace}/{name}: {exc.message}") from None
+            raise AuthConfigError(f"chartPullSecret {namespace}/{name}: {exc.message}") from None
         if data is None:
-            raise AuthConfigError(f"chartPullSecret {hr.namespace}/{name} not found")
+            raise AuthConfigError(f"chartPullSecret {namespace}/{name} not found")
         return data
 
-    def _repo_auth(self, hr: HelmRelease, source: RepoChartSource) -> RepositoryAuth | None:
-        data = self._pull_secret(hr, source.chart_pull_secret)
+    def _repo_auth(self, namespace: str, source: RepoChartSource) -> RepositoryAuth | None:
+        data = self._pull_secret(namespace, source.chart_pull_secret)
         if data is not None:
-            return auth_from_secret(data, secret_ref=f"{hr.namespace}/{source.chart_pull_secret}")
+            return auth_from_secret(data, secret_ref=f"{namespace}/{source.chart_pull_secret}")
         if self.repositories is not None:
             return self.repositories.auth_for(source.repository)
         return None
@@ -109,8 +109,10 @@ class ChartResolver:
     def _unpacked(self, hexdigest: str) -> Path:
         return self.cache.unpack(hexdigest)
 
-    def _repo(self, hr: HelmRelease, source: RepoChartSource) -> FetchedChart:
-        art = self.repos.fetch(source.repository, source.name, source.version, self._repo_auth(hr, source))
+    def _repo(self, namespace: str, source: RepoChartSource) -> FetchedChart:
+        art = self.repos.fetch(
+            source.repository, source.name, source.version, self._repo_auth(namespace, source)
+        )
         hexdigest = art.digest.split(":", 1)[-1]
         chart_dir = self._unpacked(hexdigest)
         return FetchedChart(
@@ -122,8 +124,8 @@ class ChartResolver:
             chart_dir=chart_dir,
         )
 
-    def _oci(self, hr: HelmRelease, source: OciChartSource) -> FetchedChart:
-        data = self._pull_secret(hr, source.chart_pull_secret)
+    def _oci(self, namespace: str, source: OciChartSource) -> FetchedChart:
+        data = self._pull_secret(namespace, source.chart_pull_secret)
         creds = OciCredentials()
         if data is not None:
             creds = OciCredentials(

@@ -44,7 +44,7 @@ Rows are checked top to bottom; the first match wins.
      tests failed and the action that made the    or an interrupted attempt): UPGRADE now,
      revision does not ignore test failures)      counters reset
  8b  ... failure of an install                    UNINSTALL (remediation) if
-                                                  ``install.uninstall_on_failure`` and (retries
+                                                  ``install.strategy`` is uninstall and (retries
                                                   left or ``remediate_last_failure``)
  8c  ... failure of an upgrade, rollback          ROLLBACK to ``previous_deployed_revision``
                                                   (remediation) if one exists below the latest
@@ -69,8 +69,9 @@ no Helm call); REFUSE whenever another HelmRelease owns the release; never INSTA
 release exists; never UPGRADE without one; and, with the ``record_*`` helpers, a release
 that always fails makes a bounded number of Helm calls before time must pass.
 
-Legacy Helm Operator ``rollback.{enable,retry,maxRetries}`` map onto
-:class:`UpgradePolicy` with :meth:`UpgradePolicy.from_legacy_rollback`: "retry while
+This is the one retry and remediation model of the agent. Legacy Helm Operator
+``rollback.{enable,retry,maxRetries}`` are mapped onto ``Policy.upgrade`` by
+``api.policy.derive_policy``: "retry while
 ``rollbackCount <= maxRetries`` (0 = unlimited)" is "retry while failures <= retries" because
 each failed upgrade is followed by exactly one rollback. Where they differ (a failed upgrade
 that wrote no revision, so no rollback happened) the operator retried forever; we count it.
@@ -81,6 +82,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from gitops_helm.api.policy import Remediation
 from gitops_helm.api.spec import DriftMode, RemediationStrategy
 
 __all__ = [
@@ -88,17 +90,17 @@ __all__ = [
     "Action",
     "Desired",
     "DriftMode",
-    "InstallPolicy",
     "Memory",
     "ObservedRelease",
     "Plan",
     "Policy",
     "ReleaseAction",
     "ReleaseStatus",
+    "Remediation",
     "RemediationStrategy",
-    "TestPolicy",
     "TestState",
-    "UpgradePolicy",
+    "forget_failures",
+    "ignores_test_failures",
     "plan",
     "plan_deletion",
     "record_failure",
@@ -176,53 +178,27 @@ class TestState(StrEnum):
 # inputs
 
 
-@dataclass(frozen=True)
-class InstallPolicy:
-    """Effective install remediation. ``retries < 0`` means unlimited."""
-
-    retries: int = 0
-    uninstall_on_failure: bool = False  # "purge": remediate a failed install by uninstalling it
-    remediate_last_failure: bool = False  # also uninstall after the last allowed failure
-    ignore_test_failures: bool = False  # a failed test after an install is not a failure
-
-
-@dataclass(frozen=True)
-class UpgradePolicy:
-    """Effective upgrade remediation. ``retries < 0`` means unlimited."""
-
-    retries: int = 0
-    strategy: RemediationStrategy = RemediationStrategy.ROLLBACK
-    remediate_last_failure: bool = False
-    ignore_test_failures: bool = False  # a failed test after an upgrade is not a failure
-
-    @classmethod
-    def from_legacy_rollback(
-        cls, *, enable: bool, retry: bool, max_retries: int | None, ignore_test_failures: bool = False
-    ) -> UpgradePolicy:
-        """Helm Operator ``spec.rollback``: ``maxRetries`` defaults to 5, 0 means unlimited."""
-        limit = 5 if max_retries is None else max_retries
-        retries = (-1 if limit == 0 else limit) if enable and retry else 0
-        return cls(retries, RemediationStrategy.ROLLBACK, enable, ignore_test_failures)
-
-
-@dataclass(frozen=True)
-class TestPolicy:
-    """Run ``helm test`` after each install/upgrade; ignoring failures is per action."""
-
-    __test__ = False  # not a pytest class
-
-    enabled: bool = False
+_NO_REMEDIATION = Remediation(
+    strategy=RemediationStrategy.ROLLBACK, retries=0, remediate_last_failure=False, ignore_test_failures=False
+)
 
 
 @dataclass(frozen=True)
 class Policy:
-    """Everything configurable that the decision depends on (numbers come from settings)."""
+    """Everything configurable that the decision depends on.
 
-    install: InstallPolicy = field(default_factory=InstallPolicy)
-    upgrade: UpgradePolicy = field(default_factory=UpgradePolicy)
-    test: TestPolicy = field(default_factory=TestPolicy)
+    ``install`` and ``upgrade`` are the HelmRelease's effective remediation (``api.policy``;
+    ``retries < 0`` means unlimited). A failed install is remediated by an uninstall when
+    ``install.strategy`` is ``uninstall`` (always so for a parsed HelmRelease). ``backoff`` is the
+    delay after failure 1, 2, ... (the last one repeats); the reconciler takes it from the
+    settings, and the empty default retries at once.
+    """
+
+    install: Remediation = _NO_REMEDIATION
+    upgrade: Remediation = _NO_REMEDIATION
+    test_enabled: bool = False  # run ``helm test`` after each install/upgrade
     drift: DriftMode = DriftMode.DISABLED
-    backoff: tuple[float, ...] = (10.0, 30.0, 60.0, 120.0, 300.0)  # seconds after failure 1, 2, ...
+    backoff: tuple[float, ...] = ()
     pending_grace: float = 0.0  # seconds a pending-*/uninstalling revision is left alone
 
 
@@ -293,7 +269,11 @@ def _failures(memory: Memory, desired: Desired) -> int:
     return memory.failures
 
 
-def _ignores_tests(policy: Policy, produced_by: ReleaseAction | None) -> bool:
+def ignores_test_failures(policy: Policy, produced_by: ReleaseAction | None) -> bool:
+    """Whether a failed ``helm test`` of a revision made by ``produced_by`` is not a failure.
+
+    The one place that decides it: the planner, the recorded memory and the status conditions
+    all ask here. A revision of unknown origin follows the upgrade policy."""
     if produced_by is ReleaseAction.INSTALL:
         return policy.install.ignore_test_failures
     return policy.upgrade.ignore_test_failures
@@ -439,8 +419,8 @@ def plan(
     tests_failed = (
         r.status is ReleaseStatus.DEPLOYED
         and in_digest
-        and p.test.enabled
-        and not _ignores_tests(p, memory.last_release_action)
+        and p.test_enabled
+        and not ignores_test_failures(p, memory.last_release_action)
         and memory.test_state is TestState.FAILED
     )
     if r.status is ReleaseStatus.FAILED or tests_failed:
@@ -456,13 +436,13 @@ def plan(
             why = f"status records digest {memory.last_applied_digest or 'none'} for revision {r.revision}"
         return ctx.gated(Action.UPGRADE, f"{why}: upgrading")
     # 11
-    if p.test.enabled and memory.test_state is TestState.PENDING:
+    if p.test_enabled and memory.test_state is TestState.PENDING:
         return Plan(Action.TEST, f"revision {r.revision} is not tested yet")
     # 12
     reset = memory.failures > 0
     note = (
         " (tests failed, failures ignored)"
-        if p.test.enabled and memory.test_state is TestState.FAILED
+        if p.test_enabled and memory.test_state is TestState.FAILED
         else ""
     )
     in_sync = f"revision {r.revision} is deployed with the desired digest{note}"
@@ -535,7 +515,7 @@ def _failed(ctx: _Ctx, r: ObservedRelease, what: str) -> Plan:
     )
     if may_remediate:
         if kind is ReleaseAction.INSTALL:
-            if p.install.uninstall_on_failure:
+            if p.install.strategy is RemediationStrategy.UNINSTALL:
                 return Plan(Action.UNINSTALL, f"{head}: uninstalling", remediation=True)
         elif p.upgrade.strategy is RemediationStrategy.UNINSTALL:
             return Plan(Action.UNINSTALL, f"{head}: uninstalling", remediation=True)
@@ -583,13 +563,13 @@ def record_release(memory: Memory, desired: Desired, *, action: ReleaseAction, r
     )
     # with tests enabled, success is only known after the tests (their failure must count
     # as the next consecutive failure, or test failures would retry forever)
-    return m if desired.policy.test.enabled else _cleared(m)
+    return m if desired.policy.test_enabled else _cleared(m)
 
 
 def record_test(memory: Memory, desired: Desired, *, passed: bool, now: float) -> Memory:
     """Tests ran for ``memory.last_release_revision``."""
     m = replace(memory, test_state=TestState.PASSED if passed else TestState.FAILED)
-    if passed or _ignores_tests(desired.policy, memory.last_release_action):
+    if passed or ignores_test_failures(desired.policy, memory.last_release_action):
         return _cleared(m)
     action = memory.last_release_action if memory.last_release_action is not None else ReleaseAction.UPGRADE
     return _failed_memory(m, desired, action, now)
@@ -662,7 +642,8 @@ def _failed_memory(memory: Memory, desired: Desired, action: ReleaseAction, now:
     )
 
 
-def _cleared(memory: Memory) -> Memory:
+def forget_failures(memory: Memory) -> Memory:
+    """The failure counters no longer apply (``Plan.reset_failures``): clear them."""
     return replace(
         memory,
         failures=0,
@@ -670,5 +651,9 @@ def _cleared(memory: Memory) -> Memory:
         last_failed_generation=None,
         last_failed_action=None,
         last_failure_time=None,
-        rollback_count=0,
     )
+
+
+def _cleared(memory: Memory) -> Memory:
+    """The desired state was reached: no failures, and the rollbacks since the last success end."""
+    return replace(forget_failures(memory), rollback_count=0)

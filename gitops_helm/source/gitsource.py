@@ -4,7 +4,7 @@ Place in the data flow: the first stage. :class:`GitSource` polls the remote (ev
 ``poll_interval_s``, or at once on :meth:`GitSource.trigger` from a webhook or a manual sync),
 refreshes its mirror through ``gitops_helm.adapters.git``, and when the branch head moves
 exports the new commit into ``<workdir>/checkouts/<sha>`` and hands a :class:`Checkout` to its
-``on_checkout`` callback; ``manifests.discover`` then reads ``checkout.path`` with the
+``on_checkout`` callback; ``sync.discover`` then reads ``checkout.path`` with the
 configured ``paths``, and ``sync`` applies what it finds.
 
 Behaviour:
@@ -15,7 +15,7 @@ Behaviour:
 - The last good checkout stays in place when a fetch or an export fails; the previous one is
   kept too (``keep_checkouts``), since a consumer may still be reading it.
 - Failures are recorded (:attr:`GitSource.last_error`) and retried: temporary ones with an
-  exponential backoff (:func:`backoff_delay`, numbers from :class:`SourceSettings`), permanent
+  exponential backoff (``SourceSettings.retry``: numbers from the settings), permanent
   ones (credentials, missing branch, host key) at the normal poll interval, since nothing but a
   change elsewhere can fix them. A success resets the backoff.
 - :meth:`GitSource.poll_once` does one round synchronously (tests, CLI ``sync --once``);
@@ -24,7 +24,6 @@ Behaviour:
 
 from __future__ import annotations
 
-import logging
 import shutil
 import threading
 import time
@@ -34,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from gitops_helm import log as logging
 from gitops_helm.adapters.git import (
     Auth,
     CommitInfo,
@@ -44,6 +44,7 @@ from gitops_helm.adapters.git import (
     Remote,
     redact_url,
 )
+from gitops_helm.config import RetrySettings
 
 __all__ = [
     "DEFAULT_BRANCH",
@@ -53,10 +54,9 @@ __all__ = [
     "MirrorLike",
     "SourceSettings",
     "SourceStatus",
-    "backoff_delay",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.get(__name__)
 
 DEFAULT_BRANCH = "main"
 
@@ -88,24 +88,13 @@ class GitSourceConfig:
 class SourceSettings:
     """Retry and housekeeping numbers of the source. Times in seconds."""
 
-    backoff_initial_s: float = 5.0
-    """Delay after the first temporary failure."""
-    backoff_factor: float = 2.0
-    """Each further consecutive temporary failure multiplies the delay by this."""
-    backoff_max_s: float = 300.0
-    """Upper bound of the delay."""
+    retry: RetrySettings = field(default_factory=lambda: RetrySettings(base_s=5.0))
+    """Backoff after consecutive temporary failures (first delay, growth factor, cap)."""
     permanent_retry_s: float | None = None
     """Delay after a permanent failure; ``None``: the poll interval."""
     keep_checkouts: int = 2
     """Checkout directories kept: the current one and the previous ones still possibly in use."""
     git: GitSettings = field(default_factory=GitSettings)
-
-
-def backoff_delay(settings: SourceSettings, failures: int) -> float:
-    """Delay before the next attempt after ``failures`` consecutive temporary failures (>= 1)."""
-    exponent = max(failures, 1) - 1
-    delay = settings.backoff_initial_s * settings.backoff_factor**exponent
-    return float(min(delay, settings.backoff_max_s))
 
 
 @dataclass(frozen=True)
@@ -269,11 +258,11 @@ class GitSource:
             if entry.name not in kept:
                 shutil.rmtree(entry, ignore_errors=True)
         log.info(
-            "source %s branch %s at %s: %s",
-            self._mirror_url(),
-            self.config.branch,
-            sha[:12],
-            commit.subject,
+            "new checkout",
+            url=self._mirror_url(),
+            branch=self.config.branch,
+            revision=sha[:12],
+            subject=commit.subject,
         )
         return checkout
 
@@ -283,7 +272,7 @@ class GitSource:
     def _record_success(self, new: Checkout | None) -> None:
         with self._state:
             if self._failures:
-                log.info("source %s recovered after %d failed attempts", self._mirror_url(), self._failures)
+                log.info("source recovered", url=self._mirror_url(), failed_attempts=self._failures)
             self._failures = 0
             self._last_error = None
             self._last_success = self._now()
@@ -295,13 +284,15 @@ class GitSource:
             self._failures += 1
             self._last_error = err
             if temporary:
-                delay = backoff_delay(self.settings, self._failures)
+                delay = self.settings.retry.delay(self._failures)
             else:
                 delay = self.settings.permanent_retry_s or self.config.poll_interval_s
             delay = self._schedule(delay)
             failures = self._failures
         kind = "temporary" if temporary else "permanent"
-        log.warning("source attempt #%d failed (%s): %s; next attempt in %.0fs", failures, kind, err, delay)
+        log.warning(
+            "source attempt failed", attempt=failures, kind=kind, error=str(err), retry_in=round(delay)
+        )
 
     def _schedule(self, delay: float) -> float:
         if self._triggered:  # a trigger arrived during the attempt: it asked for a fresh fetch
@@ -316,7 +307,7 @@ class GitSource:
         try:
             self._on_checkout(checkout)
         except Exception:
-            log.exception("on_checkout callback failed for %s", checkout.sha[:12])
+            log.exception("on_checkout callback failed", revision=checkout.sha[:12])
 
     # -- the loop
 

@@ -3,7 +3,7 @@
 Place in the data flow: instead of polling a remote, a developer can point the agent at a
 directory on disk (``run --dir``); :class:`DirectoryWatcher` watches it with ``watchdog`` and
 calls its callback, debounced, when files change, and the caller re-reads the directory
-(``manifests.discover``) and syncs. Anything inside a ``.git`` directory is ignored (git touches
+(``sync.discover``) and syncs. Anything inside a ``.git`` directory is ignored (git touches
 it on every status, fetch or commit), and so are open/close-without-write events: reading the
 files, which the sync itself does, must not trigger another sync.
 
@@ -14,7 +14,6 @@ thread.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -35,9 +34,11 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+from gitops_helm import log as logging
+
 __all__ = ["Debouncer", "DirectoryWatcher", "WatchSettings", "is_ignored"]
 
-log = logging.getLogger(__name__)
+log = logging.get(__name__)
 
 _RELEVANT = {EVENT_TYPE_CREATED, EVENT_TYPE_DELETED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_CLOSED}
 
@@ -117,8 +118,8 @@ class Debouncer:
                 self._cond.release()
                 try:
                     self._callback()
-                except Exception:
-                    log.exception("file-watch callback failed")
+                except Exception as exc:  # the watch thread must survive a failing callback
+                    log.error("file-watch callback failed", error=f"{type(exc).__name__}: {exc}")
                 finally:
                     self._cond.acquire()
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitops_helm.sync import state_configmap_name
+from gitops_helm.sync.apply import state_configmap_name
 from tests.conftest import Env
 from tests.integration.test_git_mirror import Work
 

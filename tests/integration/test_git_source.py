@@ -11,6 +11,7 @@ from pathlib import Path
 from testenvlib.servers import start_git_server
 
 from gitops_helm.adapters.git import GitUnreachableError, HTTPAuth
+from gitops_helm.config import RetrySettings
 from gitops_helm.source.gitsource import Checkout, GitSource, GitSourceConfig, SourceSettings
 from tests.conftest import Env
 from tests.integration.test_git_mirror import Work
@@ -26,7 +27,7 @@ def test_source_keeps_the_last_checkout_while_the_server_is_down_and_recovers(tm
     url = f"http://127.0.0.1:{port}/config.git"
     work.push(url)
 
-    settings = SourceSettings(backoff_initial_s=3, backoff_factor=2, backoff_max_s=60)
+    settings = SourceSettings(retry=RetrySettings(base_s=3, factor=2, max_s=60))
     source = GitSource(GitSourceConfig(url, paths=("apps",)), tmp_path / "state", settings)
     try:
         good = source.poll_once()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gitops_helm.config import GitSettings
+from gitops_helm.config import GitSourceSettings
 from tests.conftest import Env
 from tests.integration.reconcile_helpers import (
     GitRepo,
@@ -92,7 +92,7 @@ def test_install_from_git_over_ssh(
     agent = start_agent(
         namespace,
         helm,
-        git=GitSettings(ssh_key=env["TESTENV_GIT_SSH_KEY"], known_hosts=env["TESTENV_KNOWN_HOSTS"]),
+        git=GitSourceSettings(ssh_key=env["TESTENV_GIT_SSH_KEY"], known_hosts=env["TESTENV_KNOWN_HOSTS"]),
     )
     chart = {"git": repo.ssh_url, "ref": "master", "path": "hello"}
     apply(env, hr_manifest("gitssh", namespace, chart))

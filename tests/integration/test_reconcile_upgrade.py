@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gitops_helm.config import GitSettings
+from gitops_helm.config import GitSourceSettings
 from tests.conftest import Env
 from tests.integration.reconcile_helpers import (
     GitRepo,
@@ -58,7 +58,7 @@ def test_upgrade_on_git_commit_under_chart_path_only(
     repo.write("docs/README.md", "docs\n")
     sha1 = repo.commit_and_push("chart v1")
     # resync is slow here: only the Git poll may notice the commits
-    agent = start_agent(namespace, helm, resync_interval_s=600.0, git=GitSettings(poll_interval_s=1.0))
+    agent = start_agent(namespace, helm, resync_interval_s=600.0, git=GitSourceSettings(poll_interval_s=1.0))
     apply(env, hr_manifest("app", namespace, {"git": repo.http_url, "ref": "master", "path": "charts/app"}))
     wait_ready(agent, "app", namespace)
     assert status(agent, "app", namespace)["revision"] == sha1

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from gitops_helm.syncplan import CHECKSUM_ANNOTATION, SOURCE_LABEL, checksum, source_id
+from gitops_helm.sync.plan import CHECKSUM_ANNOTATION, SOURCE_LABEL, checksum, source_id
 from tests.conftest import Env
 from tests.integration.syncfix import (
     AgentProcess,

@@ -15,14 +15,15 @@ from gitops_helm.api import (
     HelmReleaseStatus,
     Phase,
     RemediationStrategy,
-    load_crd,
     parse_helmrelease,
-    record_failure,
     record_phase,
     serialise_helmrelease,
     serialise_status,
     set_reconciling,
 )
+from gitops_helm.api.crd import load_crd
+from gitops_helm.release import plan as pl
+from gitops_helm.release.memory import status_with_memory
 from tests.unit.test_api_examples import (
     GIT_CHART,
     OCI_CHART,
@@ -215,6 +216,11 @@ def test_status_written_by_the_agent_validates() -> None:
     status = HelmReleaseStatus(observed_generation=2, release_name="r", release_status="failed")
     for p in Phase:
         status = record_phase(status, p, release_name="r", namespace="n", now=now, revision="1.0.0")
-    status = record_failure(set_reconciling(status, reason="Progressing", message="m", now=now), "sha256:d")
+    # the planner's memory after a failed upgrade, written the way the reconciler writes it
+    desired = pl.Desired(digest="sha256:d", generation=2, owner="n.r")
+    memory = pl.record_failure(
+        pl.Memory(), desired, action=pl.ReleaseAction.UPGRADE, revision=3, now=now.timestamp()
+    )
+    status = status_with_memory(set_reconciling(status, reason="Progressing", message="m", now=now), memory)
     obj = {"metadata": {}, "spec": {"chart": {}}, "status": serialise_status(status)}
     assert validate(obj, schema()) == []

@@ -10,16 +10,12 @@ import pytest
 from gitops_helm.api import (
     UNLIMITED,
     DriftIgnoreTarget,
-    HelmReleaseStatus,
-    Phase,
     ReleasePolicy,
     RemediationStrategy,
     default_release_name,
-    failures_for,
     parse_helmrelease,
-    record_failure,
-    record_phase,
 )
+from gitops_helm.release import plan as pl
 from tests.unit.test_api_examples import manifest
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -29,22 +25,51 @@ def policy(**spec: Any) -> ReleasePolicy:
     return parse_helmrelease(manifest(**spec)).policy
 
 
-def run_failing_upgrades(
-    p: ReleasePolicy, digest: str = "d1", cap: int = 50
-) -> tuple[int, HelmReleaseStatus]:
-    """Every upgrade attempt fails; follow the policy until it stops retrying (or `cap` attempts)."""
-    status = HelmReleaseStatus()
-    attempts = 0
-    while attempts < cap:
-        attempts += 1
-        status = record_failure(status, digest)
-        failures = failures_for(status, digest)
-        if p.upgrade.should_remediate(failures):
+D_OLD, D_NEW = "sha256:old", "sha256:new"
+
+
+def desired(p: ReleasePolicy, digest: str) -> pl.Desired:
+    return pl.Desired(digest=digest, generation=1, owner="n.r", policy=pl.Policy(upgrade=p.upgrade))
+
+
+def run_failing_upgrades(p: ReleasePolicy, cap: int = 50) -> tuple[int, pl.Memory, pl.Plan]:
+    """Every upgrade to a new desired state fails; follow the release planner with this policy until
+    it stops acting (or `cap` upgrades). Returns the upgrades made, the memory and the last plan."""
+    want = desired(p, D_NEW)
+    storage = [pl.ObservedRelease(1, pl.ReleaseStatus.DEPLOYED, owner="n.r", digest=D_OLD)]
+    memory = pl.Memory(
+        last_applied_digest=D_OLD, last_release_revision=1, last_release_action=pl.ReleaseAction.INSTALL
+    )
+    upgrades = 0
+    for _ in range(4 * cap):
+        latest = storage[-1]
+        decision = pl.plan(latest, memory, want, now=1_000.0)
+        if decision.action is pl.Action.UPGRADE and upgrades < cap:
+            upgrades += 1
+            deployed = [r.revision for r in storage if r.status is pl.ReleaseStatus.DEPLOYED]
+            storage.append(
+                pl.ObservedRelease(
+                    latest.revision + 1,
+                    pl.ReleaseStatus.FAILED,
+                    previous_deployed_revision=deployed[-1],
+                    owner="n.r",
+                    digest=D_NEW,
+                )
+            )
+            memory = pl.record_failure(
+                memory, want, action=pl.ReleaseAction.UPGRADE, revision=latest.revision + 1, now=1_000.0
+            )
+        elif decision.action is pl.Action.ROLLBACK:
             assert p.upgrade.strategy is RemediationStrategy.ROLLBACK
-            status = record_phase(status, Phase.ROLLED_BACK, release_name="r", namespace="n", now=NOW)
-        if p.upgrade.retries_exhausted(failures):
-            break
-    return attempts, status
+            storage.append(
+                pl.ObservedRelease(latest.revision + 1, pl.ReleaseStatus.DEPLOYED, owner="n.r", digest=D_OLD)
+            )
+            memory = pl.record_rollback(
+                memory, remediated=latest.revision, revision=latest.revision + 1, succeeded=True
+            )
+        else:
+            return upgrades, memory, decision
+    return upgrades, memory, decision
 
 
 def test_defaults() -> None:
@@ -111,27 +136,29 @@ def test_legacy_rollback_maps_onto_upgrade_remediation(
 
 def test_max_retries_1_allows_two_failed_upgrades_and_ends_with_rollback_count_2() -> None:
     # The Helm Operator's e2e test expects exactly this.
-    attempts, status = run_failing_upgrades(policy(rollback={"enable": True, "retry": True, "maxRetries": 1}))
-    assert (attempts, status.rollback_count) == (2, 2)
+    attempts, memory, last = run_failing_upgrades(
+        policy(rollback={"enable": True, "retry": True, "maxRetries": 1})
+    )
+    assert (attempts, memory.rollback_count, last.stalled) == (2, 2, True)
 
 
 def test_default_max_retries_allows_six_failed_upgrades() -> None:
-    attempts, status = run_failing_upgrades(policy(rollback={"enable": True, "retry": True}))
-    assert (attempts, status.rollback_count) == (6, 6)
+    attempts, memory, _ = run_failing_upgrades(policy(rollback={"enable": True, "retry": True}))
+    assert (attempts, memory.rollback_count) == (6, 6)
 
 
 def test_rollback_without_retry_rolls_back_once_and_stops() -> None:
-    attempts, status = run_failing_upgrades(policy(rollback={"enable": True}))
-    assert (attempts, status.rollback_count) == (1, 1)
+    attempts, memory, _ = run_failing_upgrades(policy(rollback={"enable": True}))
+    assert (attempts, memory.rollback_count) == (1, 1)
 
 
 def test_rollback_disabled_leaves_the_failed_release() -> None:
-    attempts, status = run_failing_upgrades(policy())
-    assert (attempts, status.rollback_count) == (1, 0)
+    attempts, memory, last = run_failing_upgrades(policy())
+    assert (attempts, memory.rollback_count, last.action) == (1, 0, pl.Action.WAIT_RETRY)
 
 
 def test_max_retries_0_retries_forever() -> None:
-    attempts, _ = run_failing_upgrades(
+    attempts, _, _ = run_failing_upgrades(
         policy(rollback={"enable": True, "retry": True, "maxRetries": 0}), cap=40
     )
     assert attempts == 40
@@ -139,10 +166,13 @@ def test_max_retries_0_retries_forever() -> None:
 
 def test_a_new_desired_state_gets_fresh_retries() -> None:
     p = policy(rollback={"enable": True, "retry": True, "maxRetries": 1})
-    _, status = run_failing_upgrades(p, digest="old")
-    assert p.upgrade.retries_exhausted(failures_for(status, "old"))
-    assert failures_for(status, "new") == 0
-    assert not p.upgrade.retries_exhausted(failures_for(record_failure(status, "new"), "new"))
+    _, memory, last = run_failing_upgrades(p)
+    assert last.stalled
+    # the release (rolled back, digest D_OLD) is planned against another desired state
+    rolled_back = pl.ObservedRelease(
+        memory.last_release_revision or 0, pl.ReleaseStatus.DEPLOYED, owner="n.r", digest=D_OLD
+    )
+    assert pl.plan(rolled_back, memory, desired(p, "sha256:newer"), now=1_000.0).action is pl.Action.UPGRADE
 
 
 # --- new fields ---------------------------------------------------------------------------------
@@ -171,22 +201,40 @@ def test_upgrade_remediate_last_failure_defaults_to_retries_not_zero(retries: in
 def test_upgrade_remediation_explicit_values_win() -> None:
     upgrade = policy(upgrade={"remediation": {"retries": 3, "remediateLastFailure": False}}).upgrade
     assert (upgrade.retries, upgrade.remediate_last_failure) == (3, False)
-    assert upgrade.should_remediate(3) is True  # before the last retry
-    assert upgrade.should_remediate(4) is False  # the last failure stays for inspection
+    # rolled back before the last retry; the last failure stays for inspection
+    assert after_failures(pl.Policy(upgrade=upgrade), pl.ReleaseAction.UPGRADE, 3) is pl.Action.ROLLBACK
+    assert after_failures(pl.Policy(upgrade=upgrade), pl.ReleaseAction.UPGRADE, 4) is pl.Action.WAIT_RETRY
+
+
+def after_failures(planner_policy: pl.Policy, action: pl.ReleaseAction, failures: int) -> pl.Action:
+    """The planner's next action for a release whose revision 2 failed ``failures`` times."""
+    want = pl.Desired(digest=D_NEW, generation=1, owner="n.r", policy=planner_policy)
+    memory = pl.Memory(
+        last_release_revision=2,
+        last_release_action=action,
+        failures=failures,
+        last_failed_digest=D_NEW,
+        last_failed_generation=1,
+        last_failed_action=action,
+        last_failure_time=0.0,
+    )
+    failed = pl.ObservedRelease(
+        2, pl.ReleaseStatus.FAILED, previous_deployed_revision=1, owner="n.r", digest=D_NEW
+    )
+    return pl.plan(failed, memory, want, now=1_000.0).action
 
 
 def test_install_defaults_purge_a_failed_install_and_do_not_retry() -> None:
     install = policy().install
     assert install.strategy is RemediationStrategy.UNINSTALL
     assert (install.retries, install.remediate_last_failure) == (0, True)
-    assert install.retries_exhausted(1) is True
-    assert install.should_remediate(1) is True
+    assert after_failures(pl.Policy(install=install), pl.ReleaseAction.INSTALL, 1) is pl.Action.UNINSTALL
 
 
 def test_install_can_keep_the_last_failed_release() -> None:
     install = policy(install={"remediation": {"retries": 1, "remediateLastFailure": False}}).install
-    assert [install.should_remediate(n) for n in (1, 2)] == [True, False]
-    assert [install.retries_exhausted(n) for n in (1, 2)] == [False, True]
+    actions = [after_failures(pl.Policy(install=install), pl.ReleaseAction.INSTALL, n) for n in (1, 2)]
+    assert actions == [pl.Action.UNINSTALL, pl.Action.WAIT_RETRY]
 
 
 @pytest.mark.parametrize(

@@ -12,13 +12,9 @@ from hypothesis import strategies as st
 
 from gitops_helm.api import (
     ConditionStatus,
-    HelmReleaseStatus,
     SpecError,
-    failures_for,
     format_time,
     parse_helmrelease,
-    record_applied,
-    record_failure,
     serialise_helmrelease,
     set_condition,
 )
@@ -227,19 +223,3 @@ def test_transition_time_is_the_time_of_the_last_status_change(sequence: list[Co
     (condition,) = conditions
     assert condition.last_transition_time == format_time(T0 + timedelta(minutes=last_change))
     assert condition.last_update_time == format_time(T0 + timedelta(minutes=len(sequence) - 1))
-
-
-@PROPERTY_SETTINGS
-@given(st.lists(st.tuples(st.sampled_from(["fail", "ok"]), st.sampled_from(["d1", "d2"])), max_size=15))
-def test_failures_are_consecutive_failures_of_the_current_digest(events: list[tuple[str, str]]) -> None:
-    status = HelmReleaseStatus()
-    for event, digest in events:
-        status = record_failure(status, digest) if event == "fail" else record_applied(status, digest, 1)
-    for digest in ("d1", "d2"):
-        expected = 0
-        for event, event_digest in events:
-            if event == "fail" and event_digest == digest:
-                expected += 1
-            elif event == "ok" or event_digest != digest:
-                expected = 0
-        assert failures_for(status, digest) == expected

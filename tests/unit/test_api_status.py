@@ -3,6 +3,7 @@ serialisation for a status patch and lenient reading."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -13,15 +14,11 @@ from gitops_helm.api import (
     ConditionType,
     HelmReleaseStatus,
     Phase,
-    failures_for,
     find_condition,
     format_time,
     parse_status,
     phase_message,
-    record_applied,
-    record_failure,
     record_phase,
-    record_release,
     remove_condition,
     serialise_status,
     set_condition,
@@ -202,38 +199,9 @@ def test_reconciling_stalled_and_settle() -> None:
 # --- failure bookkeeping and release observation -------------------------------------------------
 
 
-def test_failures_count_per_desired_digest() -> None:
-    status = record_failure(record_failure(HelmReleaseStatus(), "d1"), "d1")
-    assert (status.failures, status.last_failed_digest) == (2, "d1")
-    assert failures_for(status, "d1") == 2
-    assert failures_for(status, "d2") == 0
-    status = record_failure(status, "d2")
-    assert (status.failures, status.last_failed_digest) == (1, "d2")
-
-
-def test_applied_clears_failures() -> None:
-    status = record_applied(record_failure(HelmReleaseStatus(), "d1"), "d1", helm_revision=7)
-    assert (status.last_applied_digest, status.last_release_revision) == ("d1", 7)
-    assert (status.failures, status.last_failed_digest) == (0, None)
-
-
-def test_record_release() -> None:
-    status = record_release(
-        HelmReleaseStatus(), release_name="apps-web", release_status="deployed", helm_revision=3
-    )
-    assert (status.release_name, status.release_status, status.last_release_revision) == (
-        "apps-web",
-        "deployed",
-        3,
-    )
-
-
-# --- serialisation ------------------------------------------------------------------------------
-
-
 def test_serialise_uses_camel_case_and_omits_unset_fields() -> None:
     status = phase(HelmReleaseStatus(observed_generation=3), Phase.SUCCEEDED, revision="1.0.0")
-    status = record_applied(status, "sha256:x", 2)
+    status = replace(status, last_applied_digest="sha256:x", last_release_revision=2)
     assert serialise_status(status) == {
         "observedGeneration": 3,
         "phase": "Succeeded",
@@ -273,7 +241,8 @@ def test_serialise_for_a_merge_patch_nulls_cleared_fields() -> None:
 
 def test_status_round_trips() -> None:
     status = phase(HelmReleaseStatus(observed_generation=1, release_status="deployed"), Phase.DEPLOY_FAILED)
-    status = record_failure(set_stalled(status, reason="RetriesExceeded", message="m", now=T1), "d")
+    status = set_stalled(status, reason="RetriesExceeded", message="m", now=T1)
+    status = replace(status, failures=1, last_failed_digest="d", last_failure_time="2024-05-01T12:00:00Z")
     assert parse_status(serialise_status(status)) == status
 
 
@@ -305,3 +274,17 @@ def test_parse_status_is_lenient() -> None:
     ]
     assert parse_status(None) == HelmReleaseStatus()
     assert parse_status([1]) == HelmReleaseStatus()
+
+
+def test_parse_status_reads_values_outside_the_crd_enums_as_unset() -> None:
+    """Found by the corruption property: such a value was written back and failed the CRD schema."""
+    status = parse_status({"lastReleaseAction": "0", "testState": "maybe", "lastFailedAction": "rollback"})
+    assert (status.last_release_action, status.test_state, status.last_failed_action) == (None, None, None)
+    kept = parse_status(
+        {"lastReleaseAction": "rollback", "testState": "failed", "lastFailedAction": "install"}
+    )
+    assert (kept.last_release_action, kept.test_state, kept.last_failed_action) == (
+        "rollback",
+        "failed",
+        "install",
+    )

@@ -14,17 +14,15 @@ from gitops_helm.release.plan import (
     Action,
     Desired,
     DriftMode,
-    InstallPolicy,
     Memory,
     ObservedRelease,
     Plan,
     Policy,
     ReleaseAction,
     ReleaseStatus,
+    Remediation,
     RemediationStrategy,
-    TestPolicy,
     TestState,
-    UpgradePolicy,
     plan,
     plan_deletion,
     record_failure,
@@ -35,6 +33,27 @@ from gitops_helm.release.plan import (
     record_unlock,
 )
 
+
+def install_policy(
+    retries: int = 0,
+    uninstall_on_failure: bool = False,
+    remediate_last_failure: bool = False,
+    ignore_test_failures: bool = False,
+) -> Remediation:
+    """Install remediation; a parsed HelmRelease always uninstalls (strategy uninstall)."""
+    strategy = RemediationStrategy.UNINSTALL if uninstall_on_failure else RemediationStrategy.ROLLBACK
+    return Remediation(strategy, retries, remediate_last_failure, ignore_test_failures)
+
+
+def upgrade_policy(
+    retries: int = 0,
+    strategy: RemediationStrategy = RemediationStrategy.ROLLBACK,
+    remediate_last_failure: bool = False,
+    ignore_test_failures: bool = False,
+) -> Remediation:
+    return Remediation(strategy, retries, remediate_last_failure, ignore_test_failures)
+
+
 ME = "default/app"
 OTHER = "default/other"
 D1 = "sha256:one"
@@ -43,7 +62,11 @@ NOW = 1_000.0
 S = ReleaseStatus
 
 
+BACKOFF = (10.0, 30.0, 60.0, 120.0, 300.0)  # a schedule as the reconciler gets from the settings
+
+
 def desired(digest: str = D2, *, generation: int = 1, suspended: bool = False, **policy: Any) -> Desired:
+    policy.setdefault("backoff", BACKOFF)
     return Desired(
         digest=digest, generation=generation, owner=ME, suspended=suspended, policy=Policy(**policy)
     )
@@ -141,7 +164,7 @@ def test_row4a_recent_pending_release_is_left_alone() -> None:
 
 def test_row4b_interrupted_upgrade_of_ours_unlocks_then_retries_it() -> None:
     # an interrupted attempt is not a failure: it is upgraded again, not rolled back
-    want = desired(upgrade=UpgradePolicy(retries=2, strategy=RemediationStrategy.ROLLBACK))
+    want = desired(upgrade=upgrade_policy(retries=2, strategy=RemediationStrategy.ROLLBACK))
     p = run(rel(2, S.PENDING_UPGRADE, prev=1, modified=NOW - 999), ours(1, D1), want)
     assert (p.action, p.then) == (Action.UNLOCK_PENDING, Action.UPGRADE)
     assert "interrupted attempt" in p.reason
@@ -149,13 +172,13 @@ def test_row4b_interrupted_upgrade_of_ours_unlocks_then_retries_it() -> None:
 
 def test_row4b_interrupted_upgrade_is_retried_even_without_retries() -> None:
     # the default policy (no retries) must not leave a release stalled after an agent restart
-    want = desired(upgrade=UpgradePolicy(retries=0))
+    want = desired(upgrade=upgrade_policy(retries=0))
     p = run(rel(2, S.PENDING_UPGRADE, prev=1), ours(1, D1), want)
     assert (p.action, p.then) == (Action.UNLOCK_PENDING, Action.UPGRADE)
 
 
 def test_row4b_interrupted_install_of_ours_unlocks_then_upgrades() -> None:
-    want = desired(install=InstallPolicy(retries=0, uninstall_on_failure=True))
+    want = desired(install=install_policy(retries=0, uninstall_on_failure=True))
     p = run(rel(1, S.PENDING_INSTALL), Memory(), want)
     assert (p.action, p.then) == (Action.UNLOCK_PENDING, Action.UPGRADE)
 
@@ -233,46 +256,46 @@ def test_row8a_generation_change_also_resets() -> None:
 
 
 def test_row8b_failed_install_is_uninstalled_when_purging() -> None:
-    want = desired(install=InstallPolicy(retries=3, uninstall_on_failure=True))
+    want = desired(install=install_policy(retries=3, uninstall_on_failure=True))
     p = run(rel(1, S.FAILED), failed_mem(1, action=ReleaseAction.INSTALL), want)
     assert (p.action, p.remediation) == (Action.UNINSTALL, True)
 
 
 def test_row8b_failed_install_kept_without_purge_and_retried_by_upgrade() -> None:
-    want = desired(install=InstallPolicy(retries=3, uninstall_on_failure=False))
+    want = desired(install=install_policy(retries=3, uninstall_on_failure=False))
     p = run(rel(1, S.FAILED), failed_mem(1, action=ReleaseAction.INSTALL), want)
     assert p.action is Action.UPGRADE
     assert "retry 1 of 3 after install failure" in p.reason
 
 
 def test_row8c_failed_upgrade_rolls_back() -> None:
-    want = desired(upgrade=UpgradePolicy(retries=1))
+    want = desired(upgrade=upgrade_policy(retries=1))
     p = run(rel(2, S.FAILED, prev=1), failed_mem(2), want)
     assert (p.action, p.rollback_to, p.remediation) == (Action.ROLLBACK, 1, True)
 
 
 def test_row8d_failed_upgrade_uninstalls_with_uninstall_strategy() -> None:
-    want = desired(upgrade=UpgradePolicy(retries=1, strategy=RemediationStrategy.UNINSTALL))
+    want = desired(upgrade=upgrade_policy(retries=1, strategy=RemediationStrategy.UNINSTALL))
     p = run(rel(2, S.FAILED, prev=1), failed_mem(2), want)
     assert (p.action, p.remediation) == (Action.UNINSTALL, True)
 
 
 def test_row8e_no_rollback_target_retries_upgrade() -> None:
-    want = desired(upgrade=UpgradePolicy(retries=1))
+    want = desired(upgrade=upgrade_policy(retries=1))
     p = run(rel(2, S.FAILED, prev=None), failed_mem(2), want)
     assert p.action is Action.UPGRADE
     assert "no earlier deployed revision" in p.reason
 
 
 def test_row8e_failed_rollback_is_not_remediated_again() -> None:
-    want = desired(upgrade=UpgradePolicy(retries=3, remediate_last_failure=True))
+    want = desired(upgrade=upgrade_policy(retries=3, remediate_last_failure=True))
     mem = failed_mem(3, last_release_action=ReleaseAction.ROLLBACK, last_remediated_revision=2)
     p = run(rel(3, S.FAILED, prev=1, digest=D1), mem, want)
     assert p.action is Action.UPGRADE
 
 
 def test_row8e_a_revision_is_remediated_once() -> None:
-    want = desired(upgrade=UpgradePolicy(retries=3, strategy=RemediationStrategy.UNINSTALL))
+    want = desired(upgrade=upgrade_policy(retries=3, strategy=RemediationStrategy.UNINSTALL))
     mem = failed_mem(2, last_remediated_revision=2)  # the uninstall failed
     assert run(rel(2, S.FAILED, prev=1), mem, want).action is Action.UPGRADE
 
@@ -294,8 +317,8 @@ def test_row10_status_memory_digest_mismatch_upgrades() -> None:
 
 def test_row11_untested_revision_is_tested() -> None:
     mem = replace(ours(2), test_state=TestState.PENDING)
-    assert run(rel(2), mem, desired(test=TestPolicy(enabled=True))).action is Action.TEST
-    assert run(rel(2), mem, desired(test=TestPolicy(enabled=False))).action is Action.NONE
+    assert run(rel(2), mem, desired(test_enabled=True)).action is Action.TEST
+    assert run(rel(2), mem, desired(test_enabled=False)).action is Action.NONE
 
 
 def test_row12_in_sync_needs_no_helm_call() -> None:
@@ -318,7 +341,7 @@ def test_row12_drift_modes() -> None:
 
 
 def test_failed_release_without_change_waits_for_backoff() -> None:
-    want = desired(upgrade=UpgradePolicy(retries=3), backoff=(30.0, 60.0))
+    want = desired(upgrade=upgrade_policy(retries=3), backoff=(30.0, 60.0))
     mem = failed_mem(2, count=2, at=NOW - 45, last_remediated_revision=2)
     p = run(rel(2, S.FAILED, prev=1), mem, want)
     assert (p.action, p.retry_at, p.stalled) == (Action.WAIT_RETRY, NOW + 15, False)
@@ -327,13 +350,13 @@ def test_failed_release_without_change_waits_for_backoff() -> None:
 
 
 def test_backoff_uses_the_last_step_after_the_schedule_ends() -> None:
-    want = desired(upgrade=UpgradePolicy(retries=-1), backoff=(1.0, 100.0))
+    want = desired(upgrade=upgrade_policy(retries=-1), backoff=(1.0, 100.0))
     mem = failed_mem(2, count=7, at=NOW - 99, last_remediated_revision=2)
     assert run(rel(2, S.FAILED, prev=1), mem, want).retry_at == NOW + 1
 
 
 def test_retries_exhausted_is_stalled_until_spec_changes() -> None:
-    want = desired(upgrade=UpgradePolicy(retries=2))
+    want = desired(upgrade=upgrade_policy(retries=2))
     mem = failed_mem(4, count=3, last_remediated_revision=4)
     p = run(rel(4, S.FAILED, prev=1), mem, want)
     assert (p.action, p.stalled, p.retry_at) == (Action.WAIT_RETRY, True, None)
@@ -341,7 +364,7 @@ def test_retries_exhausted_is_stalled_until_spec_changes() -> None:
 
 
 def test_exhausted_with_remediate_last_failure_remediates_then_stalls() -> None:
-    want = desired(upgrade=UpgradePolicy(retries=0, remediate_last_failure=True))
+    want = desired(upgrade=upgrade_policy(retries=0, remediate_last_failure=True))
     mem = failed_mem(2, count=1)
     assert run(rel(2, S.FAILED, prev=1), mem, want).action is Action.ROLLBACK
     after = record_rollback(mem, remediated=2, revision=3, succeeded=True)
@@ -350,14 +373,14 @@ def test_exhausted_with_remediate_last_failure_remediates_then_stalls() -> None:
 
 
 def test_exhausted_without_remediate_last_failure_keeps_failed_release() -> None:
-    want = desired(upgrade=UpgradePolicy(retries=0, remediate_last_failure=False))
+    want = desired(upgrade=upgrade_policy(retries=0, remediate_last_failure=False))
     p = run(rel(2, S.FAILED, prev=1), failed_mem(2), want)
     assert (p.action, p.stalled) == (Action.WAIT_RETRY, True)
 
 
 def test_validation_failure_without_revision_is_not_rolled_back() -> None:
     # the upgrade wrote no revision: the latest is still our deployed revision 1
-    want = desired(upgrade=UpgradePolicy(retries=1, remediate_last_failure=True))
+    want = desired(upgrade=upgrade_policy(retries=1, remediate_last_failure=True))
     mem = record_failure(ours(1, D1), want, action=ReleaseAction.UPGRADE, revision=None, now=NOW - 5)
     p = run(rel(1, digest=D1), mem, want)
     assert p.action is Action.WAIT_RETRY  # backoff, then upgrade again; never ROLLBACK
@@ -365,7 +388,7 @@ def test_validation_failure_without_revision_is_not_rolled_back() -> None:
 
 
 def test_test_failure_after_install_uninstalls_when_purging() -> None:
-    want = desired(install=InstallPolicy(retries=1, uninstall_on_failure=True), test=TestPolicy(enabled=True))
+    want = desired(install=install_policy(retries=1, uninstall_on_failure=True), test_enabled=True)
     mem = record_release(Memory(), want, action=ReleaseAction.INSTALL, revision=1)
     assert run(rel(1), mem, want).action is Action.TEST
     mem = record_test(mem, want, passed=False, now=NOW)
@@ -375,7 +398,7 @@ def test_test_failure_after_install_uninstalls_when_purging() -> None:
 
 
 def test_test_failure_after_upgrade_rolls_back() -> None:
-    want = desired(upgrade=UpgradePolicy(retries=1), test=TestPolicy(enabled=True))
+    want = desired(upgrade=upgrade_policy(retries=1), test_enabled=True)
     mem = record_release(ours(1, D1), want, action=ReleaseAction.UPGRADE, revision=2)
     mem = record_test(mem, want, passed=False, now=NOW)
     p = run(rel(2, prev=1), mem, want)
@@ -383,7 +406,7 @@ def test_test_failure_after_upgrade_rolls_back() -> None:
 
 
 def test_test_failure_ignored_is_in_sync() -> None:
-    want = desired(test=TestPolicy(enabled=True), upgrade=UpgradePolicy(ignore_test_failures=True))
+    want = desired(test_enabled=True, upgrade=upgrade_policy(ignore_test_failures=True))
     mem = record_release(ours(1, D1), want, action=ReleaseAction.UPGRADE, revision=2)
     mem = record_test(mem, want, passed=False, now=NOW)
     p = run(rel(2, prev=1), mem, want)
@@ -394,9 +417,9 @@ def test_test_failure_ignored_is_in_sync() -> None:
 
 def test_ignoring_test_failures_is_per_action() -> None:
     want = desired(
-        install=InstallPolicy(ignore_test_failures=True, uninstall_on_failure=True, retries=1),
-        upgrade=UpgradePolicy(retries=1),
-        test=TestPolicy(enabled=True),
+        install=install_policy(ignore_test_failures=True, uninstall_on_failure=True, retries=1),
+        upgrade=upgrade_policy(retries=1),
+        test_enabled=True,
     )
     installed = record_test(
         record_release(Memory(), want, action=ReleaseAction.INSTALL, revision=1), want, passed=False, now=NOW
@@ -410,12 +433,12 @@ def test_ignoring_test_failures_is_per_action() -> None:
 
 def test_failures_without_a_generation_are_not_generation_scoped() -> None:
     mem = failed_mem(2, count=3, last_failed_generation=None, last_remediated_revision=2)
-    p = run(rel(2, S.FAILED, prev=1), mem, desired(generation=7, upgrade=UpgradePolicy(retries=2)))
+    p = run(rel(2, S.FAILED, prev=1), mem, desired(generation=7, upgrade=upgrade_policy(retries=2)))
     assert p.stalled
 
 
 def test_repeated_test_failures_are_consecutive() -> None:
-    want = desired(upgrade=UpgradePolicy(retries=1), test=TestPolicy(enabled=True))
+    want = desired(upgrade=upgrade_policy(retries=1), test_enabled=True)
     mem = record_test(
         record_release(ours(1, D1), want, action=ReleaseAction.UPGRADE, revision=2),
         want,
@@ -427,62 +450,19 @@ def test_repeated_test_failures_are_consecutive() -> None:
     mem = record_test(mem, want, passed=False, now=NOW)
     assert mem.failures == 2
     want0 = replace(
-        want, policy=replace(want.policy, upgrade=UpgradePolicy(retries=1, remediate_last_failure=False))
+        want, policy=replace(want.policy, upgrade=upgrade_policy(retries=1, remediate_last_failure=False))
     )
     assert run(rel(4, prev=3), mem, want0).stalled
 
 
-def test_legacy_rollback_max_retries_one_allows_two_failed_upgrades() -> None:
-    """Helm Operator e2e: maxRetries 1 => 2 failed upgrades, rollbackCount 2, then stop."""
-    pol = UpgradePolicy.from_legacy_rollback(enable=True, retry=True, max_retries=1)
-    want = desired(upgrade=pol, backoff=())
-    storage = [rel(1, digest=D1)]
-    mem = ours(1, D1)
-    upgrades = 0
-    for _ in range(20):
-        latest = storage[-1]
-        p = run(latest, mem, want)
-        if p.action is Action.UPGRADE:
-            upgrades += 1
-            storage.append(
-                rel(latest.revision + 1, S.FAILED, prev=latest.revision if latest.status is S.DEPLOYED else 1)
-            )
-            mem = record_failure(
-                mem, want, action=ReleaseAction.UPGRADE, revision=latest.revision + 1, now=NOW
-            )
-        elif p.action is Action.ROLLBACK:
-            new = rel(latest.revision + 1, S.DEPLOYED, prev=p.rollback_to, digest=D1)
-            storage.append(new)
-            mem = record_rollback(mem, remediated=latest.revision, revision=new.revision, succeeded=True)
-        else:
-            break
-    assert (upgrades, mem.rollback_count, p.action, p.stalled) == (2, 2, Action.WAIT_RETRY, True)
-
-
-@pytest.mark.parametrize(
-    ("enable", "retry", "max_retries", "expected"),
-    [
-        (False, True, 5, UpgradePolicy(retries=0, remediate_last_failure=False)),
-        (True, False, 5, UpgradePolicy(retries=0, remediate_last_failure=True)),
-        (True, True, None, UpgradePolicy(retries=5, remediate_last_failure=True)),
-        (True, True, 0, UpgradePolicy(retries=-1, remediate_last_failure=True)),
-        (True, True, 3, UpgradePolicy(retries=3, remediate_last_failure=True)),
-    ],
-)
-def test_legacy_rollback_mapping(
-    enable: bool, retry: bool, max_retries: int | None, expected: UpgradePolicy
-) -> None:
-    assert UpgradePolicy.from_legacy_rollback(enable=enable, retry=retry, max_retries=max_retries) == expected
-
-
 def test_unlimited_retries_never_stall() -> None:
-    want = desired(upgrade=UpgradePolicy(retries=-1), backoff=(5.0,))
+    want = desired(upgrade=upgrade_policy(retries=-1), backoff=(5.0,))
     mem = failed_mem(2, count=10_000, last_remediated_revision=2)
     assert run(rel(2, S.FAILED, prev=1), mem, want).action is Action.UPGRADE
 
 
 def test_adoption_failure_is_gated() -> None:
-    want = desired(upgrade=UpgradePolicy(retries=0))
+    want = desired(upgrade=upgrade_policy(retries=0))
     mem = record_failure(Memory(), want, action=ReleaseAction.UPGRADE, revision=None, now=NOW)
     p = run(rel(1, owner=None, digest=None), mem, want)
     assert (p.action, p.stalled) == (Action.WAIT_RETRY, True)
@@ -552,11 +532,11 @@ _memory = st.builds(
 )
 _policy = st.builds(
     Policy,
-    install=st.builds(InstallPolicy, st.integers(-1, 3), st.booleans(), st.booleans()),
+    install=st.builds(install_policy, st.integers(-1, 3), st.booleans(), st.booleans()),
     upgrade=st.builds(
-        UpgradePolicy, st.integers(-1, 3), st.sampled_from(list(RemediationStrategy)), st.booleans()
+        upgrade_policy, st.integers(-1, 3), st.sampled_from(list(RemediationStrategy)), st.booleans()
     ),
-    test=st.builds(TestPolicy, st.booleans()),
+    test_enabled=st.booleans(),
     drift=st.sampled_from(list(DriftMode)),
     backoff=st.lists(st.floats(0, 600), max_size=3).map(tuple),
     pending_grace=st.floats(0, 600),
@@ -729,11 +709,11 @@ _start_revs = st.lists(
 ).map(lambda revs: [replace(r, revision=i + 1) for i, r in enumerate(revs)])
 _finite_policy = st.builds(
     Policy,
-    install=st.builds(InstallPolicy, st.integers(0, 2), st.booleans(), st.booleans()),
+    install=st.builds(install_policy, st.integers(0, 2), st.booleans(), st.booleans()),
     upgrade=st.builds(
-        UpgradePolicy, st.integers(0, 2), st.sampled_from(list(RemediationStrategy)), st.booleans()
+        upgrade_policy, st.integers(0, 2), st.sampled_from(list(RemediationStrategy)), st.booleans()
     ),
-    test=st.builds(TestPolicy, st.booleans()),
+    test_enabled=st.booleans(),
     drift=st.sampled_from(list(DriftMode)),
     backoff=st.lists(st.floats(1, 600), min_size=1, max_size=3).map(tuple),
 )
@@ -788,3 +768,23 @@ def test_simulation_with_a_healthy_helm_converges(revs: list[Rev], policy: Polic
     else:
         obs = sim.observed()
         assert obs is not None and obs.status is S.DEPLOYED and obs.digest == digest
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["fail", "ok"]), st.sampled_from([D1, D2])), max_size=15))
+def test_failures_are_consecutive_failures_of_the_current_desired_state(
+    events: list[tuple[str, str]],
+) -> None:
+    mem = Memory()
+    for event, digest in events:
+        want = desired(digest)
+        if event == "fail":
+            mem = record_failure(mem, want, action=ReleaseAction.UPGRADE, revision=None, now=NOW)
+        else:
+            mem = record_release(mem, want, action=ReleaseAction.UPGRADE, revision=1)
+    for digest in (D1, D2):
+        expected = 0
+        for event, event_digest in events:
+            expected = expected + 1 if event == "fail" and event_digest == digest else 0
+        counted = mem.failures if mem.last_failed_digest == digest else 0
+        assert counted == expected

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import pytest
 
 from gitops_helm.api import parse_helmrelease
-from gitops_helm.release.reconcile import values_spec
+from gitops_helm.release.values_reader import values_spec
 from gitops_helm.values import SourceNotFound, ValuesError, compose_values
 
 
@@ -39,5 +39,5 @@ def test_errors_name_the_users_valuesfrom_index_even_with_value_file_secrets() -
         }
     )
     with pytest.raises(ValuesError) as info:
-        compose_values(values_spec(hr), Reader())
+        compose_values(values_spec(hr.namespace, hr.spec), Reader())
     assert str(info.value).startswith("valuesFrom[0] configMapKeyRef apps/missing key values.yaml")

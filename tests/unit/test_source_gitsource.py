@@ -21,12 +21,12 @@ from gitops_helm.adapters.git import (
     GitRefNotFound,
     GitUnreachableError,
 )
+from gitops_helm.config import RetrySettings
 from gitops_helm.source.gitsource import (
     Checkout,
     GitSource,
     GitSourceConfig,
     SourceSettings,
-    backoff_delay,
 )
 
 URL = "https://git.example.com/team/config.git"
@@ -92,7 +92,7 @@ def make_source(
     return GitSource(
         GitSourceConfig(URL, **config),  # type: ignore[arg-type]
         tmp_path,
-        settings or SourceSettings(backoff_initial_s=2, backoff_factor=3, backoff_max_s=50),
+        settings or SourceSettings(retry=RetrySettings(base_s=2, factor=3, max_s=50)),
         on_checkout=seen.append if seen is not None else None,
         mirror=mirror,
         clock=clock.monotonic,
@@ -121,9 +121,8 @@ def test_unusable_remote_is_refused_at_construction(tmp_path: Path) -> None:
 
 
 def test_backoff_delay_grows_and_is_capped() -> None:
-    settings = SourceSettings(backoff_initial_s=2, backoff_factor=3, backoff_max_s=50)
-    assert [backoff_delay(settings, n) for n in range(1, 6)] == [2, 6, 18, 50, 50]
-    assert backoff_delay(settings, 0) == 2
+    settings = SourceSettings(retry=RetrySettings(base_s=2, factor=3, max_s=50))
+    assert [settings.retry.delay(n) for n in range(1, 6)] == [2, 6, 18, 50, 50]
 
 
 def test_first_poll_exports_and_notifies(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Unit and property tests of pure sync planning (gitops_helm.syncplan)."""
+"""Unit and property tests of pure sync planning (gitops_helm.sync.plan)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitops_helm.manifests import Discovery, Manifest, ObjectKey, Origin, discover
-from gitops_helm.syncplan import (
+from gitops_helm.sync.discover import Discovery, Manifest, ObjectKey, Origin, discover
+from gitops_helm.sync.plan import (
     CHECKSUM_ANNOTATION,
     SOURCE_LABEL,
     ApplyPhase,

@@ -1,6 +1,6 @@
 """Apply a Git checkout to the cluster: server-side apply in order, garbage collection, sync state.
 
-Place in the flow: after ``source`` has a checkout of the branch head and ``manifests`` has found
+Place in the flow: after ``source`` has a checkout of the branch head and ``sync.discover`` has found
 its objects, :meth:`Syncer.sync` applies them (CRDs, Namespaces, config objects, the rest,
 HelmReleases last) with server-side apply under one field manager, each labelled with its source
 and annotated with its checksum. One broken object does not stop the others. HelmReleases are
@@ -24,8 +24,8 @@ from gitops_helm import log as logging
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
 from gitops_helm.api import API_VERSION, KIND, SpecError, parse_helmrelease
 from gitops_helm.config import SyncSettings
-from gitops_helm.manifests import Discovery, Manifest, ObjectKey, discover
-from gitops_helm.syncplan import (
+from gitops_helm.sync.discover import Discovery, Manifest, ObjectKey, discover
+from gitops_helm.sync.plan import (
     apply_order,
     diff_plan,
     dump_inventory,

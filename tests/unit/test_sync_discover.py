@@ -1,4 +1,4 @@
-"""Unit tests of manifest discovery (gitops_helm.manifests) on fixture checkouts and tmp trees."""
+"""Unit tests of manifest discovery (gitops_helm.sync.discover) on fixture checkouts and tmp trees."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitops_helm import manifests
-from gitops_helm.manifests import (
+from gitops_helm.sync import discover as manifests
+from gitops_helm.sync.discover import (
     Discovery,
     IgnorePolicy,
     ObjectKey,

@@ -1,6 +1,6 @@
 """Pure planning of a Git-to-cluster sync: order, ownership marks, inventory, garbage collection.
 
-Place in the data flow: ``manifests.discover`` reads the checkout into a ``Discovery``; this
+Place in the data flow: ``sync.discover`` reads the checkout into a ``Discovery``; this
 module decides, without any I/O, in which order to apply it, what labels and annotations each
 applied object carries, which previously applied objects to delete, and what a ``diff`` preview
 shows; ``sync`` performs the calls through the Kubernetes adapter and stores the inventory.
@@ -33,7 +33,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
-from gitops_helm.manifests import Discovery, IgnorePolicy, Manifest, ObjectKey, ignore_policy
+from gitops_helm.api import GROUP, KIND
+from gitops_helm.sync.model import Discovery, IgnorePolicy, Manifest, ObjectKey, ignore_policy
 
 __all__ = [
     "CHECKSUM_ANNOTATION",
@@ -187,7 +188,7 @@ _PHASES: dict[tuple[str, str], ApplyPhase] = {
     ("rbac.authorization.k8s.io", "RoleBinding"): ApplyPhase.RBAC_BINDINGS,
     ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): ApplyPhase.WEBHOOKS,
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): ApplyPhase.WEBHOOKS,
-    ("helm.fluxcd.io", "HelmRelease"): ApplyPhase.HELMRELEASES,
+    (GROUP, KIND): ApplyPhase.HELMRELEASES,
     ("helm.toolkit.fluxcd.io", "HelmRelease"): ApplyPhase.HELMRELEASES,
 }
 

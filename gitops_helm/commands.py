@@ -1,0 +1,123 @@
+"""What each CLI command does, in one place: run the agent, sync once, preview, show status.
+
+Place in the flow: ``cli.py`` parses the flags into :class:`Settings` and calls one function here;
+the parts are built by the composition root (``agent``). ``run`` is the long-running agent;
+``sync --once`` and ``diff`` do one fetch and one apply (or server-side dry run) and exit;
+``status`` reads the HelmReleases and the sync state; ``crd`` prints the CRD.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from types import FrameType
+
+import yaml
+
+from gitops_helm import log as logging
+from gitops_helm.adapters.kube import KubeError
+from gitops_helm.agent import Agent, build_kube, build_source
+from gitops_helm.api import ConditionType, find_condition, parse_status
+from gitops_helm.api.crd import load_crd
+from gitops_helm.config import Settings
+from gitops_helm.sync.apply import Syncer, state_configmap_name
+
+log = logging.get(__name__)
+
+
+def crd() -> int:
+    print(yaml.safe_dump(load_crd(), sort_keys=False), end="")
+    return 0
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del frame
+        log.info("signal received: finishing in-flight work", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def run(settings: Settings) -> int:
+    """``gitops-helm run``: the agent, until SIGTERM/SIGINT (in-flight helm operations finish)."""
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    return Agent(settings).run(stop)
+
+
+def sync_once(settings: Settings, *, diff_only: bool) -> int:
+    """``sync --once`` (apply, exit 1 on any error) and ``diff`` (show, change nothing)."""
+    kube = build_kube(settings)
+    source = build_source(settings)
+    checkout = source.poll_once()
+    checkout = checkout or source.checkout
+    if checkout is None:
+        print(f"gitops-helm: cannot fetch {settings.git.url}: {source.last_error}", file=sys.stderr)
+        return 1
+    syncer = Syncer(kube, settings.sync)
+    if diff_only:
+        lines, errors = syncer.diff(checkout.path, settings.git.paths)
+        print(f"# {settings.git.url} at {checkout.sha[:12]}")
+        for line in lines:
+            print(line)
+        for err in errors:
+            print(f"error: {err}", file=sys.stderr)
+        return 1 if errors else 0
+    result = syncer.sync(checkout.path, settings.git.paths, checkout.sha)
+    print(
+        f"synced {checkout.sha[:12]}: {len(result.applied)} applied, {len(result.unchanged)} unchanged, "
+        f"{len(result.deleted)} deleted, {len(result.errors)} errors"
+    )
+    for name in result.would_delete:
+        print(f"would delete (dry run): {name}")
+    if result.gc_skipped and settings.sync.garbage_collection:
+        print(f"garbage collection skipped: {result.gc_skipped}")
+    for err in result.errors:
+        print(f"error: {err}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def status(settings: Settings) -> int:
+    kube = build_kube(settings)
+    try:
+        items, _ = kube.list_helmreleases(settings.namespace)
+    except KubeError as exc:
+        print(f"gitops-helm: {exc}", file=sys.stderr)
+        return 1
+    rows = [("NAMESPACE", "NAME", "RELEASE", "PHASE", "STATUS", "READY", "MESSAGE")]
+    for obj in sorted(items, key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"])):
+        st = parse_status(obj.get("status"))
+        ready = find_condition(st.conditions, ConditionType.READY)
+        rows.append(
+            (
+                obj["metadata"]["namespace"],
+                obj["metadata"]["name"],
+                st.release_name or "-",
+                str(st.phase or "-"),
+                st.release_status or "-",
+                str(ready.status) if ready else "Unknown",
+                (ready.message if ready else "")[:80],
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1])
+    state = kube.get_configmap_data(settings.sync.state_namespace, state_configmap_name(settings.sync.name))
+    if state:
+        print()
+        print(
+            f"git sync '{settings.sync.name}': revision {state.get('revision', '-')[:12]} "
+            f"at {state.get('time', '-')} ({state.get('result', '-')}; {state.get('applied', '0')} applied, "
+            f"{state.get('unchanged', '0')} unchanged); next poll {state.get('nextPoll', '-')}"
+        )
+        for name in json.loads(state.get("wouldDelete") or "[]"):
+            print(f"  would delete (dry run): {name}")
+        if state.get("fetchError"):
+            print(f"  fetch error: {state['fetchError']}")
+        for err in json.loads(state.get("errors") or "[]"):
+            print(f"  error: {err}")
+    return 0

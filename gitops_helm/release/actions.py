@@ -1,0 +1,248 @@
+"""The helm actions a plan asks for, run through the helm adapter, with their outcome recorded.
+
+Place in the flow: the reconcile loop asks the pure planner for a decision; :meth:`ReleaseActions.run`
+performs it (install, upgrade, drift correction, test, rollback, uninstall, unlocking a pending
+revision), records phases and Events on the run's ``StatusReport``, and returns the planner's
+memory updated with the pure ``plan.record_*`` transitions. A temporary helm failure (the
+cluster or the network hiccuped) is not an outcome of the release: it propagates as the
+``HelmError`` it is, and the controller retries the whole run with backoff.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitops_helm import log as logging
+from gitops_helm.adapters.helm import Helm, HelmError, HelmErrorKind, RollbackOptions, UpgradeOptions
+from gitops_helm.adapters.kube import Kube
+from gitops_helm.api import Phase, ReleasePolicy
+from gitops_helm.charts.artifact import FetchedChart
+from gitops_helm.release import plan as pl
+from gitops_helm.release.identity import DIGEST_LABEL, OWNER_LABEL, ReleaseRef
+from gitops_helm.release.observe import Observation, observe
+from gitops_helm.release.report import StatusReport
+
+log = logging.get(__name__)
+
+MAX_DESCRIPTION = 200  # helm's --description, shown by `helm history`
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one reconcile run drives the release to."""
+
+    ref: ReleaseRef
+    policy: ReleasePolicy
+    desired: pl.Desired
+    chart: FetchedChart
+    values: dict[str, Any] = field(repr=False)  # may hold Secret data: never logged
+
+
+class ReleaseActions:
+    def __init__(
+        self,
+        kube: Kube,
+        helm: Helm,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_action: Callable[[str, str, bool, float], None] | None = None,
+    ) -> None:
+        self.kube = kube
+        self.helm = helm
+        self.clock = clock
+        self.on_action = on_action or (lambda action, key, ok, seconds: None)
+
+    def run(
+        self,
+        report: StatusReport,
+        target: Target,
+        decision: pl.Plan,
+        memory: pl.Memory,
+        observation: Observation,
+    ) -> pl.Memory:
+        """Perform ``decision`` (a helm action) and return the memory that records its outcome."""
+        action = decision.action
+        started = time.monotonic()
+        ok = True
+        try:
+            if action in (pl.Action.INSTALL, pl.Action.UPGRADE, pl.Action.CORRECT_DRIFT):
+                memory, ok = self._install_or_upgrade(report, target, decision, memory, observation)
+            elif action is pl.Action.TEST:
+                memory, ok = self._test(report, target, memory)
+            elif action is pl.Action.ROLLBACK:
+                memory, ok = self._rollback(report, target, decision, memory)
+            elif action is pl.Action.UNINSTALL:
+                memory, ok = self._uninstall(report, target, decision, memory, observation)
+            elif action is pl.Action.UNLOCK_PENDING and observation.release is not None:
+                memory = self._unlock(report, target, memory, observation)
+        finally:
+            self.on_action(str(action), target.ref.key, ok, time.monotonic() - started)
+        return memory
+
+    def _install_or_upgrade(
+        self,
+        report: StatusReport,
+        target: Target,
+        decision: pl.Plan,
+        memory: pl.Memory,
+        observation: Observation,
+    ) -> tuple[pl.Memory, bool]:
+        p, chart, desired, ref = target.policy, target.chart, target.desired, target.ref
+        install = decision.action is pl.Action.INSTALL
+        report.phase(Phase.INSTALLING if install else Phase.UPGRADING, revision=chart.revision)
+        report.write()
+        if install and p.create_namespace and not self.kube.namespace_exists(p.target_namespace):
+            self.kube.create_namespace(p.target_namespace)
+        opts = UpgradeOptions(
+            timeout_s=p.timeout,
+            wait=p.wait,
+            force=p.force_upgrade,
+            reuse_values=p.reuse_values,
+            max_history=p.max_history,
+            skip_crds=p.skip_crds,
+            disable_openapi_validation=p.disable_openapi_validation,
+            create_namespace=False,
+            labels={OWNER_LABEL: desired.owner, DIGEST_LABEL: desired.digest},
+            # helm 4 upgrades of a server-side-applied release must take over fields that others
+            # (kubectl scale, an HPA) changed, or every such upgrade fails with a conflict
+            force_conflicts=not install and self.helm.major >= 4 and observation.apply_method() == "ssa",
+            description=f"gitops-helm: {decision.reason}"[:MAX_DESCRIPTION],
+        )
+        action = pl.ReleaseAction.INSTALL if install else pl.ReleaseAction.UPGRADE
+        verb = "install" if install else "upgrade"
+        try:
+            info = self.helm.upgrade(
+                p.release_name, p.target_namespace, str(chart.path), target.values, opts, install=install
+            )
+        except HelmError as exc:
+            if exc.temporary or exc.kind is HelmErrorKind.LOCKED:
+                raise  # not an outcome of the release: the run is retried
+            after = observe(self.kube, ref).release
+            wrote = after.revision if after and memory.last_release_revision != after.revision else None
+            memory = pl.record_failure(memory, desired, action=action, revision=wrote, now=self.clock())
+            report.phase(Phase.DEPLOY_FAILED, detail=exc.message)
+            report.event(True, f"{verb.capitalize()}Failed", exc.message)
+            log.warning(f"{verb} failed", release=ref.key, error=exc.message, revision=wrote)
+            return memory, False
+        memory = pl.record_release(memory, desired, action=action, revision=info.revision)
+        report.phase(Phase.DEPLOYED)
+        if not p.test.enable:
+            report.phase(Phase.SUCCEEDED, revision=chart.revision)
+        report.event(
+            False,
+            "Installed" if install else "Upgraded",
+            f"{verb} of {p.release_name} ({chart.name} {chart.version}) succeeded: revision {info.revision}",
+        )
+        log.info(
+            f"{verb} succeeded",
+            release=ref.key,
+            revision=info.revision,
+            chart=f"{chart.name}-{chart.version}",
+            adopt=decision.adopt,
+        )
+        return memory, True
+
+    def _test(self, report: StatusReport, target: Target, memory: pl.Memory) -> tuple[pl.Memory, bool]:
+        p = target.policy
+        report.phase(Phase.TESTING)
+        report.write()
+        outcome = self.helm.test(p.release_name, p.target_namespace, p.test.timeout)
+        memory = pl.record_test(memory, target.desired, passed=outcome.passed, now=self.clock())
+        attempted = report.status.last_attempted_revision
+        if outcome.passed:
+            report.phase(Phase.TESTED)
+            report.phase(Phase.SUCCEEDED, revision=attempted)
+            report.event(False, "TestSucceeded", f"tests of {p.release_name} passed: {outcome.message}")
+        else:
+            report.phase(Phase.TEST_FAILED, detail=outcome.message)
+            report.event(True, "TestFailed", f"tests of {p.release_name} failed: {outcome.message}")
+            if pl.ignores_test_failures(target.desired.policy, memory.last_release_action):
+                report.phase(Phase.SUCCEEDED, revision=attempted)
+        log.info("test", release=target.ref.key, passed=outcome.passed)
+        return memory, outcome.passed
+
+    def _rollback(
+        self, report: StatusReport, target: Target, decision: pl.Plan, memory: pl.Memory
+    ) -> tuple[pl.Memory, bool]:
+        p = target.policy
+        to = decision.rollback_to or 0
+        failed_revision = memory.last_release_revision or 0
+        report.phase(Phase.ROLLING_BACK)
+        report.write()
+        opts = RollbackOptions(
+            timeout_s=p.rollback.timeout,
+            wait=p.rollback.wait,
+            force=p.rollback.force,
+            recreate=p.rollback.recreate,
+            disable_hooks=p.rollback.disable_hooks,
+            max_history=p.max_history,
+        )
+        try:
+            self.helm.rollback(p.release_name, p.target_namespace, to, opts)
+        except HelmError as exc:
+            if exc.temporary:
+                raise  # not an outcome of the release: the run is retried
+            after = observe(self.kube, target.ref).release
+            memory = pl.record_rollback(
+                memory,
+                remediated=failed_revision,
+                revision=after.revision if after else None,
+                succeeded=False,
+            )
+            report.phase(Phase.ROLLBACK_FAILED, detail=exc.message)
+            report.event(True, "RollbackFailed", exc.message)
+            return memory, False
+        after = observe(self.kube, target.ref).release
+        memory = pl.record_rollback(
+            memory, remediated=failed_revision, revision=after.revision if after else None, succeeded=True
+        )
+        report.phase(Phase.ROLLED_BACK, detail=f"to revision {to}")
+        report.event(True, "RolledBack", f"{p.release_name} rolled back to revision {to}: {decision.reason}")
+        log.info("rolled back", release=target.ref.key, to=to)
+        return memory, True
+
+    def _uninstall(
+        self,
+        report: StatusReport,
+        target: Target,
+        decision: pl.Plan,
+        memory: pl.Memory,
+        observation: Observation,
+    ) -> tuple[pl.Memory, bool]:
+        p = target.policy
+        observed = observation.release
+        remediated = observed.revision if observed and decision.remediation else None
+        ok = True
+        try:
+            self.helm.uninstall(p.release_name, p.target_namespace, p.timeout)
+        except HelmError as exc:
+            ok = False
+            report.event(True, "UninstallFailed", exc.message)
+        else:
+            report.event(False, "Uninstalled", f"{decision.reason}: release {p.release_name} uninstalled")
+        log.info("uninstall", release=target.ref.key, ok=ok, reason=decision.reason)
+        return pl.record_uninstall(memory, remediated=remediated, succeeded=ok), ok
+
+    def _unlock(
+        self, report: StatusReport, target: Target, memory: pl.Memory, observation: Observation
+    ) -> pl.Memory:
+        observed, latest = observation.release, observation.latest
+        assert observed is not None and latest is not None  # noqa: S101 - checked by the caller
+        self.kube.mark_release_failed(latest)
+        report.event(
+            True,
+            "PendingReleaseUnlocked",
+            f"release {target.policy.release_name} revision {observed.revision} was left "
+            f"{observed.status.value}; marked failed",
+        )
+        log.warning("unlocked pending release", release=target.ref.key, revision=observed.revision)
+        return pl.record_unlock(memory, target.desired, observed)
+
+    def uninstall_on_deletion(self, report: StatusReport, policy: ReleasePolicy) -> None:
+        """The HelmRelease is being deleted and owns its release: uninstall it (raises HelmError)."""
+        self.helm.uninstall(policy.release_name, policy.target_namespace, policy.timeout)
+        report.event(False, "Uninstalled", f"HelmRelease deleted: release {policy.release_name} uninstalled")
+        log.info("uninstalled on deletion", release=report.hr.key)

@@ -1,0 +1,65 @@
+"""The desired state of a release: its digest and the planner's policy, from spec, chart and values.
+
+Place in the flow: after the chart is fetched and the values composed, the reconciler builds a
+``plan.Desired`` with :func:`desired_state`. The digest covers everything that changes what the
+release is, and nothing else: timeouts and retry policy do not cause upgrades.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from gitops_helm.api import ReleasePolicy
+from gitops_helm.config import RetrySettings
+from gitops_helm.release import plan as pl
+from gitops_helm.release.identity import ReleaseRef
+
+#: How many backoff steps the planner is given; the last one repeats.
+BACKOFF_STEPS = 8
+#: A pending-* revision younger than the helm timeout plus this may still be another operation's.
+PENDING_GRACE_MARGIN_S = 60.0
+
+
+def desired_digest(policy: ReleasePolicy, chart_digest: str, values_digest: str) -> str:
+    """Digest of everything that changes what the release is (not timeouts or retry policy)."""
+    material = {
+        "chart": chart_digest,
+        "values": values_digest,
+        "release": policy.release_name,
+        "namespace": policy.target_namespace,
+        "reuseValues": policy.reuse_values,
+        "force": policy.force_upgrade,
+        "skipCRDs": policy.skip_crds,
+        "disableOpenAPIValidation": policy.disable_openapi_validation,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:48]
+
+
+def plan_policy(policy: ReleasePolicy, retry: RetrySettings) -> pl.Policy:
+    """The planner's view of the effective policy; the backoff schedule comes from the settings."""
+    return pl.Policy(
+        install=policy.install,
+        upgrade=policy.upgrade,
+        test_enabled=policy.test.enable,
+        drift=policy.drift_detection.mode,
+        backoff=tuple(retry.delay(n) for n in range(1, BACKOFF_STEPS + 1)),
+        pending_grace=float(policy.timeout) + PENDING_GRACE_MARGIN_S,
+    )
+
+
+def desired_state(
+    ref: ReleaseRef,
+    policy: ReleasePolicy,
+    generation: int,
+    chart_digest: str,
+    values_digest: str,
+    retry: RetrySettings,
+) -> pl.Desired:
+    return pl.Desired(
+        digest=desired_digest(policy, chart_digest, values_digest),
+        generation=generation,
+        owner=ref.owner,
+        suspended=False,
+        policy=plan_policy(policy, retry),
+    )

@@ -1,0 +1,137 @@
+"""What the cluster holds for one HelmRelease: its Helm storage, its dependencies, its drift.
+
+Place in the flow: each step of the reconcile loop starts with :func:`observe`, which lists the
+release's storage Secrets ONCE (their labels say revision, status, owner and digest: no helm
+call) and decodes the latest record at most once, only when a question needs it (who owns a
+release without our label, how helm 4 applied it, what its manifest holds for drift).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from gitops_helm.adapters.kube import Kube, KubeError, StoredRelease
+from gitops_helm.api import (
+    ConditionStatus,
+    ConditionType,
+    DriftDetectionSpec,
+    ObjectRef,
+    find_condition,
+    parse_status,
+)
+from gitops_helm.release import plan as pl
+from gitops_helm.release.drift import Drift, detect_drift
+from gitops_helm.release.identity import (
+    ANTECEDENT,
+    DIGEST_LABEL,
+    OWNER_LABEL,
+    ReleaseRef,
+    owner_from_antecedent,
+)
+
+#: How many objects of a release's manifest are looked at for the Helm Operator's antecedent mark.
+ANTECEDENT_PROBES = 5
+
+
+@dataclass
+class Observation:
+    """One read of a release's storage: the planner's view and the raw revisions (oldest first)."""
+
+    kube: Kube
+    revisions: list[StoredRelease]
+    release: pl.ObservedRelease | None = None
+    _record: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def latest(self) -> StoredRelease | None:
+        return self.revisions[-1] if self.revisions else None
+
+    def latest_record(self) -> dict[str, Any]:
+        """The decoded record of the latest revision (read once; raises KubeError)."""
+        if self._record is None:
+            latest = self.latest
+            self._record = self.kube.read_release(latest) if latest is not None else {}
+        return self._record
+
+    def apply_method(self) -> str:
+        """How helm applied the latest revision (helm 4 records ``ssa`` or ``csa``; '' if unknown)."""
+        try:
+            return str(self.latest_record().get("apply_method", ""))
+        except KubeError:
+            return ""
+
+
+def observe(kube: Kube, ref: ReleaseRef) -> Observation:
+    """Read the release's storage once and describe its latest revision for the planner."""
+    observation = Observation(kube, kube.release_revisions(ref.target_namespace, ref.release_name))
+    latest = observation.latest
+    if latest is None:
+        return observation
+    try:
+        status = pl.ReleaseStatus(latest.status)
+    except ValueError:
+        status = pl.ReleaseStatus.UNKNOWN
+    previous = [r.revision for r in observation.revisions[:-1] if r.status in ("deployed", "superseded")]
+    owner = latest.labels.get(OWNER_LABEL) or _owner_from_resources(observation, ref)
+    modified = latest.labels.get("modifiedAt")
+    observation.release = pl.ObservedRelease(
+        revision=latest.revision,
+        status=status,
+        previous_deployed_revision=previous[-1] if previous else None,
+        owner=owner,
+        digest=latest.labels.get(DIGEST_LABEL),
+        last_modified=float(modified) if modified and modified.isdigit() else None,
+    )
+    return observation
+
+
+def _owner_from_resources(observation: Observation, ref: ReleaseRef) -> str | None:
+    """A release without our label: is it the Helm Operator's, for this or another HelmRelease?"""
+    try:
+        record = observation.latest_record()
+    except KubeError:
+        return None
+    mine = ref.owner
+    for doc in list(yaml.safe_load_all(record.get("manifest", "") or ""))[:ANTECEDENT_PROBES]:
+        if not isinstance(doc, dict) or not doc.get("kind") or not doc.get("apiVersion"):
+            continue
+        meta = doc.get("metadata") or {}
+        try:
+            live = observation.kube.get(
+                str(doc["apiVersion"]),
+                str(doc["kind"]),
+                meta.get("namespace") or ref.target_namespace,
+                str(meta.get("name")),
+            )
+        except KubeError:
+            continue
+        antecedent = ((live or {}).get("metadata", {}).get("annotations") or {}).get(ANTECEDENT)
+        if antecedent:
+            owner = owner_from_antecedent(antecedent)
+            return mine if owner == mine else owner
+    return None
+
+
+def drift_of(observation: Observation, target_namespace: str, spec: DriftDetectionSpec) -> list[Drift]:
+    """How the live objects differ from the latest revision's manifest (raises KubeError)."""
+    manifest = str(observation.latest_record().get("manifest", ""))
+    return detect_drift(observation.kube, manifest, target_namespace, spec.ignore)
+
+
+def unready_dependencies(kube: Kube, depends_on: tuple[ObjectRef, ...]) -> list[str]:
+    """The ``dependsOn`` HelmReleases that are missing or not Ready for their current generation."""
+    waiting = []
+    for dep in depends_on:
+        obj = kube.get_helmrelease(dep.namespace, dep.name)
+        if obj is None:
+            waiting.append(f"{dep.namespace}/{dep.name} (not found)")
+            continue
+        status = parse_status(obj.get("status"))
+        ready = find_condition(status.conditions, ConditionType.READY)
+        generation = obj.get("metadata", {}).get("generation")
+        if not ready or ready.status is not ConditionStatus.TRUE or status.observed_generation != generation:
+            waiting.append(f"{dep.namespace}/{dep.name}")
+    return waiting

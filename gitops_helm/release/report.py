@@ -1,0 +1,226 @@
+"""What a reconcile says about itself: the HelmRelease status (phases, conditions) and Events.
+
+Place in the flow: the reconciler opens one :class:`StatusReport` per run; the actions record
+phases on it, and :meth:`StatusReport.write` sends ONE status patch per step, and none when
+nothing changed, so the agent's own writes do not keep re-triggering reconciles. Messages never
+carry a value that came from a Secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from gitops_helm import log as logging
+from gitops_helm.adapters.kube import Kube, KubeError
+from gitops_helm.api import (
+    ConditionStatus,
+    ConditionType,
+    HelmRelease,
+    Phase,
+    SpecError,
+    find_condition,
+    parse_status,
+    record_phase,
+    serialise_status,
+    set_condition,
+    set_reconciling,
+    set_stalled,
+    settle,
+)
+from gitops_helm.release import plan as pl
+from gitops_helm.release.identity import COMPONENT
+from gitops_helm.release.memory import release_action, status_with_memory
+
+log = logging.get(__name__)
+
+MAX_MESSAGE = 1024  # status condition messages and Events are cut to this length
+
+# After these phases a run that needs no helm call records Succeeded again (Released=True).
+_PHASES_BEFORE_SUCCESS = (Phase.DEPLOYED, Phase.TESTED, Phase.CHART_FETCHED, Phase.ROLLED_BACK, Phase.FAILED)
+
+
+class StatusReport:
+    """The status of one HelmRelease during one reconcile run."""
+
+    def __init__(
+        self, kube: Kube, obj: dict[str, Any], hr: HelmRelease, policy: pl.Policy, clock: Callable[[], float]
+    ) -> None:
+        self.kube = kube
+        self.obj = obj
+        self.hr = hr
+        self.policy = policy
+        self.clock = clock
+        self.status = hr.status
+        self.written = serialise_status(hr.status)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def event(self, warning: bool, reason: str, message: str) -> None:
+        self.kube.emit_event(self.obj, "Warning" if warning else "Normal", reason, message, COMPONENT)
+
+    def write(self) -> None:
+        """Patch the status subresource if (and only if) it changed."""
+        body = serialise_status(self.status, null_unset=True)
+        if body == self.written:
+            return
+        self.kube.patch_helmrelease_status(self.hr.namespace, self.hr.name, body)
+        self.written = body
+
+    def phase(self, phase: Phase, detail: str | None = None, revision: str | None = None) -> None:
+        p = self.hr.policy
+        self.status = record_phase(
+            self.status,
+            phase,
+            release_name=p.release_name,
+            namespace=p.target_namespace,
+            now=self.now(),
+            detail=detail,
+            revision=revision,
+            ignore_test_failures=pl.ignores_test_failures(
+                self.policy, release_action(self.status.last_release_action)
+            ),
+        )
+
+    def remember(self, memory: pl.Memory) -> None:
+        self.status = status_with_memory(self.status, memory)
+
+    def started(self) -> None:
+        if not self.status.release_name:
+            self.status = replace(self.status, release_name=self.hr.release_name)
+
+    def observed(self, release: pl.ObservedRelease | None) -> None:
+        """The release's status in Helm storage, as this step saw it."""
+        self.status = replace(self.status, release_status=release.status.value if release else None)
+
+    def finished_generation(self) -> None:
+        self.status = replace(self.status, observed_generation=self.hr.metadata.generation)
+
+    def stalled(self, reason: str, message: str) -> None:
+        self.status = set_stalled(self.status, reason=reason, message=message[:MAX_MESSAGE], now=self.now())
+
+    def reconciling(self, reason: str, message: str) -> None:
+        self.status = set_reconciling(self.status, reason=reason, message=message, now=self.now())
+
+    # -- whole outcomes -----------------------------------------------------------------------
+
+    def waiting_for_dependencies(self, message: str) -> None:
+        self.reconciling("DependencyNotReady", message)
+        self.status = replace(
+            self.status,
+            conditions=set_condition(
+                self.status.conditions,
+                ConditionType.READY,
+                ConditionStatus.FALSE,
+                reason="DependencyNotReady",
+                message=message,
+                now=self.now(),
+            ),
+        )
+        self.write()
+
+    def suspended(self) -> None:
+        self.status = replace(
+            self.status,
+            conditions=set_condition(
+                self.status.conditions,
+                ConditionType.RECONCILING,
+                ConditionStatus.FALSE,
+                reason="Suspended",
+                message="reconciliation is suspended",
+                now=self.now(),
+            ),
+        )
+        self.write()
+
+    def chart_fetched(self, name: str, revision: str) -> None:
+        """Recorded once per new chart revision (or after a failed fetch), so that a resync of an
+        unchanged release writes no status."""
+        fetched = find_condition(self.status.conditions, ConditionType.CHART_FETCHED)
+        if (
+            revision not in (self.status.last_attempted_revision, self.status.revision)
+            or fetched is None
+            or fetched.status is not ConditionStatus.TRUE
+        ):
+            self.phase(Phase.CHART_FETCHED, detail=f"{name} {revision}")
+
+    def chart_failed(self, message: str, *, temporary: bool) -> None:
+        self.phase(Phase.CHART_FETCH_FAILED, detail=message)
+        self.finished_generation()
+        if not temporary:
+            self.stalled("ChartFetchFailed", message)
+        self.write()
+        self.event(True, "ChartFetchFailed", message)
+        log.warning("chart fetch failed", release=self.hr.key, error=message, temporary=temporary)
+
+    def values_failed(self, message: str) -> None:
+        self.phase(Phase.FAILED, detail=f"failed to compose values: {message}")
+        self.finished_generation()
+        self.write()
+        self.event(True, "ValuesError", message)
+        log.warning("values failed", release=self.hr.key, error=message)
+
+    def drift(self, differences: str, correcting: bool) -> None:
+        self.event(
+            True, "DriftDetected", f"live objects differ from the release: {differences}"[:MAX_MESSAGE]
+        )
+        log.warning("drift detected", release=self.hr.key, drift=differences, correcting=correcting)
+
+    def settled(self, decision: pl.Plan, memory: pl.Memory, chart_revision: str) -> None:
+        """End of a run that needs no helm call now: in sync, refused, or waiting to retry."""
+        self.remember(memory)
+        self.finished_generation()
+        if decision.action is pl.Action.NONE:
+            released = find_condition(self.status.conditions, ConditionType.RELEASED)
+            if (
+                released is None
+                or released.status is not ConditionStatus.TRUE
+                or self.status.phase in _PHASES_BEFORE_SUCCESS
+            ):
+                self.phase(Phase.SUCCEEDED, revision=chart_revision)
+            self.status = settle(self.status)
+        elif decision.action is pl.Action.REFUSE:
+            self.phase(Phase.FAILED, detail=decision.reason)
+            self.stalled("ReleaseNotOwned", decision.reason)
+            if self.written.get("phase") != "Failed":
+                self.event(True, "ReleaseNotOwned", decision.reason)
+        elif decision.action is pl.Action.WAIT_RETRY:
+            if decision.stalled:
+                self.stalled("RetriesExhausted", decision.reason)
+            else:
+                self.reconciling("RetryScheduled", decision.reason)
+        self.write()
+
+
+def report_invalid(kube: Kube, obj: dict[str, Any], key: str, exc: SpecError, now: datetime) -> str:
+    """A spec that cannot be parsed: say so on the status and in an Event, touch nothing else."""
+    namespace, name = key.split("/", 1)
+    before = parse_status(obj.get("status"))
+    message = f"invalid HelmRelease: {exc}"
+    conditions = before.conditions
+    for ctype in (ConditionType.RELEASED, ConditionType.READY):
+        conditions = set_condition(
+            conditions,
+            ctype,
+            ConditionStatus.FALSE,
+            reason="InvalidSpec",
+            message=message[:MAX_MESSAGE],
+            now=now,
+        )
+    status = replace(before, conditions=conditions, phase=Phase.FAILED)
+    status = set_stalled(status, reason="InvalidSpec", message=message[:MAX_MESSAGE], now=now)
+    generation = obj.get("metadata", {}).get("generation")
+    if isinstance(generation, int):
+        status = replace(status, observed_generation=generation)
+    body = serialise_status(status, null_unset=True)
+    if body != serialise_status(before, null_unset=True):
+        try:
+            kube.patch_helmrelease_status(namespace, name, body)
+        except KubeError as err:
+            log.warning("cannot write status", release=key, error=str(err))
+        kube.emit_event(obj, "Warning", "InvalidSpec", message, COMPONENT)
+    log.warning("invalid HelmRelease", release=key, error=str(exc))
+    return message

@@ -1,0 +1,65 @@
+"""Where a HelmRelease's values come from in the running agent: the cluster, URLs, the chart.
+
+Place in the flow: the reconciler hands a :class:`ClusterValuesReader` to
+``values.compose_values``, which does no I/O itself. ConfigMaps and Secrets are read through the
+Kubernetes adapter, ``externalSourceRef`` URLs over HTTP, ``chartFileRef`` files from the fetched
+chart (never outside its directory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import requests
+
+from gitops_helm import values as values_mod
+from gitops_helm.adapters.kube import Kube
+from gitops_helm.api import HelmReleaseSpec
+
+
+class ClusterValuesReader:
+    """`values.ValuesSourceReader` over the Kubernetes API, HTTP and the fetched chart."""
+
+    def __init__(self, kube: Kube, chart_dir: Path | None, url_timeout_s: float) -> None:
+        self.kube = kube
+        self.chart_dir = chart_dir
+        self.url_timeout_s = url_timeout_s
+
+    def configmap(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        return self.kube.get_configmap_data(namespace, name)
+
+    def secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        return self.kube.get_secret_data(namespace, name)
+
+    def url(self, url: str) -> bytes:
+        try:
+            resp = requests.get(url, timeout=self.url_timeout_s, allow_redirects=True)
+        except requests.RequestException as exc:
+            raise OSError(f"{type(exc).__name__}") from None
+        if resp.status_code == 404:
+            raise values_mod.SourceNotFound(url)
+        if resp.status_code != 200:
+            raise OSError(f"HTTP {resp.status_code}")
+        return resp.content
+
+    def chart_file(self, path: str) -> bytes:
+        if self.chart_dir is None:
+            raise values_mod.SourceNotFound(path)
+        root = self.chart_dir.resolve()
+        target = (root / path).resolve()
+        if root != target and root not in target.parents:
+            raise OSError(f"{path} leaves the chart directory")
+        if not target.is_file():
+            raise values_mod.SourceNotFound(path)
+        return target.read_bytes()
+
+
+def values_spec(namespace: str, spec: HelmReleaseSpec) -> values_mod.ValuesSpec:
+    """The value sources of a HelmRelease in ``namespace``, as values composition reads them."""
+    return values_mod.ValuesSpec(
+        namespace=namespace,
+        values_from=spec.values_from,
+        value_file_secrets=spec.value_file_secrets,
+        values=spec.values,
+    )
