@@ -24,7 +24,7 @@ from gitops_helm import log as logging
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
 from gitops_helm.config import Settings
 from gitops_helm.release.reconcile import Outcome
-from gitops_helm.values import ObjectRef
+from gitops_helm.values import WatchedObject
 
 log = logging.get(__name__)
 
@@ -148,7 +148,7 @@ class _RefIndex:
     by_key: dict[str, set[tuple[str, str, str]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def replace(self, key: str, refs: Iterable[ObjectRef]) -> None:
+    def replace(self, key: str, refs: Iterable[WatchedObject]) -> None:
         new: set[tuple[str, str, str]] = {(str(r.kind), r.namespace, r.name) for r in refs}
         with self.lock:
             for old in self.by_key.get(key, set()) - new:
@@ -221,7 +221,7 @@ class Controller:
         with self._lock:
             return set(self.cache)
 
-    def on_refs(self, key: str, refs: tuple[ObjectRef, ...]) -> None:
+    def on_refs(self, key: str, refs: tuple[WatchedObject, ...]) -> None:
         self.refs.replace(key, refs)
 
     # -- watch --------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Leader election on a coordination.k8s.io Lease: only one replica reconciles and syncs.
 
-Place in the flow: with ``--leader-elect``, ``runner.run_agent`` starts the HTTP server at once
+Place in the flow: with ``--leader-elect``, ``agent.Agent.run`` starts the HTTP server at once
 (so probes pass on a standby) and starts the controller and the Git sync only once this replica
 holds the Lease. A leader that cannot renew within the lease duration stops itself (the process
 exits and is restarted as a standby), so two replicas never run helm against one release.

@@ -59,11 +59,11 @@ from gitops_helm.errors import GitopsHelmError
 
 __all__ = [
     "ComposedValues",
-    "ObjectRef",
     "SourceNotFound",
     "ValuesError",
     "ValuesSourceReader",
     "ValuesSpec",
+    "WatchedObject",
     "compose_values",
     "merge_values",
     "referenced_objects",
@@ -120,7 +120,7 @@ class ValuesSourceReader(Protocol):
 
 
 @dataclass(frozen=True, order=True)
-class ObjectRef:
+class WatchedObject:
     """A ConfigMap or Secret the values depend on (for watches)."""
 
     kind: Literal["ConfigMap", "Secret"]
@@ -135,14 +135,14 @@ class ComposedValues:
     values: dict[str, Any] = field(repr=False)  # may hold Secret data: never logged
     digest: str  # "sha256:<hex>" of the canonical JSON of ``values``
     provenance: Mapping[str, tuple[str, ...]]  # top-level key -> sources that set it, in order
-    references: tuple[ObjectRef, ...]  # ConfigMaps/Secrets to watch, in first-use order
+    references: tuple[WatchedObject, ...]  # ConfigMaps/Secrets to watch, in first-use order
     skipped: tuple[str, ...] = ()  # optional sources that were absent or unusable
 
 
 class ValuesError(GitopsHelmError):
     """Values could not be composed. ``references`` still lists what to watch."""
 
-    def __init__(self, message: str, references: tuple[ObjectRef, ...] = ()) -> None:
+    def __init__(self, message: str, references: tuple[WatchedObject, ...] = ()) -> None:
         super().__init__(message)
         self.references = references
 
@@ -309,16 +309,16 @@ def _resolve(spec: ValuesSpec) -> list[_Resolved]:
     return out
 
 
-def referenced_objects(spec: ValuesSpec, *, allow_cross_namespace: bool = True) -> tuple[ObjectRef, ...]:
+def referenced_objects(spec: ValuesSpec, *, allow_cross_namespace: bool = True) -> tuple[WatchedObject, ...]:
     """The ConfigMaps and Secrets ``spec`` reads, without reading them (for watches)."""
-    seen: dict[ObjectRef, None] = {}
+    seen: dict[WatchedObject, None] = {}
     for r in _resolve(spec):
         if r.namespace is None or (not allow_cross_namespace and r.namespace != spec.namespace):
             continue
         if isinstance(r.source, ConfigMapValuesSource):
-            seen.setdefault(ObjectRef("ConfigMap", r.namespace, r.source.name), None)
+            seen.setdefault(WatchedObject("ConfigMap", r.namespace, r.source.name), None)
         elif isinstance(r.source, SecretValuesSource):
-            seen.setdefault(ObjectRef("Secret", r.namespace, r.source.name), None)
+            seen.setdefault(WatchedObject("Secret", r.namespace, r.source.name), None)
     return tuple(seen)
 
 

@@ -6,7 +6,7 @@ I/O except reading the packaged CRD file.
 
     object (dict) --parse_helmrelease--> HelmRelease(metadata, spec, status, warnings)
     HelmRelease.policy -------------------> ReleasePolicy (all defaults resolved)
-    HelmReleaseStatus --record_*/set_*----> HelmReleaseStatus --serialise_status--> status patch
+    HelmReleaseStatus --record_phase/set_*--> HelmReleaseStatus --serialise_status--> status patch
 
 Modules: `spec` (spec dataclasses), `policy` (effective policy), `model` (the object),
 `parse`/`parse_sources`/`fields`/`checks` (validation), `status`/`conditions` (status),

@@ -71,7 +71,7 @@ class Reconciler:
         settings: Settings,
         *,
         clock: Callable[[], float] = time.time,
-        on_refs: Callable[[str, tuple[values_mod.ObjectRef, ...]], None] | None = None,
+        on_refs: Callable[[str, tuple[values_mod.WatchedObject, ...]], None] | None = None,
         on_action: Callable[[str, str, bool, float], None] | None = None,
     ) -> None:
         self.kube = kube

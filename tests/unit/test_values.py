@@ -17,10 +17,10 @@ from gitops_helm.api.spec import (
     SecretValuesSource,
 )
 from gitops_helm.values import (
-    ObjectRef,
     SourceNotFound,
     ValuesError,
     ValuesSpec,
+    WatchedObject,
     compose_values,
     merge_values,
     referenced_objects,
@@ -152,9 +152,9 @@ def test_merge_order_secrets_then_values_from_then_inline() -> None:
     assert out.provenance["db"] == ("valueFileSecrets[0] secretKeyRef default/creds key values.yaml",)
     assert out.provenance["fromChart"] == ("valuesFrom[3] chartFileRef ci/values.yaml",)
     assert out.references == (
-        ObjectRef("Secret", "default", "creds"),
-        ObjectRef("ConfigMap", "default", "base"),
-        ObjectRef("ConfigMap", "default", "env"),
+        WatchedObject("Secret", "default", "creds"),
+        WatchedObject("ConfigMap", "default", "base"),
+        WatchedObject("ConfigMap", "default", "env"),
     )
 
 
@@ -315,7 +315,7 @@ def test_chart_file_path_is_normalised() -> None:
 def test_cross_namespace_allowed_by_default() -> None:
     out = compose_values(ValuesSpec("default", [cm_ref("shared", namespace="other")]), reader())
     assert out.values == {"shared": True}
-    assert out.references == (ObjectRef("ConfigMap", "other", "shared"),)
+    assert out.references == (WatchedObject("ConfigMap", "other", "shared"),)
 
 
 def test_cross_namespace_refused_when_disabled_and_never_read() -> None:
@@ -327,9 +327,9 @@ def test_cross_namespace_refused_when_disabled_and_never_read() -> None:
         "valuesFrom[1] secretKeyRef other/x key values.yaml: references namespace"
     )
     assert r.reads == ["cm default/base"]
-    assert info.value.references == (ObjectRef("ConfigMap", "default", "base"),)
+    assert info.value.references == (WatchedObject("ConfigMap", "default", "base"),)
     assert referenced_objects(spec, allow_cross_namespace=False) == (
-        ObjectRef("ConfigMap", "default", "base"),
+        WatchedObject("ConfigMap", "default", "base"),
     )
 
 
@@ -338,8 +338,8 @@ def test_errors_carry_references_to_watch() -> None:
     with pytest.raises(ValuesError) as info:
         compose_values(spec, reader())
     assert info.value.references == (
-        ObjectRef("ConfigMap", "default", "missing"),
-        ObjectRef("Secret", "default", "creds"),
+        WatchedObject("ConfigMap", "default", "missing"),
+        WatchedObject("Secret", "default", "creds"),
     )
 
 
