@@ -12,10 +12,11 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,39 @@ class RunningAgent:
     agent: Any
     settings: Any
     env: Env
+    # Reconciles started and finished, per HelmRelease key (counted by the fixture's wrapper).
+    started: dict[str, int] = field(default_factory=dict)
+    finished: dict[str, int] = field(default_factory=dict)
+    counts_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count_reconciles(self) -> None:
+        """Wrap the controller's reconcile function to count runs per key (before start)."""
+        inner = self.agent.controller.reconcile_fn
+
+        def counted(obj: dict[str, Any]) -> Any:
+            meta = obj.get("metadata", {})
+            key = f"{meta.get('namespace')}/{meta.get('name')}"
+            with self.counts_lock:
+                self.started[key] = self.started.get(key, 0) + 1
+            try:
+                return inner(obj)
+            finally:
+                with self.counts_lock:
+                    self.finished[key] = self.finished.get(key, 0) + 1
+
+        self.agent.controller.reconcile_fn = counted
+
+    def resync(self, key: str) -> None:
+        """Queue a reconcile of ``key`` and wait until a reconcile that started after this call
+        has finished (a run already under way when it is called does not count).
+
+        The work queue runs one reconcile per key at a time, so the run numbered one more than
+        those started so far is one that started after now.
+        """
+        with self.counts_lock:
+            target = self.started.get(key, 0) + 1
+        self.agent.controller.queue.add(key)
+        self.wait_for(f"a reconcile of {key}", lambda: self.finished.get(key, 0) >= target)
 
     def hr(self, name: str, namespace: str) -> dict[str, Any]:
         return self.env.kube_json("helmrelease", name, "-n", namespace)
@@ -228,9 +262,11 @@ def start_agent(env: Env, tmp_path: Path) -> Iterator[Any]:
         base.update(overrides)
         settings = Settings(**base)
         agent = Agent(settings)
+        running = RunningAgent(agent=agent, settings=settings, env=env)
+        running.count_reconciles()
         agent.start()
         started.append(agent)
-        return RunningAgent(agent=agent, settings=settings, env=env)
+        return running
 
     yield factory
     for agent in started:

@@ -182,20 +182,33 @@ def eventually(agent: Any, what: str, check: Callable[[], Any], timeout: float =
     return agent.wait_for(what, check, timeout=timeout)
 
 
-def wait_ready(agent: Any, name: str, namespace: str, status_: str = "True", timeout: float = 60.0) -> None:
-    """Wait for Ready=status_; on timeout the error shows the HelmRelease's status and helm calls."""
+def wait_ready(agent: Any, name: str, namespace: str, status_: str = "True", timeout: float = 90.0) -> None:
+    """Wait until the agent is done with the current spec and says Ready=status_: the condition
+    and ``observedGeneration == metadata.generation``. On timeout the error shows the
+    HelmRelease's status and helm calls.
+
+    Ready alone is not enough: it is written as soon as helm returns, while ``releaseStatus``,
+    ``observedGeneration`` and the removal of ``Stalled`` come with the run's last status write a
+    moment later; and during an upgrade the Ready=True of the previous revision is still there.
+    """
+
+    def check() -> bool:
+        hr = agent.hr(name, namespace)
+        st = hr.get("status") or {}
+        ready = next((c for c in st.get("conditions", []) if c["type"] == "Ready"), None)
+        current = st.get("observedGeneration") == hr["metadata"]["generation"]
+        return bool(ready and ready["status"] == status_ and current)
+
     try:
-        agent.wait_condition(name, namespace, "Ready", status_, timeout=timeout)
+        agent.wait_for(f"{namespace}/{name} Ready={status_} for its current generation", check, timeout)
     except AssertionError as exc:
         st = json.dumps(agent.hr(name, namespace).get("status"), indent=1)
         raise AssertionError(f"{exc}\nstatus: {st}\nhelm calls: {dict(agent.agent.helm.calls)}") from None
 
 
 def resync(agent: Any, key: str) -> None:
-    """Queue one reconcile of ``key`` (as a periodic resync would) and wait until one more ran."""
-    before = agent.agent.controller.reconciles
-    agent.agent.controller.queue.add(key)
-    agent.wait_for("another reconcile", lambda: agent.agent.controller.reconciles > before)
+    """Queue one reconcile of ``key`` (as a periodic resync would) and wait until it ran."""
+    agent.resync(key)
 
 
 def assert_quiet_resync(agent: Any, name: str, namespace: str) -> None:

@@ -139,7 +139,7 @@ def sync_state(env: Env, namespace: str, sync_name: str) -> dict[str, str]:
 
 
 def synced_revision(
-    env: Env, namespace: str, sync_name: str, sha: str, timeout: float = 20.0
+    env: Env, namespace: str, sync_name: str, sha: str, timeout: float = 60.0
 ) -> dict[str, str]:
     """Wait until the sync state records ``sha`` as synced; returns the state."""
 
@@ -224,7 +224,7 @@ class AgentProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_log(self, pattern: str, timeout: float = 20.0, after: int = 0) -> re.Match[str]:
+    def wait_log(self, pattern: str, timeout: float = 60.0, after: int = 0) -> re.Match[str]:
         """Wait for a log line matching ``pattern`` at or after character ``after``."""
         regex = re.compile(pattern)
         return wait_for(  # type: ignore[no-any-return]

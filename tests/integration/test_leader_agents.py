@@ -15,34 +15,37 @@ def test_only_the_leader_syncs_and_a_standby_takes_over(env: Env, namespace: str
     repo = ConfigRepo(tmp_path / "repo", url)
     repo.commit({"cm.yaml": configmap("from-git", {"v": "1"}, namespace)}, "one")
     lease = f"lease-{uuid.uuid4().hex[:6]}"
+    # The leader renews every third of the lease. With a very short lease, a leader stalled for a
+    # few seconds on a busy machine loses it and the standby acts too: 10 s leaves room for that,
+    # and the takeover below is waited for, not timed.
     flags = (
         "--leader-elect",
         "true",
         "--leader-election-id",
         lease,
         "--leader-election-lease-duration",
-        "4s",
+        "10s",
     )
     first = start_agent(env, tmp_path / "a", namespace, url, *flags, sync_name="leader")
     second = start_agent(env, tmp_path / "b", namespace, url, *flags, sync_name="leader")
     try:
-        wait_for("one replica leads", lambda: "became leader" in first.log() + second.log(), timeout=30)
+        wait_for("one replica leads", lambda: "became leader" in first.log() + second.log(), timeout=60)
         leader, standby = (first, second) if "became leader" in first.log() else (second, first)
-        wait_for("the ConfigMap", lambda: get_object(env, "configmap", namespace, "from-git"), timeout=30)
+        wait_for("the ConfigMap", lambda: get_object(env, "configmap", namespace, "from-git"), timeout=60)
         assert "synced" not in standby.log()  # the standby neither syncs nor reconciles
         holder = env.kube_json("lease", lease, "-n", namespace)["spec"]["holderIdentity"]
         assert holder.endswith(f"-{leader.proc.pid}")
 
         leader.proc.send_signal(signal.SIGKILL)  # no goodbye: the lease must expire
         leader.proc.wait(10)
-        wait_for("the standby takes over", lambda: "became leader" in standby.log(), timeout=30)
+        wait_for("the standby takes over", lambda: "became leader" in standby.log(), timeout=90)
         repo.commit({"cm.yaml": configmap("from-git", {"v": "2"}, namespace)}, "two")
         wait_for(
             "the new leader syncs",
             lambda: (
                 (get_object(env, "configmap", namespace, "from-git") or {}).get("data", {}).get("v") == "2"
             ),
-            timeout=30,
+            timeout=60,
         )
     finally:
         for agent in (first, second):

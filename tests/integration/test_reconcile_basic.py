@@ -27,12 +27,11 @@ def test_install_from_http_repo_then_no_helm_call_on_resync(
     status = agent.hr("web", namespace)["status"]
     assert status["releaseStatus"] == "deployed"
     assert status["phase"] == "Succeeded"
+    # test.enable implies wait: Ready comes after helm waited for the pods and ran the tests.
     assert env.kube_json("deployment", "web", "-n", namespace)["status"]["readyReplicas"] == 2
     assert env.kube_json("pod", "web-test", "-n", namespace)["status"]["phase"] == "Succeeded"
 
     # A resync of an unchanged release costs no helm call at all.
     calls = agent.helm_calls()
-    before = agent.agent.controller.reconciles
-    agent.agent.controller.queue.add(f"{namespace}/web")
-    agent.wait_for("another reconcile", lambda: agent.agent.controller.reconciles > before)
+    agent.resync(f"{namespace}/web")
     assert agent.helm_calls() == calls

@@ -57,13 +57,16 @@ def test_enabled_mode_corrects_live_edits(env: Env, namespace: str, helm: str, s
         return replicas == 2 and message == "declared"
 
     agent.wait_for("live objects corrected", corrected, timeout=60)
+    # The event is emitted before the correcting upgrade; the status is written after it.
     assert any("/spec/replicas" in m for m in _drift_events(env, namespace))
-    assert agent.hr("drifty", namespace)["status"]["lastReleaseRevision"] == revision + 1
+    agent.wait_for(
+        f"lastReleaseRevision {revision + 1}",
+        lambda: agent.hr("drifty", namespace)["status"]["lastReleaseRevision"] == revision + 1,
+    )
     # Once corrected, a resync finds nothing and makes no helm call.
+    agent.resync(f"{namespace}/drifty")  # the correcting run has ended too
     calls = agent.helm_calls()
-    before = agent.agent.controller.reconciles
-    agent.agent.controller.queue.add(f"{namespace}/drifty")
-    agent.wait_for("another reconcile", lambda: agent.agent.controller.reconciles > before)
+    agent.resync(f"{namespace}/drifty")
     assert agent.helm_calls() == calls
 
 

@@ -68,12 +68,20 @@ def test_pending_upgrade_is_recovered_when_the_agent_starts(
     second = start_agent(namespace, helm)
     # revision 1 is unlocked (marked failed), then upgraded to revision 2
     wait_revision(second, env, namespace, "app", 2)
+    # The first agent's Ready=True (same generation) is still there: wait for the status of
+    # revision 2 (lastReleaseRevision comes with the upgrade, releaseStatus with the next write).
+    second.wait_for(
+        "the status of revision 2",
+        lambda: (
+            status(second, "app", namespace).get("lastReleaseRevision") == 2
+            and status(second, "app", namespace).get("releaseStatus") == "deployed"
+        ),
+    )
     wait_ready(second, "app", namespace)
     assert [s["metadata"]["labels"]["status"] for s in release_secrets(env, namespace, "app")] == [
         "superseded",
         "deployed",
     ]
-    assert status(second, "app", namespace)["releaseStatus"] == "deployed"
     events = env.kubectl(
         "get", "events", "-n", namespace, "--field-selector", "reason=PendingReleaseUnlocked", "-o", "name"
     )

@@ -8,10 +8,13 @@ from tests.conftest import Env, release_finalizers
 from tests.integration.reconcile_helpers import (
     FAIL_TIMEOUT,
     apply,
+    eventually,
     hr_manifest,
+    latest_revision,
     patch_spec,
     release_secrets,
     repo_chart,
+    wait_ready,
 )
 
 
@@ -46,8 +49,18 @@ def test_create_namespace_installs_into_a_new_namespace(
         ),
     )
     try:
-        agent.wait_condition("elsewhere", namespace, "Ready")
-        assert env.kube_json("deployment", "elsewhere", "-n", target)["status"]["readyReplicas"] == 1
+        wait_ready(agent, "elsewhere", namespace)
+        assert latest_revision(env, target, "elsewhere") == (1, "deployed")
+        # Without wait (spec.wait unset, no tests, no remediation) Ready says that helm installed
+        # the release, not that its pods are Ready yet: wait for them.
+        eventually(
+            agent,
+            "1 ready replica of elsewhere",
+            lambda: (
+                env.kube_json("deployment", "elsewhere", "-n", target)["status"].get("readyReplicas") == 1
+            ),
+            timeout=120,
+        )
     finally:
         release_finalizers(env, namespace)
         env.kubectl("delete", "namespace", target, "--wait=false", check=False)

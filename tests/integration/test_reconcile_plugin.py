@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import Env
-from tests.integration.reconcile_helpers import apply, hr_manifest
+from tests.integration.reconcile_helpers import apply, hr_manifest, wait_ready
 
 PLUGIN_YAML = """\
 name: "testenv-getter"
@@ -44,7 +44,8 @@ def test_chart_from_a_downloader_plugin(
         env,
         hr_manifest("plugged", namespace, {"repository": repository, "name": "hello", "version": "0.1.0"}),
     )
-    agent.wait_condition("plugged", namespace, "Ready")
+    # Not only Ready: releaseStatus is written by the run's last status write, after Ready.
+    wait_ready(agent, "plugged", namespace)
     status = agent.hr("plugged", namespace)["status"]
     assert status["releaseStatus"] == "deployed"
     assert status["revision"] == "0.1.0"
@@ -52,7 +53,5 @@ def test_chart_from_a_downloader_plugin(
 
     # An exact version from a plugin is fetched once: a resync costs no helm call at all.
     calls = agent.helm_calls()
-    before = agent.agent.controller.reconciles
-    agent.agent.controller.queue.add(f"{namespace}/plugged")
-    agent.wait_for("another reconcile", lambda: agent.agent.controller.reconciles > before)
+    agent.resync(f"{namespace}/plugged")
     assert agent.helm_calls() == calls

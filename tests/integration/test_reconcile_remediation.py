@@ -80,8 +80,9 @@ def test_rollback_retry_max_retries_then_stalled_until_spec_changes(
     assert latest_revision(env, namespace, "app") == (5, "deployed")
     assert agent.agent.helm.calls["upgrade"] == 2
 
-    # A spec change starts over: the upgrade succeeds and the counters are reset.
-    patch_spec(env, namespace, "app", {"values": {"message": "fixed", "unready": False}})
+    # A spec change starts over: the upgrade succeeds and the counters are reset. The timeout
+    # goes back to its default: FAIL_TIMEOUT is too short to wait for pods on a busy machine.
+    patch_spec(env, namespace, "app", {"timeout": None, "values": {"message": "fixed", "unready": False}})
     wait_revision(agent, env, namespace, "app", 6)
     wait_ready(agent, "app", namespace)
     st = status(agent, "app", namespace)

@@ -16,6 +16,7 @@ from tests.integration.reconcile_helpers import (
     apply,
     assert_quiet_resync,
     config_message,
+    eventually,
     hr_manifest,
     latest_revision,
     release_secrets,
@@ -62,7 +63,13 @@ def test_install_from_oci_then_no_helm_call_on_resync(
     apply(env, hr_manifest("oci", namespace, chart, values={"replicaCount": 2}))
     wait_ready(agent, "oci", namespace)
     assert status(agent, "oci", namespace)["revision"] == "0.1.0"
-    assert env.kube_json("deployment", "oci", "-n", namespace)["status"]["readyReplicas"] == 2
+    # Without wait, Ready does not mean the pods are Ready yet: wait for them.
+    eventually(
+        agent,
+        "2 ready replicas of oci",
+        lambda: env.kube_json("deployment", "oci", "-n", namespace)["status"].get("readyReplicas") == 2,
+        timeout=120,
+    )
     assert_quiet_resync(agent, "oci", namespace)
     assert len(release_secrets(env, namespace, "oci")) == 1
 

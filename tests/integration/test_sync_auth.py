@@ -39,7 +39,7 @@ def test_configmap_arrives_over_authenticated_transport(
         wait_for(
             f"ConfigMap over {transport}",
             lambda: cm_data(env, namespace, "over-auth") == {"transport": transport},
-            timeout=20,
+            timeout=60,
         )
         assert env["TESTENV_GIT_PASSWORD"] not in agent.log()
     finally:

@@ -20,6 +20,7 @@ from tests.integration.syncfix import (
     start_agent,
     sync_flags,
     sync_state,
+    synced_revision,
     unique_name,
     wait_for,
 )
@@ -148,17 +149,18 @@ def test_agent_follows_a_local_repository_path(env: Env, namespace: str, tmp_pat
     )
     agent = start_agent(env, tmp_path / "agent", namespace, str(repo.path), poll="1h")
     try:
-        wait_for("ConfigMap plain", lambda: cm_data(env, namespace, "plain") == {"v": "1"})
+        wait_for("ConfigMap plain", lambda: cm_data(env, namespace, "plain") == {"v": "1"}, 60)
         assert cm_data(env, namespace, "ignored") is None
         # An edit not committed yet is not applied...
         (repo.path / "plain.yaml").write_text(configmap("plain", {"v": "2"}))
         time.sleep(2)
         assert cm_data(env, namespace, "plain") == {"v": "1"}
-        # ...the commit is, at once: no push, and no poll for an hour.
+        # ...the commit is, without a push and with no poll for an hour (the deadline only
+        # bounds a hang). The sync state is written after the objects: wait for it too.
         sha = repo.work.commit({}, "two")
-        wait_for("the local commit", lambda: cm_data(env, namespace, "plain") == {"v": "2"}, 20)
-        assert sync_state(env, namespace, agent.sync_name)["revision"] == sha
-        assert json.loads(sync_state(env, namespace, agent.sync_name)["errors"]) == []
+        wait_for("the local commit", lambda: cm_data(env, namespace, "plain") == {"v": "2"}, 60)
+        state = synced_revision(env, namespace, agent.sync_name, sha)
+        assert json.loads(state["errors"]) == []
         assert cm_data(env, namespace, "ignored") is None
     finally:
         assert agent.stop() == 0, agent.log()

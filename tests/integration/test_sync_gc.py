@@ -121,7 +121,7 @@ def test_a_malformed_file_is_reported_and_blocks_garbage_collection(gc: GC) -> N
     assert "\n  error: sub/bad.yaml:6: invalid YAML" in out.stdout, out.stdout
 
     # Another sync of the same broken commit (drift correction) still deletes nothing.
-    wait_for("a resync", lambda: sync_state(env, ns, agent.sync_name)["time"] != state["time"], 10)
+    wait_for("a resync", lambda: sync_state(env, ns, agent.sync_name)["time"] != state["time"], 60)
     assert gc.cm("doomed") == {"v": "1"}
 
     fixed = BAD_YAML.replace("value: with a colon", '"value: with a colon"')
@@ -153,6 +153,7 @@ spec:
 
 def test_an_invalid_helmrelease_and_duplicates_are_reported_not_applied(gc: GC) -> None:
     env, ns, agent = gc.env, gc.namespace, gc.agent
+    log_start = len(agent.log())
     state = gc.push(
         {
             "apps.yaml": INVALID_HR.format(repo=env["TESTENV_CHARTS"]),
@@ -171,8 +172,9 @@ def test_an_invalid_helmrelease_and_duplicates_are_reported_not_applied(gc: GC) 
     assert get_object(env, "helmrelease", ns, "invalid") is None
     assert gc.cm("twin") is None
     assert gc.cm("beside-the-release") == {"a": "1"}
-    log = agent.log()
-    assert "apps.yaml:8" in log and "dup-a.yaml:1" in log
+    # "sync error" lines are logged after the sync state is written: wait for them.
+    agent.wait_log(r"sync error.*apps\.yaml:8", after=log_start)
+    agent.wait_log(r"sync error.*dup-a\.yaml:1", after=log_start)
 
 
 def test_dry_run_only_reports(env: Env, namespace: str, tmp_path: Path) -> None:

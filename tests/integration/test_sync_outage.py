@@ -44,23 +44,25 @@ def test_agent_rides_out_a_git_server_outage(env: Env, namespace: str, tmp_path:
         state = wait_for(
             "the fetch error in the sync state",
             lambda: (s := sync_state(env, namespace, agent.sync_name)).get("fetchError") and s,
-            timeout=15,
+            timeout=60,
         )
         assert url in state["fetchError"] and "unreachable" in state["fetchError"], state
         assert state["revision"] == first
         out = cli(env, "status", *status_flags(env, namespace, agent.sync_name))
         assert out.returncode == 0, out.stderr
         assert f"fetch error: git fetch of {url} failed" in out.stdout, out.stdout
+        # A retried fetch fails too (wait for it: when it runs depends on the backoff, not on
+        # this test's sleeps); the agent stays healthy meanwhile.
+        agent.wait_log(r"msg=\"source attempt failed\" attempt=2 ")
         for _ in range(3):  # a few more failed polls (and resyncs of the last good commit)
             assert agent.request("GET", "/healthz")[0] == 200
             time.sleep(1)
         agent.assert_running()
         assert cm_data(env, namespace, "a") == {"v": "1"}
         assert cm_data(env, namespace, "b") == {"v": "1"}, "an object was deleted during the outage"
-        assert "source attempt #2 failed" in agent.log()
 
         server = start_git_server(root, port=port)
-        state = synced_revision(env, namespace, agent.sync_name, second, timeout=20)
+        state = synced_revision(env, namespace, agent.sync_name, second)
         assert state["result"] == "ok", state
         assert json.loads(state["deleted"]) == [f"ConfigMap {namespace}/b"]
         assert cm_data(env, namespace, "a") == {"v": "2"}
@@ -78,8 +80,9 @@ def test_agent_rides_out_a_git_server_outage(env: Env, namespace: str, tmp_path:
 def test_a_failed_fetch_shows_at_once_even_with_a_long_poll_interval(
     env: Env, namespace: str, tmp_path: Path
 ) -> None:
-    """With a one-hour poll and a webhook, the failed fetch a push asked for is visible within
-    seconds, and the fetch is retried (backoff) until the server is back."""
+    """With a one-hour poll and a webhook, the failed fetch a push asked for is visible long before
+    the next poll would run, and the fetch is retried (backoff) until the server is back. The
+    deadlines below only bound a hang: they are minutes shorter than the poll interval."""
     root = tmp_path / "srv"
     root.mkdir()
     server = start_git_server(root)
@@ -102,15 +105,15 @@ def test_a_failed_fetch_shows_at_once_even_with_a_long_poll_interval(
         wait_for(
             "the fetch error in the sync state",
             lambda: "unreachable" in sync_state(env, namespace, agent.sync_name).get("fetchError", ""),
-            timeout=5,
+            timeout=60,
         )
         server = start_git_server(root, port=port)
-        synced_revision(env, namespace, agent.sync_name, second, timeout=10)
+        synced_revision(env, namespace, agent.sync_name, second, timeout=60)
         assert cm_data(env, namespace, "a") == {"v": "2"}
         wait_for(
             "the fetch error to clear",
             lambda: sync_state(env, namespace, agent.sync_name)["fetchError"] == "",
-            5,
+            60,
         )
     finally:
         assert agent.stop() == 0, agent.log()

@@ -29,43 +29,77 @@ def test_is_ignored(path: str | bytes, ignored: bool) -> None:
     assert is_ignored(Path("/repo"), path) is ignored
 
 
+# How long a test waits for the debouncer's thread to act: it bounds a hang, not a latency.
+PATIENCE = 30
+
+
 class Counter:
-    def __init__(self) -> None:
+    def __init__(self, clock: FakeClock | None = None) -> None:
         self.count = 0
         self.event = threading.Event()
+        self.clock = clock
+        self.fired_at: list[float] = []
 
     def __call__(self) -> None:
+        if self.clock is not None:
+            self.fired_at.append(self.clock())
         self.count += 1
         self.event.set()
 
 
+class FakeClock:
+    """The debouncer's clock, moved by the test: its decisions no longer depend on how fast the
+    machine runs the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now = round(self.now + seconds, 6)
+
+
 def test_debouncer_coalesces_a_burst() -> None:
-    counter = Counter()
-    debouncer = Debouncer(counter, WatchSettings(debounce_s=0.3, max_delay_s=2.0))
+    clock = FakeClock()
+    counter = Counter(clock)
+    debouncer = Debouncer(counter, WatchSettings(debounce_s=0.3, max_delay_s=2.0), clock=clock)
     try:
         for _ in range(20):
             debouncer.poke()
-        assert counter.event.wait(2)
-        time.sleep(0.3)
+        clock.advance(0.3)  # quiet for debounce_s
+        assert counter.event.wait(PATIENCE)
         assert counter.count == 1
+        assert counter.fired_at == [0.3]
         counter.event.clear()
         debouncer.poke()
-        assert counter.event.wait(2)
+        clock.advance(0.3)
+        assert counter.event.wait(PATIENCE)
         assert counter.count == 2
     finally:
         debouncer.close()
 
 
-def test_debouncer_fires_within_max_delay_under_continuous_changes() -> None:
-    counter = Counter()
-    debouncer = Debouncer(counter, WatchSettings(debounce_s=0.2, max_delay_s=0.4))
+def test_debouncer_fires_at_max_delay_under_continuous_changes() -> None:
+    """Changes every 0.05 s never leave the 0.2 s of quiet the debounce waits for; the callback
+    still runs, max_delay_s (0.4 s) after the first change, while the changes go on."""
+    clock = FakeClock()
+    counter = Counter(clock)
+    debouncer = Debouncer(counter, WatchSettings(debounce_s=0.2, max_delay_s=0.4), clock=clock)
     try:
-        start = time.monotonic()
-        while not counter.event.is_set() and time.monotonic() - start < 3:
+        for _ in range(7):  # changes at 0.00 .. 0.30, the clock now at 0.35
             debouncer.poke()
-            time.sleep(0.05)
-        assert counter.event.is_set()
-        assert time.monotonic() - start < 1.5
+            clock.advance(0.05)
+        assert counter.count == 0, "fired before max_delay_s although changes went on"
+        debouncer.poke()  # a change at 0.35, then the clock reaches first change + max_delay_s
+        clock.advance(0.05)
+        debouncer.poke()  # and the changes go on
+        assert counter.event.wait(PATIENCE)
+        assert counter.fired_at == [0.4]
     finally:
         debouncer.close()
 
@@ -80,10 +114,10 @@ def test_debouncer_survives_a_failing_callback() -> None:
     debouncer = Debouncer(failing, FAST)
     try:
         debouncer.poke()
-        assert calls.event.wait(2)
+        assert calls.event.wait(PATIENCE)
         calls.event.clear()
         debouncer.poke()
-        assert calls.event.wait(2)
+        assert calls.event.wait(PATIENCE)
     finally:
         debouncer.close()
 
@@ -100,10 +134,10 @@ def test_watcher_reacts_to_changes_but_not_to_git_or_reads(tmp_path: Path) -> No
         time.sleep(0.4)
         assert counter.count == 0, "reads and .git/ changes must not trigger"
         manifest.write_text("kind: Secret\n")
-        assert counter.event.wait(3)
+        assert counter.event.wait(PATIENCE)
         time.sleep(0.3)
         after_first = counter.count
         counter.event.clear()
         (tmp_path / "apps" / "b.yaml").write_text("kind: Namespace\n")
-        assert counter.event.wait(3)
+        assert counter.event.wait(PATIENCE)
     assert after_first >= 1 and counter.count > after_first
