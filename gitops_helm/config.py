@@ -107,6 +107,8 @@ class Settings:
     leader_election_id: str = "gitops-helm"
     leader_election_lease_s: float = 30.0
     retry: RetrySettings = field(default_factory=RetrySettings)
+    # a write that lost a race on resourceVersion (409) is retried after this long
+    conflict_retry_s: float = 1.0
     # a failed watch request of the controller is repeated after this backoff
     watch_retry: RetrySettings = field(default_factory=lambda: RetrySettings(base_s=1.0, max_s=30.0))
     git: GitSourceSettings = field(default_factory=GitSourceSettings)

@@ -3,13 +3,12 @@
 Place in the flow: the controller calls :meth:`Reconciler.reconcile` with the latest HelmRelease
 object for one key. One run, top to bottom (:meth:`Reconciler._reconcile`):
 
-    dependencies ready?  (observe.unready_dependencies)
-    chart                (charts: ChartFetcher.fetch)
-    values               (values.compose_values over values_reader.ClusterValuesReader)
-    desired state        (desired.desired_state: digest + planner policy)
-    loop: observe storage once (observe.observe) -> plan (plan.plan, PURE)
-          -> no helm call needed: report and stop (report.StatusReport.settled)
-          -> else run it (actions.ReleaseActions.run) and record the new memory
+    _reconcile  dependencies ready? (observe.unready_dependencies), suspended?
+    _target     chart (charts: ChartFetcher.fetch), values (values.compose_values over
+                values_reader.ClusterValuesReader), desired state (desired.desired_state)
+    _drive      loop: observe storage once (observe.observe) -> plan (plan.plan, PURE)
+                -> no helm call needed: report and stop (report.StatusReport.settled)
+                -> else run it (actions.ReleaseActions.run) and record the new memory
 
 The status is the planner's memory (``memory``); the run writes ONE status patch per step and
 none when nothing changed (``report``), so its own writes do not keep re-triggering reconciles.
@@ -106,7 +105,7 @@ class Reconciler:
             if hr.metadata.deletion_timestamp:
                 return self._finalize(report)
             if FINALIZER not in hr.metadata.finalizers and not self._add_finalizer(hr):
-                return Outcome(requeue_after=1.0)
+                return Outcome(requeue_after=self.settings.conflict_retry_s)
             return self._reconcile(report)
         except (KubeError, HelmError) as exc:  # temporary, or not expected at this level
             log.warning("reconcile interrupted", release=key, error=str(exc), temporary=exc.temporary)
@@ -115,19 +114,25 @@ class Reconciler:
     # -- one run ------------------------------------------------------------------------------
 
     def _reconcile(self, report: StatusReport) -> Outcome:
+        """One run: wait for dependencies, build the target, then drive the release to it."""
         hr = report.hr
-        policy = hr.policy
         report.started()
-
-        waiting = unready_dependencies(self.kube, policy.depends_on)
+        waiting = unready_dependencies(self.kube, hr.policy.depends_on)
         if waiting:
             message = f"waiting for dependencies: {', '.join(waiting)}"
             report.waiting_for_dependencies(message)
             return Outcome(requeue_after=self.settings.retry.base_s, message=message)
-        if policy.suspend:
+        if hr.policy.suspend:
             report.suspended()
             return Outcome(message="suspended")
+        target = self._target(report)
+        if isinstance(target, Outcome):
+            return target
+        return self._drive(report, target)
 
+    def _target(self, report: StatusReport) -> Target | Outcome:
+        """Fetch the chart and compose the values: the desired state, or why there is none."""
+        hr = report.hr
         try:
             chart = self.charts.fetch(hr.namespace, hr.name, hr.spec.chart)
         except ChartError as exc:
@@ -149,26 +154,29 @@ class Reconciler:
 
         ref = ReleaseRef.of(hr)
         desired = desired_state(
-            ref, policy, hr.metadata.generation, chart.digest, composed.digest, self.settings.retry
+            ref, hr.policy, hr.metadata.generation, chart.digest, composed.digest, self.settings.retry
         )
-        target = Target(ref, policy, desired, chart, composed.values)
+        return Target(ref, hr.policy, desired, chart, composed.values)
+
+    def _drive(self, report: StatusReport, target: Target) -> Outcome:
+        """Observe, plan, act, record; until the plan needs no helm call (or no progress is made)."""
         memory = memory_from_status(report.status)
         last_action: pl.Action | None = None
         drift_detected: bool | None = None
         for _step in range(MAX_STEPS):
-            observation = observe(self.kube, ref)
+            observation = observe(self.kube, target.ref)
             report.observed(observation.release)
             decision = pl.plan(
-                observation.release, memory, desired, now=self.clock(), drift_detected=drift_detected
+                observation.release, memory, target.desired, now=self.clock(), drift_detected=drift_detected
             )
             if decision.check_drift and drift_detected is None and observation.latest is not None:
                 drift_detected = self._drifted(report, observation)
                 continue
             if decision.reset_failures:
                 memory = pl.forget_failures(memory)
-            log.debug("plan", release=hr.key, action=str(decision.action), reason=decision.reason)
+            log.debug("plan", release=target.ref.key, action=str(decision.action), reason=decision.reason)
             if decision.action in _SETTLING:
-                report.settled(decision, memory, chart.revision)
+                report.settled(decision, memory, target.chart.revision)
                 return self._settled_outcome(decision)
             if decision.action is last_action and decision.action is not pl.Action.TEST:
                 # The same action twice in one run means storage did not move as expected.
