@@ -4,10 +4,10 @@ Place in the flow: ``commands.run`` builds one :class:`Agent` and calls :meth:`A
 ``commands.sync_once``/``diff``/``status`` use the smaller builders below (:func:`build_kube`,
 :func:`build_source`). This is the only module that knows every part:
 
-    adapters (kube, helm, git)  ->  release wing: charts.ChartResolver -> release.Reconciler
-                                    controller.Controller (watch, queue, workers)
-                                    sync wing: source.GitSource -> sync.SyncLoop -> sync.Syncer
-                                    leader.LeaderElector (optional), server.Server (HTTP)
+    adapters (kube, helm, git, http)  ->  release wing: charts.ChartResolver -> release.Reconciler
+                                          controller.Controller (watch, queue, workers)
+                                          sync wing: source.GitSource -> sync.SyncLoop -> sync.Syncer
+                                          leader.LeaderElector (optional), server.Server (HTTP)
 
 With leader election on, the HTTP server runs on every replica (probes pass on a standby) and
 the CRD install, the controller and the Git sync start only on the leader. On stop, in-flight
@@ -28,6 +28,7 @@ from gitops_helm import log as logging
 from gitops_helm import metrics
 from gitops_helm.adapters.git import GitError, GitSettings, HTTPAuth, SSHAuth
 from gitops_helm.adapters.helm import Helm, HelmSettings
+from gitops_helm.adapters.http import HTTPClient
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind, KubeSettings
 from gitops_helm.api.crd import load_crd
 from gitops_helm.charts.auth import RepositoriesFile, load_repositories_file
@@ -153,12 +154,16 @@ class Agent:
         if settings.repositories_file:
             repositories = load_repositories_file(Path(settings.repositories_file))
         refresh = settings.chart_refresh_interval_s
+        self.http = HTTPClient()  # one per process: it keeps a session per credential identity
         self.repos = HelmRepoClient(
             HelmRepoSettings(cache_dir=work / "cache", min_refresh_interval=refresh),
+            http=self.http,
             repositories=repositories,
         )
         self.oci = OciClient(
-            OciSettings(plain_http_hosts=settings.oci_plain_http_hosts, refresh_s=refresh), self.cache
+            OciSettings(plain_http_hosts=settings.oci_plain_http_hosts, refresh_s=refresh),
+            self.cache,
+            self.http,
         )
         self.git_charts = GitCharts(
             GitChartSettings(
@@ -188,6 +193,7 @@ class Agent:
             self.helm,
             self.resolver,
             settings,
+            http=self.http,
             on_refs=self.controller.on_refs,
             on_action=metrics.observe_action,
         )
@@ -325,4 +331,5 @@ class Agent:
         if self.server:
             self.server.stop()
         self.repos.close()
+        self.http.close()
         log.info("stopped")

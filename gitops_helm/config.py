@@ -99,7 +99,10 @@ class Settings:
     update_chart_deps: bool = True
     git_default_ref: str = "master"
     repositories_file: str | None = None
-    values_url_timeout_s: float = 30.0
+    values_url_timeout_s: float = 30.0  # connect timeout, and the longest wait for the next bytes
+    values_url_total_timeout_s: float = 300.0  # a whole values URL download
+    # A values file bigger than this could not be stored in a Helm release Secret (1 MiB) anyway.
+    values_url_max_bytes: int = 64 * 1024 * 1024
     chart_refresh_interval_s: float = 60.0  # a repository index / OCI tag is re-checked this often
     oci_plain_http_hosts: tuple[str, ...] = ()
     leader_elect: bool = False

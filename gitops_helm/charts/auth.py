@@ -3,8 +3,8 @@
 Place in the data flow: the reconciler reads the HelmRelease's `chart.chartPullSecret` (a
 Kubernetes Secret, passed here as its decoded `data`) and/or the operator-level Helm
 `repositories.yaml`, builds a `RepositoryAuth`, and hands it to `helmrepo.HelmRepoClient`,
-which turns it into per-request `requests` options with `request_options`. Nothing here does
-network I/O.
+which turns it into the HTTP adapter's `Identity` for each request with `http_identity`.
+Nothing here does network I/O.
 
 Accepted Secret keys (Flux v2 `HelmRepository` conventions; other keys are ignored):
 
@@ -27,11 +27,12 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from gitops_helm.adapters.http import Identity, origin, redact_url
 from gitops_helm.charts.errors import AuthConfigError
 
 __all__ = [
@@ -39,14 +40,13 @@ __all__ = [
     "RepositoriesFile",
     "RepositoryAuth",
     "RepositoryEntry",
-    "RequestOptions",
     "SecretFiles",
     "auth_from_secret",
+    "http_identity",
     "load_repositories_file",
     "normalise_url",
     "origin",
     "redact_url",
-    "request_options",
 ]
 
 Material = bytes | Path
@@ -57,17 +57,6 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # ---------------------------------------------------------------------------------------------
 # URL identity
-
-
-def origin(url: str) -> tuple[str, str, int | None]:
-    """(scheme, host, port) with the default port filled in: the unit of the credentials rule."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
 
 
 def _netloc(scheme: str, host: str, port: int | None) -> str:
@@ -83,13 +72,6 @@ def normalise_url(url: str) -> str:
     parts = urlsplit(url.strip())
     scheme, host, port = origin(url)
     return urlunsplit((scheme, _netloc(scheme, host, port), parts.path.rstrip("/"), parts.query, ""))
-
-
-def redact_url(url: str) -> str:
-    """A URL safe for logs and messages: userinfo dropped, a query string shown as `?...`."""
-    parts = urlsplit(url.strip())
-    scheme, host, port = origin(url)
-    return urlunsplit((scheme, _netloc(scheme, host, port), parts.path, "..." if parts.query else "", ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,7 +211,7 @@ def load_repositories_file(path: Path) -> RepositoriesFile:
 
 
 class SecretFiles:
-    """Writes PEM bytes to private files, because `requests` takes TLS material as paths.
+    """Writes PEM bytes to private files, because TLS material is loaded from files.
 
     Files live in one 0700 directory, are created 0600, are named by the sha256 of their
     content (so a Secret used on every sync makes one file), and are removed by `close`.
@@ -263,28 +245,16 @@ class SecretFiles:
                 self._dir = None
 
 
-class RequestOptions(TypedDict):
-    """Keyword arguments for `requests.Session.request`."""
-
-    auth: tuple[str, str] | None
-    verify: bool | str
-    cert: tuple[str, str] | None
-
-
-def request_options(
-    auth: RepositoryAuth | None, files: SecretFiles, *, send_credentials: bool
-) -> RequestOptions:
-    """TLS and credential options for one request. `send_credentials` is the host rule's answer
-    (see `helmrepo.sends_credentials`); without it neither basic auth nor the client certificate
+def http_identity(auth: RepositoryAuth | None, files: SecretFiles, *, send_credentials: bool) -> Identity:
+    """The HTTP adapter's identity for one request. `send_credentials` is the host rule's answer
+    (see `repoindex.sends_credentials`); without it neither basic auth nor the client certificate
     is sent, but the CA bundle still verifies the server."""
     if auth is None:
-        return {"auth": None, "verify": True, "cert": None}
-    verify: bool | str = True
-    if auth.insecure_skip_tls_verify:
-        verify = False
-    elif auth.ca is not None:
-        verify = files.path(auth.ca, what=f"CA bundle of {auth.source or 'the credentials'}")
-    basic = (auth.username, auth.password) if send_credentials and auth.username and auth.password else None
+        return Identity()
+    ca = None
+    if auth.ca is not None and not auth.insecure_skip_tls_verify:
+        ca = files.path(auth.ca, what=f"CA bundle of {auth.source or 'the credentials'}")
+    send_basic = send_credentials and auth.username and auth.password
     cert = None
     if send_credentials and auth.cert is not None and auth.key is not None:
         what = f"of {auth.source or 'the credentials'}"
@@ -292,4 +262,10 @@ def request_options(
             files.path(auth.cert, what=f"client certificate {what}"),
             files.path(auth.key, what=f"key {what}"),
         )
-    return {"auth": basic, "verify": verify, "cert": cert}
+    return Identity(
+        username=auth.username if send_basic else None,
+        password=auth.password if send_basic else None,
+        client_cert=cert,
+        ca_file=ca,
+        verify=not auth.insecure_skip_tls_verify,
+    )

@@ -4,8 +4,8 @@ Place in the data flow: raised by the chart sources (`helmrepo`, `auth`, `cache`
 the reconciler, which looks only at `ChartError.temporary` (and `retry_after`): a temporary
 error is retried with backoff, a permanent one is surfaced on the HelmRelease status and waits
 for a change. Messages name the chart, the constraint and the repository URL (with any userinfo
-removed) and never contain a credential. The HTTP library's exceptions are chained as
-`__cause__` but never part of this hierarchy.
+removed) and never contain a credential. The HTTP adapter's `HTTPError` that caused one is
+chained as `__cause__`; the chart sources choose the class from its type and status code.
 """
 
 from __future__ import annotations

@@ -19,8 +19,10 @@ without credentials never rides on an index that another caller fetched with the
 its own (conditional) request, which the server answers 401. Parsing and resolution are the
 pure functions of `repoindex`.
 
-Every failure is a `gitops_helm.charts.errors.ChartError`, temporary or permanent; no
-`requests` exception escapes. Credentials follow Helm's rule (see `sends_credentials`).
+HTTP goes through `gitops_helm.adapters.http` (sessions per identity, deadlines, size limits,
+TLS); this module retries its temporary errors with the delays of `HelmRepoSettings` and turns
+every `HTTPError` into a `gitops_helm.charts.errors.ChartError` by type and status code.
+Credentials follow Helm's rule (see `sends_credentials`).
 """
 
 from __future__ import annotations
@@ -33,23 +35,34 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import requests
-
 from gitops_helm import log as logging
+from gitops_helm.adapters.http import (
+    HTTPClient,
+    HTTPDeadlineError,
+    HTTPError,
+    HTTPInvalidRequestError,
+    HTTPSizeLimitError,
+    HTTPStatusError,
+    HTTPTimeoutError,
+    HTTPTLSVerifyError,
+    Identity,
+    Limits,
+    Stream,
+)
 from gitops_helm.charts.auth import (
     RepositoriesFile,
     RepositoryAuth,
     SecretFiles,
+    http_identity,
     normalise_url,
     origin,
     redact_url,
-    request_options,
 )
 from gitops_helm.charts.cache import ChartCache, is_sha256
 from gitops_helm.charts.errors import (
@@ -85,8 +98,10 @@ class HelmRepoSettings:
     cache_dir: Path
     connect_timeout: float = 10.0
     read_timeout: float = 30.0  # between two reads of the socket
-    download_timeout: float = 300.0  # for a whole body (index or chart)
-    retry_delays: tuple[float, ...] = (1.0, 3.0)  # one delay per retry of a temporary error
+    download_timeout: float = 300.0  # for a whole exchange (index or chart), body included
+    # One delay per retry of a temporary error: attempts = len(retry_delays) + 1. A download that
+    # ran out of `download_timeout` is not retried (the reconciler tries again later).
+    retry_delays: tuple[float, ...] = (1.0, 3.0)
     max_retry_after: float = 30.0  # cap on a server's Retry-After
     min_refresh_interval: float = 60.0  # an index younger than this is used without a request
     max_index_bytes: int = 100 * _MiB
@@ -213,14 +228,12 @@ class _RepoState:
     checked_at: float | None = None
 
 
-_TEMPORARY_STATUS = {408, 425, 429}
-
-
 class HelmRepoClient:
     """Fetches charts from Helm repositories over HTTP(S). Thread-safe; share one per process.
 
     `repositories` (a parsed Helm `repositories.yaml`) supplies credentials for a repository
     when the caller passes none; credentials passed in (from a `chartPullSecret`) replace it.
+    `http` is the process's HTTP client (one is made, and closed with this, when not given).
     `clock` (monotonic seconds) and `sleep` are injectable for tests.
     """
 
@@ -228,16 +241,15 @@ class HelmRepoClient:
         self,
         settings: HelmRepoSettings,
         *,
-        session: requests.Session | None = None,
+        http: HTTPClient | None = None,
         repositories: RepositoriesFile | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.cache = ChartCache(settings.cache_dir)
-        self._session = session or requests.Session()
-        self._owns_session = session is None
-        self._session.headers["User-Agent"] = settings.user_agent
+        self._http = http or HTTPClient()
+        self._owns_http = http is None
         self._repositories = repositories
         self._clock = clock
         self._sleep = sleep
@@ -252,8 +264,8 @@ class HelmRepoClient:
 
     def close(self) -> None:
         self._files.close()
-        if self._owns_session:
-            self._session.close()
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self) -> HelmRepoClient:
         return self
@@ -372,19 +384,22 @@ class HelmRepoClient:
         url = index_url(repository)
         what = f"index of Helm repository {shown}"
         send = sends_credentials(repository, url, auth)
-        opts = request_options(auth, self._files, send_credentials=send)
-        read = functools.partial(self._read_index, what=what)
+        identity = http_identity(auth, self._files, send_credentials=send)
+        read = self._read_index
         hint = _auth_hint(auth, send)
+        max_bytes = self.settings.max_index_bytes
         if meta is not None:
             cached = self._parsed_get(key, meta.sha256) or self._disk.entries(key, meta.sha256)
             if cached is not None:
-                result = self._request(url, read, meta.conditional_headers(), opts, what, hint)
+                result = self._request(
+                    url, read, meta.conditional_headers(), identity, what, hint, max_bytes=max_bytes
+                )
                 if result is None:  # 304 Not Modified
                     _log.debug("not modified", what=what)
                     self._parsed_put(key, meta.sha256, cached)
                     return cached, meta
                 return self._store_index(key, shown, *result)
-        result = self._request(url, read, {}, opts, what, hint)
+        result = self._request(url, read, {}, identity, what, hint, max_bytes=max_bytes)
         if result is None:
             raise RepositoryError(f"{what}: unexpected 304 Not Modified to an unconditional request")
         return self._store_index(key, shown, *result)
@@ -402,10 +417,10 @@ class HelmRepoClient:
         self._parsed_put(key, meta.sha256, index)
         return index, meta
 
-    def _read_index(self, response: requests.Response, what: str) -> tuple[_IndexMeta, bytes] | None:
-        if response.status_code == 304:
+    def _read_index(self, response: Stream) -> tuple[_IndexMeta, bytes] | None:
+        if response.status == 304:
             return None
-        body = b"".join(self._chunks(response, self.settings.max_index_bytes, what))
+        body = response.read()
         return _meta_from_response(response.headers, hashlib.sha256(body).hexdigest()), body
 
     # download -----------------------------------------------------------------------------
@@ -416,7 +431,7 @@ class HelmRepoClient:
         if origin(chart.url)[0] not in ("http", "https"):
             raise RepositoryError(f"{what}: unsupported URL scheme")
         send = sends_credentials(repository, chart.url, auth)
-        opts = request_options(auth, self._files, send_credentials=send)
+        identity = http_identity(auth, self._files, send_credentials=send)
         _log.info("downloading", what=what)
         # identity: the digest is of the bytes as published, not of a transfer encoding
         store = functools.partial(self._store_chart, chart=chart, what=what)
@@ -425,66 +440,48 @@ class HelmRepoClient:
             chart.url,
             store,
             headers,
-            opts,
+            identity,
             what,
             _auth_hint(auth, send),
+            max_bytes=self.settings.max_chart_bytes,
             not_found=ChartNotFoundError,
         )
 
-    def _store_chart(self, response: requests.Response, chart: ResolvedChart, what: str) -> tuple[str, Path]:
+    def _store_chart(self, response: Stream, chart: ResolvedChart, what: str) -> tuple[str, Path]:
         limit = self.settings.max_chart_bytes
-        chunks = self._chunks(response, limit, what)
-        return self.cache.store(chunks, expected=chart.digest, max_bytes=limit, what=what)
+        return self.cache.store(response.iter_bytes(), expected=chart.digest, max_bytes=limit, what=what)
 
     # HTTP ---------------------------------------------------------------------------------
 
-    def _chunks(self, response: requests.Response, max_bytes: int, what: str) -> Iterator[bytes]:
-        length = response.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > max_bytes:
-            raise SizeLimitError(f"{what} is larger than the limit of {max_bytes} bytes")
-        deadline = time.monotonic() + self.settings.download_timeout
-        size = 0
-        for chunk in response.iter_content(64 * 1024):
-            size += len(chunk)
-            if size > max_bytes:
-                raise SizeLimitError(f"{what} is larger than the limit of {max_bytes} bytes")
-            if time.monotonic() > deadline:
-                raise RepositoryUnavailableError(
-                    f"{what}: download took longer than {self.settings.download_timeout}s"
-                )
-            yield chunk
+    def _limits(self, max_bytes: int) -> Limits:
+        s = self.settings
+        return Limits(s.connect_timeout, s.read_timeout, s.download_timeout, max_bytes)
 
     def _request(
         self,
         url: str,
-        read: Callable[[requests.Response], _T],
+        read: Callable[[Stream], _T],
         headers: dict[str, str],
-        opts: Mapping[str, Any],
+        identity: Identity,
         what: str,
         auth_hint: str | None,
         *,
+        max_bytes: int,
         not_found: type[ChartError] = RepositoryError,
     ) -> _T:
         """GET `url` and `read` the response, retrying temporary errors per the settings."""
+        headers = {"User-Agent": self.settings.user_agent, **headers}
         attempts = len(self.settings.retry_delays) + 1
         for attempt in range(1, attempts + 1):
             try:
-                response = self._session.get(
-                    url,
-                    headers=headers,
-                    timeout=(self.settings.connect_timeout, self.settings.read_timeout),
-                    stream=True,
-                    **opts,
-                )
-                with response:
-                    _log.debug("GET", url=redact_url(url), status=response.status_code)
-                    error = _status_error(response, what, auth_hint, not_found)
-                    if error is None:
-                        return read(response)
-            except requests.RequestException as exc:
-                error = _exception_error(exc, what)
+                limits = self._limits(max_bytes)
+                with self._http.stream(url, limits=limits, identity=identity, headers=headers) as response:
+                    return read(response)
+            except HTTPError as exc:
+                error = _chart_error(exc, what, auth_hint, not_found)
                 error.__cause__ = exc
-            if not error.temporary or attempt == attempts:
+                retry = error.temporary and not isinstance(exc, HTTPDeadlineError)
+            if not retry or attempt == attempts:
                 raise error
             delay = self.settings.retry_delays[attempt - 1]
             if error.retry_after is not None:
@@ -500,11 +497,6 @@ class HelmRepoClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
-
-
 def _auth_hint(auth: RepositoryAuth | None, sent: bool) -> str | None:
     """What to say when the server wants credentials: None when they were sent (and refused)."""
     if sent and auth is not None and (auth.username or auth.cert):
@@ -514,33 +506,37 @@ def _auth_hint(auth: RepositoryAuth | None, sent: bool) -> str | None:
     return "no credentials were given; set chart.chartPullSecret or add the repository to repositories.yaml"
 
 
-def _status_error(
-    response: requests.Response, what: str, auth_hint: str | None, not_found: type[ChartError]
-) -> ChartError | None:
-    code = response.status_code
-    if code < 300 or code == 304:
-        return None
-    if code in (401, 403):
-        if auth_hint is not None:
-            return RepositoryAuthError(f"{what}: authentication required (HTTP {code}); {auth_hint}")
-        return RepositoryAuthError(f"{what}: the credentials were refused (HTTP {code})")
-    if code == 404:
-        return not_found(f"{what}: not found (HTTP 404)")
-    if code in _TEMPORARY_STATUS or code >= 500:
-        return RepositoryUnavailableError(f"{what}: HTTP {code}", retry_after=_retry_after(response))
-    return RepositoryError(f"{what}: HTTP {code}")
-
-
-def _exception_error(exc: requests.RequestException, what: str) -> ChartError:
-    if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+def _chart_error(
+    error: HTTPError,
+    what: str,
+    auth_hint: str | None,
+    not_found: type[ChartError],
+) -> ChartError:
+    """The chart source's error for an HTTP failure, by the failure's type and status code."""
+    if isinstance(error, HTTPStatusError):
+        code = error.status
+        if code in (401, 403):
+            if auth_hint is not None:
+                return RepositoryAuthError(f"{what}: authentication required (HTTP {code}); {auth_hint}")
+            return RepositoryAuthError(f"{what}: the credentials were refused (HTTP {code})")
+        if code == 404:
+            return not_found(f"{what}: not found (HTTP 404)")
+        if error.temporary:
+            return RepositoryUnavailableError(f"{what}: HTTP {code}", retry_after=error.retry_after)
+        return RepositoryError(f"{what}: HTTP {code}")
+    if isinstance(error, HTTPTLSVerifyError):
         return RepositoryError(
             f"{what}: the server's TLS certificate could not be verified (check the CA bundle: "
             "ca.crt in the pull Secret or caFile in repositories.yaml)"
         )
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
-        return RepositoryError(f"{what}: invalid URL")
-    if isinstance(exc, requests.TooManyRedirects):
-        return RepositoryError(f"{what}: too many redirects")
-    if isinstance(exc, requests.Timeout):
+    if isinstance(error, HTTPSizeLimitError):
+        return SizeLimitError(f"{what} is larger than the limit of {error.limit} bytes")
+    if isinstance(error, HTTPInvalidRequestError):
+        return RepositoryError(f"{what}: {error.detail}")
+    if isinstance(error, HTTPDeadlineError):
+        return RepositoryUnavailableError(f"{what}: download took longer than {error.total_s}s")
+    if isinstance(error, HTTPTimeoutError):
         return RepositoryUnavailableError(f"{what}: timed out")
-    return RepositoryUnavailableError(f"{what}: connection failed ({type(exc).__name__})")
+    if error.temporary:
+        return RepositoryUnavailableError(f"{what}: connection failed ({error.detail})")
+    return RepositoryError(f"{what}: {error.detail}")

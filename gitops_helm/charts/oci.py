@@ -1,8 +1,9 @@
 """OCI chart source: Helm charts stored in an OCI registry (``oci://host/path`` + name + version).
 
 Place in the flow: the reconciler's chart step, for ``chart.repository`` starting with ``oci://``.
-It speaks the OCI distribution API directly (``requests``), so an unchanged chart costs at most
-one conditional manifest request (and none within ``refresh_s``) and never a helm call:
+It speaks the OCI distribution API directly (through ``adapters.http``), so an unchanged chart
+costs at most one conditional manifest request (and none within ``refresh_s``) and never a helm
+call:
 
 1. the version constraint is resolved against the repository's tag list when it is a range
    (Helm stores ``+`` in versions as ``_`` in tags);
@@ -11,22 +12,34 @@ one conditional manifest request (and none within ``refresh_s``) and never a hel
    verified against its sha256 digest, and kept in a content-addressed store.
 
 Authentication: anonymous, HTTP basic, or the registry token flow (``WWW-Authenticate: Bearer``).
-Hosts listed in ``plain_http_hosts`` are spoken to over plain HTTP (for local registries).
+Tokens and looked-up digests are kept per registry, repository and credentials, so what one
+HelmRelease's credentials obtained is never used for another's. Hosts listed in
+``plain_http_hosts`` are spoken to over plain HTTP (for local registries). HTTP failures become
+``ChartError`` classes by their type and status code (``_chart_error``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-import requests
-
+from gitops_helm.adapters.http import (
+    HTTPClient,
+    HTTPError,
+    HTTPSizeLimitError,
+    HTTPStatusError,
+    Identity,
+    Limits,
+    Response,
+)
 from gitops_helm.charts import semver
 from gitops_helm.charts.cache import ChartCache
 from gitops_helm.charts.errors import (
@@ -35,6 +48,7 @@ from gitops_helm.charts.errors import (
     RepositoryAuthError,
     RepositoryError,
     RepositoryUnavailableError,
+    SizeLimitError,
     VersionConstraintError,
 )
 
@@ -44,11 +58,19 @@ MANIFEST_TYPES = (
 )
 
 
+_T = TypeVar("_T")
+
+
 @dataclass(frozen=True)
 class OciSettings:
-    timeout_s: float = 30.0
+    """Times in seconds, sizes in bytes."""
+
+    timeout_s: float = 30.0  # connect timeout, and the longest wait for the next bytes
+    download_timeout_s: float = 300.0  # a whole exchange, body included
     refresh_s: float = 60.0
     max_chart_bytes: int = 20 * 1024 * 1024
+    max_document_bytes: int = 4 * 1024 * 1024  # a manifest, a tag list page, a token response
+    max_tag_pages: int = 50  # tag list pagination is bounded
     plain_http_hosts: tuple[str, ...] = ()
 
 
@@ -56,6 +78,10 @@ class OciSettings:
 class OciCredentials:
     username: str = ""
     password: str = field(default="", repr=False)
+
+    def identity(self) -> Identity:
+        """The HTTP identity of these credentials (anonymous without a user name)."""
+        return Identity(self.username, self.password) if self.username else Identity()
 
 
 @dataclass(frozen=True)
@@ -86,98 +112,103 @@ def parse_reference(repository: str, name: str) -> tuple[str, str]:
 class OciClient:
     """Fetch charts from OCI registries, with caches shared by all HelmReleases."""
 
-    def __init__(self, settings: OciSettings, cache: ChartCache) -> None:
+    def __init__(self, settings: OciSettings, cache: ChartCache, http: HTTPClient | None = None) -> None:
         self.settings = settings
         self.cache = cache
-        self.session = requests.Session()
+        self.http = http or HTTPClient()
         self.requests_made = 0
-        self._tokens: dict[tuple[str, str], str] = {}
-        self._digests: dict[tuple[str, str, str], tuple[float, str]] = {}
+        # (host, repo, identity key of the credentials) -> bearer token
+        self._tokens: dict[tuple[str, str, str], str] = {}
+        # (host, repo, tag, identity key of the credentials) -> (when, layer digest)
+        self._digests: dict[tuple[str, str, str, str], tuple[float, str]] = {}
         self._lock = threading.Lock()
 
     def _base(self, host: str) -> str:
         scheme = "http" if host in self.settings.plain_http_hosts else "https"
         return f"{scheme}://{host}/v2"
 
-    def _request(
-        self, method: str, host: str, repo: str, path: str, creds: OciCredentials, **kw: Any
-    ) -> requests.Response:
-        url = f"{self._base(host)}/{repo}/{path}"
-        headers = dict(kw.pop("headers", {}))
-        for attempt in range(2):
-            token = self._tokens.get((host, repo))
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
-            elif creds.username:
-                headers.pop("Authorization", None)
-            try:
-                self.requests_made += 1
-                resp = self.session.request(
-                    method,
-                    url,
-                    headers=headers,
-                    timeout=self.settings.timeout_s,
-                    auth=(creds.username, creds.password) if creds.username and not token else None,
-                    **kw,
-                )
-            except requests.RequestException as exc:
-                raise RepositoryUnavailableError(f"oci://{host}/{repo}: {type(exc).__name__}") from None
-            if resp.status_code == 401 and attempt == 0 and self._authenticate(host, repo, resp, creds):
-                continue
-            return resp
-        return resp
+    def _limits(self, max_bytes: int) -> Limits:
+        s = self.settings
+        return Limits(s.timeout_s, s.timeout_s, s.download_timeout_s, max_bytes)
 
-    def _authenticate(self, host: str, repo: str, resp: requests.Response, creds: OciCredentials) -> bool:
-        challenge = resp.headers.get("WWW-Authenticate", "")
-        if not challenge.lower().startswith("bearer"):
+    def _call(
+        self,
+        host: str,
+        repo: str,
+        creds: OciCredentials,
+        what: str,
+        call: Callable[[Identity], _T],
+    ) -> _T:
+        """``call`` with the identity to use (a bearer token when one is known, else the
+        credentials); on a 401 with a Bearer challenge, fetch a token once and call again."""
+        key = (host, repo, creds.identity().key)
+        for attempt in (1, 2):
+            with self._lock:
+                token = self._tokens.get(key)
+                self.requests_made += 1
+            identity = Identity(token=token) if token else creds.identity()
+            try:
+                return call(identity)
+            except HTTPStatusError as exc:
+                challenged = exc.status == 401 and attempt == 1
+                if challenged and self._authenticate(host, repo, exc.challenge, creds):
+                    continue
+                raise _chart_error(exc, what) from exc
+            except HTTPError as exc:
+                raise _chart_error(exc, what) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get(
+        self, host: str, repo: str, path: str, creds: OciCredentials, what: str, accept: str | None = None
+    ) -> Response:
+        url = f"{self._base(host)}/{repo}/{path}"
+        headers = {"Accept": accept} if accept else None
+        limits = self._limits(self.settings.max_document_bytes)
+
+        def get(identity: Identity) -> Response:
+            return self.http.get(url, limits=limits, identity=identity, headers=headers)
+
+        return self._call(host, repo, creds, what, get)
+
+    def _authenticate(self, host: str, repo: str, challenge: str | None, creds: OciCredentials) -> bool:
+        if not challenge or not challenge.lower().startswith("bearer"):
             return False
         params = dict(_BEARER.findall(challenge))
         realm = params.pop("realm", "")
         if not realm:
             return False
         params.setdefault("scope", f"repository:{repo}:pull")
-        try:
+        with self._lock:
             self.requests_made += 1
-            tok = self.session.get(
+        try:
+            tok = self.http.get(
                 f"{realm}?{urlencode(params)}",
-                auth=(creds.username, creds.password) if creds.username else None,
-                timeout=self.settings.timeout_s,
+                limits=self._limits(self.settings.max_document_bytes),
+                identity=creds.identity(),
             )
-        except requests.RequestException as exc:
-            raise RepositoryUnavailableError(
-                f"oci://{host}/{repo}: token request failed: {type(exc).__name__}"
-            ) from None
-        if tok.status_code != 200:
+        except HTTPStatusError:
+            return False  # the original 401 is reported
+        except HTTPError as exc:
+            error = _chart_error(exc, f"oci://{host}/{repo}: token request")
+            raise error from exc
+        if tok.status != 200:
             return False
-        body = tok.json()
+        body = _json(tok, f"oci://{host}/{repo}: token response")
         token = body.get("token") or body.get("access_token")
         if not token:
             return False
-        self._tokens[(host, repo)] = str(token)
+        with self._lock:
+            self._tokens[(host, repo, creds.identity().key)] = str(token)
         return True
-
-    def _check(self, resp: requests.Response, what: str) -> None:
-        code = resp.status_code
-        if code < 300:
-            return
-        error: type[ChartError] = RepositoryError
-        if code >= 500 or code in (408, 429):
-            error = RepositoryUnavailableError
-        elif code in (401, 403):
-            error = RepositoryAuthError
-        elif code == 404:
-            error = ChartNotFoundError
-        detail = {401: "unauthorized", 403: "forbidden", 404: "not found"}.get(code, "")
-        raise error(f"{what}: HTTP {code} {detail}".rstrip())
 
     def tags(self, host: str, repo: str, creds: OciCredentials) -> list[str]:
         out: list[str] = []
         path = "tags/list?n=1000"
-        for _ in range(50):  # bounded pagination
-            resp = self._request("GET", host, repo, path, creds)
-            self._check(resp, f"oci://{host}/{repo} tag list")
-            out += list(resp.json().get("tags") or [])
-            nxt = resp.links.get("next", {}).get("url", "")
+        what = f"oci://{host}/{repo} tag list"
+        for _ in range(self.settings.max_tag_pages):
+            resp = self._get(host, repo, path, creds, what)
+            out += [str(t) for t in _json(resp, what).get("tags") or []]
+            nxt = resp.links.get("next", "")
             if not nxt:
                 break
             path = nxt.split(f"/{repo}/", 1)[-1]
@@ -202,12 +233,11 @@ class OciClient:
     def manifest_digest(
         self, host: str, repo: str, tag: str, creds: OciCredentials
     ) -> tuple[str, dict[str, Any]]:
-        resp = self._request("GET", host, repo, f"manifests/{tag}", creds, headers={"Accept": MANIFEST_TYPES})
-        self._check(resp, f"chart oci://{host}/{repo}:{tag}")
-        manifest = resp.json()
-        digest = (
-            resp.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(resp.content).hexdigest()
-        )
+        what = f"chart oci://{host}/{repo}:{tag}"
+        resp = self._get(host, repo, f"manifests/{tag}", creds, what, accept=MANIFEST_TYPES)
+        manifest = _json(resp, what)
+        computed = f"sha256:{hashlib.sha256(resp.body).hexdigest()}"
+        digest = resp.headers.get("Docker-Content-Digest") or computed
         return digest, manifest
 
     def fetch(
@@ -218,7 +248,7 @@ class OciClient:
         host, repo = parse_reference(repository, name)
         resolved = self.resolve_version(host, repo, version, creds)
         tag = resolved.replace("+", "_")
-        key = (host, repo, tag)
+        key = (host, repo, tag, creds.identity().key)  # what one identity saw is not another's
         now = time.monotonic()
         with self._lock:
             cached = self._digests.get(key)
@@ -239,12 +269,47 @@ class OciClient:
         hexdigest = layer_digest.split(":", 1)[1]
         path = self.cache.lookup(hexdigest)
         if path is None:
-            resp = self._request("GET", host, repo, f"blobs/{layer_digest}", creds, stream=True)
-            self._check(resp, f"oci://{host}/{repo} blob {layer_digest}")
-            _, path = self.cache.store(
-                resp.iter_content(65536),
-                expected=hexdigest,
-                max_bytes=self.settings.max_chart_bytes,
-                what=f"chart oci://{host}/{repo}:{tag}",
-            )
+            url = f"{self._base(host)}/{repo}/blobs/{layer_digest}"
+            limits = self._limits(self.settings.max_chart_bytes)
+            what = f"chart oci://{host}/{repo}:{tag}"
+
+            def store(identity: Identity) -> Path:
+                with self.http.stream(url, limits=limits, identity=identity) as blob:
+                    return self.cache.store(
+                        blob.iter_bytes(), expected=hexdigest, max_bytes=limits.max_bytes, what=what
+                    )[1]
+
+            path = self._call(host, repo, creds, f"oci://{host}/{repo} blob {layer_digest}", store)
         return OciChart(name=name, version=resolved, digest=layer_digest, path=path)
+
+
+def _json(resp: Response, what: str) -> dict[str, Any]:
+    """The body as a JSON object; anything else is a permanent repository error."""
+    try:
+        doc = json.loads(resp.body)
+    except ValueError:
+        raise RepositoryError(f"{what}: the registry's answer is not JSON") from None
+    if not isinstance(doc, dict):
+        raise RepositoryError(f"{what}: the registry's answer is not a JSON object")
+    return doc
+
+
+_STATUS_DETAIL = {401: "unauthorized", 403: "forbidden", 404: "not found"}
+
+
+def _chart_error(error: HTTPError, what: str) -> ChartError:
+    """The chart source's error for an HTTP failure, by the failure's type and status code."""
+    if isinstance(error, HTTPStatusError):
+        code = error.status
+        kind: type[ChartError] = RepositoryError
+        if error.temporary:
+            kind = RepositoryUnavailableError
+        elif code in (401, 403):
+            kind = RepositoryAuthError
+        elif code == 404:
+            kind = ChartNotFoundError
+        return kind(f"{what}: HTTP {code} {_STATUS_DETAIL.get(code, '')}".rstrip())
+    if isinstance(error, HTTPSizeLimitError):
+        return SizeLimitError(f"{what} is larger than the limit of {error.limit} bytes")
+    kind = RepositoryUnavailableError if error.temporary else RepositoryError
+    return kind(f"{what}: {error.detail}")

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from gitops_helm import log as logging
 from gitops_helm import values as values_mod
 from gitops_helm.adapters.helm import Helm, HelmError
+from gitops_helm.adapters.http import HTTPClient, Limits
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
 from gitops_helm.api import ChartSource, HelmRelease, SpecError, parse_helmrelease
 from gitops_helm.charts.artifact import FetchedChart
@@ -69,6 +70,7 @@ class Reconciler:
         charts: ChartFetcher,
         settings: Settings,
         *,
+        http: HTTPClient,
         clock: Callable[[], float] = time.time,
         on_refs: Callable[[str, tuple[values_mod.WatchedObject, ...]], None] | None = None,
         on_action: Callable[[str, str, bool, float], None] | None = None,
@@ -76,6 +78,11 @@ class Reconciler:
         self.kube = kube
         self.charts = charts
         self.settings = settings
+        self.http = http  # for externalSourceRef values URLs
+        timeout = settings.values_url_timeout_s
+        self._url_limits = Limits(
+            timeout, timeout, settings.values_url_total_timeout_s, settings.values_url_max_bytes
+        )
         self.clock = clock
         self.on_refs = on_refs or (lambda key, refs: None)
         self.actions = ReleaseActions(kube, helm, clock=clock, on_action=on_action)
@@ -139,7 +146,7 @@ class Reconciler:
             return self._chart_failed(report, exc)
         report.chart_fetched(chart.name, chart.revision)
 
-        reader = ClusterValuesReader(self.kube, chart.chart_dir, self.settings.values_url_timeout_s)
+        reader = ClusterValuesReader(self.kube, chart.chart_dir, self.http, self._url_limits)
         try:
             composed = values_mod.compose_values(
                 values_spec(hr.namespace, hr.spec),

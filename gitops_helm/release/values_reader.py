@@ -2,8 +2,9 @@
 
 Place in the flow: the reconciler hands a :class:`ClusterValuesReader` to
 ``values.compose_values``, which does no I/O itself. ConfigMaps and Secrets are read through the
-Kubernetes adapter, ``externalSourceRef`` URLs over HTTP, ``chartFileRef`` files from the fetched
-chart (never outside its directory).
+Kubernetes adapter, ``externalSourceRef`` URLs through the HTTP adapter (anonymous, within the
+agent's timeouts and size limit), ``chartFileRef`` files from the fetched chart (never outside
+its directory).
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import requests
-
 from gitops_helm import values as values_mod
+from gitops_helm.adapters.http import HTTPClient, HTTPStatusError, Limits
 from gitops_helm.adapters.kube import Kube
 from gitops_helm.api import HelmReleaseSpec
 
@@ -21,10 +21,11 @@ from gitops_helm.api import HelmReleaseSpec
 class ClusterValuesReader:
     """`values.ValuesSourceReader` over the Kubernetes API, HTTP and the fetched chart."""
 
-    def __init__(self, kube: Kube, chart_dir: Path | None, url_timeout_s: float) -> None:
+    def __init__(self, kube: Kube, chart_dir: Path | None, http: HTTPClient, url_limits: Limits) -> None:
         self.kube = kube
         self.chart_dir = chart_dir
-        self.url_timeout_s = url_timeout_s
+        self.http = http
+        self.url_limits = url_limits
 
     def configmap(self, namespace: str, name: str) -> Mapping[str, str] | None:
         return self.kube.get_configmap_data(namespace, name)
@@ -33,15 +34,17 @@ class ClusterValuesReader:
         return self.kube.get_secret_data(namespace, name)
 
     def url(self, url: str) -> bytes:
+        """The body of a GET (redirects followed). 404: ``SourceNotFound``; any other failure
+        raises (an ``HTTPError`` of the adapter, or ``OSError`` for a 2xx other than 200)."""
         try:
-            resp = requests.get(url, timeout=self.url_timeout_s, allow_redirects=True)
-        except requests.RequestException as exc:
-            raise OSError(f"{type(exc).__name__}") from None
-        if resp.status_code == 404:
-            raise values_mod.SourceNotFound(url)
-        if resp.status_code != 200:
-            raise OSError(f"HTTP {resp.status_code}")
-        return resp.content
+            resp = self.http.get(url, limits=self.url_limits)
+        except HTTPStatusError as exc:
+            if exc.status == 404:
+                raise values_mod.SourceNotFound(url) from None
+            raise
+        if resp.status != 200:
+            raise OSError(f"HTTP {resp.status}")
+        return resp.body
 
     def chart_file(self, path: str) -> bytes:
         if self.chart_dir is None:

@@ -14,10 +14,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 from testenvlib import env as testenv
 from testenvlib.state import State
 
+from gitops_helm.adapters.http import Exchange, HTTPClient
 from gitops_helm.charts.auth import RepositoryAuth, auth_from_secret, load_repositories_file
 from gitops_helm.charts.errors import (
     ChartNotFoundError,
@@ -29,17 +29,15 @@ from gitops_helm.charts.helmrepo import HelmRepoClient, HelmRepoSettings
 from tests.conftest import CHARTS, Env
 
 
-class CountingSession(requests.Session):
+class CountingHTTP(HTTPClient):
     """Records (path, status) of every network request."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(on_exchange=self._record)
         self.calls: list[tuple[str, int]] = []
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        response = super().send(request, **kwargs)
-        self.calls.append((urlsplit(str(request.url)).path, response.status_code))
-        return response
+    def _record(self, exchange: Exchange) -> None:
+        self.calls.append((urlsplit(exchange.url).path, exchange.status))
 
 
 class Clock:
@@ -49,23 +47,27 @@ class Clock:
         return self.now
 
 
-Made = tuple[HelmRepoClient, CountingSession, Clock]
+Made = tuple[HelmRepoClient, CountingHTTP, Clock]
 
 
 @pytest.fixture
 def make_client(tmp_path: Path) -> Iterator[Callable[..., Made]]:
-    """A client on a fresh cache with a counting session and a fake clock; closed afterwards."""
+    """A client on a fresh cache with a counting HTTP client and a fake clock; closed afterwards."""
     clients: list[HelmRepoClient] = []
+    https: list[CountingHTTP] = []
 
     def make(**kwargs: Any) -> Made:
-        session, clock = CountingSession(), Clock()
-        client = HelmRepoClient(HelmRepoSettings(tmp_path / "cache"), session=session, clock=clock, **kwargs)
+        http, clock = CountingHTTP(), Clock()
+        client = HelmRepoClient(HelmRepoSettings(tmp_path / "cache"), http=http, clock=clock, **kwargs)
         clients.append(client)
-        return client, session, clock
+        https.append(http)
+        return client, http, clock
 
     yield make
     for client in clients:
         client.close()
+    for http in https:
+        http.close()
 
 
 def _publish(tmp_path: Path, *versions: str, name: str | None = None) -> str:
@@ -92,14 +94,14 @@ def _secret(env: Env, *, password: str | None = None) -> dict[str, bytes]:
 
 
 def test_fetch_over_http_then_from_cache_and_extract(env: Env, make_client: Callable[..., Made]) -> None:
-    client, session, _ = make_client()
+    client, http, _ = make_client()
     artifact = client.fetch(env["TESTENV_CHARTS"], "hello", "0.1.0")
     assert (artifact.name, artifact.version) == ("hello", "0.1.0")
     assert artifact.digest == "sha256:" + hashlib.sha256(artifact.path.read_bytes()).hexdigest()
-    assert [path for path, _ in session.calls] == ["/index.yaml", "/hello-0.1.0.tgz"]
+    assert [path for path, _ in http.calls] == ["/index.yaml", "/hello-0.1.0.tgz"]
 
     assert client.fetch(env["TESTENV_CHARTS"], "hello", "0.1.0") == artifact
-    assert len(session.calls) == 2  # index within the refresh interval, chart by digest
+    assert len(http.calls) == 2  # index within the refresh interval, chart by digest
 
     chart_dir = client.cache.unpack(artifact.digest.removeprefix("sha256:"))
     assert chart_dir.name == "hello" and (chart_dir / "templates" / "deployment.yaml").is_file()
@@ -145,14 +147,14 @@ def test_refresh_interval_then_one_conditional_request(
 ) -> None:
     name = _publish(tmp_path, "0.1.0")
     time.sleep(1.1)  # Last-Modified has 1 s granularity; it is only trusted once that second is over
-    client, session, clock = make_client()
+    client, http, clock = make_client()
     repo = env["TESTENV_CHARTS"]
     assert client.resolve(repo, name, "0.1.0").version == "0.1.0"
     assert client.resolve(repo, name, "0.1.0").version == "0.1.0"
-    assert session.calls == [("/index.yaml", 200)]
+    assert http.calls == [("/index.yaml", 200)]
     clock.now += client.settings.min_refresh_interval + 1
     assert client.resolve(repo, name, "0.1.0").version == "0.1.0"
-    assert session.calls == [("/index.yaml", 200), ("/index.yaml", 304)]
+    assert http.calls == [("/index.yaml", 200), ("/index.yaml", 304)]
 
 
 def test_range_picks_highest_and_sees_a_new_version_after_refresh(
@@ -160,11 +162,11 @@ def test_range_picks_highest_and_sees_a_new_version_after_refresh(
 ) -> None:
     repo = env["TESTENV_CHARTS"]
     name = _publish(tmp_path, "0.1.0", "0.2.0", "1.0.0")
-    client, session, clock = make_client()
+    client, http, clock = make_client()
     assert client.resolve(repo, name, "<1").version == "0.2.0"
     _publish(tmp_path / "later", "0.3.0", name=name)
     assert client.resolve(repo, name, "<1").version == "0.2.0"  # same version within the interval
-    assert len(session.calls) == 1
+    assert len(http.calls) == 1
     clock.now += client.settings.min_refresh_interval + 1
     artifact = client.fetch(repo, name, "<1")
     assert (artifact.name, artifact.version) == (name, "0.3.0")

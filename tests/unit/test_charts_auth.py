@@ -1,4 +1,4 @@
-"""Repository credentials: pull Secrets, repositories.yaml, URL identity, per-request options."""
+"""Repository credentials: pull Secrets, repositories.yaml, URL identity, the HTTP identity per request."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from gitops_helm.adapters.http import Identity
 from gitops_helm.charts.auth import (
     RepositoryAuth,
     SecretFiles,
     auth_from_secret,
+    http_identity,
     load_repositories_file,
     normalise_url,
     redact_url,
-    request_options,
 )
 from gitops_helm.charts.errors import AuthConfigError
 
@@ -113,18 +114,19 @@ def test_invalid_repositories_file(tmp_path: Path, text: str) -> None:
         load_repositories_file(path)
 
 
-def test_request_options_withhold_credentials_but_keep_the_ca(tmp_path: Path) -> None:
+def test_http_identity_withholds_credentials_but_keeps_the_ca(tmp_path: Path) -> None:
     files = SecretFiles(tmp_path)
     auth = RepositoryAuth(username="u", password="p", ca=CA, cert=CERT, key=KEY)
-    sent = request_options(auth, files, send_credentials=True)
-    assert sent["auth"] == ("u", "p") and sent["cert"] is not None
-    withheld = request_options(auth, files, send_credentials=False)
-    assert withheld["auth"] is None and withheld["cert"] is None
-    assert withheld["verify"] == sent["verify"]
-    assert Path(str(sent["verify"])).read_bytes() == CA
-    assert request_options(None, files, send_credentials=True) == {"auth": None, "verify": True, "cert": None}
+    sent = http_identity(auth, files, send_credentials=True)
+    assert (sent.username, sent.password) == ("u", "p") and sent.client_cert is not None
+    assert Path(sent.client_cert[1]).read_bytes() == KEY
+    withheld = http_identity(auth, files, send_credentials=False)
+    assert withheld.username is None and withheld.password is None and withheld.client_cert is None
+    assert withheld.ca_file == sent.ca_file and withheld.key != sent.key
+    assert Path(str(sent.ca_file)).read_bytes() == CA
+    assert http_identity(None, files, send_credentials=True) == Identity()
     insecure = RepositoryAuth(ca=CA, insecure_skip_tls_verify=True)
-    assert request_options(insecure, files, send_credentials=True)["verify"] is False
+    assert http_identity(insecure, files, send_credentials=True).verify is False
 
 
 def test_secret_files_are_private_deduplicated_and_removed(tmp_path: Path) -> None:
@@ -142,4 +144,4 @@ def test_missing_tls_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(
         AuthConfigError, match=r"CA bundle of repositories.yaml entry x .*nope\.pem does not exist"
     ):
-        request_options(auth, SecretFiles(tmp_path), send_credentials=True)
+        http_identity(auth, SecretFiles(tmp_path), send_credentials=True)

@@ -1,61 +1,46 @@
-"""HelmRepoClient against an in-process transport (a requests adapter): validators, retries,
-error classification and the credentials host rule. The real repositories are exercised in
-tests/integration/test_helmrepo.py."""
+"""HelmRepoClient against real local servers (tests/localhttp.py): validators, retries, how HTTP
+failures become chart errors, and the credentials host rule. The real repositories of the test
+environment are exercised in tests/integration/test_helmrepo.py."""
 
 from __future__ import annotations
 
 import hashlib
-import io
-from collections.abc import Callable
+import re
+import ssl
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
 
 from gitops_helm.charts.auth import RepositoryAuth
-from gitops_helm.charts.errors import RepositoryAuthError, RepositoryError, RepositoryUnavailableError
+from gitops_helm.charts.errors import (
+    RepositoryAuthError,
+    RepositoryError,
+    RepositoryUnavailableError,
+    SizeLimitError,
+)
 from gitops_helm.charts.helmrepo import HelmRepoClient, HelmRepoSettings, _meta_from_response
+from tests.localhttp import LocalServer, Reply, Seen, delayed, drip, drop
 
-REPO = "https://charts.example.com"
 CHART = b"not really a tgz"
-INDEX = f"""
+
+
+def _index(chart_url: str = "https://cdn.example.com/app-1.0.0.tgz") -> bytes:
+    return f"""
 apiVersion: v1
 entries:
   app:
   - version: 1.0.0
-    urls: [https://cdn.example.com/app-1.0.0.tgz]
+    urls: [{chart_url}]
     digest: {hashlib.sha256(CHART).hexdigest()}
   - version: 0.9.0
     urls: [app-0.9.0.tgz]
 """.encode()
 
-Reply = tuple[int, dict[str, str], bytes] | Exception
 
-
-class FakeTransport(BaseAdapter):
-    """Answers every request with `handler(request)`; records the requests."""
-
-    def __init__(self, handler: Callable[[requests.PreparedRequest], Reply]) -> None:
-        super().__init__()
-        self.handler = handler
-        self.sent: list[requests.PreparedRequest] = []
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        self.sent.append(request)
-        reply = self.handler(request)
-        if isinstance(reply, Exception):
-            raise reply
-        response = requests.Response()
-        response.status_code, response.url, response.request = reply[0], str(request.url), request
-        response.headers = CaseInsensitiveDict(reply[1])
-        response.raw = io.BytesIO(reply[2])
-        return response
-
-    def close(self) -> None:
-        pass
+INDEX = _index()
 
 
 class Clock:
@@ -66,31 +51,45 @@ class Clock:
         return self.now
 
 
-def _client(tmp_path: Path, transport: FakeTransport, clock: Clock | None = None) -> HelmRepoClient:
-    session = requests.Session()
-    session.mount("https://", transport)
-    settings = HelmRepoSettings(tmp_path, retry_delays=(1.0, 3.0))
-    return HelmRepoClient(settings, session=session, clock=clock or Clock(), sleep=lambda s: None)
+@pytest.fixture
+def serve() -> Iterator[Callable[..., LocalServer]]:
+    servers: list[LocalServer] = []
+
+    def make(handler: Callable[[Seen], Reply], tls: ssl.SSLContext | None = None) -> LocalServer:
+        servers.append(LocalServer(handler, tls))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
 
 
-def test_etag_makes_an_unchanged_index_cost_one_304_and_no_parse(tmp_path: Path) -> None:
-    def handler(request: requests.PreparedRequest) -> Reply:
-        if request.headers.get("If-None-Match") == '"v1"':
+def _client(tmp_path: Path, clock: Clock | None = None, **settings: Any) -> HelmRepoClient:
+    options: dict[str, Any] = {"retry_delays": (1.0, 3.0), **settings}
+    return HelmRepoClient(HelmRepoSettings(tmp_path, **options), clock=clock or Clock(), sleep=lambda s: None)
+
+
+def test_etag_makes_an_unchanged_index_cost_one_304_and_no_parse(
+    tmp_path: Path, serve: Callable[..., LocalServer]
+) -> None:
+    def handler(request: Seen) -> Reply:
+        if request.headers.get("if-none-match") == '"v1"':
             return 304, {}, b""
         return 200, {"ETag": '"v1"'}, INDEX
 
-    transport, clock = FakeTransport(handler), Clock()
-    client = _client(tmp_path, transport, clock)
-    first = client.index(REPO)
-    assert client.resolve(REPO, "app", "<1").version == "0.9.0"
-    assert len(transport.sent) == 1  # within min_refresh_interval: no request
+    server, clock = serve(handler), Clock()
+    repo = server.url
+    client = _client(tmp_path, clock)
+    first = client.index(repo)
+    assert client.resolve(repo, "app", "<1").version == "0.9.0"
+    assert len(server.seen) == 1  # within min_refresh_interval: no request
     clock.now += 61
-    assert client.index(REPO) is first  # one conditional request, answered 304: no re-parse
-    assert [r.headers.get("If-None-Match") for r in transport.sent] == [None, '"v1"']
+    assert client.index(repo) is first  # one conditional request, answered 304: no re-parse
+    assert [r.headers.get("if-none-match") for r in server.seen] == [None, '"v1"']
 
-    restarted = _client(tmp_path, transport)  # a new process: validators and index from disk
-    assert restarted.index(REPO) == first
-    assert transport.sent[-1].headers.get("If-None-Match") == '"v1"'
+    restarted = _client(tmp_path)  # a new process: validators and index from disk
+    assert restarted.index(repo) == first
+    assert server.seen[-1].headers.get("if-none-match") == '"v1"'
 
 
 @pytest.mark.parametrize(
@@ -104,32 +103,33 @@ def test_last_modified_within_the_response_second_is_not_used(date: str | None, 
     assert meta.conditional_headers() == ({"If-Modified-Since": modified} if kept else {})
 
 
-def test_temporary_errors_are_retried_with_bounded_backoff(tmp_path: Path) -> None:
-    replies: list[Reply] = [
-        (503, {"Retry-After": "2"}, b""),
-        requests.ConnectionError("refused"),
-        (200, {}, INDEX),
-    ]
-    transport = FakeTransport(lambda r: replies.pop(0))
-    session = requests.Session()
-    session.mount("https://", transport)
+def test_temporary_errors_are_retried_with_bounded_backoff(
+    tmp_path: Path, serve: Callable[..., LocalServer]
+) -> None:
+    replies: list[Reply] = [(503, {"Retry-After": "2"}, b""), drop, (200, {}, INDEX)]
+    server = serve(lambda r: replies.pop(0))
     slept: list[float] = []
-    client = HelmRepoClient(
-        HelmRepoSettings(tmp_path, retry_delays=(1.0, 3.0)), session=session, sleep=slept.append
-    )
-    assert client.index(REPO).versions("app") == ("1.0.0", "0.9.0")
+    client = HelmRepoClient(HelmRepoSettings(tmp_path, retry_delays=(1.0, 3.0)), sleep=slept.append)
+    assert client.index(server.url).versions("app") == ("1.0.0", "0.9.0")
     assert slept == [2.0, 3.0]  # Retry-After when longer than the configured delay
+    assert len(server.seen) == 3
 
 
 @pytest.mark.parametrize(
     ("reply", "attempts"),
-    [((503, {}, b""), 3), (requests.ConnectTimeout("slow"), 3), ((429, {}, b""), 3)],
+    [((503, {}, b""), 3), (delayed(1.0, (200, {}, INDEX)), 3), ((429, {}, b""), 3)],
+    ids=["503", "read-timeout", "429"],
 )
-def test_temporary_error_after_the_last_retry(tmp_path: Path, reply: Reply, attempts: int) -> None:
-    transport = FakeTransport(lambda r: reply)
-    with pytest.raises(RepositoryUnavailableError, match=f"index of Helm repository {REPO}") as exc:
-        _client(tmp_path, transport).index(REPO)
-    assert exc.value.temporary and len(transport.sent) == attempts
+def test_temporary_error_after_the_last_retry(
+    tmp_path: Path, serve: Callable[..., LocalServer], reply: Reply, attempts: int
+) -> None:
+    server = serve(lambda r: reply)
+    client = _client(tmp_path, read_timeout=0.2)
+    with pytest.raises(
+        RepositoryUnavailableError, match=f"index of Helm repository {re.escape(server.url)}"
+    ) as exc:
+        client.index(server.url)
+    assert exc.value.temporary and len(server.seen) == attempts
     assert not isinstance(exc.value, requests.RequestException)
 
 
@@ -143,24 +143,68 @@ def test_temporary_error_after_the_last_retry(tmp_path: Path, reply: Reply, atte
     ],
 )
 def test_permanent_errors_are_not_retried(
-    tmp_path: Path, status: int, auth: RepositoryAuth | None, error: type[Exception], message: str
+    tmp_path: Path,
+    serve: Callable[..., LocalServer],
+    status: int,
+    auth: RepositoryAuth | None,
+    error: type[Exception],
+    message: str,
 ) -> None:
-    transport = FakeTransport(lambda r: (status, {}, b""))
+    server = serve(lambda r: (status, {}, b""))
     with pytest.raises(error, match=message) as exc:
-        _client(tmp_path, transport).index(REPO, auth)
-    assert not getattr(exc.value, "temporary", True) and len(transport.sent) == 1
+        _client(tmp_path).index(server.url, auth)
+    assert not getattr(exc.value, "temporary", True) and len(server.seen) == 1
     assert "pw" not in str(exc.value)
 
 
-def test_credentials_are_not_sent_to_another_host(tmp_path: Path) -> None:
-    def handler(request: requests.PreparedRequest) -> Reply:
-        return (200, {}, INDEX) if str(request.url).endswith("index.yaml") else (200, {}, CHART)
-
-    transport = FakeTransport(handler)
-    client = _client(tmp_path, transport)
-    artifact = client.fetch(REPO, "app", "1.0.0", RepositoryAuth(username="u", password="pw"))
+def test_credentials_are_not_sent_to_another_host(tmp_path: Path, serve: Callable[..., LocalServer]) -> None:
+    cdn = serve(lambda r: (200, {}, CHART))
+    repo = serve(lambda r: (200, {}, _index(f"{cdn.url}/app-1.0.0.tgz")))
+    client = _client(tmp_path)
+    artifact = client.fetch(repo.url, "app", "1.0.0", RepositoryAuth(username="u", password="pw"))
     assert artifact.path.read_bytes() == CHART
-    assert [(r.url, "Authorization" in r.headers) for r in transport.sent] == [
-        (f"{REPO}/index.yaml", True),
-        ("https://cdn.example.com/app-1.0.0.tgz", False),
+    assert [(r.path, r.authorization is not None) for r in (*repo.seen, *cdn.seen)] == [
+        ("/index.yaml", True),
+        ("/app-1.0.0.tgz", False),
     ]
+
+
+def test_an_untrusted_certificate_is_permanent_and_names_the_ca_bundle(
+    tmp_path: Path, serve: Callable[..., LocalServer], server_tls: Callable[..., ssl.SSLContext]
+) -> None:
+    server = serve(lambda r: (200, {}, INDEX), tls=server_tls())
+    slept: list[float] = []
+    client = HelmRepoClient(HelmRepoSettings(tmp_path), sleep=slept.append)
+    with pytest.raises(RepositoryError, match=r"TLS certificate could not be verified .*ca\.crt") as exc:
+        client.index(server.url)
+    assert not exc.value.temporary and slept == []
+
+
+def test_a_ca_bundle_from_the_pull_secret_verifies_the_server(
+    tmp_path: Path, serve: Callable[..., LocalServer], server_tls: Callable[..., ssl.SSLContext], pki: Path
+) -> None:
+    server = serve(lambda r: (200, {}, INDEX), tls=server_tls())
+    auth = RepositoryAuth(ca=(pki / "ca.crt").read_bytes())
+    assert _client(tmp_path).index(server.url, auth).versions("app") == ("1.0.0", "0.9.0")
+
+
+def test_size_limits_come_from_the_settings(tmp_path: Path, serve: Callable[..., LocalServer]) -> None:
+    chart_server = serve(lambda r: (200, {}, CHART))
+    index = _index(f"{chart_server.url}/app-1.0.0.tgz")
+    server = serve(lambda r: (200, {}, index))
+    with pytest.raises(SizeLimitError, match=f"larger than the limit of {len(index) - 1} bytes") as exc:
+        _client(tmp_path, max_index_bytes=len(index) - 1).index(server.url)
+    assert not exc.value.temporary
+    with pytest.raises(
+        SizeLimitError, match=r'chart "app" version "1\.0\.0" .* larger than the limit of 8 bytes'
+    ):
+        _client(tmp_path / "2", max_chart_bytes=8).fetch(server.url, "app", "1.0.0")
+
+
+def test_a_download_past_its_deadline_is_not_retried(
+    tmp_path: Path, serve: Callable[..., LocalServer]
+) -> None:
+    server = serve(lambda r: drip(100, 0.05))
+    with pytest.raises(RepositoryUnavailableError, match=r"download took longer than 0\.3s") as exc:
+        _client(tmp_path, download_timeout=0.3).index(server.url)
+    assert exc.value.temporary and len(server.seen) == 1

@@ -1,0 +1,581 @@
+"""Every HTTP request of the product, through ``requests``: deadlines, size limits, TLS, a
+session per credential identity, and failures classified ONCE into :class:`HTTPError`.
+
+Place in the data flow: the chart sources (``charts.helmrepo``: repository indexes and chart
+archives; ``charts.oci``: the registry API and its token flow) and the values reader
+(``release.values_reader``: ``externalSourceRef`` URLs) call :class:`HTTPClient`; the
+composition root (``agent``) builds one and hands it to all three. Nothing else in the package
+imports ``requests`` (import-linter holds that). Callers turn the error classes below into their
+own errors by type and status code, never by text.
+
+    HTTPError (GitopsHelmError)           .url (redacted), .detail
+    ├── HTTPConnectionError      temporary  refused, name resolution, reset, body cut short,
+    │                                       TLS handshake failure (other than verification)
+    ├── HTTPTimeoutError         temporary  connect or read timeout (Limits.connect_s / read_s)
+    │   └── HTTPDeadlineError    temporary  the exchange took longer than Limits.total_s
+    ├── HTTPStatusError          by status  .status, .retry_after, .challenge; temporary for
+    │                                       408, 425, 429 and 5xx, permanent for the rest
+    ├── HTTPTLSVerifyError       permanent  the server's certificate could not be verified
+    ├── HTTPSizeLimitError       permanent  the body is larger than Limits.max_bytes
+    └── HTTPInvalidRequestError  permanent  invalid URL or scheme, too many redirects
+
+Sessions. A ``requests.Session`` keeps cookies and a connection pool, so one is never shared
+between credentials. :class:`HTTPClient` keeps one session per (origin of the URL,
+:attr:`Identity.key`); the key is a salted hash of everything that authenticates the caller or
+decides whom it trusts (basic credentials, bearer token, client certificate, CA bundle,
+verification). A request carries only the credentials of the identity it names, and callers may
+not pass an ``Authorization`` header. The keying lives here, not in each caller, so that the rule
+holds for every caller by construction and no caller keeps session state; the key holds no
+secret in clear (the salt is per process). Sessions live in a bounded LRU; an evicted session is
+closed once no request uses it any more.
+
+Deadlines. Every request has a connect timeout, a read timeout (the longest wait for the next
+bytes) and a total deadline. The body is read with ``read1`` (what one receive returns), so a
+server that drips its body a byte at a time is cut off at the first read after
+``Limits.total_s``: at most ``read_s`` late. (The status line and headers are bounded by the
+read timeout per receive and by http.client's limits on header lines.)
+
+Size limits apply to the decoded body while it streams, before anything is buffered, and up
+front from ``Content-Length``. Messages and logs show URLs without userinfo and with a query
+string replaced by ``?...``; credentials are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import socket
+import ssl
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+import urllib3.exceptions
+from requests.utils import parse_header_links
+
+from gitops_helm import log as logging
+from gitops_helm.errors import GitopsHelmError
+
+__all__ = [
+    "ANONYMOUS",
+    "Exchange",
+    "HTTPClient",
+    "HTTPConnectionError",
+    "HTTPDeadlineError",
+    "HTTPError",
+    "HTTPInvalidRequestError",
+    "HTTPSettings",
+    "HTTPSizeLimitError",
+    "HTTPStatusError",
+    "HTTPTLSVerifyError",
+    "HTTPTimeoutError",
+    "Headers",
+    "Identity",
+    "Limits",
+    "Response",
+    "Stream",
+    "origin",
+    "redact_url",
+]
+
+_log = logging.get(__name__)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_TEMPORARY_STATUS = frozenset({408, 425, 429})
+_SALT = os.urandom(16)
+
+
+# ---------------------------------------------------------------------------------------------
+# URLs
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the default port filled in: the unit of session keys and of
+    the chart sources' credentials rule."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
+
+
+def _netloc(scheme: str, host: str, port: int | None) -> str:
+    if ":" in host:
+        host = f"[{host}]"
+    return host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+
+
+def redact_url(url: str) -> str:
+    """A URL safe for logs and messages: userinfo dropped, a query string shown as ``?...``."""
+    parts = urlsplit(url.strip())
+    scheme, host, port = origin(url)
+    return urlunsplit((scheme, _netloc(scheme, host, port), parts.path, "..." if parts.query else "", ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# errors
+
+
+class HTTPError(GitopsHelmError):
+    """An HTTP exchange failed. ``url`` is redacted; ``detail`` says what happened, without it."""
+
+    temporary: bool = True
+
+    def __init__(self, url: str, detail: str) -> None:
+        self.url = redact_url(url)
+        self.detail = detail
+        super().__init__(f"GET {self.url}: {detail}")
+
+
+class HTTPConnectionError(HTTPError):
+    """The connection could not be made or broke (the server may answer later)."""
+
+
+class HTTPTimeoutError(HTTPError):
+    """The connect or read timeout expired."""
+
+
+class HTTPDeadlineError(HTTPTimeoutError):
+    """The whole exchange took longer than its total deadline (``Limits.total_s``)."""
+
+    def __init__(self, url: str, total_s: float) -> None:
+        self.total_s = total_s
+        super().__init__(url, f"took longer than {total_s:g}s")
+
+
+class HTTPStatusError(HTTPError):
+    """The server answered with a status other than 2xx or 304.
+
+    ``retry_after``: seconds from a ``Retry-After`` header (delta or HTTP date), if any;
+    ``challenge``: the ``WWW-Authenticate`` header of a 401, if any.
+    """
+
+    def __init__(
+        self, url: str, status: int, *, retry_after: float | None = None, challenge: str | None = None
+    ) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        self.challenge = challenge
+        self.temporary = status in _TEMPORARY_STATUS or status >= 500
+        super().__init__(url, f"HTTP {status}")
+
+
+class HTTPTLSVerifyError(HTTPError):
+    """The server's TLS certificate could not be verified (unknown CA, wrong host name, expired)."""
+
+    temporary = False
+
+
+class HTTPSizeLimitError(HTTPError):
+    """The body is larger than the caller's limit."""
+
+    temporary = False
+
+    def __init__(self, url: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(url, f"larger than the limit of {limit} bytes")
+
+
+class HTTPInvalidRequestError(HTTPError):
+    """The request cannot succeed as given: invalid URL or scheme, too many redirects."""
+
+    temporary = False
+
+
+# ---------------------------------------------------------------------------------------------
+# what a request is made with
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds of one exchange, from the caller's settings. Times in seconds, size in bytes."""
+
+    connect_s: float
+    read_s: float  # longest wait for the next bytes from the server
+    total_s: float  # the whole exchange, body included
+    max_bytes: int  # of the body, after content decoding
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the caller is to a server, and whom it trusts. Secret fields are not in ``repr``.
+
+    TLS material is given as file paths (``client_cert`` = (certificate, key)). A bearer
+    ``token`` replaces basic credentials; giving both is a programming error.
+    """
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    client_cert: tuple[str, str] | None = None
+    ca_file: str | None = None
+    verify: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password must be given together")
+        if self.token is not None and self.username is not None:
+            raise ValueError("a bearer token and basic credentials exclude each other")
+
+    @property
+    def key(self) -> str:
+        """A salted hash of every field: equal keys, same session. Useless outside this process."""
+        h = hashlib.sha256(_SALT)
+        cert = self.client_cert or ("", "")
+        for part in (self.username, self.password, self.token, *cert, self.ca_file):
+            data = b"\x00" if part is None else b"\x01" + part.encode()
+            h.update(len(data).to_bytes(8, "big") + data)
+        h.update(bytes([self.verify]))
+        return h.hexdigest()
+
+
+ANONYMOUS = Identity()
+
+
+class Headers(Mapping[str, str]):
+    """Response headers, looked up without regard to case."""
+
+    def __init__(self, items: Mapping[str, str]) -> None:
+        self._items = {k.lower(): v for k, v in items.items()}
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass(frozen=True)
+class Response:
+    """A complete response: status 2xx (or 304), headers and the whole body."""
+
+    url: str  # the final URL, after redirects (not redacted: do not log it)
+    status: int
+    headers: Headers
+    body: bytes
+
+    @property
+    def links(self) -> dict[str, str]:
+        """``Link`` header targets by ``rel`` (e.g. ``next`` for pagination)."""
+        links = parse_header_links(self.headers.get("Link", ""))
+        return {str(link["rel"]): str(link["url"]) for link in links if "rel" in link and "url" in link}
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """What an observer of :class:`HTTPClient` learns about each response: no headers, no body."""
+
+    method: str
+    url: str  # redacted
+    status: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class HTTPSettings:
+    user_agent: str = "gitops-helm"
+    max_sessions: int = 64  # sessions kept (LRU); one per origin and credential identity
+    chunk_bytes: int = 64 * 1024  # largest piece of body handed out at once
+
+
+class Stream:
+    """An open response; its body is read piece by piece within its limits (:meth:`HTTPClient.stream`)."""
+
+    def __init__(
+        self, response: requests.Response, url: str, limits: Limits, deadline: float, chunk_bytes: int
+    ) -> None:
+        self._response = response
+        self._url = url
+        self._limits = limits
+        self._deadline = deadline
+        self._chunk_bytes = chunk_bytes
+        self.status = response.status_code
+        self.headers = Headers(response.headers)
+        self.url = str(response.url)
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The decoded body; raises :class:`HTTPSizeLimitError`, :class:`HTTPDeadlineError`,
+        or any other :class:`HTTPError` when the connection breaks while reading."""
+        raw = self._response.raw
+        size = 0
+        while True:
+            if time.monotonic() > self._deadline:
+                raise HTTPDeadlineError(self._url, self._limits.total_s)
+            try:
+                chunk = raw.read1(self._chunk_bytes, decode_content=True)
+            except Exception as exc:
+                raise classify(exc, self._url) from exc
+            if not chunk:
+                return
+            size += len(chunk)
+            if size > self._limits.max_bytes:
+                raise HTTPSizeLimitError(self._url, self._limits.max_bytes)
+            if time.monotonic() > self._deadline:
+                raise HTTPDeadlineError(self._url, self._limits.total_s)
+            yield chunk
+
+    def read(self) -> bytes:
+        return b"".join(self.iter_bytes())
+
+
+# ---------------------------------------------------------------------------------------------
+# classification
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps: causes, contexts, arguments, urllib3's ``reason``."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo += [a for a in e.args if isinstance(a, BaseException)]
+        todo += [
+            x
+            for x in (e.__cause__, e.__context__, getattr(e, "reason", None))
+            if isinstance(x, BaseException)
+        ]
+
+
+_CONNECTION_DETAILS: tuple[tuple[type[BaseException], str], ...] = (
+    (urllib3.exceptions.NameResolutionError, "name resolution failed"),
+    (socket.gaierror, "name resolution failed"),
+    (ConnectionRefusedError, "connection refused"),
+    (ConnectionResetError, "connection reset"),
+    (http.client.RemoteDisconnected, "server closed the connection"),
+    (http.client.IncompleteRead, "body cut short"),
+    (urllib3.exceptions.ProxyError, "proxy failed"),
+    (ssl.SSLError, "TLS handshake failed"),
+    (urllib3.exceptions.SSLError, "TLS handshake failed"),
+    (urllib3.exceptions.DecodeError, "content decoding failed"),
+    (urllib3.exceptions.ProtocolError, "connection broken"),
+)
+
+
+def classify(exc: BaseException, url: str) -> HTTPError:
+    """The one mapping of ``requests``/``urllib3``/socket failures to :class:`HTTPError`.
+
+    By exception type and the chain of wrapped exceptions, never by message text. Raises
+    ``exc`` itself when it is none of those (a bug, not an outcome).
+    """
+    if isinstance(exc, HTTPError):
+        return exc
+    chain = list(_chain(exc))
+    verify = next((e for e in chain if isinstance(e, ssl.SSLCertVerificationError)), None)
+    if verify is not None:
+        reason = getattr(verify, "verify_message", "") or "unknown reason"
+        return HTTPTLSVerifyError(url, f"TLS certificate verification failed ({reason})")
+    if isinstance(exc, requests.TooManyRedirects):
+        return HTTPInvalidRequestError(url, "too many redirects")
+    if isinstance(
+        exc,
+        requests.exceptions.InvalidURL
+        | requests.exceptions.InvalidSchema
+        | requests.exceptions.MissingSchema
+        | requests.exceptions.URLRequired,
+    ):
+        return HTTPInvalidRequestError(url, "invalid URL")
+    if isinstance(exc, requests.exceptions.InvalidHeader):
+        return HTTPInvalidRequestError(url, "invalid request header")
+    if isinstance(exc, requests.ConnectTimeout):
+        return HTTPTimeoutError(url, "connect timed out")
+    if isinstance(exc, requests.Timeout | urllib3.exceptions.ReadTimeoutError | TimeoutError):
+        return HTTPTimeoutError(url, "read timed out")
+    if isinstance(
+        exc, requests.RequestException | urllib3.exceptions.HTTPError | OSError | http.client.HTTPException
+    ):
+        detail = next(
+            (text for kind, text in _CONNECTION_DETAILS if any(isinstance(e, kind) for e in chain)),
+            f"connection failed ({type(exc).__name__})",
+        )
+        return HTTPConnectionError(url, detail)
+    raise exc
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Seconds from a ``Retry-After`` value: delta-seconds or an HTTP date (never negative)."""
+    text = (value or "").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+# ---------------------------------------------------------------------------------------------
+# the client
+
+
+@dataclass
+class _Session:
+    session: requests.Session
+    identity: Identity
+    users: int = 0
+    evicted: bool = False
+
+    def request_options(self, headers: dict[str, str]) -> dict[str, Any]:
+        """``headers`` plus the credentials and TLS options of this session's identity: a
+        request never carries anything of another identity."""
+        ident = self.identity
+        if ident.token is not None:
+            headers = {**headers, "Authorization": f"Bearer {ident.token}"}
+        basic = (ident.username, ident.password) if ident.username and ident.password is not None else None
+        verify: bool | str = ident.ca_file if ident.verify and ident.ca_file else ident.verify
+        return {"headers": headers, "auth": basic, "cert": ident.client_cert, "verify": verify}
+
+
+class HTTPClient:
+    """The HTTP client of the process. Thread-safe; share one (see the module docstring).
+
+    ``on_exchange`` is called after each response with an :class:`Exchange` (for metrics or
+    tests).
+    """
+
+    def __init__(
+        self, settings: HTTPSettings | None = None, *, on_exchange: Callable[[Exchange], None] | None = None
+    ) -> None:
+        self.settings = settings or HTTPSettings()
+        self._on_exchange = on_exchange
+        self._lock = threading.Lock()
+        self._sessions: OrderedDict[tuple[str, str, int | None, str], _Session] = OrderedDict()
+
+    def close(self) -> None:
+        """Close every session (a later request opens a new one)."""
+        with self._lock:
+            entries = list(self._sessions.values())
+            self._sessions.clear()
+        for entry in entries:
+            entry.session.close()
+
+    def __enter__(self) -> HTTPClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # public API ---------------------------------------------------------------------------
+
+    def get(
+        self,
+        url: str,
+        *,
+        limits: Limits,
+        identity: Identity = ANONYMOUS,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """GET ``url`` and read the whole body within ``limits``. A status other than 2xx or 304
+        raises :class:`HTTPStatusError`; every other failure another :class:`HTTPError`."""
+        with self.stream(url, limits=limits, identity=identity, headers=headers) as stream:
+            body = stream.read()
+            return Response(stream.url, stream.status, stream.headers, body)
+
+    @contextmanager
+    def stream(
+        self,
+        url: str,
+        *,
+        limits: Limits,
+        identity: Identity = ANONYMOUS,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[Stream]:
+        """GET ``url`` and hand out the open response; its body is read with
+        :meth:`Stream.iter_bytes` inside the ``with`` block (the connection is released after)."""
+        if headers and any(name.lower() == "authorization" for name in headers):
+            raise ValueError("credentials are given as an Identity, never as a header")
+        deadline = time.monotonic() + limits.total_s
+        entry = self._acquire(url, identity)
+        try:
+            options = entry.request_options({"User-Agent": self.settings.user_agent, **(headers or {})})
+            started = time.monotonic()
+            try:
+                response = entry.session.get(
+                    url,
+                    timeout=(limits.connect_s, limits.read_s),
+                    stream=True,
+                    allow_redirects=True,
+                    **options,
+                )
+            except Exception as exc:
+                error = classify(exc, url)
+                _log.debug("GET failed", url=error.url, error=error.detail)
+                raise error from exc
+            with response:
+                self._observe(url, response.status_code, time.monotonic() - started)
+                _check_status(response, url)
+                _check_length(response, url, limits.max_bytes)
+                yield Stream(response, url, limits, deadline, self.settings.chunk_bytes)
+        finally:
+            self._release(entry)
+
+    # sessions -----------------------------------------------------------------------------
+
+    def _acquire(self, url: str, identity: Identity) -> _Session:
+        scheme, host, port = origin(url)
+        key = (scheme, host, port, identity.key)
+        evicted: list[_Session] = []
+        with self._lock:
+            entry = self._sessions.get(key)
+            if entry is None:
+                session = requests.Session()
+                entry = self._sessions[key] = _Session(session, identity)
+                while len(self._sessions) > self.settings.max_sessions:
+                    _, old = self._sessions.popitem(last=False)
+                    old.evicted = True
+                    if old.users == 0:
+                        evicted.append(old)
+            self._sessions.move_to_end(key)
+            entry.users += 1
+        for old in evicted:
+            old.session.close()
+        return entry
+
+    def _release(self, entry: _Session) -> None:
+        with self._lock:
+            entry.users -= 1
+            close = entry.evicted and entry.users == 0
+        if close:
+            entry.session.close()
+
+    def _observe(self, url: str, status: int, seconds: float) -> None:
+        shown = redact_url(url)
+        _log.debug("GET", url=shown, status=status, seconds=round(seconds, 3))
+        if self._on_exchange is not None:
+            self._on_exchange(Exchange("GET", shown, status, seconds))
+
+
+def _check_status(response: requests.Response, url: str) -> None:
+    code = response.status_code
+    if 200 <= code < 300 or code == 304:
+        return
+    raise HTTPStatusError(
+        url,
+        code,
+        retry_after=_retry_after(response.headers.get("Retry-After"), time.time()),
+        challenge=response.headers.get("WWW-Authenticate") if code == 401 else None,
+    )
+
+
+def _check_length(response: requests.Response, url: str, max_bytes: int) -> None:
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > max_bytes and response.status_code != 304:
+        raise HTTPSizeLimitError(url, max_bytes)
