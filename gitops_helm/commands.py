@@ -14,9 +14,8 @@ import sys
 import threading
 from types import FrameType
 
-import yaml
-
 from gitops_helm import log as logging
+from gitops_helm import yamlio
 from gitops_helm.adapters.kube import KubeError
 from gitops_helm.agent import Agent, build_kube, build_source
 from gitops_helm.api import ConditionType, find_condition, parse_status
@@ -28,7 +27,7 @@ log = logging.get(__name__)
 
 
 def crd() -> int:
-    print(yaml.safe_dump(load_crd(), sort_keys=False), end="")
+    print(yamlio.dump(load_crd(), sort_keys=False), end="")
     return 0
 
 

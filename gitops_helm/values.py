@@ -25,7 +25,11 @@ Failure rules:
   sources; a transient network error would then silently drop values and upgrade the release
   without them, so we deliberately do not copy that.
 * Content that is not YAML, or is YAML but not a mapping, or holds something JSON cannot
-  represent: an error unless ``optional`` (then skipped). An empty document is ``{}``.
+  represent (``!!binary`` included: helm would see other bytes than we would), or breaks a limit
+  of ``yamlio``: an error unless ``optional`` (then skipped). An empty document is ``{}``.
+  Decoding is ``yamlio``'s, as for manifests (timestamps stay strings, keys become strings by
+  Kubernetes' rule), except that a key written twice is not an error: the last one wins, as in
+  helm.
 * ``chartFileRef.path`` must stay inside the chart directory: an absolute path or one whose
   ``..`` parts leave the directory is an error (never optional) and is never read.
 * With ``allow_cross_namespace=False`` a ConfigMap/Secret in another namespace than the
@@ -47,8 +51,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import yaml
-
+from gitops_helm import yamlio
 from gitops_helm.api.spec import (
     ConfigMapValuesSource,
     ExternalValuesSource,
@@ -70,7 +73,7 @@ __all__ = [
     "values_digest",
 ]
 
-_MAX_NODES = 1_000_000  # bounds alias expansion ("billion laughs") while normalising
+_MAX_NODES = yamlio.LIMITS.max_nodes  # bounds inline values as YAML sources are bounded
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,51 +180,13 @@ def values_digest(values: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-# The C parser (libyaml) when PyYAML has it: values are parsed on every reconcile.
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _ValuesLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """SafeLoader shaped like Helm's YAML-to-JSON decoding (C parser when available).
-
-    Timestamps stay strings, and map keys become strings while the mapping is built, so
-    ``1:`` and ``true:`` stay two keys ("1", "true") instead of colliding in a dict.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        self.flatten_mapping(node)  # "<<" merge keys
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | float | bool) and key is not None:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"unsupported map key of type {type(key).__name__}",
-                    key_node.start_mark,
-                )
-            out[_key_text(key, "")] = self.construct_object(value_node, deep=deep)
-        return out
-
-
-_ValuesLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def _key_text(key: object, where: str) -> str:
-    if isinstance(key, str):
-        return key
-    if isinstance(key, bool):
-        return "true" if key else "false"
-    if key is None:
-        return "null"
-    if isinstance(key, int | float):
-        return json.dumps(key)
-    raise _SourceFailure(
-        f"unsupported map key of type {type(key).__name__} at {where or '.'}", forgivable=True
-    )
+    try:
+        return yamlio.key_text(key)  # the one rule, shared with manifests (Kubernetes' own)
+    except TypeError:
+        raise _SourceFailure(
+            f"unsupported map key of type {type(key).__name__} at {where or '.'}", forgivable=True
+        ) from None
 
 
 def _normalise(value: object, where: str, budget: list[int]) -> Any:
@@ -255,15 +220,13 @@ def _parse_document(raw: bytes | str, *, sensitive: bool) -> dict[str, Any]:
     else:
         text = raw
     try:
-        doc = yaml.load(text, Loader=_ValuesLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        detail = "" if sensitive else f": {exc.problem or exc.context}"
-        raise _SourceFailure(f"not valid YAML: {where}{detail}", forgivable=True) from None
-    except yaml.YAMLError as exc:
-        detail = "" if sensitive else f": {exc}"
-        raise _SourceFailure(f"not valid YAML{detail}", forgivable=True) from None
+        # helm's rule for values files: a key written twice is not an error, the last one wins
+        doc = yamlio.load(text, unique_keys=False)
+    except yamlio.YAMLError as exc:
+        what = "not valid YAML" if exc.syntax else "unusable YAML"
+        where = exc.position or "unknown position"
+        detail = "" if sensitive else f": {exc.problem}"  # the problem may quote the text
+        raise _SourceFailure(f"{what}: {where}{detail}", forgivable=True) from None
     if doc is None:
         return {}
     if not isinstance(doc, Mapping):

@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from gitops_helm import yamlio
 from gitops_helm.errors import GitopsHelmError
 
 
@@ -277,7 +276,7 @@ class Helm:
             path = tmp / "values.yaml"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
-                yaml.safe_dump(dict(values), fh, default_flow_style=False, sort_keys=True)
+                fh.write(yamlio.dump(dict(values)))
             yield str(path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -407,8 +406,8 @@ class Helm:
     def dependency_build_needed(self, chart_dir: Path) -> bool:
         """True when Chart.yaml declares dependencies (so ``dependency update`` has work to do)."""
         try:
-            meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text()) or {}
-        except (OSError, yaml.YAMLError):
+            meta = yamlio.load((chart_dir / "Chart.yaml").read_bytes(), unique_keys=False) or {}
+        except (OSError, yamlio.YAMLError):
             return False
         return bool(isinstance(meta, dict) and meta.get("dependencies"))
 

@@ -11,7 +11,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-import yaml
+from gitops_helm import yamlio
 
 __all__ = ["CRD_NAME", "crd_text", "load_crd"]
 
@@ -26,7 +26,7 @@ def crd_text() -> str:
 
 def load_crd() -> dict[str, Any]:
     """The CRD as a fresh dict (callers may modify it)."""
-    document = yaml.safe_load(crd_text())
+    document = yamlio.load(crd_text())
     if not isinstance(document, dict):  # pragma: no cover - guarded by the unit tests
         raise TypeError("the packaged crd.yaml is not a YAML mapping")
     return document

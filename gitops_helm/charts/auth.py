@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import yaml
-
+from gitops_helm import yamlio
 from gitops_helm.adapters.http import Identity, origin, redact_url
 from gitops_helm.charts.errors import AuthConfigError
 
@@ -169,11 +168,12 @@ def load_repositories_file(path: Path) -> RepositoriesFile:
     insecure_skip_tls_verify, pass_credentials_all. File contents are read when used.
     """
     try:
-        doc: Any = yaml.safe_load(path.read_bytes())
+        doc: Any = yamlio.load(path.read_bytes(), unique_keys=False)  # as helm: the last key wins
     except OSError as exc:
         raise AuthConfigError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError:
-        raise AuthConfigError(f"{path} is not valid YAML") from None
+    except yamlio.YAMLError as exc:
+        # position only: the file holds passwords, and a YAML message may quote the text
+        raise AuthConfigError(f"{path} is not valid YAML ({exc.position or 'unknown position'})") from None
     repos = (doc or {}).get("repositories") if isinstance(doc, dict) else None
     if not isinstance(repos, list):
         raise AuthConfigError(f"{path}: 'repositories' must be a list")

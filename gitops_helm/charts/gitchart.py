@@ -24,9 +24,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import yaml
-
 from gitops_helm import log as logging
+from gitops_helm import yamlio
 from gitops_helm.adapters.git import (
     GitError,
     GitSettings,
@@ -265,8 +264,8 @@ def _tree_digest(root: Path) -> str:
 
 def _chart_meta(chart_dir: Path) -> dict[str, object]:
     try:
-        meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+        meta = yamlio.load((chart_dir / "Chart.yaml").read_bytes(), unique_keys=False)
+    except (OSError, yamlio.YAMLError):
         return {}
     return meta if isinstance(meta, dict) else {}
 

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-import yaml
-
+from gitops_helm import yamlio
 from gitops_helm.charts import semver
 from gitops_helm.charts.auth import RepositoryAuth, origin, redact_url
 from gitops_helm.charts.errors import ChartNotFoundError, IndexFormatError, VersionConstraintError
@@ -59,16 +58,20 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+#: An index may be as large as `helmrepo` downloads (`max_index_bytes`, 100 MiB), far beyond the
+#: limits of manifests and values; the values bound still stops alias expansion ("billion laughs").
+INDEX_LIMITS = yamlio.Limits(max_bytes=100 * 1024 * 1024, max_nodes=20_000_000)
+
+
 def _load_document(data: bytes) -> Any:
     if data[:64].lstrip()[:1] == b"{":
         try:
             return json.loads(data)  # `helm repo index --json`, about 10x faster than YAML
         except ValueError:
             pass
-    # The base loader keeps every scalar a string: `version: 1.10` stays "1.10" (not 1.1).
-    if hasattr(yaml, "CBaseLoader"):
-        return yaml.load(data, Loader=yaml.CBaseLoader)  # noqa: S506 - builds only str/list/dict
-    return yaml.load(data, Loader=yaml.BaseLoader)  # noqa: S506  # pragma: no cover
+    # Every scalar stays a string: `version: 1.10` stays "1.10" (not 1.1). Helm keeps the last
+    # of two equal keys.
+    return yamlio.load(data, limits=INDEX_LIMITS, unique_keys=False, strings_only=True)
 
 
 def parse_index(data: bytes, *, source: str) -> RepoIndex:
@@ -79,7 +82,7 @@ def parse_index(data: bytes, *, source: str) -> RepoIndex:
     """
     try:
         doc = _load_document(data)
-    except (yaml.YAMLError, UnicodeDecodeError):
+    except yamlio.YAMLError:
         raise IndexFormatError(f"the index of {source} is not valid YAML") from None
     raw = doc.get("entries") if isinstance(doc, dict) else None
     if raw == "" or (raw is None and isinstance(doc, dict) and "entries" in doc):

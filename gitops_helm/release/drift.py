@@ -18,8 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import yaml
-
+from gitops_helm import yamlio
 from gitops_helm.api import DriftIgnoreRule
 
 # Fields the server owns or that a dry run always changes: never drift.
@@ -111,9 +110,14 @@ def _pointers_for(
 
 
 def manifest_objects(manifest: str) -> list[dict[str, Any]]:
-    """The objects of a release manifest (``List`` kinds flattened, empty documents skipped)."""
+    """The objects of a release manifest (``List`` kinds flattened, empty documents skipped).
+
+    Decoded by ``yamlio`` as helm decodes it (a key written twice: the last one wins); raises
+    ``yamlio.YAMLError``.
+    """
     out: list[dict[str, Any]] = []
-    for doc in yaml.load_all(manifest or "", Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    for document in yamlio.load_all(manifest or "", unique_keys=False):
+        doc = document.data
         if not isinstance(doc, dict) or not doc.get("kind") or not doc.get("apiVersion"):
             continue
         if str(doc["kind"]).endswith("List") and isinstance(doc.get("items"), list):

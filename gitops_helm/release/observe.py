@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
+from gitops_helm import yamlio
 from gitops_helm.adapters.kube import Kube, KubeError, StoredRelease
 from gitops_helm.api import (
     ConditionStatus,
@@ -95,7 +94,8 @@ def _owner_from_resources(observation: Observation, ref: ReleaseRef) -> str | No
     except KubeError:
         return None
     mine = ref.owner
-    for doc in list(yaml.safe_load_all(record.get("manifest", "") or ""))[:ANTECEDENT_PROBES]:
+    documents = yamlio.load_all(record.get("manifest", "") or "", unique_keys=False)
+    for doc in (document.data for document in documents[:ANTECEDENT_PROBES]):
         if not isinstance(doc, dict) or not doc.get("kind") or not doc.get("apiVersion"):
             continue
         meta = doc.get("metadata") or {}

@@ -17,9 +17,11 @@ Rules (also in ``docs/``):
 - A path, or a symbolic link met while walking, that resolves outside the checkout is an error and
   is never followed.
 - Documents: multi-document files, empty documents skipped, ``kind: List`` (and ``*List`` kinds
-  with an ``items`` key) flattened. YAML timestamps stay strings and mapping keys become strings,
-  as Kubernetes' own YAML decoder does. Documents of the ``kustomize.config.k8s.io`` group
-  (``kustomization.yaml``) are not cluster objects and are skipped.
+  with an ``items`` key) flattened. Decoding is ``yamlio``'s (its limits, timestamps as strings,
+  mapping keys as strings by Kubernetes' rule, a key written twice is an error), and a
+  ``!!binary`` value is sent base64-encoded, as Kubernetes encodes ``[]byte`` fields. Documents of
+  the ``kustomize.config.k8s.io`` group (``kustomization.yaml``) are not cluster objects and are
+  skipped.
 - Opt-out, per object only (no file-level switch): ``fluxcd.io/ignore: "true"`` (or the legacy
   ``flux.weave.works/ignore``) means "do not apply"; the object is reported in
   :attr:`Discovery.ignored` and its key still protects the live object from garbage collection.
@@ -37,14 +39,11 @@ Rules (also in ``docs/``):
 from __future__ import annotations
 
 import base64
-import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
+from gitops_helm import yamlio
 from gitops_helm.api import API_VERSION, KIND
 from gitops_helm.sync.model import (
     IGNORE_ANNOTATIONS,
@@ -56,11 +55,6 @@ from gitops_helm.sync.model import (
     Origin,
     ignore_policy,
 )
-
-try:
-    from yaml import CSafeLoader as _SafeLoader
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
 __all__ = [
     "IGNORE_ANNOTATIONS",
@@ -78,10 +72,6 @@ __all__ = [
 _YAML_SUFFIXES = (".yaml", ".yml")
 _CHART_FILE = "Chart.yaml"
 _SKIPPED_GROUPS = frozenset({"kustomize.config.k8s.io"})
-# Bounds on one document after alias expansion, so a "billion laughs" file cannot exhaust memory
-# or the stack; real manifests (large CRDs included) stay far below both.
-_MAX_NODES = 1_000_000
-_MAX_DEPTH = 400
 
 
 def object_key(obj: Mapping[str, Any]) -> ObjectKey:
@@ -226,48 +216,19 @@ class _Collector:
         except UnicodeDecodeError as exc:
             self.fail(rel, raw[: exc.start].count(b"\n") + 1, "file is not valid UTF-8")
             return
-        documents = self.parse(rel, text)
-        if documents is None:
+        try:
+            documents = yamlio.load_all(text)
+        except yamlio.YAMLError as exc:
+            self.fail(rel, exc.line, f"invalid YAML: {exc.problem}" if exc.syntax else exc.problem)
             return
-        for node, data in documents:
-            self.read_document(rel, node, data)
+        for document in documents:
+            self.read_document(rel, document)
 
-    def parse(self, rel: str, text: str) -> list[tuple[Node, Any]] | None:
-        """All non-empty documents of a file, or ``None`` (error recorded) if any is malformed."""
-        loader = _ManifestLoader(text)
-        documents: list[tuple[Node, Any]] = []
+    def read_document(self, rel: str, document: yamlio.Document) -> None:
         try:
-            while loader.check_node():
-                node = loader.get_node()
-                if node is None:  # pragma: no cover - check_node() said there is one
-                    continue
-                duplicate = _first_duplicate_key(node)
-                if duplicate is not None:
-                    self.fail(rel, duplicate[0], duplicate[1])
-                    return None
-                data = loader.construct_document(node)
-                if data is not None:
-                    documents.append((node, data))
-        except yaml.MarkedYAMLError as exc:
-            self.fail(rel, *_yaml_error(exc))
-            return None
-        except yaml.reader.ReaderError as exc:
-            line = text[: exc.position].count("\n") + 1
-            self.fail(rel, line, f"invalid YAML: {exc.reason} (character #x{exc.character:04x})")
-            return None
-        except yaml.YAMLError as exc:  # pragma: no cover - every loader error is one of the above
-            self.fail(rel, None, f"invalid YAML: {exc}")
-            return None
-        finally:
-            loader.dispose()
-        return documents
-
-    def read_document(self, rel: str, node: Node, data: Any) -> None:
-        line = node.start_mark.line + 1
-        try:
-            objects = list(_flatten(_normalise(data, 0, [0]), node, line))
+            objects = list(_flatten(_binary_as_base64(document.data), document, (), document.line))
         except _Unsupported as exc:
-            self.fail(rel, line, str(exc))
+            self.fail(rel, document.line, str(exc))
             return
         for item, item_line in objects:
             self.read_object(rel, item_line, item)
@@ -329,98 +290,26 @@ class _Collector:
         )
 
 
-# --- YAML --------------------------------------------------------------------------------------
-
-
-class _ManifestLoader(_SafeLoader):
-    """Safe loader that keeps timestamps as strings, like the YAML decoder of Kubernetes."""
-
-
-def _timestamp_as_string(loader: yaml.SafeLoader, node: yaml.Node) -> str:
-    value = loader.construct_scalar(node)  # type: ignore[arg-type]
-    assert isinstance(value, str)  # noqa: S101 - a timestamp node is always a scalar
-    return value
-
-
-_ManifestLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_string)
-
-
-def _yaml_error(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
-    """``(line, message)`` for a loader error: the problem, and what the loader was reading."""
-    mark = exc.problem_mark or exc.context_mark
-    message = f"invalid YAML: {exc.problem or exc.context}"
-    if exc.problem and exc.context and exc.context_mark is not None:
-        message += f" ({exc.context} at line {exc.context_mark.line + 1})"
-    return (mark.line + 1 if mark is not None else None), message
-
-
-def _first_duplicate_key(root: Node) -> tuple[int, str] | None:
-    """``(line, message)`` for the first mapping key written twice, which YAML loaders hide."""
-    seen_nodes: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen_nodes:
-            continue
-        seen_nodes.add(id(node))
-        if isinstance(node, MappingNode):
-            first_line: dict[tuple[str, str], int] = {}
-            for key_node, value_node in node.value:
-                stack.append(value_node)
-                if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                line = key_node.start_mark.line + 1
-                ident = (key_node.tag, key_node.value)
-                if ident in first_line:
-                    first = first_line[ident]
-                    return line, f"duplicate mapping key '{key_node.value}' (first at line {first})"
-                first_line[ident] = line
-        elif isinstance(node, SequenceNode):
-            stack.extend(node.value)
-    return None
+# --- decoded documents -------------------------------------------------------------------------
 
 
 class _Unsupported(Exception):
-    """A decoded document that cannot become a JSON object (message is user-facing)."""
+    """A decoded document that cannot become a list of objects (message is user-facing)."""
 
 
-def _key_string(key: object) -> str:
-    # Kubernetes turns non-string keys into strings (``8080: tcp`` in ingress ConfigMaps).
-    if isinstance(key, str):
-        return key
-    if isinstance(key, bool):
-        return "true" if key else "false"
-    if key is None:
-        return "null"
-    if isinstance(key, int | float) and math.isfinite(key):
-        return str(key)
-    raise _Unsupported(f"unsupported mapping key {key!r}")
-
-
-def _normalise(value: Any, depth: int, budget: list[int]) -> Any:
-    """A JSON-compatible copy of a decoded document, with bounded size and depth."""
-    budget[0] += 1
-    if budget[0] > _MAX_NODES:
-        raise _Unsupported(f"document expands to more than {_MAX_NODES} values (YAML aliases?)")
-    if depth > _MAX_DEPTH:
-        raise _Unsupported(f"document is nested more than {_MAX_DEPTH} levels deep")
+def _binary_as_base64(value: Any) -> Any:
+    """``value`` with every ``bytes`` (a ``!!binary`` scalar) replaced by its base64 text, in place."""
     if isinstance(value, dict):
-        result: dict[str, Any] = {}
         for key, item in value.items():
-            name = _key_string(key)
-            if name in result:
-                raise _Unsupported(f"duplicate mapping key '{name}' after conversion to string")
-            result[name] = _normalise(item, depth + 1, budget)
-        return result
-    if isinstance(value, list | tuple):
-        return [_normalise(item, depth + 1, budget) for item in value]
-    if isinstance(value, bytes):
+            if isinstance(item, dict | list | bytes):
+                value[key] = _binary_as_base64(item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, dict | list | bytes):
+                value[index] = _binary_as_base64(item)
+    elif isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise _Unsupported(f"unsupported number {value!r}")
-    if value is None or isinstance(value, str | int | float):
-        return value
-    raise _Unsupported(f"unsupported YAML value of type {type(value).__name__}")
+    return value
 
 
 def _is_list(data: dict[str, Any]) -> bool:
@@ -428,15 +317,9 @@ def _is_list(data: dict[str, Any]) -> bool:
     return isinstance(kind, str) and (kind == "List" or (kind.endswith("List") and "items" in data))
 
 
-def _item_nodes(node: Node) -> list[Node] | None:
-    if isinstance(node, MappingNode):
-        for key_node, value_node in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.value == "items":
-                return list(value_node.value) if isinstance(value_node, SequenceNode) else None
-    return None
-
-
-def _flatten(data: Any, node: Node, line: int) -> Iterator[tuple[Any, int]]:
+def _flatten(
+    data: Any, document: yamlio.Document, path: tuple[str | int, ...], line: int
+) -> Iterator[tuple[Any, int]]:
     """The objects of a document with their lines: itself, or the items of a (nested) List."""
     if not (isinstance(data, dict) and _is_list(data)):
         yield data, line
@@ -446,11 +329,9 @@ def _flatten(data: Any, node: Node, line: int) -> Iterator[tuple[Any, int]]:
         return
     if not isinstance(items, list):
         raise _Unsupported(f"{data['kind']}: items must be a sequence")
-    nodes = _item_nodes(node)
-    if nodes is None or len(nodes) != len(items):  # items came through a merge key or an alias
-        nodes = [node] * len(items)
-    for item, item_node in zip(items, nodes, strict=True):
-        yield from _flatten(item, item_node, item_node.start_mark.line + 1)
+    for index, item in enumerate(items):
+        item_path = (*path, "items", index)
+        yield from _flatten(item, document, item_path, document.line_of(item_path) or line)
 
 
 def _describe(value: object) -> str:

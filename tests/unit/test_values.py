@@ -266,7 +266,7 @@ def test_invalid_yaml_names_source_and_line() -> None:
     [
         ("- a\n- b\n", "YAML is a list, not a mapping"),
         ("just a string", "YAML is a str, not a mapping"),
-        ("a: .nan\n", "not representable in JSON at .a"),
+        ("a: .nan\n", "unusable YAML: line 1, column 4: unsupported number nan"),
         ("a: !!binary aGVsbG8=\n", "unsupported value of type bytes at .a"),
         ("? [x]\n: 1\n", "line 1, column 3: unsupported map key of type list"),
         ("---\na: 1\n---\nb: 2\n", "not valid YAML"),
@@ -291,8 +291,29 @@ def test_alias_bomb_is_bounded() -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
     r = FakeReader(configmaps={("default", "bomb"): {"values.yaml": "\n".join(lines)}})
-    with pytest.raises(ValuesError, match="alias expansion"):
+    with pytest.raises(ValuesError, match=r"unusable YAML: line \d+, column \d+: document expands to more"):
         compose_values(ValuesSpec("default", [cm_ref("bomb")]), r)
+
+
+def test_nesting_is_bounded_like_manifests() -> None:
+    deep = "a:\n" + "".join(" " * i + "- \n" for i in range(1, 450)) + " " * 450 + "x\n"
+    r = FakeReader(configmaps={("default", "deep"): {"values.yaml": "[" * 450 + "]" * 450}})
+    with pytest.raises(
+        ValuesError, match="unusable YAML: line 1, column 402: document is nested more than 400"
+    ):
+        compose_values(ValuesSpec("default", [cm_ref("deep")]), r)
+    r = FakeReader(configmaps={("default", "deep"): {"values.yaml": deep}})
+    with pytest.raises(ValuesError, match="nested more than 400 levels deep"):
+        compose_values(ValuesSpec("default", [cm_ref("deep")]), r)
+
+
+def test_keys_are_strings_as_helm_sees_them_and_the_last_duplicate_wins() -> None:
+    # helm (sigs.k8s.io/yaml): floats as Go's FormatFloat(f, 'g', -1, 32), .inf as ".inf";
+    # a key written twice is no error for helm, the last one wins (unlike Git manifests)
+    text = "1.0: a\n1000000.0: b\n.inf: c\nx: 1\nx: 2\n1: one\n'1': uno\n"
+    r = FakeReader(configmaps={("default", "c"): {"values.yaml": text}})
+    out = compose_values(ValuesSpec("default", [cm_ref("c")]), r)
+    assert out.values == {"1": "uno", "1e+06": "b", ".inf": "c", "x": 2}
 
 
 @pytest.mark.parametrize(
