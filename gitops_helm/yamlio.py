@@ -51,7 +51,8 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -435,6 +436,24 @@ def _loader(text: str | bytes, limits: Limits, strings_only: bool) -> Any:
     return (_StringsLoader if strings_only else _Loader)(text)
 
 
+@contextmanager
+def _decoding(
+    text: str | bytes, limits: Limits, unique_keys: bool, strings_only: bool
+) -> Iterator[tuple[Any, _Builder]]:
+    """A loader and a builder for ``text``; every failure inside leaves as a :class:`YAMLError`."""
+    loader = None
+    try:
+        loader = _loader(text, limits, strings_only)
+        yield loader, _Builder(loader, limits, unique_keys=unique_keys, strings_only=strings_only)
+    except YAMLError:
+        raise
+    except (yaml.YAMLError, RecursionError, UnicodeError) as exc:
+        raise _converted(exc, text) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
 def load(
     text: str | bytes,
     *,
@@ -448,19 +467,9 @@ def load(
     BaseLoader: ``version: 1.10`` stays ``"1.10"``, ``~`` stays ``"~"``); for the Helm repository
     index, whose versions must not become floats.
     """
-    loader = None
-    try:
-        loader = _loader(text, limits, strings_only)
-        builder = _Builder(loader, limits, unique_keys=unique_keys, strings_only=strings_only)
+    with _decoding(text, limits, unique_keys, strings_only) as (loader, builder):
         node = loader.get_single_node()
         return None if node is None else builder.document(node)
-    except YAMLError:
-        raise
-    except (yaml.YAMLError, RecursionError, UnicodeError) as exc:
-        raise _converted(exc, text) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
 
 
 def load_all(
@@ -474,23 +483,13 @@ def load_all(
 
     All or nothing: a stream with one bad document gives no document at all.
     """
-    loader = None
     documents: list[Document] = []
-    try:
-        loader = _loader(text, limits, strings_only)
-        builder = _Builder(loader, limits, unique_keys=unique_keys, strings_only=strings_only)
+    with _decoding(text, limits, unique_keys, strings_only) as (loader, builder):
         while loader.check_node():
             node = loader.get_node()
             data = builder.document(node)
             if data is not None:
                 documents.append(Document(data, node.start_mark.line + 1, node))
-    except YAMLError:
-        raise
-    except (yaml.YAMLError, RecursionError, UnicodeError) as exc:
-        raise _converted(exc, text) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
     return documents
 
 

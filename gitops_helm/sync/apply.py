@@ -24,7 +24,8 @@ from gitops_helm import log as logging
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
 from gitops_helm.api import API_VERSION, KIND, SpecError, parse_helmrelease
 from gitops_helm.config import SyncSettings
-from gitops_helm.sync.discover import Discovery, Manifest, ObjectKey, discover
+from gitops_helm.sync.discover import discover
+from gitops_helm.sync.model import Discovery, Manifest, ObjectKey
 from gitops_helm.sync.plan import (
     apply_order,
     diff_plan,

@@ -46,7 +46,6 @@ from typing import Any
 from gitops_helm import yamlio
 from gitops_helm.api import API_VERSION, KIND
 from gitops_helm.sync.model import (
-    IGNORE_ANNOTATIONS,
     Discovery,
     DiscoveryError,
     IgnorePolicy,
@@ -56,18 +55,7 @@ from gitops_helm.sync.model import (
     ignore_policy,
 )
 
-__all__ = [
-    "IGNORE_ANNOTATIONS",
-    "Discovery",
-    "DiscoveryError",
-    "IgnorePolicy",
-    "Manifest",
-    "ObjectKey",
-    "Origin",
-    "discover",
-    "ignore_policy",
-    "object_key",
-]
+__all__ = ["discover", "object_key"]
 
 _YAML_SUFFIXES = (".yaml", ".yml")
 _CHART_FILE = "Chart.yaml"

@@ -1,13 +1,15 @@
-"""Fixtures of the unit tests: a throw-away PKI for the TLS tests of the HTTP adapter."""
+"""Fixtures of the unit tests: real local HTTP(S) servers and a throw-away PKI for the TLS tests."""
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from testenvlib.pki import make_pki
+
+from tests.localhttp import LocalServer, Reply, Seen
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +34,17 @@ def server_tls(pki: Path) -> Callable[..., ssl.SSLContext]:
         return ctx
 
     return make
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., LocalServer]]:
+    """Factory of real HTTP(S) servers on 127.0.0.1 answering with ``handler``; closed after the test."""
+    servers: list[LocalServer] = []
+
+    def make(handler: Callable[[Seen], Reply], tls: ssl.SSLContext | None = None) -> LocalServer:
+        servers.append(LocalServer(handler, tls))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()

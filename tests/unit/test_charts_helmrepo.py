@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +49,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., LocalServer]]:
-    servers: list[LocalServer] = []
-
-    def make(handler: Callable[[Seen], Reply], tls: ssl.SSLContext | None = None) -> LocalServer:
-        servers.append(LocalServer(handler, tls))
-        return servers[-1]
-
-    yield make
-    for server in servers:
-        server.close()
 
 
 def _client(tmp_path: Path, clock: Clock | None = None, **settings: Any) -> HelmRepoClient:

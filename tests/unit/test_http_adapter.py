@@ -47,19 +47,6 @@ def client() -> Iterator[HTTPClient]:
         yield c
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[..., LocalServer]]:
-    servers: list[LocalServer] = []
-
-    def make(handler: Callable[[Seen], Reply], tls: ssl.SSLContext | None = None) -> LocalServer:
-        servers.append(LocalServer(handler, tls))
-        return servers[-1]
-
-    yield make
-    for server in servers:
-        server.close()
-
-
 def test_get_returns_status_headers_body_and_links(
     client: HTTPClient, serve: Callable[..., LocalServer]
 ) -> None:

@@ -12,14 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitops_helm.sync import discover as manifests
-from gitops_helm.sync.discover import (
-    Discovery,
-    IgnorePolicy,
-    ObjectKey,
-    discover,
-    ignore_policy,
-    object_key,
-)
+from gitops_helm.sync.discover import discover, object_key
+from gitops_helm.sync.model import Discovery, IgnorePolicy, ObjectKey, ignore_policy
 
 DATA = Path(__file__).parent / "data" / "manifests"
 REPO = DATA / "repo"

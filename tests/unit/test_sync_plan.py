@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitops_helm.sync.discover import Discovery, Manifest, ObjectKey, Origin, discover
+from gitops_helm.sync.discover import discover
+from gitops_helm.sync.model import Discovery, Manifest, ObjectKey, Origin
 from gitops_helm.sync.plan import (
     CHECKSUM_ANNOTATION,
     SOURCE_LABEL,
