@@ -116,7 +116,7 @@ def _owner_from_resources(observation: Observation, ref: ReleaseRef) -> str | No
 
 
 def drift_of(observation: Observation, target_namespace: str, spec: DriftDetectionSpec) -> list[Drift]:
-    """How the live objects differ from the latest revision's manifest (raises KubeError)."""
+    """How the live objects differ from the latest revision's manifest (raises KubeError, YAMLError)."""
     manifest = str(observation.latest_record().get("manifest", ""))
     return detect_drift(observation.kube, manifest, target_namespace, spec.ignore)
 

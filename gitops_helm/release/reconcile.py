@@ -32,6 +32,7 @@ from gitops_helm.api import ChartSource, HelmRelease, SpecError, parse_helmrelea
 from gitops_helm.charts.artifact import FetchedChart
 from gitops_helm.charts.errors import ChartError
 from gitops_helm.config import Settings
+from gitops_helm.errors import GitopsHelmError
 from gitops_helm.release import plan as pl
 from gitops_helm.release.actions import ReleaseActions, Target
 from gitops_helm.release.desired import desired_state, plan_policy
@@ -114,7 +115,7 @@ class Reconciler:
             if FINALIZER not in hr.metadata.finalizers and not self._add_finalizer(hr):
                 return Outcome(requeue_after=self.settings.conflict_retry_s)
             return self._reconcile(report)
-        except (KubeError, HelmError) as exc:  # temporary, or not expected at this level
+        except GitopsHelmError as exc:  # classified below: temporary, or not expected at this level
             log.warning("reconcile interrupted", release=key, error=str(exc), temporary=exc.temporary)
             return Outcome(requeue_after=retry_soon, ok=False, message=str(exc))
 
@@ -220,7 +221,7 @@ class Reconciler:
         spec = report.hr.policy.drift_detection
         try:
             drift = drift_of(observation, report.hr.target_namespace, spec)
-        except KubeError as exc:
+        except GitopsHelmError as exc:  # the API, or a release manifest that cannot be decoded
             log.warning("drift detection failed", release=report.hr.key, error=str(exc))
             return False
         if drift:
