@@ -18,6 +18,7 @@ import enum
 import gzip
 import json
 import os
+import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -94,8 +95,14 @@ def _classify(exc: BaseException, what: str) -> KubeError:
 class KubeSettings:
     kubeconfig: str | None = None
     context: str | None = None
-    request_timeout_s: float = 30.0
+    request_timeout_s: float = 30.0  # the longest wait for the next bytes of any answer
+    connect_timeout_s: float = 10.0
     watch_timeout_s: int = 300  # server-side timeout of one watch request
+    # TCP keepalive on every connection (as client-go: 30 s idle), so a peer that vanished without
+    # closing (a NAT or load balancer dropped the flow) is noticed on idle connections
+    keepalive_idle_s: int = 30
+    keepalive_interval_s: int = 15
+    keepalive_count: int = 9
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,9 @@ class Kube:
         except (config.ConfigException, OSError) as exc:
             raise KubeError(KubeErrorKind.FORBIDDEN, "kubeconfig", str(exc)) from None
         cfg.retries = 1
+        cfg.socket_options = _keepalive_socket_options(settings)
         self.api = client.ApiClient(cfg)
+        _default_request_timeout(self.api, (settings.connect_timeout_s, settings.request_timeout_s))
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
         self._dynamic: dynamic.DynamicClient | None = None
@@ -581,6 +590,39 @@ class Kube:
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}}
         body["data"] = dict(data)
         self.apply(body, field_manager)
+
+
+def _keepalive_socket_options(settings: KubeSettings) -> list[tuple[int, int, int]]:
+    options = [
+        *urllib3.connection.HTTPConnection.default_socket_options,
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+    ]
+    for name, value in (
+        ("TCP_KEEPIDLE", settings.keepalive_idle_s),
+        ("TCP_KEEPINTVL", settings.keepalive_interval_s),
+        ("TCP_KEEPCNT", settings.keepalive_count),
+    ):
+        if hasattr(socket, name):  # Linux; other systems keep their own defaults
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    return options
+
+
+def _default_request_timeout(api: client.ApiClient, timeout: tuple[float, float]) -> None:
+    """Give every request of ``api`` a (connect, read) timeout unless it names its own.
+
+    The typed calls pass ``_request_timeout`` themselves, but the dynamic client's discovery, get,
+    delete and server-side apply do not, and an answer that never comes would hold a worker (or
+    the Git sync) forever. The client sends every call through ``rest_client.request`` with the
+    timeout as a keyword, so the default is set there, once.
+    """
+    send = api.rest_client.request
+
+    def request(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("_request_timeout"):
+            kwargs["_request_timeout"] = timeout
+        return send(*args, **kwargs)
+
+    api.rest_client.request = request  # type: ignore[method-assign]
 
 
 def _in_cluster() -> bool:
