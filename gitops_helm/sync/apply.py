@@ -113,8 +113,9 @@ class Syncer:
             or {}
         )
 
-    def _ownership(self, state: dict[str, str]) -> OwnershipDecision:
-        """Whose inventory the stored one is (see ``plan.decide_ownership``); logs the outcome."""
+    def _ownership(self, state: dict[str, str], *, preview: bool = False) -> OwnershipDecision:
+        """Whose inventory the stored one is (see ``plan.decide_ownership``); logs the outcome
+        (as what a sync would do, for a ``preview``)."""
         decision = decide_ownership(
             bool(state.get("inventory")),
             state.get("source"),
@@ -130,10 +131,11 @@ class Syncer:
                 source=self.identity.describe(),
             )
         elif decision.ownership is Ownership.ADOPTED:
-            log.info("adopted an inventory without a recorded source", source=self.identity.describe())
+            what = "would adopt" if preview else "adopted"
+            log.info(f"{what} an inventory without a recorded source", source=self.identity.describe())
         elif decision.ownership is Ownership.TAKEN_OVER:
             log.warning(
-                "took the inventory over",
+                "would take the inventory over" if preview else "took the inventory over",
                 previous=decision.recorded_description(),
                 source=self.identity.describe(),
             )
@@ -306,7 +308,7 @@ class Syncer:
         disc = discover(root, list(paths), only_helmreleases=self.settings.only_helmreleases)
         errors = [str(e) for e in disc.errors]
         state = self._state()
-        ownership = self._ownership(state)
+        ownership = self._ownership(state, preview=True)
         previous = load_inventory(state.get("inventory")) if ownership.owns else None
         if not ownership.owns:
             errors.append(ownership.error)
