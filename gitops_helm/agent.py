@@ -26,7 +26,7 @@ from typing import Any
 
 from gitops_helm import log as logging
 from gitops_helm import metrics
-from gitops_helm.adapters.git import GitError, GitSettings, HTTPAuth, SSHAuth
+from gitops_helm.adapters.git import GitError, GitSettings, HTTPAuth, SSHAuth, redact_url
 from gitops_helm.adapters.helm import Helm, HelmSettings
 from gitops_helm.adapters.http import HTTPClient
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind, KubeSettings
@@ -46,6 +46,7 @@ from gitops_helm.source.gitsource import DEFAULT_BRANCH, GitSource, GitSourceCon
 from gitops_helm.source.watch import DirectoryWatcher, WatchSettings
 from gitops_helm.sync.apply import Syncer
 from gitops_helm.sync.loop import SyncLoop
+from gitops_helm.sync.plan import SourceIdentity
 
 log = logging.get(__name__)
 
@@ -65,6 +66,19 @@ def _is_local_path(url: str) -> bool:
     return not colon or "/" in head
 
 
+def _source_url(url: str) -> str:
+    """The URL the source fetches: a local path becomes its absolute ``file://`` URL."""
+    return Path(url).resolve().as_uri() if _is_local_path(url) else url
+
+
+def sync_identity(settings: Settings) -> SourceIdentity:
+    """What the Git sync reads, recorded with its inventory: the URL without credentials
+    (userinfo stripped; passwords and tokens are never stored), branch, paths and mode."""
+    g = settings.git
+    url = redact_url(_source_url(g.url)) if g.url else ""
+    return SourceIdentity.of(url, g.branch or DEFAULT_BRANCH, g.paths, settings.sync.only_helmreleases)
+
+
 def build_source(settings: Settings, on_checkout: Any = None) -> GitSource:
     """The Git source of ``--git-url``: credentials, branch, paths and retry numbers from settings."""
     g = settings.git
@@ -79,9 +93,7 @@ def build_source(settings: Settings, on_checkout: Any = None) -> GitSource:
         auth = SSHAuth(private_key=Path(g.ssh_key), known_hosts=Path(g.known_hosts))
     elif g.user or g.password:
         auth = HTTPAuth(username=g.user or "git", password=g.password or "")
-    url = g.url
-    if _is_local_path(url):
-        url = Path(url).resolve().as_uri()
+    url = _source_url(g.url)
     key = hashlib.sha256(f"{url}\0{settings.sync.name}".encode()).hexdigest()[:16]
     try:
         config = GitSourceConfig(
@@ -139,7 +151,9 @@ class Agent:
         self.source: GitSource | None = None
         if not settings.reconcile_only:
             self.sync_loop = SyncLoop(
-                Syncer(self.kube, settings.sync), settings.git.paths, settings.git.poll_interval_s
+                Syncer(self.kube, settings.sync, sync_identity(settings)),
+                settings.git.paths,
+                settings.git.poll_interval_s,
             )
             self.source = build_source(settings, self.sync_loop.on_checkout)
             self.sync_loop.source = self.source

@@ -17,11 +17,12 @@ from types import FrameType
 from gitops_helm import log as logging
 from gitops_helm import yamlio
 from gitops_helm.adapters.kube import KubeError
-from gitops_helm.agent import Agent, build_kube, build_source
+from gitops_helm.agent import Agent, build_kube, build_source, sync_identity
 from gitops_helm.api import ConditionType, find_condition, parse_status
 from gitops_helm.api.crd import load_crd
 from gitops_helm.config import Settings
 from gitops_helm.sync.apply import Syncer, state_configmap_name
+from gitops_helm.sync.plan import load_identity
 
 log = logging.get(__name__)
 
@@ -57,7 +58,7 @@ def sync_once(settings: Settings, *, diff_only: bool) -> int:
     if checkout is None:
         print(f"gitops-helm: cannot fetch {settings.git.url}: {source.last_error}", file=sys.stderr)
         return 1
-    syncer = Syncer(kube, settings.sync)
+    syncer = Syncer(kube, settings.sync, sync_identity(settings))
     if diff_only:
         lines, errors = syncer.diff(checkout.path, settings.git.paths)
         print(f"# {settings.git.url} at {checkout.sha[:12]}")
@@ -113,6 +114,11 @@ def status(settings: Settings) -> int:
             f"at {state.get('time', '-')} ({state.get('result', '-')}; {state.get('applied', '0')} applied, "
             f"{state.get('unchanged', '0')} unchanged); next poll {state.get('nextPoll', '-')}"
         )
+        owner = load_identity(state.get("source") or "")
+        if owner is not None:
+            print(f"  source: {owner.describe()}")
+        elif state.get("inventory"):
+            print("  source: not recorded yet (the next sync of this name records its own)")
         for name in json.loads(state.get("wouldDelete") or "[]"):
             print(f"  would delete (dry run): {name}")
         if state.get("fetchError"):

@@ -76,6 +76,8 @@ class SyncSettings:
     garbage_collection: bool = False
     gc_dry_run: bool = False
     only_helmreleases: bool = False
+    # make this source the owner of an inventory recorded for another one (and collect from it)
+    take_over_inventory: bool = False
     default_namespace: str = "default"
     state_namespace: str = "default"  # where the sync-state ConfigMap lives
 
@@ -202,6 +204,12 @@ def add_git_flags(p: argparse.ArgumentParser) -> None:
         "--sync-garbage-collection-dry-run",
         help="only log and report what would be deleted; implies --sync-garbage-collection (default: false)",
     )
+    s.add_argument(
+        "--sync-take-over-inventory",
+        help="make this source the owner of the inventory of --sync-name when it was recorded for "
+        "another URL, branch or paths; garbage collection then deletes what that source applied and "
+        "this one does not declare (default: false)",
+    )
     s.add_argument("--only-helmreleases", help="apply only HelmReleases from Git (default: false)")
     s.add_argument(
         "--default-namespace", help="namespace for namespaced objects without one (default: default)"
@@ -272,6 +280,7 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         garbage_collection=get_bool("sync-garbage-collection", False) or gc_dry_run,
         gc_dry_run=gc_dry_run,
         only_helmreleases=get_bool("only-helmreleases", False),
+        take_over_inventory=get_bool("sync-take-over-inventory", False),
         default_namespace=get("default-namespace") or "default",
         state_namespace=get("state-namespace") or "default",
     )

@@ -8,8 +8,10 @@ validated with the API parser first, so a malformed one is reported with its fil
 never reaches the cluster. Garbage collection (opt-in) deletes only objects this source applied
 (inventory + source label) that left Git, and is skipped entirely when discovery was incomplete,
 so a broken file never deletes what it declared. The outcome is kept in a ConfigMap
-``gitops-helm-sync-<name>`` (last commit, time, errors, inventory) that ``gitops-helm status``
-reads.
+``gitops-helm-sync-<name>`` (last commit, time, errors, inventory and the identity of the source
+that owns it) that ``gitops-helm status`` reads. A sync that finds the inventory of another
+source (URL, branch or paths; see ``plan.decide_ownership``) applies, deletes nothing, leaves
+that inventory to its owner and reports an error naming both.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ from gitops_helm.config import SyncSettings
 from gitops_helm.sync.discover import discover
 from gitops_helm.sync.model import Discovery, Manifest, ObjectKey
 from gitops_helm.sync.plan import (
+    Ownership,
+    OwnershipDecision,
+    SourceIdentity,
     apply_order,
+    decide_ownership,
     diff_plan,
     dump_inventory,
     ignored_in_cluster,
@@ -65,9 +71,12 @@ def state_configmap_name(sync_name: str) -> str:
 
 
 class Syncer:
-    def __init__(self, kube: Kube, settings: SyncSettings) -> None:
+    def __init__(self, kube: Kube, settings: SyncSettings, identity: SourceIdentity) -> None:
+        """``identity``: what this sync reads (URL without credentials, branch, paths, mode);
+        recorded with the inventory, which only a sync of the same source collects from."""
         self.kube = kube
         self.settings = settings
+        self.identity = identity
         self.source = source_id(settings.name)
         self._scope: dict[tuple[str, str], bool] = {}
 
@@ -104,6 +113,34 @@ class Syncer:
             or {}
         )
 
+    def _ownership(self, state: dict[str, str], *, preview: bool = False) -> OwnershipDecision:
+        """Whose inventory the stored one is (see ``plan.decide_ownership``); logs the outcome
+        (as what a sync would do, for a ``preview``)."""
+        decision = decide_ownership(
+            bool(state.get("inventory")),
+            state.get("source"),
+            self.identity,
+            sync_name=self.settings.name,
+            take_over=self.settings.take_over_inventory,
+        )
+        if decision.ownership is Ownership.FOREIGN:
+            log.error(
+                "inventory of another source: garbage collection skipped",
+                sync=self.settings.name,
+                owner=decision.recorded_description(),
+                source=self.identity.describe(),
+            )
+        elif decision.ownership is Ownership.ADOPTED:
+            what = "would adopt" if preview else "adopted"
+            log.info(f"{what} an inventory without a recorded source", source=self.identity.describe())
+        elif decision.ownership is Ownership.TAKEN_OVER:
+            log.warning(
+                "would take the inventory over" if preview else "took the inventory over",
+                previous=decision.recorded_description(),
+                source=self.identity.describe(),
+            )
+        return decision
+
     def _api_version_for(self, key: ObjectKey, discovery: Discovery) -> str | None:
         for m in discovery.objects:
             if m.key.group == key.group and m.key.kind == key.kind:
@@ -119,6 +156,10 @@ class Syncer:
         state = self._state()
         previous = load_inventory(state.get("inventory"))
         default_ns = self.settings.default_namespace
+        only_hr = self.settings.only_helmreleases
+        ownership = self._ownership(state)
+        if not ownership.owns:
+            result.errors.append(ownership.error)
 
         applied_keys: list[ObjectKey] = []
         for m in apply_order(disc.objects):
@@ -161,19 +202,38 @@ class Syncer:
         retain: list[ObjectKey] = []
         if not self.settings.garbage_collection:
             result.gc_skipped = "garbage collection is off"
+        elif not ownership.owns:
+            owner = ownership.recorded_description()
+            result.gc_skipped = f"the inventory belongs to another source ({owner})"
         elif not disc.complete:
             result.gc_skipped = "discovery had errors: nothing is deleted until they are fixed"
         elif previous is None and state.get("inventory"):
             result.gc_skipped = "stored inventory unreadable"
         else:
-            for key in plan_gc(previous, disc.declared_keys, disc.complete, default_namespace=default_ns):
+            candidates = plan_gc(
+                previous,
+                disc.declared_keys,
+                disc.complete,
+                default_namespace=default_ns,
+                only_helmreleases=only_hr,
+            )
+            for key in candidates:
                 if not self._collect(key, disc, result):
                     retain.append(key)
         if result.gc_skipped and self.settings.garbage_collection:
             log.warning("garbage collection skipped", reason=result.gc_skipped)
 
-        inventory = next_inventory(previous, applied_keys, discovery_complete=disc.complete, retain=retain)
-        self._write_state(result, inventory)
+        if ownership.owns:
+            inventory = next_inventory(
+                previous,
+                applied_keys,
+                discovery_complete=disc.complete,
+                retain=retain,
+                only_helmreleases=only_hr,
+            )
+            self._write_state(result, dump_inventory(inventory), self.identity.dump())
+        else:  # the owner's inventory and identity, exactly as found
+            self._write_state(result, state.get("inventory", ""), state.get("source", ""))
         return result
 
     def _collect(self, key: ObjectKey, disc: Discovery, result: SyncResult) -> bool:
@@ -204,7 +264,7 @@ class Syncer:
             result.errors.append(f"delete {key}: {exc.message}")
             return False
 
-    def _write_state(self, result: SyncResult, inventory: frozenset[ObjectKey]) -> None:
+    def _write_state(self, result: SyncResult, inventory: str, source: str) -> None:
         data = {
             "revision": result.revision,
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -215,7 +275,8 @@ class Syncer:
             "deleted": json.dumps(result.deleted),
             "wouldDelete": json.dumps(result.would_delete),
             "gcSkipped": result.gc_skipped,
-            "inventory": dump_inventory(inventory),
+            "inventory": inventory,
+            "source": source,
         }
         try:
             self.kube.apply_configmap(
@@ -246,7 +307,11 @@ class Syncer:
         """Lines describing what a sync would do, and errors. Changes nothing in the cluster."""
         disc = discover(root, list(paths), only_helmreleases=self.settings.only_helmreleases)
         errors = [str(e) for e in disc.errors]
-        previous = load_inventory(self._state().get("inventory"))
+        state = self._state()
+        ownership = self._ownership(state, preview=True)
+        previous = load_inventory(state.get("inventory")) if ownership.owns else None
+        if not ownership.owns:
+            errors.append(ownership.error)
         live: dict[ObjectKey, dict[str, Any]] = {}
         for m in disc.objects:
             try:
@@ -273,6 +338,7 @@ class Syncer:
             source=self.source,
             previous_inventory=previous,
             default_namespace=self.settings.default_namespace,
+            only_helmreleases=self.settings.only_helmreleases,
         )
         lines: list[str] = []
         for verb, items in (("create", plan.create), ("update", plan.update)):

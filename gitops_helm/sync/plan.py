@@ -19,6 +19,15 @@ Ownership and garbage collection (safer than Flux v1's label sweep):
   by hand or by another source are never touched, and orphaning is the only failure mode.
 - Keys are compared after putting an empty namespace into the applier's default namespace
   (``ObjectKey.effective``), so manifests without a namespace match the stored live keys.
+- The inventory belongs to one source (:class:`SourceIdentity`: URL without credentials, branch,
+  paths, only-HelmReleases mode), recorded beside it. :func:`decide_ownership` compares the
+  recorded identity with the current one: a different URL, branch or path set is a *foreign*
+  source, which applies but collects nothing and leaves the owner's inventory alone, unless it
+  takes the inventory over on purpose. An inventory without a recorded identity (written before
+  identities were recorded) is adopted once by the source that finds it. The mode is recorded but
+  is not part of the comparison: objects of kinds the current mode does not sync are never
+  candidates and stay in the inventory (:func:`in_mode`), so switching the mode back still
+  collects them.
 """
 
 from __future__ import annotations
@@ -40,17 +49,23 @@ __all__ = [
     "CHECKSUM_ANNOTATION",
     "SOURCE_LABEL",
     "ApplyPhase",
+    "Ownership",
+    "OwnershipDecision",
+    "SourceIdentity",
     "SyncDiff",
     "apply_order",
     "apply_phase",
     "canonical_json",
     "checksum",
+    "decide_ownership",
     "delete_order",
     "diff_plan",
     "dump_inventory",
     "ignored_in_cluster",
+    "in_mode",
     "is_valid_label_value",
     "live_checksum",
+    "load_identity",
     "load_inventory",
     "may_delete",
     "next_inventory",
@@ -87,6 +102,149 @@ def source_id(sync_name: str) -> str:
     digest = hashlib.sha256(sync_name.encode("utf-8")).hexdigest()[:10]
     slug = re.sub(r"[^a-z0-9]+", "-", sync_name.lower()).strip("-")[:_SLUG_MAX].rstrip("-")
     return f"{slug}-{digest}" if slug else digest
+
+
+# --- the source an inventory belongs to --------------------------------------------------------
+
+
+def _normal_path(path: str) -> str:
+    """``./a//b/`` -> ``a/b``; the repository root (``""``, ``.``, ``/``) -> ``.``."""
+    parts: list[str] = []
+    for part in path.strip().split("/"):
+        if part in ("", "."):
+            continue
+        if part == ".." and parts and parts[-1] != "..":
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/".join(parts) or "."
+
+
+@dataclass(frozen=True)
+class SourceIdentity:
+    """What a sync reads: repository URL (never with credentials), branch, paths, mode.
+
+    Build it with :meth:`of`, which normalises the paths into a sorted set (no paths means the
+    repository root, ``.``). The caller strips credentials from the URL before.
+    """
+
+    url: str
+    branch: str
+    paths: tuple[str, ...]
+    only_helmreleases: bool
+
+    @classmethod
+    def of(cls, url: str, branch: str, paths: Iterable[str], only_helmreleases: bool) -> SourceIdentity:
+        normal = sorted({_normal_path(p) for p in paths}) or ["."]
+        return cls(url.strip(), branch.strip(), tuple(normal), bool(only_helmreleases))
+
+    def same_source(self, other: SourceIdentity) -> bool:
+        """Same URL, branch and paths; the only-HelmReleases mode is not compared."""
+        return (self.url, self.branch, self.paths) == (other.url, other.branch, other.paths)
+
+    def describe(self) -> str:
+        mode = ", only HelmReleases" if self.only_helmreleases else ""
+        return f"{self.url} branch {self.branch} paths {','.join(self.paths)}{mode}"
+
+    def dump(self) -> str:
+        """Compact JSON with sorted keys, as stored in the sync state (``source``)."""
+        body = {
+            "url": self.url,
+            "branch": self.branch,
+            "paths": list(self.paths),
+            "onlyHelmReleases": self.only_helmreleases,
+        }
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def load_identity(text: str) -> SourceIdentity | None:
+    """Parse :meth:`SourceIdentity.dump` output; ``None`` for anything else."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    url, branch, paths, mode = (data.get(k) for k in ("url", "branch", "paths", "onlyHelmReleases"))
+    if not (isinstance(url, str) and url and isinstance(branch, str) and branch and type(mode) is bool):
+        return None
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        return None
+    return SourceIdentity.of(url, branch, paths, mode)
+
+
+class Ownership(enum.Enum):
+    """How the current source relates to the stored inventory."""
+
+    NEW = "new"  # no inventory stored yet
+    OWNED = "owned"  # recorded for this source (the mode may differ)
+    ADOPTED = "adopted"  # stored without an identity (an older version): adopted by this source
+    TAKEN_OVER = "taken over"  # recorded for another source, taken over on purpose
+    FOREIGN = "foreign"  # recorded for another source (or unreadable): not ours
+
+
+@dataclass(frozen=True)
+class OwnershipDecision:
+    """The outcome of :func:`decide_ownership`.
+
+    ``owns``: this sync may collect from the inventory and store its own next inventory;
+    ``owner``: the identity to record with the stored inventory; ``error``: set for a foreign
+    inventory (names both sources and how to proceed); ``recorded``: the identity found, if any.
+    """
+
+    ownership: Ownership
+    owner: SourceIdentity
+    recorded: SourceIdentity | None
+    error: str = ""
+
+    @property
+    def owns(self) -> bool:
+        return self.ownership is not Ownership.FOREIGN
+
+    def recorded_description(self) -> str:
+        """The recorded owner, for messages."""
+        return self.recorded.describe() if self.recorded is not None else "no readable identity"
+
+
+def decide_ownership(
+    inventory_stored: bool,
+    recorded_text: str | None,
+    current: SourceIdentity,
+    *,
+    sync_name: str,
+    take_over: bool,
+) -> OwnershipDecision:
+    """Whether the stored inventory belongs to ``current``.
+
+    ``inventory_stored``: the sync state holds an inventory; ``recorded_text``: its stored
+    identity. Upgrade rule: an inventory without an identity is adopted by the first source that
+    finds it. A recorded identity of another URL, branch or path set (or one that cannot be
+    read) is foreign unless ``take_over``.
+    """
+    if not recorded_text:
+        ownership = Ownership.ADOPTED if inventory_stored else Ownership.NEW
+        return OwnershipDecision(ownership, current, None)
+    recorded = load_identity(recorded_text)
+    if recorded is not None and recorded.same_source(current):
+        return OwnershipDecision(Ownership.OWNED, current, recorded)
+    if take_over:
+        return OwnershipDecision(Ownership.TAKEN_OVER, current, recorded)
+    owner = recorded.describe() if recorded is not None else f"unreadable identity {recorded_text[:200]!r}"
+    error = (
+        f"the inventory of sync {sync_name!r} belongs to another source ({owner}); this sync reads "
+        f"{current.describe()}. Its objects were applied, garbage collection was skipped and the "
+        f"inventory was left to its owner. Give this source its own --sync-name, or pass "
+        f"--sync-take-over-inventory=true to make it the owner (it will then delete what the "
+        f"previous source applied and it does not declare)"
+    )
+    return OwnershipDecision(Ownership.FOREIGN, recorded or current, recorded, error)
+
+
+def in_mode(key: ObjectKey, only_helmreleases: bool) -> bool:
+    """Whether a sync in this mode reads objects of ``key``'s kind (discover keeps only
+    ``helm.fluxcd.io`` HelmReleases with ``only_helmreleases``). Keys outside the mode are never
+    garbage candidates and stay in the inventory."""
+    return not only_helmreleases or (key.group, key.kind) == (GROUP, KIND)
 
 
 # --- checksums and marks -----------------------------------------------------------------------
@@ -255,19 +413,24 @@ def next_inventory(
     *,
     discovery_complete: bool,
     retain: Iterable[ObjectKey] = (),
+    only_helmreleases: bool = False,
 ) -> frozenset[ObjectKey]:
     """The inventory to store after a sync.
 
     ``applied``: the keys of every object the sync tried to apply (failed applies included).
     ``retain``: garbage-collection candidates the caller could not delete (to retry next time).
     After an incomplete discovery the previous keys are kept as well, since nothing was
-    collected. Keys declared but not applied (``Discovery.protected``) leave the inventory: the
-    source lets go of them and will never delete them.
+    collected. Previous keys of kinds outside the current mode (see :func:`in_mode`) are always
+    kept: this sync did not look at them. Keys declared but not applied
+    (``Discovery.protected``) leave the inventory: the source lets go of them and will never
+    delete them.
     """
     current = frozenset(applied) | frozenset(retain)
-    if discovery_complete or previous is None:
+    if previous is None:
         return current
-    return current | previous
+    if not discovery_complete:
+        return current | previous
+    return current | {key for key in previous if not in_mode(key, only_helmreleases)}
 
 
 def plan_gc(
@@ -276,17 +439,23 @@ def plan_gc(
     discovery_complete: bool,
     *,
     default_namespace: str,
+    only_helmreleases: bool = False,
 ) -> list[ObjectKey]:
     """Keys of the previous inventory that Git no longer declares, in delete order.
 
     ``declared`` must be ``Discovery.declared_keys`` (applied *and* protected keys). Empty when
-    the discovery was incomplete or the previous inventory is unknown. The caller deletes a
-    candidate only if :func:`may_delete` holds for its live object.
+    the discovery was incomplete or the previous inventory is unknown. Keys of kinds the current
+    mode does not sync (:func:`in_mode`) are never candidates. The caller deletes a candidate
+    only if :func:`may_delete` holds for its live object.
     """
     if previous is None or not discovery_complete:
         return []
     keep = {key.effective(default_namespace) for key in declared}
-    return delete_order(key for key in previous if key.effective(default_namespace) not in keep)
+    return delete_order(
+        key
+        for key in previous
+        if in_mode(key, only_helmreleases) and key.effective(default_namespace) not in keep
+    )
 
 
 @dataclass(frozen=True)
@@ -299,7 +468,8 @@ class SyncDiff:
       in apply order and partition ``Discovery.objects``.
     - ``delete``: live objects garbage collection would delete, in delete order.
     - ``garbage_collection``: false when collection is off for this sync (incomplete discovery
-      or unknown inventory), so ``delete`` is empty for that reason.
+      or unknown inventory, or an inventory of another source), so ``delete`` is empty for that
+      reason.
     """
 
     create: tuple[Manifest, ...]
@@ -317,6 +487,7 @@ def diff_plan(
     source: str,
     previous_inventory: AbstractSet[ObjectKey] | None,
     default_namespace: str,
+    only_helmreleases: bool = False,
 ) -> SyncDiff:
     """Classify desired and live objects. ``live_by_key``: the live objects (dicts) found for
     the desired keys and the previous inventory's keys; absent keys are not in the cluster."""
@@ -340,6 +511,7 @@ def diff_plan(
         discovery.declared_keys,
         discovery.complete,
         default_namespace=default_namespace,
+        only_helmreleases=only_helmreleases,
     )
     delete = []
     for key in candidates:

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from gitops_helm.sync.apply import state_configmap_name
 from tests.conftest import Env
 from tests.integration.syncfix import (
     ConfigRepo,
@@ -18,6 +19,7 @@ from tests.integration.syncfix import (
     get_object,
     helmrelease,
     start_agent,
+    status_flags,
     sync_flags,
     sync_state,
     synced_revision,
@@ -164,3 +166,113 @@ def test_agent_follows_a_local_repository_path(env: Env, namespace: str, tmp_pat
         assert cm_data(env, namespace, "ignored") is None
     finally:
         assert agent.stop() == 0, agent.log()
+
+
+def test_a_foreign_repository_under_the_same_sync_name_deletes_nothing(
+    env: Env, namespace: str, tmp_path: Path
+) -> None:
+    """Issue #8.1: the inventory belongs to one source (URL, branch, paths); another repository
+    synced under the same --sync-name applies, collects nothing and fails naming both."""
+    gc = ("--sync-garbage-collection", "true")
+    first, first_url = http_repo(env, tmp_path, "sync-owner")
+    other, other_url = http_repo(env, tmp_path, "sync-intruder")
+    first.replace({"a.yaml": configmap("first-a", {"v": "1"}), "b.yaml": configmap("first-b", {"v": "1"})})
+    assert sync_once(env, namespace, "shared", first_url, *gc).returncode == 0
+    other.replace({"c.yaml": configmap("other-c", {"v": "1"})})
+
+    out = cli(env, "diff", *sync_flags(env, namespace, "shared"), "--git-url", other_url, *gc)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert not [line for line in out.stdout.splitlines() if line.startswith("delete")], out.stdout
+    assert first_url in out.stderr and other_url in out.stderr, out.stderr
+    assert "--sync-take-over-inventory" in out.stderr, out.stderr
+
+    out = sync_once(env, namespace, "shared", other_url, *gc)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "0 deleted" in out.stdout, out.stdout
+    assert first_url in out.stderr and other_url in out.stderr, out.stderr
+    assert "--sync-name" in out.stderr and "--sync-take-over-inventory" in out.stderr, out.stderr
+    assert cm_data(env, namespace, "first-a") == {"v": "1"}, (
+        "another repository deleted the first one's objects"
+    )
+    assert cm_data(env, namespace, "first-b") == {"v": "1"}
+    assert cm_data(env, namespace, "other-c") == {"v": "1"}, "the foreign source's objects were not applied"
+    state = sync_state(env, namespace, "shared")
+    assert state["result"] == "error" and state["gcSkipped"], state
+    assert json.loads(state["source"])["url"] == first_url, state
+    status = cli(env, "status", *status_flags(env, namespace, "shared"))
+    assert status.returncode == 0, status.stderr
+    assert f"source: {first_url}" in status.stdout and other_url in status.stdout, status.stdout
+
+    # The owner still collects what left its repository, and nothing of the foreign sync.
+    first.replace({"a.yaml": configmap("first-a", {"v": "1"})})
+    out = sync_once(env, namespace, "shared", first_url, *gc)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert cm_data(env, namespace, "first-b") is None
+    assert cm_data(env, namespace, "other-c") == {"v": "1"}, "an object the owner never applied was deleted"
+
+    # Taking the inventory over, on purpose: the new owner collects what it does not declare.
+    out = sync_once(env, namespace, "shared", other_url, *gc, "--sync-take-over-inventory", "true")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert cm_data(env, namespace, "first-a") is None
+    assert cm_data(env, namespace, "other-c") == {"v": "1"}
+    assert json.loads(sync_state(env, namespace, "shared")["source"])["url"] == other_url
+
+
+def test_an_inventory_of_an_older_version_is_adopted_by_its_source(
+    env: Env, namespace: str, tmp_path: Path
+) -> None:
+    """An inventory written before identities were recorded keeps collecting for the source that
+    finds it (the upgrade rule), which becomes its recorded owner."""
+    gc = ("--sync-garbage-collection", "true")
+    repo, url = http_repo(env, tmp_path, "sync-upgrade")
+    repo.replace({"a.yaml": configmap("old-a", {"v": "1"}), "b.yaml": configmap("old-b", {"v": "1"})})
+    assert sync_once(env, namespace, "upgrade", url, *gc).returncode == 0
+    name = state_configmap_name("upgrade")
+    env.kubectl(
+        "patch",
+        "configmap",
+        name,
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        '[{"op":"remove","path":"/data/source"}]',
+        check=False,
+    )
+    assert "source" not in sync_state(env, namespace, "upgrade")
+
+    repo.replace({"a.yaml": configmap("old-a", {"v": "1"})})
+    out = sync_once(env, namespace, "upgrade", url, *gc)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert cm_data(env, namespace, "old-b") is None, "an inventory without identity stopped collecting"
+    assert json.loads(sync_state(env, namespace, "upgrade")["source"])["url"] == url
+
+
+def test_switching_on_only_helmreleases_deletes_nothing_it_stopped_looking_at(
+    env: Env, namespace: str, tmp_path: Path
+) -> None:
+    """Issue #8.2: objects of kinds the current mode does not sync are never garbage; they stay
+    in the inventory, so switching the mode back still collects them once they leave Git."""
+    gc = ("--sync-garbage-collection", "true")
+    only = ("--only-helmreleases", "true")
+    repo, url = http_repo(env, tmp_path, "sync-mode")
+    repo.replace({"cm.yaml": configmap("plain", {"v": "1"}), "web.yaml": helmrelease(env, "moded")})
+    assert sync_once(env, namespace, "mode", url, *gc).returncode == 0
+    assert cm_data(env, namespace, "plain") == {"v": "1"}
+
+    out = sync_once(env, namespace, "mode", url, *gc, *only)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 deleted" in out.stdout, out.stdout
+    assert cm_data(env, namespace, "plain") == {"v": "1"}, "--only-helmreleases deleted a ConfigMap"
+    assert get_object(env, "helmrelease", namespace, "moded") is not None
+
+    # Gone from Git while the mode ignores ConfigMaps: still kept...
+    repo.replace({"web.yaml": helmrelease(env, "moded")})
+    out = sync_once(env, namespace, "mode", url, *gc, *only)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert cm_data(env, namespace, "plain") == {"v": "1"}
+    # ...and collected once the mode syncs everything again: the source still owns it.
+    out = sync_once(env, namespace, "mode", url, *gc)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert cm_data(env, namespace, "plain") is None, "the retained object was not collected"
+    assert get_object(env, "helmrelease", namespace, "moded") is not None

@@ -16,16 +16,21 @@ from gitops_helm.sync.plan import (
     CHECKSUM_ANNOTATION,
     SOURCE_LABEL,
     ApplyPhase,
+    Ownership,
+    SourceIdentity,
     apply_order,
     apply_phase,
     canonical_json,
     checksum,
+    decide_ownership,
     delete_order,
     diff_plan,
     dump_inventory,
     ignored_in_cluster,
+    in_mode,
     is_valid_label_value,
     live_checksum,
+    load_identity,
     load_inventory,
     may_delete,
     next_inventory,
@@ -415,3 +420,122 @@ def test_diff_plan_deletes_nothing_without_a_complete_discovery_or_inventory() -
         assert not diff.garbage_collection
     diff = diff_plan(complete, live_by_key, source=SOURCE, previous_inventory={gone}, default_namespace="d")
     assert diff.delete == (gone,)
+
+
+# --- the source that owns the inventory (issue #8) ----------------------------------------------
+
+A_URL = "https://git.example.com/org/config.git"
+HR = ObjectKey("helm.fluxcd.io", "HelmRelease", "apps", "web")
+CM = ObjectKey("", "ConfigMap", "apps", "plain")
+CRD = ObjectKey("apiextensions.k8s.io", "CustomResourceDefinition", "", "widgets.example.com")
+NS = ObjectKey("", "Namespace", "", "apps")
+
+
+def ident(
+    url: str = A_URL, branch: str = "main", paths: tuple[str, ...] = (), only: bool = False
+) -> SourceIdentity:
+    return SourceIdentity.of(url, branch, paths, only)
+
+
+def test_identity_paths_are_a_normalised_sorted_set() -> None:
+    assert ident(paths=()).paths == (".",)
+    assert ident(paths=("", ".", "/")).paths == (".",)
+    assert ident(paths=("./b/", "a//x", "b", "a/x/../x")).paths == ("a/x", "b")
+    assert ident(paths=("b", "a")).same_source(ident(paths=("a/", "./b")))
+    assert not ident(paths=("a",)).same_source(ident(paths=("a", "b")))
+
+
+def test_identity_round_trips_and_rejects_anything_else() -> None:
+    me = ident(paths=("apps", "infra"), only=True)
+    assert load_identity(me.dump()) == me
+    assert json.loads(me.dump()) == {
+        "branch": "main",
+        "onlyHelmReleases": True,
+        "paths": ["apps", "infra"],
+        "url": A_URL,
+    }
+    for text in (
+        "",
+        "x",
+        "[]",
+        '{"url":"u"}',
+        '{"url":"u","branch":"b","paths":"p","onlyHelmReleases":false}',
+    ):
+        assert load_identity(text) is None
+
+
+def test_the_mode_is_recorded_but_not_compared() -> None:
+    assert ident(only=True).same_source(ident(only=False))
+    assert not ident(branch="master").same_source(ident())
+    assert not ident(url="https://git.example.com/org/other.git").same_source(ident())
+
+
+def test_ownership_new_adopted_owned() -> None:
+    me = ident()
+    new = decide_ownership(False, None, me, sync_name="default", take_over=False)
+    assert (new.ownership, new.owns, new.owner, new.error) == (Ownership.NEW, True, me, "")
+    # The upgrade rule: an inventory without an identity belongs to the source that finds it.
+    old = decide_ownership(True, None, me, sync_name="default", take_over=False)
+    assert (old.ownership, old.owns, old.owner) == (Ownership.ADOPTED, True, me)
+    # Same source, other mode: owned, and the new mode is what gets recorded.
+    moded = decide_ownership(True, ident(only=True).dump(), me, sync_name="default", take_over=False)
+    assert (moded.ownership, moded.owns, moded.owner) == (Ownership.OWNED, True, me)
+
+
+def test_a_foreign_identity_is_refused_naming_both_and_the_ways_out() -> None:
+    first, other = ident(), ident(url="https://git.example.com/org/other.git", paths=("x",))
+    refused = decide_ownership(True, first.dump(), other, sync_name="default", take_over=False)
+    assert refused.ownership is Ownership.FOREIGN and not refused.owns
+    assert refused.owner == first and refused.recorded == first
+    assert first.describe() in refused.error and other.describe() in refused.error
+    assert "--sync-name" in refused.error and "--sync-take-over-inventory=true" in refused.error
+    taken = decide_ownership(True, first.dump(), other, sync_name="default", take_over=True)
+    assert (taken.ownership, taken.owns, taken.owner, taken.recorded) == (
+        Ownership.TAKEN_OVER,
+        True,
+        other,
+        first,
+    )
+    # An identity that cannot be read is never assumed to be ours.
+    garbled = decide_ownership(True, "{garbled", other, sync_name="default", take_over=False)
+    assert garbled.ownership is Ownership.FOREIGN and "unreadable identity" in garbled.error
+
+
+def test_in_mode() -> None:
+    assert all(in_mode(k, False) for k in (HR, CM, CRD, NS))
+    assert in_mode(HR, True)
+    assert not any(in_mode(k, True) for k in (CM, CRD, NS))
+
+
+def test_only_helmreleases_never_collects_other_kinds_and_keeps_them() -> None:
+    previous = frozenset({HR, CM, CRD, NS})
+    # Switching the mode on: Git still declares everything, discovery only sees the HelmRelease.
+    assert plan_gc(previous, [HR], True, default_namespace="apps", only_helmreleases=True) == []
+    kept = next_inventory(previous, [HR], discovery_complete=True, only_helmreleases=True)
+    assert kept == previous
+    # A HelmRelease that left Git is still collected in that mode.
+    assert plan_gc(previous, [], True, default_namespace="apps", only_helmreleases=True) == [HR]
+    assert next_inventory(previous, [], discovery_complete=True, only_helmreleases=True) == {CM, CRD, NS}
+    # Switching back: the source still owns the retained keys and collects what left Git.
+    assert plan_gc(kept, [HR, CRD], True, default_namespace="apps") == [CM, NS]
+
+
+@given(key_sets, key_sets, st.booleans())
+def test_no_key_outside_the_mode_is_ever_a_candidate_or_forgotten(
+    previous: frozenset[ObjectKey], declared: frozenset[ObjectKey], only: bool
+) -> None:
+    doomed = plan_gc(previous, declared, True, default_namespace="apps", only_helmreleases=only)
+    assert all(in_mode(k, only) for k in doomed)
+    after = next_inventory(previous, declared, discovery_complete=True, only_helmreleases=only)
+    assert {k for k in previous if not in_mode(k, only)} <= after
+
+
+def test_diff_plan_follows_the_mode() -> None:
+    disc = Discovery(
+        objects=(manifest(HR),), ignored=(), protected=frozenset(), errors=(), complete=True, files=()
+    )
+    ours = live(labels={SOURCE_LABEL: SOURCE})
+    lived = {HR: ours, CM: ours}
+    kwargs: dict[str, Any] = {"source": SOURCE, "previous_inventory": {HR, CM}, "default_namespace": "apps"}
+    assert diff_plan(disc, lived, **kwargs, only_helmreleases=True).delete == ()
+    assert diff_plan(disc, lived, **kwargs).delete == (CM,)
