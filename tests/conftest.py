@@ -64,6 +64,15 @@ class Env:
         env: dict[str, str] | None = None,
         input_text: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, env=self.environ(env), input=input_text
+        )
+        if check and out.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
+        return out
+
+    def environ(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The process environment of the commands a test runs (``run``, or a ``Popen`` of its own)."""
         full = dict(
             os.environ,
             **self.vars,
@@ -73,13 +82,8 @@ class Env:
             HELM_DATA_HOME=str(self.helm_home / "data"),
             GIT_TERMINAL_PROMPT="0",
         )
-        full.update(env or {})
-        out = subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, env=full, input=input_text
-        )
-        if check and out.returncode != 0:
-            raise AssertionError(f"{' '.join(argv)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
-        return out
+        full.update(extra or {})
+        return full
 
     def kubectl(self, *args: str, check: bool = True, input_text: str | None = None) -> str:
         return self.run([self["KUBECTL_BIN"], *args], check=check, input_text=input_text).stdout

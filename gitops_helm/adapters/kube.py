@@ -115,6 +115,19 @@ class StoredRelease:
     status: str
     labels: Mapping[str, str]
     secret_name: str
+    created: float | None = None  # the Secret's metadata.creationTimestamp, epoch seconds
+
+
+def _epoch_seconds(value: datetime | str | None) -> float | None:
+    """A metadata timestamp (the client's datetime, or RFC 3339 text) as epoch seconds."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
 class Kube:
@@ -275,6 +288,7 @@ class Kube:
                     status=labels.get("status", "unknown"),
                     labels=labels,
                     secret_name=s.metadata.name,
+                    created=_epoch_seconds(s.metadata.creation_timestamp),
                 )
             )
         return sorted(out, key=lambda r: r.revision)

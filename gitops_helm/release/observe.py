@@ -4,10 +4,21 @@ Place in the flow: each step of the reconcile loop starts with :func:`observe`, 
 release's storage Secrets ONCE (their labels say revision, status, owner and digest: no helm
 call) and decodes the latest record at most once, only when a question needs it (who owns a
 release without our label, how helm 4 applied it, what its manifest holds for drift).
+
+When the latest revision last changed (:func:`last_changed`) decides whether a ``pending-*`` or
+``uninstalling`` revision may still be another helm's running operation. What helm 3 and helm 4
+write: a revision they *create* (every pending-install/-upgrade/-rollback) gets ``createdAt`` = now,
+and ``modifiedAt`` COPIED from the previous revision's labels (so it can be days old); a revision
+they *update* (deployed, failed, superseded, uninstalling) gets ``modifiedAt`` = now and loses
+``createdAt``. Both are epoch seconds; the later one is the last change. A revision with neither
+label falls back to its Secret's ``creationTimestamp``, and one with no usable time at all to when
+this process first saw it in that state (:class:`FirstSeen`), so it is never taken over at once.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,8 +74,50 @@ class Observation:
             return ""
 
 
-def observe(kube: Kube, ref: ReleaseRef) -> Observation:
-    """Read the release's storage once and describe its latest revision for the planner."""
+#: helm's storage labels with a time (epoch seconds) of a revision's creation or last update.
+TIME_LABELS = ("createdAt", "modifiedAt")
+
+
+def last_changed(stored: StoredRelease) -> float | None:
+    """When a stored revision last changed (epoch seconds), or None when nothing says.
+
+    The later of helm's ``createdAt`` and ``modifiedAt`` labels (a new pending revision carries
+    its predecessor's, older ``modifiedAt``); without either, the Secret's creationTimestamp."""
+    times = [float(v) for v in (stored.labels.get(k, "") for k in TIME_LABELS) if v.isdigit()]
+    return max(times) if times else stored.created
+
+
+class FirstSeen:
+    """When this process first saw a release's latest revision in its current state (epoch seconds).
+
+    The stand-in for a revision's time when its storage records none: a pending revision is then
+    given its whole grace from the moment the agent first saw it (after a restart, again), never
+    taken over at once. One instance per reconciler; safe for its worker threads."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._seen: dict[tuple[str, str], tuple[int, str, float]] = {}
+        self._lock = threading.Lock()
+
+    def since(self, stored: StoredRelease) -> float:
+        key, state = (stored.namespace, stored.name), (stored.revision, stored.status)
+        with self._lock:
+            seen = self._seen.get(key)
+            if seen is None or seen[:2] != state:
+                seen = (*state, self._clock())
+                self._seen[key] = seen
+            return seen[2]
+
+    def forget(self, stored: StoredRelease) -> None:
+        with self._lock:
+            self._seen.pop((stored.namespace, stored.name), None)
+
+
+def observe(kube: Kube, ref: ReleaseRef, first_seen: FirstSeen | None = None) -> Observation:
+    """Read the release's storage once and describe its latest revision for the planner.
+
+    ``first_seen`` stands in for the time of a pending or uninstalling revision whose storage
+    records none (without it, such a revision has no ``last_modified``)."""
     observation = Observation(kube, kube.release_revisions(ref.target_namespace, ref.release_name))
     latest = observation.latest
     if latest is None:
@@ -75,14 +128,20 @@ def observe(kube: Kube, ref: ReleaseRef) -> Observation:
         status = pl.ReleaseStatus.UNKNOWN
     previous = [r.revision for r in observation.revisions[:-1] if r.status in ("deployed", "superseded")]
     owner = latest.labels.get(OWNER_LABEL) or _owner_from_resources(observation, ref)
-    modified = latest.labels.get("modifiedAt")
+    modified = last_changed(latest)
+    if first_seen is not None:
+        if status.pending or status is pl.ReleaseStatus.UNINSTALLING:
+            if modified is None:
+                modified = first_seen.since(latest)
+        else:
+            first_seen.forget(latest)
     observation.release = pl.ObservedRelease(
         revision=latest.revision,
         status=status,
         previous_deployed_revision=previous[-1] if previous else None,
         owner=owner,
         digest=latest.labels.get(DIGEST_LABEL),
-        last_modified=float(modified) if modified and modified.isdigit() else None,
+        last_modified=modified,
     )
     return observation
 

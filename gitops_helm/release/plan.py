@@ -28,7 +28,8 @@ Rows are checked top to bottom; the first match wins.
  1   release owned by another HelmRelease         REFUSE (never touched, whatever its status)
  2   spec.suspend                                 SUSPENDED
  3   no release, or latest is ``uninstalled``     gated INSTALL (deleted by hand => reinstall)
- 4a  ``pending-*``, changed < pending_grace ago   WAIT_RETRY (another operation may be running)
+ 4a  ``pending-*``, changed < pending_grace ago   WAIT_RETRY (another operation may be running:
+     (``last_modified``: created, for helm)       a person's helm, an orphaned or old leader's)
  4b  ``pending-*``                                UNLOCK_PENDING: mark the revision failed in
                                                   storage; an interrupted attempt is not a
                                                   failure of the desired state (the agent was
@@ -211,7 +212,10 @@ class ObservedRelease:
     previous_deployed_revision: int | None = None  # newest older revision deployed/superseded
     owner: str | None = None  # owner marker: the managing HelmRelease's id, or None
     digest: str | None = None  # desired digest the agent recorded on this revision
-    last_modified: float | None = None  # epoch seconds of the latest revision's last change
+    # epoch seconds of the latest revision's last change (``release.observe.last_changed``: for a
+    # pending revision, when helm created it); None means unknown and rows 4a/5a do not apply, so
+    # the reconciler always gives a pending revision a time (at worst, when it first saw it)
+    last_modified: float | None = None
 
 
 @dataclass(frozen=True)

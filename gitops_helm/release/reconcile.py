@@ -38,7 +38,7 @@ from gitops_helm.release.actions import ReleaseActions, Target
 from gitops_helm.release.desired import desired_state, plan_policy
 from gitops_helm.release.identity import FINALIZER, ReleaseRef
 from gitops_helm.release.memory import memory_from_status
-from gitops_helm.release.observe import Observation, drift_of, observe, unready_dependencies
+from gitops_helm.release.observe import FirstSeen, Observation, drift_of, observe, unready_dependencies
 from gitops_helm.release.report import StatusReport, report_invalid
 from gitops_helm.release.values_reader import ClusterValuesReader, values_spec
 
@@ -87,6 +87,8 @@ class Reconciler:
         self.clock = clock
         self.on_refs = on_refs or (lambda key, refs: None)
         self.actions = ReleaseActions(kube, helm, clock=clock, on_action=on_action)
+        # when a pending revision without a recorded time was first seen (its grace starts then)
+        self.first_seen = FirstSeen(clock)
 
     # -- entry point -----------------------------------------------------------------------
 
@@ -172,7 +174,7 @@ class Reconciler:
         last_action: pl.Action | None = None
         drift_detected: bool | None = None
         for _step in range(MAX_STEPS):
-            observation = observe(self.kube, target.ref)
+            observation = observe(self.kube, target.ref, self.first_seen)
             report.observed(observation.release)
             decision = pl.plan(
                 observation.release, memory, target.desired, now=self.clock(), drift_detected=drift_detected

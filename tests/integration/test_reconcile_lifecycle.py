@@ -1,25 +1,30 @@
 """Lifecycle (helm 3 and 4): a release left `pending-upgrade` by a crash is recovered when the agent
-starts again, `dependsOn` holds a release back until its dependency is Ready, and bad input gets
-a clear status without blocking the other HelmReleases of the namespace."""
+starts again, a `helm upgrade` still running is left alone until its grace has passed,
+`dependsOn` holds a release back until its dependency is Ready, and bad input gets a clear status
+without blocking the other HelmReleases of the namespace."""
 
 from __future__ import annotations
 
 import base64
 import gzip
 import json
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
-from tests.conftest import Env
+from tests.conftest import CHARTS, Env
 from tests.integration.reconcile_helpers import (
     apply,
     cond,
+    config_message,
     hr_manifest,
     latest_revision,
     patch_spec,
     release_record,
     release_secrets,
     repo_chart,
+    resync,
     status,
     wait_ready,
     wait_revision,
@@ -82,6 +87,117 @@ def test_pending_upgrade_is_recovered_when_the_agent_starts(
         "superseded",
         "deployed",
     ]
+    events = env.kubectl(
+        "get", "events", "-n", namespace, "--field-selector", "reason=PendingReleaseUnlocked", "-o", "name"
+    )
+    assert events.strip(), "no PendingReleaseUnlocked event"
+
+
+def _storage(env: Env, namespace: str, release: str) -> list[tuple[int, str]]:
+    """(revision, status) of every stored revision, oldest first."""
+    return [
+        (int(s["metadata"]["labels"]["version"]), s["metadata"]["labels"]["status"])
+        for s in release_secrets(env, namespace, release)
+    ]
+
+
+def _deployed_an_hour_ago(env: Env, namespace: str, release: str) -> None:
+    """Make the latest (deployed) revision look as it does when it was deployed an hour ago: helm
+    stamps ``modifiedAt`` when it marks a revision deployed, and copies the labels of the last
+    revision, ``modifiedAt`` included, onto the next one it creates."""
+    secret = release_secrets(env, namespace, release)[-1]
+    an_hour_ago = str(int(time.time()) - 3600)
+    patch = {"metadata": {"labels": {"modifiedAt": an_hour_ago}}}
+    env.kubectl(
+        "patch",
+        "secret",
+        secret["metadata"]["name"],
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps(patch),
+    )
+
+
+#: spec.timeout of the HelmRelease below: the grace of a pending revision is this plus
+#: desired.PENDING_GRACE_MARGIN_S (60 s), far longer than the checks made while helm runs.
+RUNNING_TIMEOUT_S = 5
+
+
+def test_a_running_helm_upgrade_is_not_hijacked(
+    env: Env, namespace: str, helm: str, start_agent: Any, tmp_path: Path
+) -> None:
+    """A person's `helm upgrade --wait` of a release deployed long ago is still running (its pod
+    never becomes Ready): its revision is pending-upgrade. The agent reconciles meanwhile (a spec
+    change, resyncs) and neither marks it failed nor upgrades; once the helm process is gone and
+    the grace has passed, the agent unlocks the revision and upgrades to the spec."""
+    agent = start_agent(namespace, helm)
+    key = f"{namespace}/app"
+    apply(
+        env,
+        hr_manifest(
+            "app", namespace, repo_chart(env), values={"message": "declared"}, timeout=RUNNING_TIMEOUT_S
+        ),
+    )
+    wait_ready(agent, "app", namespace)
+    assert _storage(env, namespace, "app") == [(1, "deployed")]
+    _deployed_an_hour_ago(env, namespace, "app")
+
+    log = (tmp_path / "helm-upgrade.log").open("w")
+    upgrade = subprocess.Popen(
+        [
+            helm, "upgrade", "app", str(CHARTS / "hello"), "-n", namespace,
+            "--reuse-values", "--set", "unready=true", "--wait", "--timeout", "15m",
+        ],
+        env=env.environ(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+
+        def still_helms() -> None:
+            assert _storage(env, namespace, "app") == [(1, "deployed"), (2, "pending-upgrade")]
+            assert agent.helm_calls() == calls, dict(agent.agent.helm.calls)
+            assert upgrade.poll() is None, f"helm upgrade exited {upgrade.returncode}: see {log.name}"
+
+        agent.wait_for(
+            "helm's upgrade to write revision 2",
+            lambda: latest_revision(env, namespace, "app")[0] >= 2,
+        )
+        calls = agent.helm_calls()
+        still_helms()
+
+        # a spec change: the agent plans for the new generation, and waits
+        patch_spec(env, namespace, "app", {"values": {"message": "changed"}})
+        generation = agent.hr("app", namespace)["metadata"]["generation"]
+        agent.wait_for(
+            f"the agent to plan for generation {generation}",
+            lambda: status(agent, "app", namespace).get("observedGeneration") == generation,
+        )
+        still_helms()
+        for _ in range(3):  # later reconciles (resyncs, a restarted worker) wait as well
+            time.sleep(1.0)
+            resync(agent, key)
+            still_helms()
+        waiting = cond(agent, "app", namespace, "Reconciling")
+        assert waiting["reason"] == "RetryScheduled", waiting
+        assert "revision 2 is pending-upgrade" in waiting["message"], waiting
+    finally:
+        upgrade.kill()  # SIGKILL: helm leaves revision 2 pending-upgrade, as a crash would
+        upgrade.wait()
+        log.close()
+    assert latest_revision(env, namespace, "app") == (2, "pending-upgrade")
+
+    # once the grace has passed, the agent takes over: unlock, then upgrade to the spec
+    agent.wait_for(
+        "the agent to take over after the grace",
+        lambda: latest_revision(env, namespace, "app") == (3, "deployed"),
+        timeout=RUNNING_TIMEOUT_S + 60 + 120,
+    )
+    assert _storage(env, namespace, "app") == [(1, "superseded"), (2, "failed"), (3, "deployed")]
+    wait_ready(agent, "app", namespace)
+    assert config_message(env, namespace, "app") == "changed"
     events = env.kubectl(
         "get", "events", "-n", namespace, "--field-selector", "reason=PendingReleaseUnlocked", "-o", "name"
     )
