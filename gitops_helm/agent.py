@@ -39,6 +39,7 @@ from gitops_helm.charts.oci import OciClient, OciSettings
 from gitops_helm.charts.resolver import ChartResolver
 from gitops_helm.config import ConfigError, Settings, parse_listen
 from gitops_helm.controller import Controller
+from gitops_helm.heartbeat import Heartbeats
 from gitops_helm.leader import LeaderElector, LeaderSettings
 from gitops_helm.release.reconcile import Outcome, Reconciler
 from gitops_helm.server import Hooks, Server
@@ -138,13 +139,15 @@ class Agent:
         work = settings.work_dir
         work.mkdir(parents=True, exist_ok=True)
         self.kube = build_kube(settings)
+        self.heartbeats = Heartbeats()
         self.helm = Helm(
             HelmSettings(
                 binary=settings.helm_bin,
                 home=work / "helm",
                 kubeconfig=settings.kubeconfig,
                 kube_context=settings.kube_context,
-            )
+            ),
+            before_run=self.heartbeats.allow,
         )
         self._build_release_wing(work)
         self.sync_loop: SyncLoop | None = None
@@ -201,7 +204,7 @@ class Agent:
             git=self.git_charts,
             repositories=repositories,
         )
-        self.controller = Controller(self.kube, self._reconcile, settings)
+        self.controller = Controller(self.kube, self._reconcile, settings, self.heartbeats)
         self.reconciler = Reconciler(
             self.kube,
             self.helm,
@@ -266,6 +269,7 @@ class Agent:
             git_branch=(lambda: self.settings.git.branch or DEFAULT_BRANCH),
             webhook_secret=self.settings.git.webhook_secret,
             before_metrics=self._refresh_metrics,
+            alive=self.heartbeats.check,
         )
 
     # -- parts ----------------------------------------------------------------------------------
@@ -312,6 +316,12 @@ class Agent:
         self.controller.start()
         threading.Thread(target=self._git_chart_poll_loop, name="git-chart-poll", daemon=True).start()
         if self.source is not None and self.sync_loop is not None:
+            live, git = self.settings.liveness, self.settings.git
+            # watched from now on only: a standby's idle sync wing is not a stuck one
+            self.source.beat = self.heartbeats.register(
+                "git-source", git.poll_interval_s + self.settings.retry.max_s + live.margin_s
+            )
+            self.sync_loop.beat = self.heartbeats.register("git-sync", live.sync_s)
             self.source.start()
             self.sync_loop.start()
             local = Path(self.settings.git.url or "")

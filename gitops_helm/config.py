@@ -17,7 +17,14 @@ from pathlib import Path
 
 from gitops_helm.errors import ConfigError
 
-__all__ = ["ConfigError", "GitSourceSettings", "RetrySettings", "Settings", "SyncSettings"]
+__all__ = [
+    "ConfigError",
+    "GitSourceSettings",
+    "LivenessSettings",
+    "RetrySettings",
+    "Settings",
+    "SyncSettings",
+]
 
 ENV_PREFIX = "GITOPS_HELM_"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -83,6 +90,21 @@ class SyncSettings:
 
 
 @dataclass(frozen=True)
+class LivenessSettings:
+    """How long each loop may be silent before ``/healthz`` fails and Kubernetes restarts the agent.
+
+    Generous on purpose: every call inside a loop has its own deadline, so these only catch a loop
+    that is stuck for good (a deadlock, a dead thread). A helm subprocess extends its worker's
+    allowance by its own timeout.
+    """
+
+    worker_s: float = 900.0  # one reconcile step outside helm: chart fetch, values, API calls
+    watch_s: float = 900.0  # a watch request lasts up to 5 minutes before it is renewed
+    sync_s: float = 1800.0  # one Git sync of a large repository
+    margin_s: float = 600.0  # beyond the resync interval, the poll interval or the Git backoff
+
+
+@dataclass(frozen=True)
 class Settings:
     kubeconfig: str | None = None
     kube_context: str | None = None
@@ -112,6 +134,7 @@ class Settings:
     leader_election_id: str = "gitops-helm"
     leader_election_lease_s: float = 30.0
     retry: RetrySettings = field(default_factory=RetrySettings)
+    liveness: LivenessSettings = field(default_factory=LivenessSettings)
     # a write that lost a race on resourceVersion (409) is retried after this long
     conflict_retry_s: float = 1.0
     # a failed watch request of the controller is repeated after this backoff

@@ -23,6 +23,7 @@ from typing import Any
 from gitops_helm import log as logging
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
 from gitops_helm.config import Settings
+from gitops_helm.heartbeat import Heartbeats
 from gitops_helm.release.reconcile import Outcome
 from gitops_helm.values import WatchedObject
 
@@ -168,6 +169,7 @@ class Controller:
         kube: Kube,
         reconcile: Callable[[dict[str, Any]], Outcome],
         settings: Settings,
+        heartbeats: Heartbeats | None = None,
     ) -> None:
         self.kube = kube
         self.reconcile_fn = reconcile
@@ -177,6 +179,8 @@ class Controller:
         self.resync_jitter_max_s = settings.resync_jitter_max_s
         self.retry = settings.retry  # after a reconcile that crashed
         self.watch_retry = settings.watch_retry  # after a failed watch request
+        self.liveness = settings.liveness
+        self.heartbeats = heartbeats or Heartbeats()
         self.queue = WorkQueue()
         self.cache: dict[str, dict[str, Any]] = {}
         self.refs = _RefIndex()
@@ -191,12 +195,17 @@ class Controller:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._spawn("hr-watch", self._watch_loop)
+        hb, live = self.heartbeats, self.liveness
+        beat = hb.register("helmrelease-watch", live.watch_s)
+        self._spawn("hr-watch", lambda: self._watch_loop(beat))
         for kind in ("ConfigMap", "Secret"):
-            self._spawn(f"{kind.lower()}-watch", lambda k=kind: self._values_watch_loop(k))  # type: ignore[misc]
-        self._spawn("resync", self._resync_loop)
+            beat_kind = hb.register(f"{kind.lower()}-watch", live.watch_s)
+            self._spawn(f"{kind.lower()}-watch", lambda k=kind, b=beat_kind: self._values_watch_loop(k, b))  # type: ignore[misc]
+        beat = hb.register("resync", self.resync_interval_s + live.margin_s)
+        self._spawn("resync", lambda: self._resync_loop(beat))
         for i in range(self.workers):
-            self._spawn(f"worker-{i}", self._worker)
+            beat_worker = hb.register(f"worker-{i}", live.worker_s)
+            self._spawn(f"worker-{i}", lambda b=beat_worker: self._worker(b))  # type: ignore[misc]
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
@@ -242,14 +251,16 @@ class Controller:
         self.synced.set()
         return rv
 
-    def _watch_loop(self) -> None:
+    def _watch_loop(self, beat: Callable[[], None]) -> None:
         rv = ""
         failures = 0
         while not self._stop.is_set():
+            beat()
             try:
                 if not rv:
                     rv = self._list()
                 for etype, obj in self.kube.watch_helmreleases(self.namespace, rv):
+                    beat()
                     if self._stop.is_set():
                         return
                     new_rv = obj.get("metadata", {}).get("resourceVersion")
@@ -281,11 +292,13 @@ class Controller:
         if needs_reconcile(old, obj):
             self.queue.add(key)
 
-    def _values_watch_loop(self, kind: str) -> None:
+    def _values_watch_loop(self, kind: str, beat: Callable[[], None]) -> None:
         failures = 0
         while not self._stop.is_set():
+            beat()
             try:
                 for etype, ns, name, _rv in self.kube.watch_values_objects(kind, self.namespace, None):
+                    beat()
                     if self._stop.is_set():
                         return
                     if etype in ("MODIFIED", "ADDED", "DELETED"):
@@ -298,8 +311,9 @@ class Controller:
                 log.debug("values watch restarted", kind=kind, error=str(exc))
                 self._stop.wait(self.watch_retry.delay(failures))
 
-    def _resync_loop(self) -> None:
+    def _resync_loop(self, beat: Callable[[], None]) -> None:
         while not self._stop.wait(self.resync_interval_s):
+            beat()
             with self._lock:
                 keys = list(self.cache)
             for key in keys:
@@ -309,8 +323,9 @@ class Controller:
 
     # -- workers ------------------------------------------------------------------------------
 
-    def _worker(self) -> None:
+    def _worker(self, beat: Callable[[], None]) -> None:
         while not self._stop.is_set():
+            beat()
             key = self.queue.get(timeout=1.0)
             if key is None:
                 continue

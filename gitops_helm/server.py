@@ -35,6 +35,7 @@ class Hooks:
     git_branch: Callable[[], str] | None = None
     webhook_secret: str | None = None
     before_metrics: Callable[[], None] | None = None
+    alive: Callable[[], tuple[bool, str]] | None = None  # /healthz: every loop making progress
 
 
 def make_handler(hooks: Hooks) -> type[BaseHTTPRequestHandler]:
@@ -55,7 +56,8 @@ def make_handler(hooks: Hooks) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
-                self._reply(200, b"ok\n")
+                ok, why = hooks.alive() if hooks.alive else (True, "ok")
+                self._reply(200 if ok else 503, (why + "\n").encode())
             elif path == "/readyz":
                 ok, why = hooks.ready()
                 self._reply(200 if ok else 503, (why + "\n").encode())

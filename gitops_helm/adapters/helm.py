@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,8 +185,11 @@ def _release_from_json(data: Mapping[str, Any]) -> ReleaseInfo:
 class Helm:
     """One helm binary (3.x or 4.x, detected once) bound to one cluster."""
 
-    def __init__(self, settings: HelmSettings) -> None:
+    def __init__(self, settings: HelmSettings, *, before_run: Callable[[float], None] | None = None) -> None:
         self.settings = settings
+        # told the bound of each subprocess before it starts (the agent's liveness check allows
+        # the calling worker to be silent that long)
+        self.before_run = before_run
         self.calls: Counter[str] = Counter()  # helm subcommands run, for metrics and tests
         self._lock = threading.Lock()
         for sub in ("cache", "config", "data"):
@@ -230,6 +233,8 @@ class Helm:
             argv += ["--kube-context", self.settings.kube_context]
         with self._lock:
             self.calls[action] += 1
+        if self.before_run is not None:
+            self.before_run(timeout_s)
         try:
             out = subprocess.run(
                 argv,

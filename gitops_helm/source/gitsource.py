@@ -153,8 +153,10 @@ class GitSource:
         mirror: MirrorLike | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = _utcnow,
+        beat: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
+        self.beat = beat or (lambda: None)  # liveness: once per round of the loop
         self.settings = settings or SourceSettings()
         self.workdir = workdir
         self.checkouts_dir = workdir / "checkouts"
@@ -336,6 +338,7 @@ class GitSource:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            self.beat()
             with self._state:
                 delay = self._due - self._clock()
             if delay > 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from gitops_helm import log as logging
 from gitops_helm import metrics
@@ -26,8 +27,15 @@ SOURCE_STATE_EVERY_S = 1.0  # how often the loop looks for a new fetch outcome t
 class SyncLoop:
     """Apply the newest checkout on every new commit, and again every poll interval (drift)."""
 
-    def __init__(self, syncer: Syncer, paths: tuple[str, ...], interval_s: float) -> None:
+    def __init__(
+        self,
+        syncer: Syncer,
+        paths: tuple[str, ...],
+        interval_s: float,
+        beat: Callable[[], None] | None = None,
+    ) -> None:
         self.syncer = syncer
+        self.beat = beat or (lambda: None)  # liveness: at least every SOURCE_STATE_EVERY_S when idle
         self.source: GitSource | None = None
         self.paths = paths
         self.interval_s = interval_s
@@ -45,6 +53,7 @@ class SyncLoop:
         due = 0.0  # monotonic time of the next sync without a new commit (drift correction)
         noted: tuple[object, ...] | None = None
         while not self.stop_event.is_set():
+            self.beat()
             if self.wake.is_set() or time.monotonic() >= due:
                 self.wake.clear()
                 checkout = self.source.checkout
