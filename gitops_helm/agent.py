@@ -161,6 +161,8 @@ class Agent:
             self.source = build_source(settings, self.sync_loop.on_checkout)
             self.sync_loop.source = self.source
         self.server: Server | None = None
+        self.elector: LeaderElector | None = None
+        self._acting = threading.Event()  # the controller and the sync run here (the leader)
         self.stopping = threading.Event()
         self._watchers: list[DirectoryWatcher] = []
 
@@ -238,7 +240,7 @@ class Agent:
     def _lead(self, stop: threading.Event, lost: threading.Event) -> bool:
         """Wait until this replica holds the Lease (True) or the process is stopping (False)."""
         s = self.settings
-        elector = LeaderElector(
+        self.elector = elector = LeaderElector(
             self.kube,
             LeaderSettings(
                 namespace=s.leader_election_namespace or s.sync.state_namespace,
@@ -264,7 +266,7 @@ class Agent:
         """What the HTTP server asks of the agent: readiness, the webhook trigger, metrics."""
         return Hooks(
             ready=self.ready,
-            git_trigger=self.source.trigger if self.source else None,
+            git_trigger=self._git_trigger if self.source else None,
             git_url=self.settings.git.url or "",
             git_branch=(lambda: self.settings.git.branch or DEFAULT_BRANCH),
             webhook_secret=self.settings.git.webhook_secret,
@@ -280,12 +282,32 @@ class Agent:
         return outcome
 
     def _refresh_metrics(self) -> None:
+        metrics.LEADER.set(1 if self._acting.is_set() else 0)
         for command, count in self.helm.calls.items():
             metrics.HELM_CALLS.labels(command=command).set(count)
         metrics.QUEUE_LENGTH.set(len(self.controller.queue))
         metrics.RELEASE_COUNT.set(len(self.controller.cache))
 
+    def _git_trigger(self) -> None:
+        """A verified webhook: fetch now, or, on a standby, ask the leader to (it is not lost)."""
+        if self.source is None or self.sync_loop is None:
+            return
+        if self._acting.is_set():
+            self.source.trigger()
+            return
+        try:
+            self.sync_loop.syncer.request_sync(time.time())
+            log.info("webhook handed to the leader")
+        except KubeError as exc:
+            log.warning("cannot hand the webhook to the leader", error=exc.message)
+
     def ready(self) -> tuple[bool, str]:
+        """Caches synced and able to serve; a healthy standby is ready too (leadership is not
+        readiness: it is the ``gitops_helm_leader`` metric and a line of ``gitops-helm status``)."""
+        if not self._acting.is_set() and self.elector is not None:
+            if self.elector.reachable.is_set():
+                return True, f"standby; leader: {self.elector.holder or 'none yet'}"
+            return False, "standby: the API server has not answered leader election yet"
         if not self.controller.synced.is_set():
             return False, "HelmReleases not listed yet"
         if self.sync_loop is not None and not self.sync_loop.first_sync.is_set():
@@ -314,6 +336,7 @@ class Agent:
         if self.settings.install_crd:
             install_crd(self.kube)
         self.controller.start()
+        self._acting.set()
         threading.Thread(target=self._git_chart_poll_loop, name="git-chart-poll", daemon=True).start()
         if self.source is not None and self.sync_loop is not None:
             live, git = self.settings.liveness, self.settings.git

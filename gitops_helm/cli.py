@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_flags(status)
     status.add_argument("--sync-name", help="sync source to show (default: default)")
     status.add_argument("--state-namespace", help="namespace of the sync-state ConfigMap (default: default)")
+    status.add_argument(
+        "--leader-election-namespace", help="namespace of the Lease (default: --state-namespace)"
+    )
+    status.add_argument("--leader-election-id", help="name of the Lease (default: gitops-helm)")
 
     sub.add_parser("crd", help="print the HelmRelease CustomResourceDefinition (YAML)")
     sub.add_parser("version", help="print the version")

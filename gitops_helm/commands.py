@@ -16,7 +16,7 @@ from types import FrameType
 
 from gitops_helm import log as logging
 from gitops_helm import yamlio
-from gitops_helm.adapters.kube import KubeError
+from gitops_helm.adapters.kube import Kube, KubeError
 from gitops_helm.agent import Agent, build_kube, build_source, sync_identity
 from gitops_helm.api import ConditionType, find_condition, parse_status
 from gitops_helm.api.crd import load_crd
@@ -125,4 +125,23 @@ def status(settings: Settings) -> int:
             print(f"  fetch error: {state['fetchError']}")
         for err in json.loads(state.get("errors") or "[]"):
             print(f"  error: {err}")
+    _print_leader(kube, settings)
     return 0
+
+
+def _print_leader(kube: Kube, settings: Settings) -> None:
+    """Who acts, when replicas run with --leader-elect (the Lease they share)."""
+    namespace = settings.leader_election_namespace or settings.sync.state_namespace
+    try:
+        lease = kube.get_lease(namespace, settings.leader_election_id)
+    except KubeError as exc:
+        print(f"\nleader: unknown ({exc.message})")
+        return
+    if lease is None:
+        return
+    spec = lease.get("spec") or {}
+    print()
+    print(
+        f"leader ({namespace}/{settings.leader_election_id}): {spec.get('holderIdentity') or 'none'}, "
+        f"renewed {spec.get('renewTime') or '-'}"
+    )

@@ -87,6 +87,8 @@ class SyncSettings:
     take_over_inventory: bool = False
     default_namespace: str = "default"
     state_namespace: str = "default"  # where the sync-state ConfigMap lives
+    # the leader looks this often for a sync that a standby was asked for (a webhook it received)
+    handoff_poll_s: float = 2.0
 
 
 @dataclass(frozen=True)

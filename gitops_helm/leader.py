@@ -51,6 +51,8 @@ class LeaderElector:
         self.settings = settings
         self.clock = clock
         self.leading = threading.Event()
+        self.reachable = threading.Event()  # the last round read the Lease (a standby is healthy)
+        self.holder = ""  # the holder seen in the last round
         self.last_renewal = 0.0
 
     def step(self) -> bool:
@@ -59,6 +61,8 @@ class LeaderElector:
         now = self.clock()
         stamp = datetime.fromtimestamp(now, UTC)
         lease = self.kube.get_lease(s.namespace, s.name)
+        self.reachable.set()
+        self.holder = str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
         try:
             if lease is None:
                 self.kube.write_lease(
@@ -122,6 +126,7 @@ class LeaderElector:
                 held = self.step()
             except KubeError as exc:
                 log.warning("leader election: API error", error=str(exc))
+                self.reachable.clear()
                 held = False
             if self.leading.is_set() and not held and self.clock() - self.last_renewal > s.lease_s:
                 log.error("lost leadership: stopping so that no two replicas act", identity=s.identity)

@@ -29,6 +29,11 @@ HELM_CALLS = Gauge(
 QUEUE_LENGTH = Gauge(
     "gitops_helm_release_queue_length_count", "Keys waiting in the work queue.", registry=REGISTRY
 )
+LEADER = Gauge(
+    "gitops_helm_leader",
+    "1 when this replica acts (holds the leader Lease, or runs without leader election), else 0.",
+    registry=REGISTRY,
+)
 RELEASE_COUNT = Gauge("gitops_helm_release_count", "HelmReleases known to the controller.", registry=REGISTRY)
 SYNC_RUNS = Counter("gitops_helm_sync_runs_total", "Git sync runs, by result.", ["result"], registry=REGISTRY)
 SYNC_OBJECT_ERRORS = Gauge(

@@ -600,6 +600,21 @@ class Kube:
             raise err from None
         return True
 
+    def annotate(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        annotations: Mapping[str, str],
+        field_manager: str,
+    ) -> None:
+        """Server-side apply ``annotations`` only (under their own field manager) on one object."""
+        meta: dict[str, Any] = {"name": name, "annotations": dict(annotations)}
+        if namespace:
+            meta["namespace"] = namespace
+        self.apply({"apiVersion": api_version, "kind": kind, "metadata": meta}, field_manager)
+
     def apply_configmap(self, namespace: str, name: str, data: Mapping[str, str], field_manager: str) -> None:
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}}
         body["data"] = dict(data)

@@ -49,6 +49,7 @@ from gitops_helm.sync.plan import (
 log = logging.get(__name__)
 
 FIELD_MANAGER = "gitops-helm"
+SYNC_REQUESTED_ANNOTATION = "gitops-helm.io/sync-requested"
 
 
 @dataclass
@@ -300,6 +301,30 @@ class Syncer:
             )
         except KubeError as exc:
             log.debug("cannot write source state", error=exc.message)
+
+    # -- a sync asked of a standby --------------------------------------------------------------
+
+    def request_sync(self, now: float) -> None:
+        """Ask the leader for a fetch and sync (a standby received the webhook): an annotation on
+        the sync-state ConfigMap, which the leader's sync loop looks at (raises KubeError)."""
+        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        self.kube.annotate(
+            "v1",
+            "ConfigMap",
+            self.settings.state_namespace,
+            state_configmap_name(self.settings.name),
+            {SYNC_REQUESTED_ANNOTATION: stamp},
+            FIELD_MANAGER + "-webhook",
+        )
+
+    def sync_requested(self) -> str | None:
+        """The time of the last sync a standby asked for, if any (raises KubeError)."""
+        live = self.kube.get(
+            "v1", "ConfigMap", self.settings.state_namespace, state_configmap_name(self.settings.name)
+        )
+        annotations = ((live or {}).get("metadata") or {}).get("annotations") or {}
+        value = annotations.get(SYNC_REQUESTED_ANNOTATION)
+        return str(value) if value else None
 
     # -- preview -----------------------------------------------------------------------------
 

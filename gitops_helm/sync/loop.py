@@ -24,6 +24,32 @@ log = logging.get(__name__)
 SOURCE_STATE_EVERY_S = 1.0  # how often the loop looks for a new fetch outcome to record
 
 
+class HandoffWatch:
+    """The leader's side of a webhook that reached a standby: a new sync request -> fetch now."""
+
+    def __init__(self, syncer: Syncer, source: GitSource) -> None:
+        self.syncer = syncer
+        self.source = source
+        self.every_s = syncer.settings.handoff_poll_s
+        self.due = 0.0
+        self.seen: str | None = None
+        self.started = False
+
+    def look(self) -> None:
+        if time.monotonic() < self.due:
+            return
+        self.due = time.monotonic() + self.every_s
+        try:
+            requested = self.syncer.sync_requested()
+        except KubeError as exc:
+            log.debug("cannot read sync requests", error=exc.message)
+            return
+        if self.started and requested and requested != self.seen:
+            log.info("sync requested by a standby (webhook)", requested=requested)
+            self.source.trigger()
+        self.seen, self.started = requested, True
+
+
 class SyncLoop:
     """Apply the newest checkout on every new commit, and again every poll interval (drift)."""
 
@@ -52,8 +78,10 @@ class SyncLoop:
         assert self.source is not None  # noqa: S101 - set by run_agent before start()
         due = 0.0  # monotonic time of the next sync without a new commit (drift correction)
         noted: tuple[object, ...] | None = None
+        handoff = HandoffWatch(self.syncer, self.source)
         while not self.stop_event.is_set():
             self.beat()
+            handoff.look()
             if self.wake.is_set() or time.monotonic() >= due:
                 self.wake.clear()
                 checkout = self.source.checkout
