@@ -235,6 +235,8 @@ class Agent:
         log.info("running", port=self.server.port if self.server else None)
         stop.wait()
         self.stop()
+        if self.elector is not None and not lost.is_set():
+            self.elector.release()  # in-flight work is over: a standby may take over at once
         return 1 if lost.is_set() else 0
 
     def _lead(self, stop: threading.Event, lost: threading.Event) -> bool:

@@ -118,6 +118,33 @@ class LeaderElector:
         self.leading.set()
         return True
 
+    def release(self) -> None:
+        """Give the Lease up (after a graceful stop), so a standby takes over at its next round
+        instead of waiting for the Lease to expire. Nothing happens unless this replica holds it."""
+        if not self.leading.is_set():
+            return
+        self.leading.clear()
+        s = self.settings
+        try:
+            lease = self.kube.get_lease(s.namespace, s.name)
+            spec = (lease or {}).get("spec") or {}
+            if lease is None or spec.get("holderIdentity") != s.identity:
+                return
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            self.kube.write_lease(
+                s.namespace,
+                s.name,
+                holder="",
+                duration_s=s.lease_s,
+                acquired=datetime.fromtimestamp(_parse(spec.get("acquireTime")) or self.clock(), UTC),
+                renewed=now,
+                transitions=int(spec.get("leaseTransitions") or 0),
+                resource_version=(lease.get("metadata") or {}).get("resourceVersion"),
+            )
+            log.info("released leadership", identity=s.identity)
+        except KubeError as exc:  # the Lease then expires as usual
+            log.warning("cannot release the lease", error=str(exc))
+
     def run(self, stop: threading.Event, on_lost: Callable[[], None]) -> None:
         """Loop until ``stop``: acquire, then renew; call ``on_lost`` if leadership is lost."""
         s = self.settings

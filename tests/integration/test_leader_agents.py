@@ -118,6 +118,12 @@ def test_a_standby_is_ready_and_hands_a_webhook_to_the_leader(
             timeout=60,
         )
         assert "synced" not in standby.log()  # the standby still does nothing itself
+
+        # a graceful stop gives the Lease up: the standby takes over without waiting for it to
+        # expire (had it expired, the standby would say whom it took over from)
+        assert leader.stop() == 0, leader.log()[-2000:]
+        wait_for("the standby takes over", lambda: "became leader" in standby.log(), timeout=60)
+        assert "took over from nobody" in standby.log(), standby.log()[-2000:]
     finally:
         for agent in (first, second):
             if agent.proc.poll() is None:
