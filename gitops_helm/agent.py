@@ -138,6 +138,7 @@ class Agent:
         self.settings = settings
         work = settings.work_dir
         work.mkdir(parents=True, exist_ok=True)
+        self.stopping = threading.Event()  # set by stop(): no new helm action starts
         self.kube = build_kube(settings)
         self.heartbeats = Heartbeats()
         self.helm = Helm(
@@ -163,7 +164,6 @@ class Agent:
         self.server: Server | None = None
         self.elector: LeaderElector | None = None
         self._acting = threading.Event()  # the controller and the sync run here (the leader)
-        self.stopping = threading.Event()
         self._watchers: list[DirectoryWatcher] = []
 
     def _build_release_wing(self, work: Path) -> None:
@@ -215,6 +215,7 @@ class Agent:
             http=self.http,
             on_refs=self.controller.on_refs,
             on_action=metrics.observe_action,
+            stopping=self.stopping,
         )
 
     # -- the long-running process -------------------------------------------------------------
@@ -234,10 +235,12 @@ class Agent:
             return 1
         log.info("running", port=self.server.port if self.server else None)
         stop.wait()
-        self.stop()
-        if self.elector is not None and not lost.is_set():
-            self.elector.release()  # in-flight work is over: a standby may take over at once
-        return 1 if lost.is_set() else 0
+        clean = self.stop()
+        if self.elector is not None and clean and not lost.is_set():
+            # in-flight work is over: a standby may take over at once (when helm is still
+            # running, the Lease expires as usual and the next leader's pending grace applies)
+            self.elector.release()
+        return 1 if lost.is_set() or not clean else 0
 
     def _lead(self, stop: threading.Event, lost: threading.Event) -> bool:
         """Wait until this replica holds the Lease (True) or the process is stopping (False)."""
@@ -306,6 +309,8 @@ class Agent:
     def ready(self) -> tuple[bool, str]:
         """Caches synced and able to serve; a healthy standby is ready too (leadership is not
         readiness: it is the ``gitops_helm_leader`` metric and a line of ``gitops-helm status``)."""
+        if self.stopping.is_set():
+            return False, "stopping"
         if not self._acting.is_set() and self.elector is not None:
             if self.elector.reachable.is_set():
                 return True, f"standby; leader: {self.elector.holder or 'none yet'}"
@@ -368,17 +373,29 @@ class Agent:
                 log.info("Git chart changed", release=key)
                 self.controller.queue.add(key)
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Start nothing new; let in-flight helm actions finish within the shutdown grace.
+        False when the grace expired with helm still running (those releases are logged; the
+        next agent's pending grace recovers them)."""
         self.stopping.set()
+        deadline = time.monotonic() + self.settings.shutdown_grace_s
         for watcher in self._watchers:
             watcher.stop()
         if self.sync_loop is not None:
             self.sync_loop.stop()
         if self.source is not None:
             self.source.stop(timeout=10)
-        self.controller.stop()
+        busy = self.controller.stop(timeout=max(0.0, deadline - time.monotonic()))
+        if busy:
+            log.error(
+                "shutdown grace expired with helm still running; a release may be left pending "
+                "until the next agent's pending grace recovers it",
+                releases=",".join(busy),
+                grace=self.settings.shutdown_grace_s,
+            )
         if self.server:
             self.server.stop()
         self.repos.close()
         self.http.close()
-        log.info("stopped")
+        log.info("stopped", clean=not busy)
+        return not busy

@@ -137,6 +137,10 @@ class Settings:
     leader_election_lease_s: float = 30.0
     retry: RetrySettings = field(default_factory=RetrySettings)
     liveness: LivenessSettings = field(default_factory=LivenessSettings)
+    # On SIGTERM, in-flight helm actions may finish for this long (nothing new starts). Keep it
+    # below the pod's terminationGracePeriodSeconds (deploy/deployment.yaml: 330 s = this + 30 s
+    # for the rest of the shutdown), or the kubelet kills helm and leaves a pending-* release.
+    shutdown_grace_s: float = 300.0
     # a write that lost a race on resourceVersion (409) is retried after this long
     conflict_retry_s: float = 1.0
     # a failed watch request of the controller is repeated after this backoff
@@ -205,6 +209,11 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument(
         "--leader-election-lease-duration",
         help="a standby takes over after this long without renewal (default: 30s)",
+    )
+    r.add_argument(
+        "--shutdown-grace",
+        help="on SIGTERM, let in-flight helm actions finish for this long; start nothing new. Keep it "
+        "below the pod's terminationGracePeriodSeconds (default: 5m)",
     )
     r.add_argument("--retry-base", help="first retry delay after a failure (default: 10s)")
     r.add_argument("--retry-max", help="longest retry delay (default: 5m)")
@@ -337,6 +346,7 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         leader_election_id=get("leader-election-id") or "gitops-helm",
         leader_election_lease_s=get_dur("leader-election-lease-duration", 30.0),
         retry=retry,
+        shutdown_grace_s=get_dur("shutdown-grace", defaults.shutdown_grace_s),
         git=git,
         sync=sync,
     )

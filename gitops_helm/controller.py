@@ -91,6 +91,8 @@ class WorkQueue:
         deadline = self._clock() + timeout
         with self._cv:
             while True:
+                if self._closed:
+                    return None  # stopping: no worker takes a new key
                 self._promote()
                 for i, key in enumerate(self._ready):
                     if key not in self._running:
@@ -98,8 +100,6 @@ class WorkQueue:
                         self._queued.discard(key)
                         self._running.add(key)
                         return key
-                if self._closed:
-                    return None
                 now = self._clock()
                 wait = deadline - now
                 if self._delayed:
@@ -130,6 +130,11 @@ class WorkQueue:
                     self._queued.add(key)
                     self._ready.append(key)
             self._cv.notify_all()
+
+    def running(self) -> set[str]:
+        """The keys a worker is processing now."""
+        with self._cv:
+            return set(self._running)
 
     def __len__(self) -> int:
         with self._cv:
@@ -178,6 +183,7 @@ class Controller:
         self.resync_interval_s = settings.resync_interval_s
         self.resync_jitter_max_s = settings.resync_jitter_max_s
         self.retry = settings.retry  # after a reconcile that crashed
+        self.shutdown_grace_s = settings.shutdown_grace_s  # how long stop() waits for workers
         self.watch_retry = settings.watch_retry  # after a failed watch request
         self.liveness = settings.liveness
         self.heartbeats = heartbeats or Heartbeats()
@@ -212,14 +218,16 @@ class Controller:
         t.start()
         self._threads.append(t)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop taking work; wait for running reconciles (helm calls) to finish."""
+    def stop(self, timeout: float | None = None) -> list[str]:
+        """Stop taking work; wait up to ``timeout`` (default: the shutdown grace) for running
+        reconciles (helm calls) to finish. Returns the keys still running when it expired."""
         self._stop.set()
         self.queue.close()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (self.shutdown_grace_s if timeout is None else timeout)
         for t in self._threads:
             if t.name.startswith("worker"):
                 t.join(max(0.0, deadline - time.monotonic()))
+        return sorted(self.queue.running())
 
     @property
     def stopped(self) -> bool:

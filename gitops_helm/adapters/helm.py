@@ -32,9 +32,9 @@ from gitops_helm.errors import GitopsHelmError
 
 
 class HelmErrorKind(enum.Enum):
-    TEMPORARY = (
-        "temporary"  # the cluster or network hiccuped: retry with backoff, nothing is wrong with the release
-    )
+    # the cluster or network hiccuped, or helm could not be started (missing binary, EAGAIN,
+    # ENOMEM): retry with backoff, nothing is wrong with the release
+    TEMPORARY = "temporary"
     FAILED = "failed"  # helm ran and the operation failed (render error, wait timeout, hook failure, ...)
     LOCKED = "locked"  # another operation is in progress on this release (pending-*)
     NOT_FOUND = "not-found"  # no such release
@@ -250,14 +250,19 @@ class Helm:
                 HelmErrorKind.TEMPORARY, action, f"did not finish within {timeout_s:.0f}s"
             ) from None
         except OSError as exc:
+            # helm did not start: the binary is missing or not executable, or fork/exec failed
+            # (EAGAIN, ENOMEM). Nothing is wrong with the release: retry with backoff, count no
+            # failure, remediate nothing.
+            reason = exc.strerror or type(exc).__name__
             raise HelmError(
-                HelmErrorKind.FAILED, action, f"cannot run {self.settings.binary}: {exc}"
+                HelmErrorKind.TEMPORARY, action, f"cannot start {self.settings.binary}: {reason}"
             ) from None
         if out.returncode != 0:
             raise HelmError(classify(out.stderr), action, _tail(out.stderr))
         return out.stdout
 
     def _detect_version(self) -> str:
+        # at start, a helm that cannot be started ends the agent with this error (exit code 1)
         out = self._run("version", ["version", "--template", "{{.Version}}"], self.settings.query_timeout_s)
         version = out.strip()
         if not re.match(r"^v?[34]\.\d+", version):

@@ -219,6 +219,8 @@ class ReleaseActions:
         try:
             self.helm.uninstall(p.release_name, p.target_namespace, p.timeout)
         except HelmError as exc:
+            if exc.temporary:
+                raise  # not an outcome of the release: the run is retried
             ok = False
             report.event(True, "UninstallFailed", exc.message)
         else:

@@ -17,6 +17,7 @@ Who owns a release is decided in ``identity`` and ``observe``.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,8 +76,11 @@ class Reconciler:
         clock: Callable[[], float] = time.time,
         on_refs: Callable[[str, tuple[values_mod.WatchedObject, ...]], None] | None = None,
         on_action: Callable[[str, str, bool, float], None] | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.kube = kube
+        # set when the agent shuts down: the action under way finishes, no other one starts
+        self.stopping = stopping or threading.Event()
         self.charts = charts
         self.settings = settings
         self.http = http  # for externalSourceRef values URLs
@@ -195,6 +199,17 @@ class Reconciler:
                 return Outcome(
                     requeue_after=self.settings.retry.base_s, message="no progress; retrying later"
                 )
+            if self.stopping.is_set():
+                # Shutting down: start no helm action (one already run finished and is recorded);
+                # whoever reconciles next (this agent restarted, or the next leader) goes on.
+                report.remember(memory)
+                report.write()
+                log.info(
+                    "stopping: next helm action left for later",
+                    release=target.ref.key,
+                    action=str(decision.action),
+                )
+                return Outcome(requeue_after=self.settings.retry.base_s, message="stopping")
             last_action = decision.action
             memory = self.actions.run(report, target, decision, memory, observation)
             drift_detected = None  # an action changed the release: look again if asked
@@ -253,6 +268,8 @@ class Reconciler:
             ref = ReleaseRef.of(hr)
             decision = pl.plan_deletion(observe(self.kube, ref).release, ref.owner, suspended=p.suspend)
             if decision.action is pl.Action.UNINSTALL:
+                if self.stopping.is_set():
+                    return Outcome(requeue_after=self.settings.retry.base_s, message="stopping")
                 self.actions.uninstall_on_deletion(report, p)
             else:
                 log.info("deleted without uninstall", release=hr.key, reason=decision.reason)

@@ -48,3 +48,17 @@ def test_delayed_add_while_running_runs_again_after() -> None:
     assert q.get(timeout=0) is None  # never two workers on one key
     q.done("ns/a")
     assert drain(q) == ["ns/a"]
+
+
+def test_a_closed_queue_hands_out_no_key() -> None:
+    """On stop no worker takes a new key: queued keys wait for the next agent."""
+    clock = Clock()
+    q = WorkQueue(clock)
+    q.add("ns/a")
+    q.add("ns/b")
+    assert q.get(timeout=0) == "ns/a"
+    q.close()
+    assert q.get(timeout=0) is None  # nothing new starts...
+    assert q.running() == {"ns/a"}  # ...while the run under way finishes
+    q.done("ns/a")
+    assert q.running() == set()

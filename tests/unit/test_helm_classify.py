@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import errno
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from gitops_helm.adapters.helm import HelmErrorKind, _json_part, _tail, classify
+from gitops_helm.adapters.helm import (
+    Helm,
+    HelmError,
+    HelmErrorKind,
+    HelmSettings,
+    UpgradeOptions,
+    _json_part,
+    _tail,
+    classify,
+)
 
 
 @pytest.mark.parametrize(
@@ -49,3 +62,39 @@ def test_tail_drops_warnings_and_error_prefix() -> None:
 def test_json_part_skips_leading_noise() -> None:
     assert _json_part('walrus says hi\n{"name": "x"}') == '{"name": "x"}'
     assert _json_part("") == "null"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        FileNotFoundError(errno.ENOENT, "No such file or directory"),
+        PermissionError(errno.EACCES, "Permission denied"),
+        BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable"),
+        OSError(errno.ENOMEM, "Cannot allocate memory"),
+    ],
+    ids=["missing", "not-executable", "eagain", "enomem"],
+)
+def test_helm_that_cannot_be_started_is_a_temporary_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: OSError
+) -> None:
+    """Spawning helm fails (binary gone, fork/exec refused): nothing is wrong with the release,
+    so the error is temporary (retried with backoff, never counted as a release failure)."""
+    fake = tmp_path / "helm"
+    fake.write_text("#!/bin/sh\necho v3.14.0\n")
+    fake.chmod(0o755)
+    helm = Helm(HelmSettings(binary=str(fake), home=tmp_path / "home"))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(subprocess, "run", refuse)
+    with pytest.raises(HelmError) as caught:
+        helm.upgrade("app", "ns", "/charts/hello", {}, UpgradeOptions(), install=True)
+    assert caught.value.kind is HelmErrorKind.TEMPORARY
+    assert caught.value.temporary
+    assert caught.value.message == f"cannot start {fake}: {error.strerror}"
+
+
+def test_a_missing_helm_binary_is_a_start_error(tmp_path: Path) -> None:
+    with pytest.raises(HelmError, match=r"helm version: cannot start .*/nowhere/helm: No such file"):
+        Helm(HelmSettings(binary=str(tmp_path / "nowhere" / "helm"), home=tmp_path / "home"))
