@@ -163,6 +163,8 @@ class Agent:
             self.sync_loop.source = self.source
         self.server: Server | None = None
         self.elector: LeaderElector | None = None
+        self._election: threading.Thread | None = None
+        self._election_stop = threading.Event()
         self._acting = threading.Event()  # the controller and the sync run here (the leader)
         self._watchers: list[DirectoryWatcher] = []
 
@@ -236,6 +238,9 @@ class Agent:
         log.info("running", port=self.server.port if self.server else None)
         stop.wait()
         clean = self.stop()
+        self._election_stop.set()
+        if self._election is not None:
+            self._election.join(self.settings.leader_election_lease_s)
         if self.elector is not None and clean and not lost.is_set():
             # in-flight work is over: a standby may take over at once (when helm is still
             # running, the Lease expires as usual and the next leader's pending grace applies)
@@ -261,7 +266,12 @@ class Agent:
             lost.set()
             stop.set()
 
-        threading.Thread(target=elector.run, args=(stop, on_lost), name="leader", daemon=True).start()
+        # The Lease is renewed until the agent has stopped (not merely been asked to): in-flight
+        # helm actions may run for the whole shutdown grace, longer than the Lease lasts.
+        self._election = threading.Thread(
+            target=elector.run, args=(self._election_stop, on_lost), name="leader", daemon=True
+        )
+        self._election.start()
         log.info("waiting for leadership", lease=s.leader_election_id)
         while not stop.is_set() and not elector.leading.wait(1.0):
             pass
@@ -276,7 +286,7 @@ class Agent:
             git_branch=(lambda: self.settings.git.branch or DEFAULT_BRANCH),
             webhook_secret=self.settings.git.webhook_secret,
             before_metrics=self._refresh_metrics,
-            alive=self.heartbeats.check,
+            alive=self._alive,
         )
 
     # -- parts ----------------------------------------------------------------------------------
@@ -292,6 +302,13 @@ class Agent:
             metrics.HELM_CALLS.labels(command=command).set(count)
         metrics.QUEUE_LENGTH.set(len(self.controller.queue))
         metrics.RELEASE_COUNT.set(len(self.controller.cache))
+
+    def _alive(self) -> tuple[bool, str]:
+        """/healthz: every loop making progress. While stopping, loops end on purpose and helm may
+        run for the whole grace: the agent is not stuck, and must not be killed mid-helm."""
+        if self.stopping.is_set():
+            return True, "stopping"
+        return self.heartbeats.check()
 
     def _git_trigger(self) -> None:
         """A verified webhook: fetch now, or, on a standby, ask the leader to (it is not lost)."""

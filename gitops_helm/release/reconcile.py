@@ -177,14 +177,16 @@ class Reconciler:
         memory = memory_from_status(report.status)
         last_action: pl.Action | None = None
         drift_detected: bool | None = None
+        observation: Observation | None = None  # storage as last read; None after an action
         for _step in range(MAX_STEPS):
-            observation = observe(self.kube, target.ref, self.first_seen)
-            report.observed(observation.release)
+            if observation is None:
+                observation = observe(self.kube, target.ref, self.first_seen)
+                report.observed(observation.release)
             decision = pl.plan(
                 observation.release, memory, target.desired, now=self.clock(), drift_detected=drift_detected
             )
             if decision.check_drift and drift_detected is None and observation.latest is not None:
-                drift_detected = self._drifted(report, observation)
+                drift_detected = self._drifted(report, observation)  # then plan again, same storage
                 continue
             if decision.reset_failures:
                 memory = pl.forget_failures(memory)
@@ -192,30 +194,35 @@ class Reconciler:
             if decision.action in _SETTLING:
                 report.settled(decision, memory, target.chart.revision)
                 return self._settled_outcome(decision)
-            if decision.action is last_action and decision.action is not pl.Action.TEST:
-                # The same action twice in one run means storage did not move as expected.
+            stop_here = self._stop_before(decision, last_action, target)
+            if stop_here is not None:
                 report.remember(memory)
                 report.write()
-                return Outcome(
-                    requeue_after=self.settings.retry.base_s, message="no progress; retrying later"
-                )
-            if self.stopping.is_set():
-                # Shutting down: start no helm action (one already run finished and is recorded);
-                # whoever reconciles next (this agent restarted, or the next leader) goes on.
-                report.remember(memory)
-                report.write()
-                log.info(
-                    "stopping: next helm action left for later",
-                    release=target.ref.key,
-                    action=str(decision.action),
-                )
-                return Outcome(requeue_after=self.settings.retry.base_s, message="stopping")
+                return stop_here
             last_action = decision.action
             memory = self.actions.run(report, target, decision, memory, observation)
-            drift_detected = None  # an action changed the release: look again if asked
+            observation, drift_detected = None, None  # the action changed the release: read it again
             report.remember(memory)
             report.write()
         return Outcome(requeue_after=self.settings.retry.base_s, message="step limit reached")
+
+    def _stop_before(
+        self, decision: pl.Plan, last_action: pl.Action | None, target: Target
+    ) -> Outcome | None:
+        """Why the run must not take this helm action now, if it must not."""
+        if decision.action is last_action and decision.action is not pl.Action.TEST:
+            # The same action twice in one run means storage did not move as expected.
+            return Outcome(requeue_after=self.settings.retry.base_s, message="no progress; retrying later")
+        if self.stopping.is_set():
+            # Shutting down: start no helm action (one already run finished and is recorded);
+            # whoever reconciles next (this agent restarted, or the next leader) goes on.
+            log.info(
+                "stopping: next helm action left for later",
+                release=target.ref.key,
+                action=str(decision.action),
+            )
+            return Outcome(requeue_after=self.settings.retry.base_s, message="stopping")
+        return None
 
     def _settled_outcome(self, decision: pl.Plan) -> Outcome:
         if decision.action is pl.Action.REFUSE:

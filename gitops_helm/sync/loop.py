@@ -75,7 +75,7 @@ class SyncLoop:
         self.wake.set()
 
     def _run(self) -> None:
-        assert self.source is not None  # noqa: S101 - set by run_agent before start()
+        assert self.source is not None  # noqa: S101 - set by agent.Agent before start()
         due = 0.0  # monotonic time of the next sync without a new commit (drift correction)
         noted: tuple[object, ...] | None = None
         handoff = HandoffWatch(self.syncer, self.source)
