@@ -147,6 +147,7 @@ class Agent:
                 home=work / "helm",
                 kubeconfig=settings.kubeconfig,
                 kube_context=settings.kube_context,
+                margin_s=settings.helm_kill_margin_s,
             ),
             before_run=self.heartbeats.allow,
         )

@@ -137,6 +137,9 @@ class Settings:
     leader_election_lease_s: float = 30.0
     retry: RetrySettings = field(default_factory=RetrySettings)
     liveness: LivenessSettings = field(default_factory=LivenessSettings)
+    # a helm release operation is killed this long after what its own --timeout allows (helm
+    # applies --timeout to pre-hooks, the wait and post-hooks separately: 3 x timeout)
+    helm_kill_margin_s: float = 30.0
     # On SIGTERM, in-flight helm actions may finish for this long (nothing new starts). Keep it
     # below the pod's terminationGracePeriodSeconds (deploy/deployment.yaml: 330 s = this + 30 s
     # for the rest of the shutdown), or the kubelet kills helm and leaves a pending-* release.

@@ -93,6 +93,8 @@ _CLASSIFY: tuple[tuple[HelmErrorKind, tuple[str, ...]], ...] = (
 )
 
 _MAX_MESSAGE = 2000
+# Operations that write a release: killed at their deadline, they failed (see Helm._run).
+_RELEASE_OPERATIONS = frozenset({"install", "upgrade", "rollback", "uninstall"})
 
 
 def classify(stderr: str) -> HelmErrorKind:
@@ -119,7 +121,11 @@ class HelmSettings:
     home: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "gitops-helm" / "helm")
     kubeconfig: str | None = None
     kube_context: str | None = None
-    margin_s: float = 30.0  # subprocess timeout = helm --timeout + margin
+    # The subprocess deadline of a release operation follows helm's own semantics: --timeout
+    # bounds each phase separately (pre-hooks, the resource wait, post-hooks), so helm may rightly
+    # take phases x timeout; the process is killed after that plus the margin.
+    timeout_phases: int = 3
+    margin_s: float = 30.0
     query_timeout_s: float = 60.0  # status/history/get/version/test-less calls
     plugins_dir: str | None = None  # HELM_PLUGINS for downloader plugins
 
@@ -227,6 +233,9 @@ class Helm:
                 env[key] = os.environ[key]
         return env
 
+    def _release_deadline(self, timeout_s: int) -> float:
+        return timeout_s * self.settings.timeout_phases + self.settings.margin_s
+
     def _run(self, action: str, args: Sequence[str], timeout_s: float) -> str:
         argv = [self.settings.binary, *args]
         if self.settings.kube_context:
@@ -246,6 +255,14 @@ class Helm:
                 check=False,
             )
         except subprocess.TimeoutExpired:
+            if action in _RELEASE_OPERATIONS:
+                # helm overran what its own --timeout allows and was killed by us: the attempt
+                # failed (it counts, so the retry policy bounds it), it was not interrupted
+                raise HelmError(
+                    HelmErrorKind.FAILED,
+                    action,
+                    f"killed after {timeout_s:.0f}s: helm did not finish within its own timeouts",
+                ) from None
             raise HelmError(
                 HelmErrorKind.TEMPORARY, action, f"did not finish within {timeout_s:.0f}s"
             ) from None
@@ -326,7 +343,7 @@ class Helm:
                     args.append("--force-replace" if self.major >= 4 else "--force")
                 if opts.force_conflicts and self.major >= 4:
                     args.append("--force-conflicts")
-            out = self._run(action, args, opts.timeout_s + self.settings.margin_s)
+            out = self._run(action, args, self._release_deadline(opts.timeout_s))
         return _release_from_json(json.loads(_json_part(out)))
 
     def rollback(self, release: str, namespace: str, revision: int, opts: RollbackOptions) -> None:
@@ -346,14 +363,14 @@ class Helm:
             args.append("--force-replace" if self.major >= 4 else "--force")
         if opts.recreate and self.major < 4:
             args.append("--recreate-pods")
-        self._run("rollback", args, opts.timeout_s + self.settings.margin_s)
+        self._run("rollback", args, self._release_deadline(opts.timeout_s))
 
     def uninstall(self, release: str, namespace: str, timeout_s: int, *, wait: bool = False) -> None:
         args = ["uninstall", release, "--namespace", namespace, "--timeout", f"{timeout_s}s"]
         if wait:
             args.append("--wait")
         try:
-            self._run("uninstall", args, timeout_s + self.settings.margin_s)
+            self._run("uninstall", args, self._release_deadline(timeout_s))
         except HelmError as exc:
             if exc.kind is not HelmErrorKind.NOT_FOUND:
                 raise
