@@ -157,13 +157,19 @@ class SourceIdentity:
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
-def load_identity(text: str) -> SourceIdentity | None:
-    """Parse :meth:`SourceIdentity.dump` output; ``None`` for anything else."""
+def _json_object(text: str) -> dict[str, Any] | None:
+    """A JSON object from the sync state, or None for anything else (corrupt state is unknown)."""
     try:
         data = json.loads(text)
     except ValueError:
         return None
-    if not isinstance(data, dict):
+    return data if isinstance(data, dict) else None
+
+
+def load_identity(text: str) -> SourceIdentity | None:
+    """Parse :meth:`SourceIdentity.dump` output; ``None`` for anything else."""
+    data = _json_object(text)
+    if data is None:
         return None
     url, branch, paths, mode = (data.get(k) for k in ("url", "branch", "paths", "onlyHelmReleases"))
     if not (isinstance(url, str) and url and isinstance(branch, str) and branch and type(mode) is bool):
@@ -390,13 +396,8 @@ def load_inventory(text: str | None) -> frozenset[ObjectKey] | None:
 
     An unknown inventory makes :func:`plan_gc` collect nothing.
     """
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
+    data = _json_object(text) if text else None
+    if data is None:
         return None
     version, entries = data.get("version"), data.get("objects")
     if type(version) is not int or version != _INVENTORY_VERSION or not isinstance(entries, list):

@@ -45,16 +45,7 @@ def _leave_pending_upgrade(env: Env, namespace: str, release: str) -> None:
         },
         "data": {"release": base64.b64encode(payload.encode()).decode()},
     }
-    env.kubectl(
-        "patch",
-        "secret",
-        secret["metadata"]["name"],
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps(patch),
-    )
+    merge_patch_secret(env, namespace, secret["metadata"]["name"], patch)
 
 
 def test_pending_upgrade_is_recovered_when_the_agent_starts(
@@ -108,16 +99,7 @@ def _deployed_an_hour_ago(env: Env, namespace: str, release: str) -> None:
     secret = release_secrets(env, namespace, release)[-1]
     an_hour_ago = str(int(time.time()) - 3600)
     patch = {"metadata": {"labels": {"modifiedAt": an_hour_ago}}}
-    env.kubectl(
-        "patch",
-        "secret",
-        secret["metadata"]["name"],
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps(patch),
-    )
+    merge_patch_secret(env, namespace, secret["metadata"]["name"], patch)
 
 
 #: spec.timeout of the HelmRelease below: the grace of a pending revision is this plus
@@ -260,3 +242,8 @@ def test_bad_input_gets_a_clear_status_and_blocks_nothing(
         assert release_secrets(env, namespace, name) == []
     assert agent.agent.helm.calls["install"] == 1
     assert latest_revision(env, namespace, "good") == (1, "deployed")
+
+
+def merge_patch_secret(env: Env, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    """Change a Helm storage Secret as a person (or a crashed helm) would have left it."""
+    env.kubectl("patch", "secret", name, "-n", namespace, "--type=merge", "-p", json.dumps(patch))
