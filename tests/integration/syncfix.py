@@ -255,6 +255,19 @@ class AgentProcess:
         }
         return self.request("POST", "/hooks/git", body, headers)
 
+    def wait_acting(self, timeout: float = 60.0) -> None:
+        """Wait until the agent leads and acts: its CRD is installed, its loops started. Before
+        that, a HelmRelease applied with kubectl may find no CRD on a fresh cluster."""
+
+        def acting() -> bool:
+            self.assert_running()
+            try:
+                return "\ngitops_helm_leader 1.0" in self.request("GET", "/metrics")[1]
+            except OSError:
+                return False
+
+        wait_for("the agent to lead and act", acting, timeout)
+
     def assert_running(self) -> None:
         assert self.proc.poll() is None, f"the agent exited with {self.proc.returncode}:\n{self.log()}"
 

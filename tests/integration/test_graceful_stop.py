@@ -20,7 +20,14 @@ from tests.integration.reconcile_helpers import (
     release_secrets,
     repo_chart,
 )
-from tests.integration.syncfix import GITOPS_HELM, free_port, get_object, process_env, wait_for
+from tests.integration.syncfix import (
+    GITOPS_HELM,
+    AgentProcess,
+    free_port,
+    get_object,
+    process_env,
+    wait_for,
+)
 
 #: spec.timeout of the upgrade that never becomes Ready: longer than the 30 s the agent used to
 #: wait for its workers, far shorter than the default shutdown grace.
@@ -51,6 +58,8 @@ def test_sigterm_lets_a_running_helm_upgrade_finish_and_starts_nothing_new(
             argv, stdout=out, stderr=subprocess.STDOUT, env=process_env(env), start_new_session=True
         )
     try:
+        # on a fresh cluster the agent installs the CRD first: apply nothing before it acts
+        AgentProcess(proc, port, log_path, "", namespace, argv).wait_acting()
         hr = hr_manifest(
             "app",
             namespace,
