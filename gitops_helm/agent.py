@@ -16,9 +16,11 @@ helm operations finish, so no release is left pending.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
+import stat
 import threading
 import time
 from pathlib import Path
@@ -54,6 +56,40 @@ log = logging.get(__name__)
 FIELD_MANAGER = "gitops-helm"
 
 
+def prepare_work_dir(path: Path) -> None:
+    """Create ``--work-dir`` private to the agent (0700), or check that an existing one is.
+
+    It holds credentials' effects (Git mirrors, chart archives, helm's repository cache) that
+    later runs trust: a directory another user can write could have been planted with a chart
+    or a mirror, and one they own could be swapped at any time, so both are refused. An existing
+    directory of ours that others may only read (an older version created it 0755) is tightened.
+    """
+    flag = f"--work-dir {path}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+        info = path.lstat()
+    except OSError as exc:
+        raise ConfigError(f"{flag}: cannot create it: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{flag}: not a directory (a symbolic link is refused too): give a private one")
+    if info.st_uid != os.geteuid():
+        raise ConfigError(
+            f"{flag}: owned by uid {info.st_uid}, not by the agent's uid {os.geteuid()}: "
+            "give a directory the agent creates itself (for example a subdirectory of a volume)"
+        )
+    loose = stat.S_IMODE(info.st_mode) & 0o077
+    if loose & 0o022:
+        raise ConfigError(
+            f"{flag}: writable by other users (mode {stat.S_IMODE(info.st_mode):04o}), so its "
+            "contents cannot be trusted: remove it, or give a new directory"
+        )
+    if loose:
+        path.chmod(0o700)
+        log.info("work directory made private", path=str(path), was=f"{stat.S_IMODE(info.st_mode):04o}")
+
+
 def build_kube(settings: Settings) -> Kube:
     return Kube(KubeSettings(kubeconfig=settings.kubeconfig, context=settings.kube_context))
 
@@ -85,6 +121,7 @@ def build_source(settings: Settings, on_checkout: Any = None) -> GitSource:
     g = settings.git
     if not g.url:
         raise ConfigError("--git-url is required (or run with --reconcile-only)")
+    prepare_work_dir(settings.work_dir)
     auth: HTTPAuth | SSHAuth | None = None
     if g.ssh_key:
         if not g.known_hosts:
@@ -137,7 +174,7 @@ class Agent:
             raise ConfigError("give --git-url (Git sync and releases) or --reconcile-only (releases only)")
         self.settings = settings
         work = settings.work_dir
-        work.mkdir(parents=True, exist_ok=True)
+        prepare_work_dir(work)
         self.stopping = threading.Event()  # set by stop(): no new helm action starts
         self.kube = build_kube(settings)
         self.heartbeats = Heartbeats()
