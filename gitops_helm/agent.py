@@ -43,6 +43,7 @@ from gitops_helm.config import ConfigError, Settings, parse_listen
 from gitops_helm.controller import Controller
 from gitops_helm.heartbeat import Heartbeats
 from gitops_helm.leader import LeaderElector, LeaderSettings
+from gitops_helm.release.digest_key import DigestKey
 from gitops_helm.release.reconcile import Outcome, Reconciler
 from gitops_helm.server import Hooks, Server
 from gitops_helm.source.gitsource import DEFAULT_BRANCH, GitSource, GitSourceConfig, SourceSettings
@@ -247,6 +248,8 @@ class Agent:
             repositories=repositories,
         )
         self.controller = Controller(self.kube, self._reconcile, settings, self.heartbeats)
+        # keys the desired-state digests written to status and storage labels (created once)
+        self.digest_key = DigestKey(self.kube, settings.sync.state_namespace)
         self.reconciler = Reconciler(
             self.kube,
             self.helm,
@@ -256,6 +259,7 @@ class Agent:
             on_refs=self.controller.on_refs,
             on_action=metrics.observe_action,
             stopping=self.stopping,
+            digest_key=self.digest_key.load,
         )
 
     # -- the long-running process -------------------------------------------------------------
