@@ -175,6 +175,7 @@ class Agent:
     def _build_release_wing(self, work: Path) -> None:
         settings = self.settings
         self.cache = ChartCache(work / "cache")
+        self.janitor_sweeps = 0
         self.usage = ChartUsage()  # which HelmRelease uses which cached path: the janitor's lock
         self.janitor = Janitor(
             self.usage,
@@ -438,6 +439,7 @@ class Agent:
         self.git_charts.forget(live)
         self.resolver.forget(live)
         self.janitor.sweep()
+        self.janitor_sweeps += 1
 
     def stop(self) -> bool:
         """Start nothing new; let in-flight helm actions finish within the shutdown grace.

@@ -40,6 +40,7 @@ classification stay in this module.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shlex
@@ -670,7 +671,9 @@ class Mirror:
             size = int(self._git(["cat-file", "-s", expr], "read").stdout.strip() or b"0")
             if size > max_bytes:
                 raise GitCommandFailed("read", self.remote.url, f"{path} is larger than {max_bytes} bytes")
-            return self._git(["cat-file", "blob", expr], "read").stdout
+            content = io.BytesIO()  # streamed: captured output would lose its last newline
+            self._git(["cat-file", "blob", expr], "read", output=content)
+            return content.getvalue()
 
     def head_commit_info(self, sha: str) -> CommitInfo:
         """Author, times and first message line of a commit."""

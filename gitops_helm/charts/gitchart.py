@@ -235,6 +235,11 @@ class GitCharts:
                 raise ChartNotFoundError(f"chart.git {source.git}, chart.path {path!r}: {exc}") from None
         return out
 
+    def users(self) -> set[str]:
+        """The HelmReleases whose Git charts this follows."""
+        with self._lock:
+            return set(self._uses)
+
     def forget(self, keys: set[str]) -> None:
         """Drop what this keeps for HelmReleases not in ``keys``, and the mirrors and export
         locks that no remaining HelmRelease uses."""
