@@ -438,6 +438,8 @@ class Agent:
         self.usage.retain(live, since)
         self.git_charts.forget(live)
         self.resolver.forget(live)
+        self.repos.forget_idle(self.settings.cache.max_age_s)
+        self.oci.forget_idle(self.settings.cache.max_age_s)
         self.janitor.sweep()
         self.janitor_sweeps += 1
 

@@ -284,6 +284,19 @@ class HelmRepoClient:
         """The repository's index; `refresh` skips the `min_refresh_interval` shortcut."""
         return self._index(repository, self._auth(repository, auth), refresh)[0]
 
+    def forget_idle(self, idle_s: float) -> None:
+        """Drop the per-repository state not used for ``idle_s`` and the remembered digests of
+        archives no longer cached (bounded memory when repositories come and go)."""
+        now = self._clock()
+        with self._lock:
+            for key, state in list(self._states.items()):
+                idle = state.checked_at is None or now - state.checked_at > idle_s
+                if idle and not state.lock.locked():
+                    del self._states[key]
+            for identity, digest in list(self._url_digests.items()):
+                if self.cache.lookup(digest) is None:
+                    del self._url_digests[identity]
+
     def index_files(self, repository: str) -> tuple[Path, ...]:
         """The files in which the index of ``repository`` is cached on disk."""
         return self._disk.files(hashlib.sha256(normalise_url(repository).encode()).hexdigest())

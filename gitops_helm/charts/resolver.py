@@ -92,7 +92,7 @@ class ChartResolver:
     def forget(self, keys: set[str]) -> None:
         """Drop the plugin charts remembered for sources no HelmRelease in ``keys`` still uses."""
         with self._lock:
-            wanted = set(self._plugin_users.get(k, ()) for k in keys)
+            wanted = {source for user, source in self._plugin_users.items() if user in keys}
             for gone in set(self._plugin_users) - keys:
                 del self._plugin_users[gone]
             for source_key in set(self._plugin_cache) - wanted:

@@ -4,6 +4,7 @@ Git charts, the per-release maps that are pruned, and the size flag."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gitops_helm.adapters.kube import StoredRelease
+from gitops_helm.charts.cache import ChartCache
 from gitops_helm.charts.evict import EvictionSettings, Janitor
 from gitops_helm.charts.gitchart import DependencyPathError, local_dependency_paths
+from gitops_helm.charts.helmrepo import HelmRepoClient, HelmRepoSettings
+from gitops_helm.charts.oci import OciClient, OciSettings
 from gitops_helm.charts.usage import ChartUsage
 from gitops_helm.config import ConfigError, Settings, parse_size
 from gitops_helm.controller import Controller
@@ -205,3 +209,27 @@ def test_cache_size_flag() -> None:
     assert parse_size("1024") == 1024
     with pytest.raises(ConfigError, match="--cache-max-size"):
         parse_size("lots", "--cache-max-size")
+
+
+def test_repository_state_idle_longer_than_the_limit_is_forgotten(tmp_path: Path) -> None:
+    now = [100.0]
+    client = HelmRepoClient(HelmRepoSettings(cache_dir=tmp_path), clock=lambda: now[0])
+    client._state("busy", None).checked_at = 100.0
+    client._state("idle", None).checked_at = 10.0
+    client._url_digests[("id", "https://h/c.tgz")] = "0" * 64  # its archive is not cached
+    now[0] = 150.0
+    client.forget_idle(60.0)
+    assert [key for key, _ in client._states] == ["busy"]
+    assert client._url_digests == {}
+    client.close()
+
+
+def test_oci_tag_digests_and_tokens_idle_longer_than_the_limit_are_forgotten(tmp_path: Path) -> None:
+    oci = OciClient(OciSettings(), ChartCache(tmp_path))
+    oci._digests[("h", "r", "1.0.0", "anon")] = (time.monotonic() - 1000, "sha256:" + "0" * 64)
+    oci._digests[("h", "s", "1.0.0", "anon")] = (time.monotonic(), "sha256:" + "1" * 64)
+    oci._tokens[("h", "r", "anon")] = "t1"
+    oci._tokens[("h", "s", "anon")] = "t2"
+    oci.forget_idle(500.0)
+    assert list(oci._digests) == [("h", "s", "1.0.0", "anon")]
+    assert list(oci._tokens) == [("h", "s", "anon")]
