@@ -3,15 +3,22 @@
 Place in the flow: ``charts.resolver`` calls :meth:`GitCharts.fetch` for Git sources. One bare
 mirror per repository (and credentials) is shared by every HelmRelease using it; it is fetched at
 most once per ``refresh_s`` (and at once when a ref cannot be resolved), so a reconcile of an
-unchanged release costs no network and no helm call. Each (commit, path) is exported once and
-``helm dependency update`` runs once on that export (unless ``skipDepUpdate``).
+unchanged release costs no network and no helm call.
 
-The digest covers only the files under ``chart.path`` as committed (before dependency update), so
-a commit that touches other parts of the repository never upgrades a release; ``revision`` is the
-commit SHA, as in the Helm Operator.
+An export holds only the chart path and the charts it names as ``file://`` dependencies in
+``Chart.yaml`` / ``requirements.yaml`` (transitively; one outside the repository is refused),
+each at its place in the repository. It is keyed by the Git tree ids of those paths, not by the
+commit: a commit elsewhere in the repository reuses the export, and ``helm dependency update``
+runs once per export (unless ``skipDepUpdate``).
+
+The digest covers the files under ``chart.path`` (and its ``file://`` dependencies) as committed,
+before dependency update, so a commit that touches other parts of the repository never upgrades
+a release; ``revision`` is the commit SHA, as in the Helm Operator. The mirror and the export are
+claimed for the HelmRelease (``charts.usage``) before they are looked at, so the cache janitor
+(``charts.evict``) never removes them while in use.
 
 :meth:`GitCharts.poll` (called by the agent every ``refresh_s``) fetches the mirrors in use and
-names the HelmReleases whose ``chart.path`` changed since their last fetch, so a chart commit is
+names the HelmReleases whose chart paths changed since their last fetch, so a chart commit is
 released within the poll interval rather than at the next resync (the Helm Operator's change loop).
 """
 
