@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gitops_helm.adapters.kube import StoredRelease
@@ -233,3 +233,39 @@ def test_oci_tag_digests_and_tokens_idle_longer_than_the_limit_are_forgotten(tmp
     oci.forget_idle(500.0)
     assert list(oci._digests) == [("h", "s", "1.0.0", "anon")]
     assert list(oci._tokens) == [("h", "s", "anon")]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.tuples(st.integers(0, 500), st.integers(1, 50), st.booleans()), min_size=1, max_size=8),
+    st.integers(0, 300),
+    st.integers(0, 400),
+)
+def test_a_sweep_never_removes_a_claimed_entry_and_keeps_within_its_limits(
+    tmp_path: Path, spec: list[tuple[int, int, bool]], max_bytes: int, max_age: int
+) -> None:
+    root = tmp_path / f"case-{len(list(tmp_path.iterdir()))}"
+    usage = ChartUsage(clock=lambda: 0.0)  # claims stamp a time far in the past
+    paths = []
+    for i, (age, size, claimed) in enumerate(spec):
+        path = entry(root / "a", f"e{i}", age, size)
+        if claimed:
+            usage.claim("ns/hr", path)
+        paths.append((path, age, size, claimed))
+    j = Janitor(
+        usage,
+        [root / "a"],
+        root / "trash",
+        EvictionSettings(max_age_s=max_age, max_bytes=max_bytes),
+        clock=lambda: NOW,
+    )
+    sweep = j.sweep()
+    for path, age, _size, claimed in paths:
+        if claimed:
+            assert path.exists()
+        elif age > max_age:
+            assert not path.exists()
+    left = sum(size for path, _age, size, _c in paths if path.exists())
+    claimed_bytes = sum(size for _p, _a, size, claimed in paths if claimed)
+    assert left == sweep.total_bytes
+    assert left <= max(max_bytes, claimed_bytes)
