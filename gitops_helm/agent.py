@@ -23,6 +23,7 @@ import socket
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,12 @@ from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind, KubeSettin
 from gitops_helm.api.crd import load_crd
 from gitops_helm.charts.auth import RepositoriesFile, load_repositories_file
 from gitops_helm.charts.cache import ChartCache
+from gitops_helm.charts.evict import EvictionSettings, Janitor
 from gitops_helm.charts.gitchart import GitCharts, GitChartSettings
 from gitops_helm.charts.helmrepo import HelmRepoClient, HelmRepoSettings
 from gitops_helm.charts.oci import OciClient, OciSettings
 from gitops_helm.charts.resolver import ChartResolver
+from gitops_helm.charts.usage import ChartUsage
 from gitops_helm.config import ConfigError, Settings, parse_listen
 from gitops_helm.controller import Controller
 from gitops_helm.heartbeat import Heartbeats
@@ -210,6 +213,24 @@ class Agent:
     def _build_release_wing(self, work: Path) -> None:
         settings = self.settings
         self.cache = ChartCache(work / "cache")
+        self.janitor_sweeps = 0
+        self.usage = ChartUsage()  # which HelmRelease uses which cached path: the janitor's lock
+        self.janitor = Janitor(
+            self.usage,
+            [
+                work / "cache" / "charts" / "sha256",
+                work / "cache" / "charts" / "unpacked",
+                work / "cache" / "index",
+                work / "gitcharts" / "exports",
+                work / "gitcharts" / "mirrors",
+            ],
+            work / "trash",
+            EvictionSettings(
+                max_age_s=settings.cache.max_age_s,
+                max_bytes=settings.cache.max_bytes,
+                interval_s=settings.cache.sweep_interval_s,
+            ),
+        )
         repositories: RepositoriesFile | None = None
         if settings.repositories_file:
             repositories = load_repositories_file(Path(settings.repositories_file))
@@ -237,6 +258,7 @@ class Agent:
             ),
             self.kube,
             self.helm,
+            self.usage,
         )
         self.resolver = ChartResolver(
             self.kube,
@@ -246,6 +268,7 @@ class Agent:
             self.cache,
             git=self.git_charts,
             repositories=repositories,
+            usage=self.usage,
         )
         self.controller = Controller(self.kube, self._reconcile, settings, self.heartbeats)
         # keys the desired-state digests written to status and storage labels (created once)
@@ -404,6 +427,10 @@ class Agent:
         self.controller.start()
         self._acting.set()
         threading.Thread(target=self._git_chart_poll_loop, name="git-chart-poll", daemon=True).start()
+        beat = self.heartbeats.register(
+            "cache-janitor", self.settings.cache.sweep_interval_s + self.settings.liveness.margin_s
+        )
+        threading.Thread(target=self._janitor_loop, args=(beat,), name="cache-janitor", daemon=True).start()
         if self.source is not None and self.sync_loop is not None:
             live, git = self.settings.liveness, self.settings.git
             # watched from now on only: a standby's idle sync wing is not a stuck one
@@ -431,6 +458,31 @@ class Agent:
             for key in changed:
                 log.info("Git chart changed", release=key)
                 self.controller.queue.add(key)
+
+    def _janitor_loop(self, beat: Callable[[], None]) -> None:
+        """Forget what deleted HelmReleases used, then keep the chart caches bounded."""
+        while not self.stopping.wait(self.settings.cache.sweep_interval_s):
+            beat()
+            try:
+                self.prune_and_sweep()
+            except Exception as exc:  # never let the loop die: the next sweep tries again
+                log.error("cache sweep crashed", error=f"{type(exc).__name__}: {exc}")
+
+    def prune_and_sweep(self) -> None:
+        """One janitor round: drop in-memory state of HelmReleases that are gone, then remove
+        cached charts, exports, mirrors and indexes no current HelmRelease uses (``charts.evict``)."""
+        if not self.controller.synced.is_set():
+            return  # before the first list every HelmRelease would look deleted
+        since = time.monotonic()
+        live = self.controller.keys() | self.controller.queue.running()
+        self.controller.forget(live)
+        self.usage.retain(live, since)
+        self.git_charts.forget(live)
+        self.resolver.forget(live)
+        self.repos.forget_idle(self.settings.cache.max_age_s)
+        self.oci.forget_idle(self.settings.cache.max_age_s)
+        self.janitor.sweep()
+        self.janitor_sweeps += 1
 
     def stop(self) -> bool:
         """Start nothing new; let in-flight helm actions finish within the shutdown grace.

@@ -294,6 +294,7 @@ class Reconciler:
             self.kube.set_helmrelease_finalizers(
                 hr.namespace, hr.name, remaining, hr.metadata.resource_version or ""
             )
+            self.first_seen.forget_release(ref.target_namespace, ref.release_name)
         except HelmError as exc:
             report.event(True, "UninstallFailed", exc.message)
             return Outcome(requeue_after=self.settings.retry.base_s, ok=False, message=exc.message)
