@@ -584,11 +584,19 @@ class _GuardedSession(requests.Session):
 
     def __init__(self, policy: Destinations) -> None:
         super().__init__()
-        self.trust_env = False
         if policy.checks_addresses:
             adapter = _GuardedAdapter(policy)
             self.mount("http://", adapter)
             self.mount("https://", adapter)
+
+    def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
+        merged["proxies"] = {}  # a proxy would resolve and connect out of the check's reach
+        return merged
+
+    def rebuild_proxies(self, prepared_request: requests.PreparedRequest, proxies: Any) -> dict[str, str]:
+        prepared_request.headers.pop("Proxy-Authorization", None)
+        return {}  # the same for every redirect hop
 
     def get_redirect_target(self, resp: requests.Response) -> str | None:
         target = super().get_redirect_target(resp)

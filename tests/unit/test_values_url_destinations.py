@@ -167,3 +167,21 @@ def test_a_refusal_names_the_source_without_credentials_or_query(http: HTTPClien
     )
     assert "link-local" in message
     assert "hunter2" not in message and "s3cret" not in message and "user" not in message
+
+
+def test_a_proxy_from_the_environment_is_not_used_for_checked_urls(
+    http: HTTPClient, serve: Callable[..., LocalServer], outward: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a proxy would resolve the name itself, where the address check cannot see it
+    proxy = serve(lambda _: (200, {}, b"from: proxy\n"))
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("http_proxy", proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    server = LocalServer(lambda _: VALUES, host=outward)
+    try:
+        assert reader(http, DEFAULT).url(f"{server.url}/values.yaml") == b"a: 1\n"
+    finally:
+        server.close()
+    assert proxy.seen == []
+    assert len(server.seen) == 1
