@@ -589,9 +589,7 @@ class _GuardedSession(requests.Session):
             self.mount("http://", adapter)
             self.mount("https://", adapter)
 
-    def merge_environment_settings(
-        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> Any:
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
         merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
         merged["proxies"] = {}  # a proxy would resolve and connect out of the check's reach
         return merged
