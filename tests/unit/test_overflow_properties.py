@@ -1,10 +1,13 @@
 """Numbers too big to use (a version part with thousands of digits, a timeout of years) are the
-project's validation errors naming the field or the version, never another exception."""
+project's validation errors naming the field or the version, never another exception; a hostile
+index entry served by a real local server is skipped."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gitops_helm.api import SpecError, parse_helmrelease
+from gitops_helm.charts.errors import VersionConstraintError
+from gitops_helm.charts.helmrepo import HelmRepoClient, HelmRepoSettings
 from gitops_helm.api.parse import MAX_TIMEOUT
 from gitops_helm.charts.semver import (
     MAX_PART,
@@ -21,6 +26,7 @@ from gitops_helm.charts.semver import (
     parse_version,
     select_version,
 )
+from tests.localhttp import LocalServer
 from tests.unit.test_api_examples import REPO_CHART, manifest
 
 PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -115,3 +121,26 @@ def test_huge_chart_versions_parse_and_fail_only_as_constraint_errors(
     hr = parse_helmrelease(obj)  # the version is a constraint, resolved when the chart is fetched
     with contextlib.suppress(ConstraintError):
         select_version(hr.spec.chart.version, ["1.0.0"])  # type: ignore[union-attr]
+
+
+def test_an_index_entry_with_thousands_of_digits_is_skipped(
+    tmp_path: Path, serve: Callable[..., LocalServer]
+) -> None:
+    # one hostile entry in a shared repository index must not break every release of the chart
+    index = f"""
+apiVersion: v1
+entries:
+  app:
+  - version: 1.{HUGE}.0
+    urls: [app-huge.tgz]
+  - version: 1.2.0
+    urls: [app-1.2.0.tgz]
+  - version: 0.9.0
+    urls: [app-0.9.0.tgz]
+""".encode()
+    server = serve(lambda _: (200, {}, index))
+    client = HelmRepoClient(HelmRepoSettings(tmp_path), sleep=lambda s: None)
+    assert client.resolve(server.url, "app", ">=1.0.0").version == "1.2.0"
+    assert client.resolve(server.url, "app", "").version == "1.2.0"
+    with pytest.raises(VersionConstraintError, match=f"larger than {MAX_PART}"):
+        client.resolve(server.url, "app", f"~1.{HUGE}")
