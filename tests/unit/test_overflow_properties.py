@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gitops_helm.api import SpecError, parse_helmrelease
+from gitops_helm.api.parse import MAX_TIMEOUT
 from gitops_helm.charts.errors import VersionConstraintError
 from gitops_helm.charts.helmrepo import HelmRepoClient, HelmRepoSettings
-from gitops_helm.api.parse import MAX_TIMEOUT
 from gitops_helm.charts.semver import (
     MAX_PART,
     ConstraintError,
