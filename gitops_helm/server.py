@@ -202,6 +202,8 @@ class Server:
         self._thread.start()
 
     def stop(self) -> None:
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         self._wake_w.send(b"x")
         if self._thread.is_alive():

@@ -44,8 +44,8 @@ scheme, and the addresses a host name resolves to are checked when the connectio
 name is resolved once, every address it resolves to is checked (one refused address refuses the
 request), and the socket connects to one of exactly those addresses, so a DNS answer that changes
 between a check and the connect (rebinding) cannot slip through. Every connection is checked when
-it is opened, so every redirect hop is checked the same way. Such a session ignores proxy settings from the
-environment (a proxy would resolve the name itself, out of reach of the check).
+it is opened, so every redirect hop is checked the same way. Such a session ignores proxy
+settings from the environment (a proxy would resolve the name itself, out of reach of the check).
 
 Size limits apply to the decoded body while it streams, before anything is buffered, and up
 front from ``Content-Length``. Messages and logs show URLs without userinfo and with a query
@@ -330,6 +330,22 @@ class HTTPSettings:
 
 # Cloud metadata endpoints outside the link-local ranges (AWS over IPv6, Alibaba Cloud).
 _METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200"))
+# IPv6 addresses that a NAT64 gateway turns into the IPv4 address in their last 32 bits
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _effective(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address a connection to ``ip`` really reaches when it embeds an IPv4 address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if ip.sixtofour is not None:
+            return ip.sixtofour
+    return ip
 
 
 @dataclass(frozen=True)
@@ -352,9 +368,7 @@ class Destinations:
 
     def refusal(self, address: str) -> str | None:
         """Why ``address`` (an IP address as getaddrinfo gives it) is refused, or None."""
-        ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 scope id
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        ip = _effective(ipaddress.ip_address(address.split("%", 1)[0]))  # without an IPv6 scope id
         if self.refuse_local or self.refuse_internal:
             if ip.is_loopback or ip.is_unspecified:
                 return "loopback"
@@ -605,7 +619,8 @@ class _GuardedSession(requests.Session):
             there = urlsplit(urljoin(here, target)).scheme.lower()
             if there != urlsplit(here).scheme.lower():
                 resp.close()
-                raise HTTPInvalidRequestError(here, f"redirect to a {there or 'relative'} URL refused")
+                scheme = urlsplit(here).scheme.lower()
+                raise HTTPInvalidRequestError(here, f"redirect from {scheme} to {there or '?'} refused")
         return target
 
 

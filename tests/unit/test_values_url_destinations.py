@@ -92,6 +92,10 @@ def test_cloud_metadata_and_link_local_are_refused_by_default(http: HTTPClient) 
         with pytest.raises(HTTPAddressRefusedError, match="link-local"):
             reader(http, LOCKDOWN).url(url)
     assert ALLOW_INTERNAL.refusal("169.254.169.254") is None
+    # the same addresses written inside IPv6: mapped, NAT64, 6to4
+    for address in ("::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1"):
+        assert DEFAULT.refusal(address) == "link-local (cloud metadata)", address
+    assert DEFAULT.refusal("64:ff9b::7f00:1") == "loopback"
 
 
 def test_private_addresses_are_allowed_by_default_and_refused_in_lockdown(
@@ -132,7 +136,7 @@ def test_a_redirect_may_not_change_the_scheme(
     plain = serve(lambda _: VALUES)
     secure = serve(lambda _: (302, {"Location": f"{plain.url}/values.yaml"}, b""), server_tls())
     trusted = Identity(ca_file=str(pki / "ca.crt"))
-    with pytest.raises(HTTPInvalidRequestError, match="redirect to a http URL refused"):
+    with pytest.raises(HTTPInvalidRequestError, match="redirect from https to http refused"):
         http.get(f"{secure.url}/moved.yaml", limits=LIMITS, identity=trusted, destinations=ALLOW_INTERNAL)
     assert plain.seen == []
     # a redirect within the scheme is followed
