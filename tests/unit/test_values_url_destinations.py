@@ -5,11 +5,14 @@ scheme, a size cap, and URLs shown without credentials or query strings."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import cast
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gitops_helm import values as values_mod
 from gitops_helm.adapters.http import (
@@ -110,7 +113,7 @@ def test_private_addresses_are_allowed_by_default_and_refused_in_lockdown(
         assert reader(http, ALLOW_INTERNAL).url(f"{server.url}/values.yaml") == b"a: 1\n"
     finally:
         server.close()
-    for address in ("10.96.0.1", "192.168.1.10", "172.16.0.5", "100.64.0.1", "fd12::1"):
+    for address in ("10.96.0.1", "192.168.1.10", "172.16.0.5", "100.64.0.1", "fd12::1", "::ffff:10.0.0.1"):
         assert DEFAULT.refusal(address) is None, address
         assert LOCKDOWN.refusal(address) == "private or cluster-internal", address
     assert LOCKDOWN.refusal("93.184.215.14") is None
@@ -189,3 +192,18 @@ def test_a_proxy_from_the_environment_is_not_used_for_checked_urls(
         server.close()
     assert proxy.seen == []
     assert len(server.seen) == 1
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.ip_addresses())
+def test_lockdown_refuses_everything_the_default_refuses_and_allow_internal_nothing(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    text = str(address)
+    if DEFAULT.refusal(text) is not None:
+        assert LOCKDOWN.refusal(text) == DEFAULT.refusal(text)
+    assert ALLOW_INTERNAL.refusal(text) is None
+    if address.is_loopback or address.is_link_local:
+        assert DEFAULT.refusal(text) is not None
+    if not address.is_global and not isinstance(address, ipaddress.IPv6Address):
+        assert LOCKDOWN.refusal(text) is not None
