@@ -1,5 +1,5 @@
 """Hostile input on the real environment (issue #9): a values URL on the agent's own host is
-refused by default and the HelmRelease says so without the URL's credentials; a timeout of years
+refused by default and the HelmRelease says so without the URL's query string; a timeout of years
 and a chart version with thousands of digits are clear errors on the HelmRelease, not crashes."""
 
 from __future__ import annotations
@@ -8,10 +8,17 @@ import json
 from typing import Any
 
 from tests.conftest import Env
-from tests.integration.reconcile_helpers import apply, hr_manifest, release_secrets, repo_chart, unique_name
+from tests.integration.reconcile_helpers import (
+    apply,
+    hr_manifest,
+    release_secrets,
+    repo_chart,
+    unique_name,
+    user_values,
+)
 from tests.localhttp import LocalServer
 
-SECRET_BITS = ("hunter2", "s3cret-token")
+SECRET = "s3cret-token"
 
 
 def events_text(env: Env, namespace: str) -> str:
@@ -23,7 +30,8 @@ def test_a_values_url_on_loopback_is_refused_by_default(env: Env, namespace: str
     with LocalServer(lambda _: (200, {}, b"message: from-loopback\n")) as server:
         agent = start_agent(namespace, env["HELM_BIN"])
         port = server.url.rsplit(":", 1)[1]
-        url = f"http://admin:hunter2@127.0.0.1:{port}/values.yaml?token=s3cret-token"
+        # credentials in the userinfo are refused when the spec is parsed; a query string is not
+        url = f"http://127.0.0.1:{port}/values.yaml?token={SECRET}"
         name = unique_name("loopback")
         spec = {"valuesFrom": [{"externalSourceRef": {"url": url}}]}
         apply(env, hr_manifest(name, namespace, repo_chart(env), **spec))
@@ -34,7 +42,7 @@ def test_a_values_url_on_loopback_is_refused_by_default(env: Env, namespace: str
         assert server.seen == []  # refused before connecting
         assert release_secrets(env, namespace, name) == []  # nothing installed
         shown = message + events_text(env, namespace) + json.dumps(agent.condition(name, namespace, "Ready"))
-        assert not any(bit in shown for bit in SECRET_BITS), shown
+        assert SECRET not in shown, shown
 
 
 def test_a_values_url_on_loopback_is_used_with_allow_internal_urls(
@@ -46,7 +54,7 @@ def test_a_values_url_on_loopback_is_used_with_allow_internal_urls(
         spec = {"valuesFrom": [{"externalSourceRef": {"url": f"{server.url}/values.yaml"}}]}
         apply(env, hr_manifest(name, namespace, repo_chart(env), **spec))
         agent.wait_condition(name, namespace, "Released", "True")
-        assert [s.path for s in server.seen] == ["/values.yaml"]
+        assert user_values(env, env["HELM_BIN"], namespace, name) == {"message": "from-loopback"}
 
 
 def test_a_timeout_of_years_is_an_invalid_spec(env: Env, namespace: str, start_agent: Any) -> None:
