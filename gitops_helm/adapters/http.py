@@ -33,7 +33,8 @@ secret in clear (the salt is per process). Sessions live in a bounded LRU; an ev
 closed once no request uses it any more.
 
 Deadlines. Every request has a connect timeout, a read timeout (the longest wait for the next
-bytes) and a total deadline. The body is read with ``read1`` (what one receive returns), so a
+bytes) and a total deadline, checked after every response (redirect hops included) and while
+the body streams. The body is read with ``read1`` (what one receive returns), so a
 server that drips its body a byte at a time is cut off at the first read after
 ``Limits.total_s``: at most ``read_s`` late. (The status line and headers are bounded by the
 read timeout per receive and by http.client's limits on header lines.)
@@ -720,12 +721,21 @@ class HTTPClient:
         try:
             options = entry.request_options({"User-Agent": self.settings.user_agent, **(headers or {})})
             started = time.monotonic()
+
+            def within_deadline(hop: requests.Response, *args: Any, **kwargs: Any) -> None:
+                # every response, redirect hops included: a chain of slow redirects ends at the
+                # total deadline, not after max_redirects x (connect + read) timeouts
+                if time.monotonic() > deadline:
+                    hop.close()
+                    raise HTTPDeadlineError(url, limits.total_s)
+
             try:
                 response = entry.session.get(
                     url,
                     timeout=(limits.connect_s, limits.read_s),
                     stream=True,
                     allow_redirects=True,
+                    hooks={"response": within_deadline},
                     **options,
                 )
             except Exception as exc:
