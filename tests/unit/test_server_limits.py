@@ -122,8 +122,9 @@ def test_many_slow_clients_hold_no_thread_and_healthz_answers(
         time.sleep(1.0)
         assert get(server, "/healthz") == (200, b"ok\n")
         assert get(server, "/readyz") == (200, b"ready\n")
-        # the dripping clients hold no thread of the server: only their own 40 exist
-        assert threading.active_count() <= threads_before + 40 + 1
+        # the dripping clients hold no thread of the server: beyond their own 40, at most the
+        # threads of the two answered requests may still be finishing
+        assert threading.active_count() <= threads_before + 40 + 2
         # beyond max_connections the oldest connections were closed to make room
         assert all(c.closed_by_server.wait(WAIT_S) for c in clients[: 40 - 16])
     finally:
