@@ -122,6 +122,9 @@ def _start(env: Env, tmp_path: Path, name: str, namespace: str, lease: str) -> A
         "--work-dir", str(work / "work"), "--retry-base", "1s", "--retry-max", "3s",
         "--leader-elect", "true", "--leader-election-namespace", namespace,
         "--leader-election-id", lease, *LEASE_FLAGS,
+        # the chart repository is shared: another test republishing a chart changes the index
+        # under a cached copy; refetch it soon rather than after the default minute
+        "--chart-refresh-interval", "2s",
     ]  # fmt: skip
     log_path = work / "agent.log"
     with open(log_path, "wb") as out:
@@ -181,7 +184,7 @@ def test_a_frozen_or_killed_leader_is_fenced_and_the_standby_takes_over(
                 "another operation may be running"
                 in json.dumps((get_object(env, "helmrelease", namespace, "app") or {}).get("status", {}))
             ),
-            60,
+            120,
         )
 
         if fault == "freeze":
