@@ -200,7 +200,7 @@ def test_losing_is_signalled_once_even_while_a_renewal_hangs() -> None:
     """The fence thread watches the deadline on its own: a GET that never answers must not keep
     the leader acting. Real monotonic time, short numbers; waited for, not timed."""
     store = Store()
-    s = LeaderSettings(namespace="ns", name="l", identity="a", lease_s=3, renew_deadline_s=1.0, retry_s=0.2)
+    s = LeaderSettings(namespace="ns", name="l", identity="a", lease_s=5, renew_deadline_s=3.0, retry_s=0.5)
     a = LeaderElector(store, s)  # type: ignore[arg-type]
     lost: list[str] = []
     stop = threading.Event()
