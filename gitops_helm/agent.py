@@ -11,13 +11,16 @@ Place in the flow: ``commands.run`` builds one :class:`Agent` and calls :meth:`A
 
 With leader election on, the HTTP server runs on every replica (probes pass on a standby) and
 the CRD install, the controller and the Git sync start only on the leader. On stop, in-flight
-helm operations finish, so no release is left pending.
+helm operations finish, so no release is left pending. On losing the Lease (:meth:`Agent.fence`),
+nothing new starts, in-flight helm processes are killed (a standby may act once the lease
+duration has passed: they cannot be let finish) and the process exits 1, to restart as a standby.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import socket
 import stat
@@ -191,6 +194,7 @@ class Agent:
                 margin_s=settings.helm_kill_margin_s,
             ),
             before_run=self.heartbeats.allow,
+            may_act=self._may_act,
         )
         self._build_release_wing(work)
         self.sync_loop: SyncLoop | None = None
@@ -283,6 +287,7 @@ class Agent:
             on_action=metrics.observe_action,
             stopping=self.stopping,
             digest_key=self.digest_key.load,
+            may_act=self._may_act,
         )
 
     # -- the long-running process -------------------------------------------------------------
@@ -321,14 +326,15 @@ class Agent:
                 namespace=s.leader_election_namespace or s.sync.state_namespace,
                 name=s.leader_election_id,
                 identity=f"{socket.gethostname()}-{os.getpid()}",
-                lease_s=int(s.leader_election_lease_s),
-                renew_s=s.leader_election_lease_s / 3,
-                retry_s=max(0.5, s.leader_election_lease_s / 10),
+                lease_s=math.ceil(s.leader_election_lease_s),
+                renew_deadline_s=s.leader_election_renew_deadline_s,
+                retry_s=s.leader_election_retry_period_s,
             ),
         )
 
         def on_lost() -> None:
             lost.set()
+            self.fence()
             stop.set()
 
         # The Lease is renewed until the agent has stopped (not merely been asked to): in-flight
@@ -341,6 +347,27 @@ class Agent:
         while not stop.is_set() and not elector.leading.wait(1.0):
             pass
         return elector.leading.is_set() and not stop.is_set()
+
+    def _may_act(self) -> bool:
+        """Whether a helm action (or a write to Helm storage) may start now: always without leader
+        election; with it, only while this replica holds the Lease within its renew deadline."""
+        return self.elector is None or self.elector.holds()
+
+    def fence(self) -> None:
+        """Leadership is lost: from now on nothing acts. The controller hands out no more work,
+        no helm action starts, and the running ones are killed: a standby may take over once the
+        lease duration has passed, so they cannot be let finish. A killed install/upgrade leaves
+        its revision pending-*; the next leader waits out its pending grace, then retries it as
+        an interrupted attempt (not a failure of the release)."""
+        self.stopping.set()
+        self.controller.halt()
+        killed = self.helm.cancel_all("this replica lost the leader Lease")
+        if killed:
+            log.warning(
+                "killed helm processes: another replica may act now; the next leader recovers "
+                "their releases after the pending grace",
+                killed=", ".join(killed),
+            )
 
     def hooks(self) -> Hooks:
         """What the HTTP server asks of the agent: readiness, the webhook trigger, metrics."""

@@ -173,7 +173,13 @@ class Settings:
     leader_elect: bool = False
     leader_election_namespace: str | None = None  # None: the sync state namespace
     leader_election_id: str = "gitops-helm"
+    # client-go's three numbers: a standby takes over a Lease it has seen unchanged for the lease
+    # duration; a leader that has not renewed within the renew deadline (measured on its
+    # monotonic clock) stops acting at once, so the lease minus the renew deadline is the margin
+    # in which it kills its helm processes; both renew and retry every retry period.
     leader_election_lease_s: float = 30.0
+    leader_election_renew_deadline_s: float = 20.0
+    leader_election_retry_period_s: float = 4.0
     retry: RetrySettings = field(default_factory=RetrySettings)
     liveness: LivenessSettings = field(default_factory=LivenessSettings)
     # a helm release operation is killed this long after what its own --timeout allows (helm
@@ -276,7 +282,17 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--leader-election-id", help="name of the Lease (default: gitops-helm)")
     r.add_argument(
         "--leader-election-lease-duration",
-        help="a standby takes over after this long without renewal (default: 30s)",
+        help="a standby takes over a Lease it has seen unchanged for this long (default: 30s)",
+    )
+    r.add_argument(
+        "--leader-election-renew-deadline",
+        help="the leader stops acting (kills its helm processes, exits) when it could not renew for "
+        "this long; shorter than the lease duration (default: two thirds of it)",
+    )
+    r.add_argument(
+        "--leader-election-retry-period",
+        help="the leader renews, and a standby checks the Lease, this often; shorter than the renew "
+        "deadline (default: the lease duration / 7.5)",
     )
     r.add_argument(
         "--shutdown-grace",
@@ -420,6 +436,7 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
     )
     if cache.sweep_interval_s <= 0:
         raise ConfigError("--cache-sweep-interval: must be more than zero")
+    lease_s, renew_deadline_s, retry_period_s = _leader_numbers(get_dur, defaults)
     return Settings(
         kubeconfig=get("kubeconfig"),
         kube_context=get("kube-context"),
@@ -447,7 +464,9 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         leader_elect=get_bool("leader-elect", False),
         leader_election_namespace=get("leader-election-namespace"),
         leader_election_id=get("leader-election-id") or "gitops-helm",
-        leader_election_lease_s=get_dur("leader-election-lease-duration", 30.0),
+        leader_election_lease_s=lease_s,
+        leader_election_renew_deadline_s=renew_deadline_s,
+        leader_election_retry_period_s=retry_period_s,
         retry=retry,
         shutdown_grace_s=get_dur("shutdown-grace", defaults.shutdown_grace_s),
         git=git,
@@ -464,6 +483,28 @@ def _cross_namespace_refs(get_bool: Callable[[str, bool], bool], given: dict[str
     if refuse and allow and given.get("allow_cross_namespace_refs") is not None:
         raise ConfigError("--no-cross-namespace-refs contradicts --allow-cross-namespace-refs=true")
     return allow and not refuse
+
+
+def _leader_numbers(get_dur: Callable[[str, float], float], defaults: Settings) -> tuple[float, float, float]:
+    """Lease duration, renew deadline and retry period, checked against each other as client-go
+    does. Unset, the last two follow the lease duration (client-go's 15s/10s/2s proportions)."""
+    lease = get_dur("leader-election-lease-duration", defaults.leader_election_lease_s)
+    if lease < 1:
+        raise ConfigError(f"--leader-election-lease-duration: {lease:g}s is too short (at least 1s)")
+    renew = get_dur("leader-election-renew-deadline", lease * 2 / 3)
+    retry = get_dur("leader-election-retry-period", lease * 2 / 15)
+    if not 0 < renew < lease:
+        raise ConfigError(
+            f"--leader-election-renew-deadline: {renew:g}s must be more than 0 and shorter than "
+            f"--leader-election-lease-duration ({lease:g}s): the difference is the time a leader that "
+            "cannot renew has to stop its helm processes before a standby may take over"
+        )
+    if not 0 < retry < renew:
+        raise ConfigError(
+            f"--leader-election-retry-period: {retry:g}s must be more than 0 and shorter than "
+            f"--leader-election-renew-deadline ({renew:g}s), or the leader gets no second try to renew"
+        )
+    return lease, renew, retry
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

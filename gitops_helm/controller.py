@@ -227,11 +227,15 @@ class Controller:
         t.start()
         self._threads.append(t)
 
+    def halt(self) -> None:
+        """Hand out no more work, at once (running reconciles go on; see :meth:`stop`)."""
+        self._stop.set()
+        self.queue.close()
+
     def stop(self, timeout: float | None = None) -> list[str]:
         """Stop taking work; wait up to ``timeout`` (default: the shutdown grace) for running
         reconciles (helm calls) to finish. Returns the keys still running when it expired."""
-        self._stop.set()
-        self.queue.close()
+        self.halt()
         deadline = time.monotonic() + (self.shutdown_grace_s if timeout is None else timeout)
         for t in self._threads:
             if t.name.startswith("worker"):

@@ -78,11 +78,15 @@ class Reconciler:
         on_action: Callable[[str, str, bool, float], None] | None = None,
         stopping: threading.Event | None = None,
         digest_key: Callable[[], bytes],
+        may_act: Callable[[], bool] | None = None,
     ) -> None:
         self.kube = kube
         self.digest_key = digest_key  # the installation's key (``release.digest_key``), loaded lazily
         # set when the agent shuts down: the action under way finishes, no other one starts
         self.stopping = stopping or threading.Event()
+        # False once this replica may no longer act (it lost the leader Lease): asked before
+        # every action, helm or a write to Helm storage (unlocking a pending revision)
+        self.may_act = may_act or (lambda: True)
         self.charts = charts
         self.settings = settings
         self.http = http  # for externalSourceRef values URLs
@@ -225,9 +229,10 @@ class Reconciler:
         if decision.action is last_action and decision.action is not pl.Action.TEST:
             # The same action twice in one run means storage did not move as expected.
             return Outcome(requeue_after=self.settings.retry.base_s, message="no progress; retrying later")
-        if self.stopping.is_set():
-            # Shutting down: start no helm action (one already run finished and is recorded);
-            # whoever reconciles next (this agent restarted, or the next leader) goes on.
+        if self.stopping.is_set() or not self.may_act():
+            # Shutting down, or no longer the leader: start no helm action (one already run
+            # finished and is recorded); whoever reconciles next (this agent restarted, or the
+            # next leader) goes on.
             log.info(
                 "stopping: next helm action left for later",
                 release=target.ref.key,
@@ -287,7 +292,7 @@ class Reconciler:
             ref = ReleaseRef.of(hr)
             decision = pl.plan_deletion(observe(self.kube, ref).release, ref.owner, suspended=p.suspend)
             if decision.action is pl.Action.UNINSTALL:
-                if self.stopping.is_set():
+                if self.stopping.is_set() or not self.may_act():
                     return Outcome(requeue_after=self.settings.retry.base_s, message="stopping")
                 self.actions.uninstall_on_deletion(report, p)
             else:
