@@ -28,6 +28,7 @@ Selection and formatting (everything but :class:`Diagnoser`) are pure and unit-t
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -380,7 +381,7 @@ class Diagnoser:
         """Diagnose the release whose latest record ``read_record`` returns (it may raise)."""
         try:
             return _Run(self, namespace).diagnose(read_record, tests=tests)
-        except Exception as exc:
+        except Exception as exc:  # a surprise in what the cluster returned: the helm message stays
             log.warning("failure diagnosis failed", namespace=namespace, error=f"{type(exc).__name__}: {exc}")
             return Diagnosis((f"(could not diagnose: {type(exc).__name__})",))
 
@@ -413,6 +414,7 @@ class _Run:
             return None, f"(could not read {what}: {shorten(str(exc), _STATE_TEXT)})"
 
     def diagnose(self, read_record: Callable[[], Mapping[str, Any]], *, tests: bool) -> Diagnosis:
+        # the record is read (at most once per step) with the adapter's own request deadline
         record, failed = self._read("the release manifest", lambda _t: read_record())
         if failed:
             return Diagnosis((failed,))
@@ -421,10 +423,7 @@ class _Run:
         for ref in refs[: self.s.max_objects * 3]:  # bounded reads, even when most are healthy
             if unhealthy >= self.s.max_objects or self._timeout() is None:
                 break
-            obj, failed = self._read(
-                str(ref),
-                lambda t, r=ref: self.kube.get_workload(r.kind, r.namespace, r.name, timeout_s=t),  # type: ignore[misc]
-            )
+            obj, failed = self._read(str(ref), functools.partial(self._get, ref))
             problem = failed or (f"{ref}: not found" if obj is None else workload_problem(ref.kind, obj))
             if problem is None:
                 continue
@@ -438,6 +437,9 @@ class _Run:
             else:
                 self._pods_of(ref, obj)
         return Diagnosis(tuple(self.findings), tuple(self.tails))
+
+    def _get(self, ref: WorkloadRef, timeout_s: float) -> dict[str, Any] | None:
+        return self.kube.get_workload(ref.kind, ref.namespace, ref.name, timeout_s=timeout_s)
 
     def _object(self, ref: WorkloadRef, obj: Mapping[str, Any], problem: str) -> None:
         uid = (obj.get("metadata") or {}).get("uid")
