@@ -11,7 +11,7 @@ cluster or the network hiccuped) is not an outcome of the release: it propagates
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,9 +54,8 @@ class ReleaseActions:
     ) -> None:
         self.kube = kube
         self.helm = helm
-        self.diagnoser = (
-            diagnoser  # names the failing objects after a failed action; None: helm's message only
-        )
+        # names the failing objects after a failed action; None: helm's message only
+        self.diagnoser = diagnoser
         self.clock = clock
         self.on_action = on_action or (lambda action, key, ok, seconds: None)
 
@@ -131,7 +130,7 @@ class ReleaseActions:
             memory = pl.record_failure(memory, desired, action=action, revision=wrote, now=self.clock())
             # only a revision this attempt wrote has objects it applied (no revision: helm failed
             # before applying anything, e.g. a template error, and there is nothing to look at)
-            message = self._explained(exc.message, target, observed) if wrote is not None else exc.message
+            message = self._explained(exc.message, target, observed.latest_record) if wrote else exc.message
             report.phase(Phase.DEPLOY_FAILED, detail=message)
             report.event(True, f"{verb.capitalize()}Failed", message)
             log.warning(f"{verb} failed", release=ref.key, error=message, revision=wrote)
@@ -166,7 +165,9 @@ class ReleaseActions:
             report.phase(Phase.SUCCEEDED, revision=attempted)
             report.event(False, "TestSucceeded", f"tests of {p.release_name} passed: {outcome.message}")
         else:
-            message = self._explained(outcome.message, target, observe(self.kube, target.ref), tests=True)
+            message = self._explained(
+                outcome.message, target, lambda: observe(self.kube, target.ref).latest_record(), tests=True
+            )
             report.phase(Phase.TEST_FAILED, detail=message)
             report.event(True, "TestFailed", f"tests of {p.release_name} failed: {message}")
             if pl.ignores_test_failures(target.desired.policy, memory.last_release_action):
@@ -203,7 +204,7 @@ class ReleaseActions:
                 revision=after.revision if after else None,
                 succeeded=False,
             )
-            message = self._explained(exc.message, target, observed)
+            message = self._explained(exc.message, target, observed.latest_record)
             report.phase(Phase.ROLLBACK_FAILED, detail=message)
             report.event(True, "RollbackFailed", message)
             return memory, False
@@ -217,16 +218,20 @@ class ReleaseActions:
         return memory, True
 
     def _explained(
-        self, helm_message: str, target: Target, observed: Observation, *, tests: bool = False
+        self,
+        helm_message: str,
+        target: Target,
+        latest_record: Callable[[], Mapping[str, Any]],
+        *,
+        tests: bool = False,
     ) -> str:
         """Helm's message about a failed action, followed by what is wrong with which of the
-        release's objects (``diagnose``); a failing container's log tail goes to the agent's log
+        objects of the release's latest revision (``diagnose``: it never raises, and an error of
+        ``latest_record`` becomes a note); a failing container's log tail goes to the agent's log
         only, never to the status or an Event (it may hold anything)."""
-        if self.diagnoser is None or observed.latest is None:
+        if self.diagnoser is None:
             return helm_message
-        diagnosis = self.diagnoser.diagnose(
-            observed.latest_record, target.policy.target_namespace, tests=tests
-        )
+        diagnosis = self.diagnoser.diagnose(latest_record, target.policy.target_namespace, tests=tests)
         for tail in diagnosis.log_tails:
             log.warning(
                 "log tail of a failing container",
