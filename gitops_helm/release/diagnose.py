@@ -214,6 +214,13 @@ def _replicas(kind: str, obj: Mapping[str, Any]) -> list[str]:
         problems.append(f"{ready}/{desired} replicas ready")
     if updated < desired:
         problems.append(f"{updated}/{desired} updated")
+    # A rolling update whose new pods do not get Ready keeps the old ones: the ready count is
+    # met by old pods, so only these say that the rollout is stuck (as helm's wait sees it).
+    old = int(status.get("replicas") or 0) - updated if kind == "Deployment" else 0
+    if old > 0:
+        problems.append(f"{old} old {'replica' if old == 1 else 'replicas'} not yet replaced")
+    if kind == "Deployment" and ready >= desired and int(status.get("availableReplicas") or 0) < desired:
+        problems.append(f"{int(status.get('availableReplicas') or 0)}/{desired} available")
     return problems
 
 

@@ -12,7 +12,15 @@ import re
 from typing import Any
 
 from tests.conftest import Env
-from tests.integration.reconcile_helpers import FAIL_TIMEOUT, apply, cond, hr_manifest, repo_chart
+from tests.integration.reconcile_helpers import (
+    FAIL_TIMEOUT,
+    apply,
+    cond,
+    hr_manifest,
+    patch_spec,
+    repo_chart,
+    wait_ready,
+)
 
 
 def hr_events(env: Env, namespace: str, name: str, reason: str) -> list[str]:
@@ -85,3 +93,26 @@ def test_a_failed_helm_test_names_the_failed_test_pod(
     ), message
     # the release's own Deployment is Ready: a failed test names only the test pods
     assert f"Deployment {namespace}/checked" not in message, message
+
+
+def test_a_failed_upgrade_names_the_stuck_rollout_and_its_new_pod(
+    env: Env, namespace: str, helm: str, start_agent: Any
+) -> None:
+    agent = start_agent(namespace, helm)
+    apply(env, hr_manifest("app", namespace, repo_chart(env), values={"message": "good"}))
+    wait_ready(agent, "app", namespace)
+    # the new pod never gets Ready; the old one keeps serving, so the ready count alone is met
+    patch_spec(env, namespace, "app", {"wait": True, "timeout": FAIL_TIMEOUT, "values": {"unready": True}})
+    message = agent.wait_for(
+        "the UpgradeFailed Event", lambda: next(iter(hr_events(env, namespace, "app", "UpgradeFailed")), None)
+    )
+    assert f"Deployment {namespace}/app: 1 old replica not yet replaced" in message, message
+    assert re.search(
+        rf"Pod {namespace}/app-[a-z0-9]+-[a-z0-9]+: Running, Ready=False \(ContainersNotReady\)", message
+    ), message
+    scaled = [
+        e["message"]
+        for e in object_events(env, namespace, "Deployment", "app")
+        if e["reason"] == "ScalingReplicaSet"
+    ]
+    assert any(f"ScalingReplicaSet: {text}" in message for text in scaled), (message, scaled)

@@ -231,13 +231,33 @@ def test_a_deployment_without_its_ready_replicas_says_how_many_and_why() -> None
 
 
 def test_a_healthy_deployment_has_no_problem() -> None:
-    healthy = {**DEPLOYMENT, "status": {"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2}}
+    healthy = {
+        **DEPLOYMENT,
+        "status": {"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2, "availableReplicas": 2},
+    }
     assert workload_problem("Deployment", {**healthy, "spec": {"replicas": 2}}) is None
 
 
 def test_a_deployment_scaled_to_zero_is_healthy_and_one_without_replicas_means_one() -> None:
     assert workload_problem("Deployment", {"spec": {"replicas": 0}, "status": {}}) is None
     assert workload_problem("StatefulSet", {"spec": {}, "status": {}}) == "0/1 replicas ready, 0/1 updated"
+
+
+def test_a_stuck_rolling_update_is_not_taken_for_a_healthy_deployment() -> None:
+    # the new pod runs but is not Ready; the old one keeps serving (maxUnavailable rounds to 0)
+    rolling = {
+        "spec": {"replicas": 1},
+        "status": {
+            "replicas": 2,
+            "updatedReplicas": 1,
+            "readyReplicas": 1,
+            "availableReplicas": 1,
+            "unavailableReplicas": 1,
+        },
+    }
+    assert workload_problem("Deployment", rolling) == "1 old replica not yet replaced"
+    waiting = {"spec": {"replicas": 2}, "status": {"replicas": 2, "updatedReplicas": 2, "readyReplicas": 2}}
+    assert workload_problem("Deployment", waiting) == "0/2 available"
 
 
 def test_a_replica_failure_is_quoted() -> None:
