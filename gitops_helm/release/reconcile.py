@@ -37,6 +37,7 @@ from gitops_helm.errors import GitopsHelmError
 from gitops_helm.release import plan as pl
 from gitops_helm.release.actions import ReleaseActions, Target
 from gitops_helm.release.desired import desired_state, plan_policy, unkeyed_digest
+from gitops_helm.release.diagnose import Diagnoser
 from gitops_helm.release.identity import FINALIZER, ReleaseRef
 from gitops_helm.release.memory import memory_from_status
 from gitops_helm.release.observe import FirstSeen, Observation, drift_of, observe, unready_dependencies
@@ -96,7 +97,13 @@ class Reconciler:
         )
         self.clock = clock
         self.on_refs = on_refs or (lambda key, refs: None)
-        self.actions = ReleaseActions(kube, helm, clock=clock, on_action=on_action)
+        self.actions = ReleaseActions(
+            kube,
+            helm,
+            clock=clock,
+            on_action=on_action,
+            diagnoser=Diagnoser(kube, settings.failure_diagnosis),
+        )
         # when a pending revision without a recorded time was first seen (its grace starts then)
         self.first_seen = FirstSeen(clock)
 
