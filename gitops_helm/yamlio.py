@@ -50,6 +50,7 @@ that breaks one of the rules above.
 from __future__ import annotations
 
 import math
+import os
 import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -81,6 +82,7 @@ __all__ = [
     "key_text",
     "load",
     "load_all",
+    "read_file",
 ]
 
 _MiB = 1024 * 1024
@@ -593,6 +595,20 @@ def load_all(
             if data is not None:
                 documents.append(Document(data, node.start_mark.line + 1, node))
     return documents
+
+
+def read_file(path: str | os.PathLike[str], *, limits: Limits = LIMITS) -> bytes:
+    """The bytes of a YAML file for :func:`load`, never more than ``limits.max_bytes`` in memory.
+
+    A larger file (a hostile chart's ``Chart.yaml`` or values file) is a :class:`YAMLError`
+    after reading one byte over the limit, not after reading the whole file. ``OSError`` as
+    ``open`` raises it.
+    """
+    with open(path, "rb") as fh:
+        data = fh.read(limits.max_bytes + 1)
+    if len(data) > limits.max_bytes:
+        raise YAMLError(f"YAML file is larger than the limit of {limits.max_bytes} bytes", syntax=False)
+    return data
 
 
 def dump(data: Any, *, sort_keys: bool = True) -> str:

@@ -264,7 +264,7 @@ def _tree_digest(root: Path) -> str:
 
 def _chart_meta(chart_dir: Path) -> dict[str, object]:
     try:
-        meta = yamlio.load((chart_dir / "Chart.yaml").read_bytes(), unique_keys=False)
+        meta = yamlio.load(yamlio.read_file(chart_dir / "Chart.yaml"), unique_keys=False)
     except (OSError, yamlio.YAMLError):
         return {}
     return meta if isinstance(meta, dict) else {}

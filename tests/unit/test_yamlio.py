@@ -412,3 +412,14 @@ def test_strings_only_aliases_are_bounded_copies() -> None:
     with pytest.raises(YAMLError, match=r"line 2, column 1: duplicate mapping key 'a' \(first at line 1\)"):
         load("a: 1\na: 2\n", strings_only=True)
     assert load("a: 1\na: 2\n", strings_only=True, unique_keys=False) == {"a": "2"}
+
+
+def test_read_file_reads_no_more_than_the_limit(tmp_path: Any) -> None:
+    small = tmp_path / "Chart.yaml"
+    small.write_bytes(b"name: app\n")
+    assert yamlio.read_file(small, limits=Limits(max_bytes=10)) == b"name: app\n"
+    big = tmp_path / "values.yaml"
+    big.write_bytes(b"a: " + b"x" * 100)
+    with pytest.raises(YAMLError, match="YAML file is larger than the limit of 10 bytes") as info:
+        yamlio.read_file(big, limits=Limits(max_bytes=10))
+    assert not info.value.syntax
