@@ -24,10 +24,11 @@ from gitops_helm.adapters.helm import Helm, HelmError
 from gitops_helm.adapters.kube import Kube, KubeError
 from gitops_helm.api import ChartSource, GitChartSource, OciChartSource, RepoChartSource
 from gitops_helm.charts.artifact import FetchedChart
-from gitops_helm.charts.auth import RepositoriesFile, RepositoryAuth, auth_from_secret
+from gitops_helm.charts.auth import RepositoriesFile, RepositoryAuth, auth_from_secret, redact_url
 from gitops_helm.charts.cache import ChartCache
 from gitops_helm.charts.errors import (
     AuthConfigError,
+    ChartError,
     ChartNotFoundError,
     RepositoryError,
     RepositoryUnavailableError,
@@ -106,15 +107,20 @@ class ChartResolver:
 
     # -- sources -----------------------------------------------------------------------------
 
-    def _unpacked(self, hexdigest: str) -> Path:
-        return self.cache.unpack(hexdigest)
+    def _unpacked(self, hexdigest: str, what: str) -> Path:
+        """The cached chart's files; an unsafe or unreadable archive's error names the chart."""
+        try:
+            return self.cache.unpack(hexdigest)
+        except ChartError as exc:
+            raise type(exc)(f"{what}: {exc}") from exc
 
     def _repo(self, namespace: str, source: RepoChartSource) -> FetchedChart:
         art = self.repos.fetch(
             source.repository, source.name, source.version, self._repo_auth(namespace, source)
         )
         hexdigest = art.digest.split(":", 1)[-1]
-        chart_dir = self._unpacked(hexdigest)
+        what = f'chart "{art.name}" version "{art.version}" from {redact_url(source.repository)}'
+        chart_dir = self._unpacked(hexdigest, what)
         return FetchedChart(
             name=art.name,
             version=art.version,
@@ -132,7 +138,8 @@ class ChartResolver:
                 username=data.get("username", b"").decode(), password=data.get("password", b"").decode()
             )
         chart = self.oci.fetch(source.repository, source.name, source.version, creds)
-        chart_dir = self._unpacked(chart.digest.split(":", 1)[-1])
+        what = f"chart {source.repository.rstrip('/')}/{source.name}:{chart.version}"
+        chart_dir = self._unpacked(chart.digest.split(":", 1)[-1], what)
         return FetchedChart(
             name=chart.name,
             version=chart.version,
@@ -161,7 +168,8 @@ class ChartResolver:
                 )
             with self._lock:
                 self._plugin_cache[key] = known
-        chart_dir = self._unpacked(known)
+        what = f'chart "{source.name}" version "{source.version}" from {redact_url(source.repository)}'
+        chart_dir = self._unpacked(known, what)
         version = source.version if is_exact(source.version) else chart_version(chart_dir)
         return FetchedChart(
             name=source.name,
