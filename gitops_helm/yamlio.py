@@ -52,7 +52,7 @@ from __future__ import annotations
 import math
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -77,6 +77,7 @@ __all__ = [
     "LIMITS",
     "Document",
     "Limits",
+    "Reducer",
     "YAMLError",
     "dump",
     "key_text",
@@ -99,6 +100,9 @@ class Limits:
 
 #: The limits of every caller but the Helm repository index.
 LIMITS: Final = Limits()
+
+#: ``(depth, reduce)`` of :func:`load`: what to keep of each value nested ``depth`` levels deep.
+Reducer = tuple[int, Callable[[Any], Any]]
 
 
 class YAMLError(GitopsHelmError):
@@ -374,12 +378,15 @@ class _StreamingStrings:
     count against the limits, tags are ignored, ``<<`` is an ordinary key.
     """
 
-    __slots__ = ("anchors", "budget", "limits", "loader", "shared", "unique_keys")
+    __slots__ = ("anchors", "budget", "limits", "loader", "reduce_at", "shared", "unique_keys")
 
-    def __init__(self, loader: Any, limits: Limits, *, unique_keys: bool) -> None:
+    def __init__(
+        self, loader: Any, limits: Limits, *, unique_keys: bool, reduce_at: Reducer | None = None
+    ) -> None:
         self.loader = loader
         self.limits = limits
         self.unique_keys = unique_keys
+        self.reduce_at = reduce_at
         self.budget = limits.max_nodes
         self.anchors: dict[str, Any] = {}
         self.shared: dict[str, str] = {}  # one object for each short text seen (keys, "v2", ...)
@@ -429,6 +436,8 @@ class _StreamingStrings:
             self.loader.get_event()
         else:
             data = self.mapping(event, depth)
+        if self.reduce_at is not None and depth == self.reduce_at[0]:
+            data = self.reduce_at[1](data)
         if event.anchor is not None:
             self.anchors[event.anchor] = data
         return data
@@ -562,16 +571,21 @@ def load(
     limits: Limits = LIMITS,
     unique_keys: bool = True,
     strings_only: bool = False,
+    reduce_at: Reducer | None = None,
 ) -> Any:
     """The data of a single-document YAML text (None when it is empty). Raises :class:`YAMLError`.
 
     ``strings_only``: no implicit types, no merge keys, every scalar is its text (as PyYAML's
     BaseLoader: ``version: 1.10`` stays ``"1.10"``, ``~`` stays ``"~"``); for the Helm repository
     index, whose versions must not become floats.
+
+    ``reduce_at`` (with ``strings_only``): ``(depth, reduce)``; every value nested ``depth``
+    levels deep is replaced by ``reduce(value)`` as soon as it is built, so that a caller needing
+    little of a large document never holds all of it (the top-level value is at depth 0).
     """
     with _decoding(text, limits, unique_keys, strings_only) as (loader, builder):
         if strings_only:  # the large inputs (repository indexes): built from events, see the class
-            return _StreamingStrings(loader, limits, unique_keys=unique_keys).document()
+            return _StreamingStrings(loader, limits, unique_keys=unique_keys, reduce_at=reduce_at).document()
         node = loader.get_single_node()
         return None if node is None else builder.document(node)
 

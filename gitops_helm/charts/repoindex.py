@@ -75,7 +75,19 @@ def _load_document(data: bytes, max_bytes: int) -> Any:
             pass  # the YAML decoder gives the error, with its position and depth bound
     # Every scalar stays a string: `version: 1.10` stays "1.10" (not 1.1). Helm keeps the last
     # of two equal keys.
-    return yamlio.load(data, limits=index_limits(max_bytes), unique_keys=False, strings_only=True)
+    limits = index_limits(max_bytes)
+    # each version of `entries: {name: [version, ...]}` is cut to what is kept as soon as it is
+    # read, so a large index never exists in memory whole
+    reduce_at = (3, _reduced_version)
+    return yamlio.load(data, limits=limits, unique_keys=False, strings_only=True, reduce_at=reduce_at)
+
+
+_KEPT = ("version", "urls", "digest", "created")
+
+
+def _reduced_version(item: Any) -> Any:
+    """An index entry's version with only the fields `parse_index` reads."""
+    return {key: item[key] for key in _KEPT if key in item} if isinstance(item, dict) else item
 
 
 def parse_index(data: bytes, *, source: str, max_bytes: int) -> RepoIndex:

@@ -423,3 +423,16 @@ def test_read_file_reads_no_more_than_the_limit(tmp_path: Any) -> None:
     with pytest.raises(YAMLError, match="YAML file is larger than the limit of 10 bytes") as info:
         yamlio.read_file(big, limits=Limits(max_bytes=10))
     assert not info.value.syntax
+
+
+def test_reduce_at_replaces_each_value_at_its_depth_as_soon_as_it_is_built() -> None:
+    text = "entries:\n  a:\n  - {version: 1, urls: [u], extra: x}\n  - &v {version: 2, extra: y}\n  b: [*v]\n"
+    seen: list[Any] = []
+
+    def keep_version(value: Any) -> Any:
+        seen.append(value)
+        return {"version": value["version"]} if isinstance(value, dict) else value
+
+    data = load(text, strings_only=True, reduce_at=(3, keep_version))
+    assert data == {"entries": {"a": [{"version": "1"}, {"version": "2"}], "b": [{"version": "2"}]}}
+    assert seen[0] == {"version": "1", "urls": ["u"], "extra": "x"}
