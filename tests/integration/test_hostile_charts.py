@@ -71,14 +71,17 @@ def tar_bomb(name: str, declared: int) -> bytes:
 
 
 def link_chain(name: str) -> bytes:
-    """A chart whose links each stay inside it, but followed one after the other leave it."""
+    """A chart whose links each stay inside it, but followed one after the other leave it:
+    `templates/a/up` is the chart directory, so `up/../..` is the directory above the chart
+    (spelled out, `templates/a/up/../../etc/passwd` looks like `templates/etc/passwd`)."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
         _member(tar, name, type=tarfile.DIRTYPE)
         _member(tar, f"{name}/Chart.yaml", CHART_YAML.replace(b"NAME", name.encode()))
         _member(tar, f"{name}/templates", type=tarfile.DIRTYPE)
-        _member(tar, f"{name}/templates/up", type=tarfile.SYMTYPE, linkname="..")
-        _member(tar, f"{name}/templates/x.yaml", type=tarfile.SYMTYPE, linkname="up/../../../etc/passwd")
+        _member(tar, f"{name}/templates/a", type=tarfile.DIRTYPE)
+        _member(tar, f"{name}/templates/a/up", type=tarfile.SYMTYPE, linkname="../..")
+        _member(tar, f"{name}/templates/a/x.yaml", type=tarfile.SYMTYPE, linkname="up/../../etc/passwd")
     return out.getvalue()
 
 
@@ -173,7 +176,7 @@ def test_a_link_chain_leaving_the_chart_fails_the_helmrelease(
     apply(env, hr_manifest("chain", namespace, chart))
     message = wait_for("the chart to fail", chart_failure(env, namespace, "chain"), timeout=90)
     assert message.startswith(f'chart "chain" version "1.0.0" from {charts.server.url}'), message
-    assert "link 'chain/templates/x.yaml' points outside the chart" in message, message
+    assert "link 'chain/templates/a/x.yaml' points outside the chart" in message, message
     assert get_object(env, "secret", namespace, "sh.helm.release.v1.chain.v1") is None  # nothing installed
 
 
