@@ -70,7 +70,9 @@ def index_limits(max_bytes: int) -> yamlio.Limits:
 def _load_document(data: bytes, max_bytes: int) -> Any:
     if data[:64].lstrip()[:1] == b"{" and len(data) <= max_bytes:
         try:
-            return json.loads(data)  # `helm repo index --json`, about 10x faster than YAML
+            # `helm repo index --json`: about 10x faster than YAML; versions are cut as they are
+            # read (a chart version is the one object with `urls`), as the YAML path does
+            return json.loads(data, object_hook=_reduced_json_object)
         except (ValueError, RecursionError):
             pass  # the YAML decoder gives the error, with its position and depth bound
     # Every scalar stays a string: `version: 1.10` stays "1.10" (not 1.1). Helm keeps the last
@@ -83,6 +85,10 @@ def _load_document(data: bytes, max_bytes: int) -> Any:
 
 
 _KEPT = ("version", "urls", "digest", "created")
+
+
+def _reduced_json_object(item: dict[str, Any]) -> Any:
+    return _reduced_version(item) if "urls" in item and "entries" not in item else item
 
 
 def _reduced_version(item: Any) -> Any:

@@ -198,38 +198,69 @@ with HelmRepoClient(HelmRepoSettings(Path(sys.argv[2]))) as client:
 """
 
 
-def large_index(size: int) -> bytes:
-    """A Helm index of about `size` bytes, shaped like `helm repo index` writes them."""
+def _version(chart: int, v: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v2",
+        "appVersion": f"1.{v}.0",
+        "created": "2024-01-02T03:04:05.1Z",
+        "description": f"Chart number {chart}, a web application packaged for Kubernetes",
+        "digest": hashlib.sha256(f"{chart}-{v}".encode()).hexdigest(),
+        "home": f"https://example.com/charts/chart{chart}",
+        "keywords": ["web", "app"],
+        "maintainers": [{"email": "team@example.com", "name": "Team"}],
+        "name": f"chart{chart}",
+        "sources": [f"https://git.example.com/chart{chart}"],
+        "type": "application",
+        "urls": [f"https://example.com/charts/chart{chart}-1.{v}.0.tgz"],
+        "version": f"1.{v}.0",
+    }
+
+
+def _yaml_lines(value: Any, indent: str) -> list[str]:
+    """Block YAML as `helm repo index` writes it (sequences not indented under their key)."""
+    lines: list[str] = []
+    for key, item in value.items():
+        if isinstance(item, list):
+            lines.append(f"{indent}{key}:")
+            for element in item:
+                if isinstance(element, dict):
+                    inner = _yaml_lines(element, indent + "  ")
+                    lines.append(f"{indent}- {inner[0].lstrip()}")
+                    lines += inner[1:]
+                else:
+                    lines.append(f"{indent}- {element}")
+        else:
+            lines.append(
+                f'{indent}{key}: "{item}"' if key in ("appVersion", "created") else f"{indent}{key}: {item}"
+            )
+    return lines
+
+
+def large_index(size: int, form: str) -> bytes:
+    """A Helm index of about `size` bytes, as `helm repo index` (or `--json`) writes them."""
     lines = ["apiVersion: v1", "entries:"]
+    entries: dict[str, list[dict[str, Any]]] = {}
     total, chart = 0, 0
     while total < size:
-        entry = [f"  chart{chart}:"]
-        for v in range(20):
-            entry += [
-                "  - apiVersion: v2",
-                f'    appVersion: "1.{v}.0"',
-                '    created: "2024-01-02T03:04:05.1Z"',
-                f"    description: Chart number {chart}, a web application packaged for Kubernetes",
-                f"    digest: {hashlib.sha256(f'{chart}-{v}'.encode()).hexdigest()}",
-                f"    home: https://example.com/charts/chart{chart}",
-                "    keywords: [web, app]",
-                "    maintainers:\n    - email: team@example.com\n      name: Team",
-                f"    name: chart{chart}",
-                f"    sources:\n    - https://git.example.com/chart{chart}",
-                "    type: application",
-                f"    urls:\n    - https://example.com/charts/chart{chart}-1.{v}.0.tgz",
-                f"    version: 1.{v}.0",
-            ]
-        text = "\n".join(entry)
+        versions = [_version(chart, v) for v in range(20)]
+        entries[f"chart{chart}"] = versions
+        text = "\n".join([f"  chart{chart}:", *_yaml_lines({"x": versions}, "  ")[1:]])
         lines.append(text)
         total += len(text)
         chart += 1
+    if form == "json":
+        return json.dumps(
+            {"apiVersion": "v1", "entries": entries, "generated": "2024-01-02T03:04:05Z"}
+        ).encode()
     lines.append('generated: "2024-01-02T03:04:05Z"\n')
     return "\n".join(lines).encode()
 
 
-def test_a_20_mb_index_costs_a_small_multiple_of_its_size(tmp_path: Path, charts: ChartServer) -> None:
-    body = large_index(20 * _MiB)
+@pytest.mark.parametrize("form", ["yaml", "json"])
+def test_a_20_mb_index_costs_a_small_multiple_of_its_size(
+    tmp_path: Path, charts: ChartServer, form: str
+) -> None:
+    body = large_index(20 * _MiB, form)
     charts.files["index.yaml"] = body
     charts.files["warmup/index.yaml"] = b"apiVersion: v1\nentries: {}\n"
     out = subprocess.run(

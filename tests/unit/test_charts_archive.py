@@ -26,9 +26,9 @@ def _info(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "", size: in
 
 
 def _archive(
-    path: Path, *members: tarfile.TarInfo | tuple[str, bytes], fmt: int = tarfile.PAX_FORMAT
+    path: Path, *members: tarfile.TarInfo | tuple[str, bytes], form: int = tarfile.PAX_FORMAT
 ) -> Path:
-    with tarfile.open(path, "w:gz", format=fmt) as tar:
+    with tarfile.open(path, "w:gz", format=form) as tar:
         tar.addfile(_info("app", tarfile.DIRTYPE))
         info = _info("app/Chart.yaml", size=len(CHART_YAML))
         tar.addfile(info, io.BytesIO(CHART_YAML))
@@ -40,8 +40,9 @@ def _archive(
     return path
 
 
-def test_a_chart_with_long_names_and_links_inside_it_extracts(tmp_path: Path) -> None:
-    deep = "app/templates/" + "/".join(["sub"] * 30) + "/" + "n" * 150 + ".yaml"  # pax path header
+@pytest.mark.parametrize("form", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+def test_a_chart_with_long_names_and_links_inside_it_extracts(tmp_path: Path, form: int) -> None:
+    deep = "app/templates/" + "/".join(["sub"] * 30) + "/" + "n" * 150 + ".yaml"  # a long-name header
     archive = _archive(
         tmp_path / "ok.tgz",
         (deep, b"kind: ConfigMap\n"),
@@ -49,6 +50,8 @@ def test_a_chart_with_long_names_and_links_inside_it_extracts(tmp_path: Path) ->
         _info("app/files/b.txt", tarfile.SYMTYPE, "a.txt"),
         _info("app/c.txt", tarfile.SYMTYPE, "files/b.txt"),  # a chain that stays inside
         _info("app/files/h.txt", tarfile.LNKTYPE, "app/files/a.txt"),
+        _info("app/" + "l" * 120, tarfile.SYMTYPE, "files/" + "a.txt"),  # a long link name too
+        form=form,
     )
     assert extract_chart(archive, tmp_path / "out") == "app"
     assert (tmp_path / "out" / deep).read_bytes() == b"kind: ConfigMap\n"
