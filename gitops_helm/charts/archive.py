@@ -148,7 +148,7 @@ class _Scanner:
             out.append(member)
             if member.kind == "file":
                 self.count(member)
-                self.skip(_blocks(size))
+                self.skip(_blocks(member.size))
 
     def count(self, member: _Member) -> None:
         limits = self.limits
