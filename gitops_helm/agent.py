@@ -16,11 +16,14 @@ helm operations finish, so no release is left pending.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
+import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +36,17 @@ from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind, KubeSettin
 from gitops_helm.api.crd import load_crd
 from gitops_helm.charts.auth import RepositoriesFile, load_repositories_file
 from gitops_helm.charts.cache import ChartCache
+from gitops_helm.charts.evict import EvictionSettings, Janitor
 from gitops_helm.charts.gitchart import GitCharts, GitChartSettings
 from gitops_helm.charts.helmrepo import HelmRepoClient, HelmRepoSettings
 from gitops_helm.charts.oci import OciClient, OciSettings
 from gitops_helm.charts.resolver import ChartResolver
+from gitops_helm.charts.usage import ChartUsage
 from gitops_helm.config import ConfigError, Settings, parse_listen
 from gitops_helm.controller import Controller
 from gitops_helm.heartbeat import Heartbeats
 from gitops_helm.leader import LeaderElector, LeaderSettings
+from gitops_helm.release.digest_key import DigestKey
 from gitops_helm.release.reconcile import Outcome, Reconciler
 from gitops_helm.server import Hooks, Server
 from gitops_helm.source.gitsource import DEFAULT_BRANCH, GitSource, GitSourceConfig, SourceSettings
@@ -52,6 +58,40 @@ from gitops_helm.sync.plan import SourceIdentity
 log = logging.get(__name__)
 
 FIELD_MANAGER = "gitops-helm"
+
+
+def prepare_work_dir(path: Path) -> None:
+    """Create ``--work-dir`` private to the agent (0700), or check that an existing one is.
+
+    It holds credentials' effects (Git mirrors, chart archives, helm's repository cache) that
+    later runs trust: a directory another user can write could have been planted with a chart
+    or a mirror, and one they own could be swapped at any time, so both are refused. An existing
+    directory of ours that others may only read (an older version created it 0755) is tightened.
+    """
+    flag = f"--work-dir {path}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+        info = path.lstat()
+    except OSError as exc:
+        raise ConfigError(f"{flag}: cannot create it: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{flag}: not a directory (a symbolic link is refused too): give a private one")
+    if info.st_uid != os.geteuid():
+        raise ConfigError(
+            f"{flag}: owned by uid {info.st_uid}, not by the agent's uid {os.geteuid()}: "
+            "give a directory the agent creates itself (for example a subdirectory of a volume)"
+        )
+    loose = stat.S_IMODE(info.st_mode) & 0o077
+    if loose & 0o022:
+        raise ConfigError(
+            f"{flag}: writable by other users (mode {stat.S_IMODE(info.st_mode):04o}), so its "
+            "contents cannot be trusted: remove it, or give a new directory"
+        )
+    if loose:
+        path.chmod(0o700)
+        log.info("work directory made private", path=str(path), was=f"{stat.S_IMODE(info.st_mode):04o}")
 
 
 def build_kube(settings: Settings) -> Kube:
@@ -85,6 +125,7 @@ def build_source(settings: Settings, on_checkout: Any = None) -> GitSource:
     g = settings.git
     if not g.url:
         raise ConfigError("--git-url is required (or run with --reconcile-only)")
+    prepare_work_dir(settings.work_dir)
     auth: HTTPAuth | SSHAuth | None = None
     if g.ssh_key:
         if not g.known_hosts:
@@ -137,7 +178,7 @@ class Agent:
             raise ConfigError("give --git-url (Git sync and releases) or --reconcile-only (releases only)")
         self.settings = settings
         work = settings.work_dir
-        work.mkdir(parents=True, exist_ok=True)
+        prepare_work_dir(work)
         self.stopping = threading.Event()  # set by stop(): no new helm action starts
         self.kube = build_kube(settings)
         self.heartbeats = Heartbeats()
@@ -172,6 +213,24 @@ class Agent:
     def _build_release_wing(self, work: Path) -> None:
         settings = self.settings
         self.cache = ChartCache(work / "cache")
+        self.janitor_sweeps = 0
+        self.usage = ChartUsage()  # which HelmRelease uses which cached path: the janitor's lock
+        self.janitor = Janitor(
+            self.usage,
+            [
+                work / "cache" / "charts" / "sha256",
+                work / "cache" / "charts" / "unpacked",
+                work / "cache" / "index",
+                work / "gitcharts" / "exports",
+                work / "gitcharts" / "mirrors",
+            ],
+            work / "trash",
+            EvictionSettings(
+                max_age_s=settings.cache.max_age_s,
+                max_bytes=settings.cache.max_bytes,
+                interval_s=settings.cache.sweep_interval_s,
+            ),
+        )
         repositories: RepositoriesFile | None = None
         if settings.repositories_file:
             repositories = load_repositories_file(Path(settings.repositories_file))
@@ -199,6 +258,7 @@ class Agent:
             ),
             self.kube,
             self.helm,
+            self.usage,
         )
         self.resolver = ChartResolver(
             self.kube,
@@ -208,8 +268,11 @@ class Agent:
             self.cache,
             git=self.git_charts,
             repositories=repositories,
+            usage=self.usage,
         )
         self.controller = Controller(self.kube, self._reconcile, settings, self.heartbeats)
+        # keys the desired-state digests written to status and storage labels (created once)
+        self.digest_key = DigestKey(self.kube, settings.sync.state_namespace)
         self.reconciler = Reconciler(
             self.kube,
             self.helm,
@@ -219,6 +282,7 @@ class Agent:
             on_refs=self.controller.on_refs,
             on_action=metrics.observe_action,
             stopping=self.stopping,
+            digest_key=self.digest_key.load,
         )
 
     # -- the long-running process -------------------------------------------------------------
@@ -363,6 +427,10 @@ class Agent:
         self.controller.start()
         self._acting.set()
         threading.Thread(target=self._git_chart_poll_loop, name="git-chart-poll", daemon=True).start()
+        beat = self.heartbeats.register(
+            "cache-janitor", self.settings.cache.sweep_interval_s + self.settings.liveness.margin_s
+        )
+        threading.Thread(target=self._janitor_loop, args=(beat,), name="cache-janitor", daemon=True).start()
         if self.source is not None and self.sync_loop is not None:
             live, git = self.settings.liveness, self.settings.git
             # watched from now on only: a standby's idle sync wing is not a stuck one
@@ -390,6 +458,31 @@ class Agent:
             for key in changed:
                 log.info("Git chart changed", release=key)
                 self.controller.queue.add(key)
+
+    def _janitor_loop(self, beat: Callable[[], None]) -> None:
+        """Forget what deleted HelmReleases used, then keep the chart caches bounded."""
+        while not self.stopping.wait(self.settings.cache.sweep_interval_s):
+            beat()
+            try:
+                self.prune_and_sweep()
+            except Exception as exc:  # never let the loop die: the next sweep tries again
+                log.error("cache sweep crashed", error=f"{type(exc).__name__}: {exc}")
+
+    def prune_and_sweep(self) -> None:
+        """One janitor round: drop in-memory state of HelmReleases that are gone, then remove
+        cached charts, exports, mirrors and indexes no current HelmRelease uses (``charts.evict``)."""
+        if not self.controller.synced.is_set():
+            return  # before the first list every HelmRelease would look deleted
+        since = time.monotonic()
+        live = self.controller.keys() | self.controller.queue.running()
+        self.controller.forget(live)
+        self.usage.retain(live, since)
+        self.git_charts.forget(live)
+        self.resolver.forget(live)
+        self.repos.forget_idle(self.settings.cache.max_age_s)
+        self.oci.forget_idle(self.settings.cache.max_age_s)
+        self.janitor.sweep()
+        self.janitor_sweeps += 1
 
     def stop(self) -> bool:
         """Start nothing new; let in-flight helm actions finish within the shutdown grace.

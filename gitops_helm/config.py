@@ -107,6 +107,27 @@ class LivenessSettings:
 
 
 @dataclass(frozen=True)
+class CacheSettings:
+    """Bounds of the chart caches (Git chart mirrors and exports, chart archives, unpacked
+    charts, repository indexes). Nothing a current HelmRelease uses is ever removed."""
+
+    max_age_s: float = 6 * 3600.0  # an entry no HelmRelease uses is removed after this long
+    max_bytes: int = 4 * 1024**3  # above this, unused entries go least recently used first
+    sweep_interval_s: float = 300.0  # how often the janitor looks
+
+
+_SIZE_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+
+
+def parse_size(text: str, name: str = "size") -> int:
+    """Bytes from ``"500Mi"``, ``"4Gi"``, ``"2G"`` or a plain number; ConfigError otherwise."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]i?)?b?", text.strip().lower())
+    if m is None:
+        raise ConfigError(f"{name}: {text!r} is not a size (like 500Mi, 4Gi or 1000000)")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2) or ""])
+
+
+@dataclass(frozen=True)
 class Settings:
     kubeconfig: str | None = None
     kube_context: str | None = None
@@ -150,6 +171,7 @@ class Settings:
     watch_retry: RetrySettings = field(default_factory=lambda: RetrySettings(base_s=1.0, max_s=30.0))
     git: GitSourceSettings = field(default_factory=GitSourceSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
 
 
 def _env_name(flag: str) -> str:
@@ -218,6 +240,17 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         help="on SIGTERM, let in-flight helm actions finish for this long; start nothing new. Keep it "
         "below the pod's terminationGracePeriodSeconds (default: 5m)",
     )
+    r.add_argument(
+        "--cache-max-age",
+        help="remove a cached chart, Git chart export or mirror, or repository index that no "
+        "HelmRelease has used for this long (default: 6h)",
+    )
+    r.add_argument(
+        "--cache-max-size",
+        help="keep the chart caches under this size by removing unused entries, least recently "
+        "used first (default: 4Gi)",
+    )
+    r.add_argument("--cache-sweep-interval", help="how often the chart caches are swept (default: 5m)")
     r.add_argument("--retry-base", help="first retry delay after a failure (default: 10s)")
     r.add_argument("--retry-max", help="longest retry delay (default: 5m)")
 
@@ -325,6 +358,15 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         h for h in env.get(_env_name("oci-plain-http"), "").split(",") if h
     )
     work_dir = get("work-dir")
+    size_text = get("cache-max-size")
+    max_bytes = defaults.cache.max_bytes if size_text is None else parse_size(size_text, "--cache-max-size")
+    cache = CacheSettings(
+        max_age_s=get_dur("cache-max-age", defaults.cache.max_age_s),
+        max_bytes=max_bytes,
+        sweep_interval_s=get_dur("cache-sweep-interval", defaults.cache.sweep_interval_s),
+    )
+    if cache.sweep_interval_s <= 0:
+        raise ConfigError("--cache-sweep-interval: must be more than zero")
     return Settings(
         kubeconfig=get("kubeconfig"),
         kube_context=get("kube-context"),
@@ -352,6 +394,7 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         shutdown_grace_s=get_dur("shutdown-grace", defaults.shutdown_grace_s),
         git=git,
         sync=sync,
+        cache=cache,
     )
 
 

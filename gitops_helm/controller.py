@@ -159,9 +159,18 @@ class _RefIndex:
         with self.lock:
             for old in self.by_key.get(key, set()) - new:
                 self.by_ref.get(old, set()).discard(key)
+                if not self.by_ref.get(old, True):
+                    del self.by_ref[old]
             for ref in new:
                 self.by_ref.setdefault(ref, set()).add(key)
-            self.by_key[key] = new
+            if new:
+                self.by_key[key] = new
+            else:
+                self.by_key.pop(key, None)
+
+    def keys(self) -> set[str]:
+        with self.lock:
+            return set(self.by_key)
 
     def keys_for(self, kind: str, namespace: str, name: str) -> set[str]:
         with self.lock:
@@ -237,6 +246,16 @@ class Controller:
         """The keys of the HelmReleases currently known."""
         with self._lock:
             return set(self.cache)
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop what is kept per HelmRelease for keys not in ``keep`` (deleted ones)."""
+        with self._lock:
+            for key in set(self.last_results) - keep:
+                del self.last_results[key]
+            for key in set(self._failures) - keep:
+                del self._failures[key]
+        for key in self.refs.keys() - keep:
+            self.refs.replace(key, ())
 
     def on_refs(self, key: str, refs: tuple[WatchedObject, ...]) -> None:
         self.refs.replace(key, refs)

@@ -16,6 +16,7 @@ __all__ = [
     "check_dns_label",
     "check_dns_subdomain",
     "check_json_pointer",
+    "check_no_credentials",
     "check_plain",
     "check_relative_path",
     "check_release_name",
@@ -97,6 +98,31 @@ def check_web_url(value: str) -> str | None:
     if parts is None or parts.scheme not in ("http", "https") or not host:
         return "must be an http:// or https:// URL"
     return check_plain(value)
+
+
+_SCP_LIKE = re.compile(r"^[^/@:]+@[^/:]+:")  # git's `user@host:path` (SSH, no password possible)
+
+
+def check_no_credentials(value: str) -> str | None:
+    """No secret in a URL: a password (`user:password@`), or any user part of an http(s) or OCI
+    URL (`https://TOKEN@host`, how tokens are usually written in). A URL travels through logs,
+    Events, status and helm's argv; a Secret reference does not. An SSH user name (`git@`) is
+    not a secret and stays allowed."""
+    if _SCP_LIKE.match(value):
+        return None
+    try:
+        parts = urlsplit(value)
+        password, username = parts.password, parts.username
+    except ValueError:
+        return None  # not a URL this check can read: the field's own check reports it
+    scheme = parts.scheme.lower()
+    if password is not None or (username is not None and scheme not in ("ssh", "git+ssh", "ssh+git")):
+        return (
+            "must not carry credentials in the URL (user:password@ or token@): they would show in "
+            "logs, Events, status and helm's arguments; give them in a Secret (chartPullSecret or "
+            "chart.secretRef) instead"
+        )
+    return None
 
 
 def check_json_pointer(value: str) -> str | None:

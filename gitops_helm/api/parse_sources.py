@@ -23,6 +23,7 @@ from gitops_helm.api.checks import (
     check_config_key,
     check_dns_label,
     check_dns_subdomain,
+    check_no_credentials,
     check_plain,
     check_relative_path,
     check_repository_url,
@@ -134,7 +135,7 @@ def _warn_unused(r: Reader, chart: Mapping[str, Any], at: str, keys: tuple[str, 
 def _git_chart(
     r: Reader, chart: Mapping[str, Any], at: str, text: Mapping[str, str | None], namespace: str
 ) -> GitChartSource | None:
-    git = checked(r, text["git"], join(at, "git"), check_plain)
+    git = checked(r, text["git"], join(at, "git"), check_plain, check_no_credentials)
     path = checked(r, text["path"], join(at, "path"), check_relative_path)
     ref = checked(r, text["ref"], join(at, "ref"), check_plain)
     secret_ref = parse_object_ref(r, chart, "secretRef", at, namespace)
@@ -147,7 +148,9 @@ def _git_chart(
 def _repo_chart(
     r: Reader, chart: Mapping[str, Any], at: str, text: Mapping[str, str | None]
 ) -> RepoChartSource | OciChartSource | None:
-    repository = checked(r, text["repository"], join(at, "repository"), check_repository_url)
+    repository = checked(
+        r, text["repository"], join(at, "repository"), check_repository_url, check_no_credentials
+    )
     name = checked(r, text["name"], join(at, "name"), check_plain, _check_chart_name)
     version = checked(r, text["version"], join(at, "version"), _check_version)
     pull_secret: str | None = None
@@ -207,7 +210,7 @@ def _values_entry(r: Reader, item: Mapping[str, Any], at: str, namespace: str) -
         if key in ("configMapKeyRef", "secretKeyRef"):
             source = _key_ref(r, raw, sub, namespace, secret=key == "secretKeyRef")
         elif key == "externalSourceRef":
-            url = checked(r, r.string(raw, "url", sub), join(sub, "url"), check_web_url)
+            url = checked(r, r.string(raw, "url", sub), join(sub, "url"), check_web_url, check_no_credentials)
             optional = r.boolean(raw, "optional", sub, False)
             source = None if url is None else ExternalValuesSource(url, optional)
         else:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -36,7 +36,7 @@ from gitops_helm.config import Settings
 from gitops_helm.errors import GitopsHelmError
 from gitops_helm.release import plan as pl
 from gitops_helm.release.actions import ReleaseActions, Target
-from gitops_helm.release.desired import desired_state, plan_policy
+from gitops_helm.release.desired import desired_state, plan_policy, unkeyed_digest
 from gitops_helm.release.identity import FINALIZER, ReleaseRef
 from gitops_helm.release.memory import memory_from_status
 from gitops_helm.release.observe import FirstSeen, Observation, drift_of, observe, unready_dependencies
@@ -77,8 +77,10 @@ class Reconciler:
         on_refs: Callable[[str, tuple[values_mod.WatchedObject, ...]], None] | None = None,
         on_action: Callable[[str, str, bool, float], None] | None = None,
         stopping: threading.Event | None = None,
+        digest_key: Callable[[], bytes],
     ) -> None:
         self.kube = kube
+        self.digest_key = digest_key  # the installation's key (``release.digest_key``), loaded lazily
         # set when the agent shuts down: the action under way finishes, no other one starts
         self.stopping = stopping or threading.Event()
         self.charts = charts
@@ -168,9 +170,16 @@ class Reconciler:
 
         ref = ReleaseRef.of(hr)
         desired = desired_state(
-            ref, hr.policy, hr.metadata.generation, chart.digest, composed.digest, self.settings.retry
+            ref,
+            hr.policy,
+            hr.metadata.generation,
+            chart.digest,
+            composed.digest,
+            self.settings.retry,
+            self.digest_key(),
         )
-        return Target(ref, hr.policy, desired, chart, composed.values)
+        unkeyed = unkeyed_digest(hr.policy, chart.digest, composed.digest)
+        return Target(ref, hr.policy, desired, chart, composed.values, unkeyed_digest=unkeyed)
 
     def _drive(self, report: StatusReport, target: Target) -> Outcome:
         """Observe, plan, act, record; until the plan needs no helm call (or no progress is made)."""
@@ -182,6 +191,7 @@ class Reconciler:
             if observation is None:
                 observation = observe(self.kube, target.ref, self.first_seen)
                 report.observed(observation.release)
+                target = _recognise_unkeyed_digest(target, observation)
             decision = pl.plan(
                 observation.release, memory, target.desired, now=self.clock(), drift_detected=drift_detected
             )
@@ -284,6 +294,7 @@ class Reconciler:
             self.kube.set_helmrelease_finalizers(
                 hr.namespace, hr.name, remaining, hr.metadata.resource_version or ""
             )
+            self.first_seen.forget_release(ref.target_namespace, ref.release_name)
         except HelmError as exc:
             report.event(True, "UninstallFailed", exc.message)
             return Outcome(requeue_after=self.settings.retry.base_s, ok=False, message=exc.message)
@@ -292,3 +303,13 @@ class Reconciler:
                 return Outcome()
             return Outcome(requeue_after=self.settings.retry.base_s, ok=False, message=str(exc))
         return Outcome()
+
+
+def _recognise_unkeyed_digest(target: Target, observation: Observation) -> Target:
+    """A release recorded by a version without the digest key carries the unkeyed digest: when it
+    is this desired state's, that is the digest to compare with, so upgrading the agent upgrades no
+    release (the keyed digest is recorded at the release's next change)."""
+    release = observation.release
+    if release is None or not target.unkeyed_digest or release.digest != target.unkeyed_digest:
+        return target
+    return replace(target, desired=replace(target.desired, digest=target.unkeyed_digest))

@@ -247,3 +247,25 @@ def test_bad_input_gets_a_clear_status_and_blocks_nothing(
 def merge_patch_secret(env: Env, namespace: str, name: str, patch: dict[str, Any]) -> None:
     """Change a Helm storage Secret as a person (or a crashed helm) would have left it."""
     env.kubectl("patch", "secret", name, "-n", namespace, "--type=merge", "-p", json.dumps(patch))
+
+
+def test_a_token_written_into_a_chart_url_is_refused_and_never_shown(
+    env: Env, namespace: str, start_agent: Any, capfd: Any
+) -> None:
+    token = "ghp-" + "7" * 24
+    agent = start_agent(namespace, env["HELM_BIN"])
+    chart = repo_chart(env)
+    chart["repository"] = chart["repository"].replace("://", f"://{token}@", 1)
+    apply(env, hr_manifest("tokenurl", namespace, chart))
+    invalid = agent.wait_condition("tokenurl", namespace, "Ready", "False")
+    assert invalid["reason"] == "InvalidSpec", invalid
+    assert "spec.chart.repository" in invalid["message"], invalid
+    assert "must not carry credentials in the URL" in invalid["message"], invalid
+    # what a tenant or an auditor can read: the status, the namespace's Events, the agent's log
+    status = env.kubectl("get", "helmrelease", "tokenurl", "-n", namespace, "-o", "jsonpath={.status}")
+    events = env.kubectl("get", "events", "-n", namespace, "-o", "json")
+    assert "tokenurl" in events
+    logged = capfd.readouterr()
+    for seen in (status, events, logged.out, logged.err):
+        assert token not in seen
+    assert release_secrets(env, namespace, "tokenurl") == []
