@@ -39,8 +39,14 @@ Values JSON cannot hold are errors: ``.nan``, ``.inf``, ``!!set``, and tags no o
 A caller that needs stricter rules checks the data after decoding.
 
 Limits (:class:`Limits`, one set for every caller, :data:`LIMITS`; only the Helm repository
-index, which may legitimately be 100 MiB, passes larger ones): bytes of input, values per
-document after alias and merge expansion ("billion laughs"), and nesting depth.
+index, which may legitimately be as large as helmrepo's ``max_index_bytes``, passes larger ones):
+bytes of input, values per document after alias and merge expansion ("billion laughs"), and
+nesting depth. Files are read with :func:`read_file`, which stops one byte past the byte limit.
+
+Memory: a composed node tree costs about 25 times its text, so ``strings_only`` documents (the
+large ones: repository indexes) are built straight from the parser's events instead, and
+``reduce_at`` lets the caller drop what it does not need as each value is built (an index of
+20 MiB then costs about 2.5 times its size at its peak).
 
 Every failure is one :class:`YAMLError` (permanent) with the 1-based line and column when known;
 callers add the file or field. ``syntax`` tells whether the text is not YAML at all, or is YAML
