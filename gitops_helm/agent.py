@@ -411,7 +411,7 @@ class Agent:
     def start_server(self, hooks: Hooks | None = None) -> None:
         """The HTTP endpoint (health, readiness, metrics, webhook): up at once, leader or not."""
         host, port = parse_listen(self.settings.listen)
-        self.server = Server(host, port, hooks or self.hooks())
+        self.server = Server(host, port, hooks or self.hooks(), self.settings.http_server)
         self.server.start()
 
     def start_acting(self) -> None:

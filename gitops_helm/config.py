@@ -11,7 +11,7 @@ import argparse
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from gitops_helm.errors import ConfigError
 __all__ = [
     "ConfigError",
     "GitSourceSettings",
+    "HTTPServerSettings",
     "LivenessSettings",
     "RetrySettings",
     "Settings",
@@ -128,6 +129,17 @@ def parse_size(text: str, name: str = "size") -> int:
 
 
 @dataclass(frozen=True)
+class HTTPServerSettings:
+    """Bounds of the agent's HTTP endpoint against slow and hostile clients (see ``server``)."""
+
+    max_connections: int = 256  # being read at once; a new one beyond closes the oldest
+    max_active: int = 16  # requests answered at once; beyond, 503 at once
+    read_timeout_s: float = 10.0  # the whole request, head and body, from the accept
+    max_head_bytes: int = 64 * 1024  # request line and headers
+    max_body_bytes: int = 5 * 1024 * 1024  # a webhook delivery; a push event is far smaller
+
+
+@dataclass(frozen=True)
 class Settings:
     kubeconfig: str | None = None
     kube_context: str | None = None
@@ -136,6 +148,7 @@ class Settings:
     resync_interval_s: float = 180.0
     resync_jitter_max_s: float = 30.0  # periodic resyncs are spread over up to this long
     listen: str = ":3030"
+    http_server: HTTPServerSettings = field(default_factory=HTTPServerSettings)
     helm_bin: str = "helm"
     work_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "gitops-helm")
     log_format: str = "text"
@@ -143,6 +156,11 @@ class Settings:
     reconcile_only: bool = False
     install_crd: bool = True
     allow_cross_namespace_refs: bool = True
+    # The tenancy model's --default-service-account (its behaviour is built elsewhere); here it
+    # only counts toward lockdown mode.
+    default_service_account: str | None = None
+    # values URLs may reach loopback, link-local and (in lockdown) private addresses
+    allow_internal_urls: bool = False
     update_chart_deps: bool = True
     git_default_ref: str = "master"
     repositories_file: str | None = None
@@ -172,6 +190,12 @@ class Settings:
     git: GitSourceSettings = field(default_factory=GitSourceSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+
+    @property
+    def lockdown(self) -> bool:
+        """Tenants do not trust each other: a default ServiceAccount is imposed, or references
+        may not leave a HelmRelease's namespace. Stricter defaults follow (values URLs)."""
+        return self.default_service_account is not None or not self.allow_cross_namespace_refs
 
 
 def _env_name(flag: str) -> str:
@@ -211,10 +235,29 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--workers", type=int, help="parallel release workers (default: 4)")
     r.add_argument("--resync-interval", help="re-check every HelmRelease this often (default: 3m)")
     r.add_argument("--listen", help="HTTP address for /metrics, /healthz, /readyz, webhooks (default: :3030)")
+    r.add_argument(
+        "--http-max-connections",
+        help="HTTP connections read at once; a new one beyond closes the oldest (default: 256)",
+    )
+    r.add_argument(
+        "--http-read-timeout",
+        help="an HTTP client must send its whole request within this long (default: 10s)",
+    )
     r.add_argument("--reconcile-only", action="store_true", default=None, help="no Git sync")
     r.add_argument("--install-crd", help="install/upgrade the HelmRelease CRD at start (default: true)")
     r.add_argument(
         "--allow-cross-namespace-refs", help="valuesFrom may read other namespaces (default: true)"
+    )
+    r.add_argument(
+        "--no-cross-namespace-refs",
+        action="store_true",
+        default=None,
+        help="same as --allow-cross-namespace-refs=false; turns on lockdown mode",
+    )
+    r.add_argument(
+        "--allow-internal-urls",
+        help="valuesFrom.externalSourceRef may reach loopback and link-local addresses, and in "
+        "lockdown mode private and cluster-internal ones (default: false)",
     )
     r.add_argument("--update-chart-deps", help="run helm dependency update for Git charts (default: true)")
     r.add_argument("--git-default-ref", help="chart.ref when a Git chart gives none (default: master)")
@@ -319,6 +362,16 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
     if get("git-webhook-secret-file"):
         secret = _read_secret_file(str(get("git-webhook-secret-file")), "--git-webhook-secret-file")
 
+    def get_count(flag: str, default: int) -> int:
+        text = get(flag)
+        try:
+            value = int(text) if text is not None else default
+        except ValueError:
+            raise ConfigError(f"--{flag}: {text!r} is not a number") from None
+        if value < 1:
+            raise ConfigError(f"--{flag}: must be at least 1")
+        return value
+
     workers_text = get("workers")
     try:
         workers = int(workers_text) if workers_text is not None else 4
@@ -374,13 +427,18 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         workers=workers,
         resync_interval_s=get_dur("resync-interval", defaults.resync_interval_s),
         listen=get("listen") or defaults.listen,
+        http_server=HTTPServerSettings(
+            max_connections=get_count("http-max-connections", defaults.http_server.max_connections),
+            read_timeout_s=get_dur("http-read-timeout", defaults.http_server.read_timeout_s),
+        ),
         helm_bin=get("helm-bin") or defaults.helm_bin,
         work_dir=Path(work_dir) if work_dir else defaults.work_dir,
         log_format=get("log-format") or "text",
         log_level=get("log-level") or "info",
         reconcile_only=get_bool("reconcile-only", False),
         install_crd=get_bool("install-crd", True),
-        allow_cross_namespace_refs=get_bool("allow-cross-namespace-refs", True),
+        allow_cross_namespace_refs=_cross_namespace_refs(get_bool, given),
+        allow_internal_urls=get_bool("allow-internal-urls", False),
         update_chart_deps=get_bool("update-chart-deps", True),
         git_default_ref=get("git-default-ref") or "master",
         repositories_file=get("repositories-file"),
@@ -396,6 +454,16 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         sync=sync,
         cache=cache,
     )
+
+
+def _cross_namespace_refs(get_bool: Callable[[str, bool], bool], given: dict[str, object]) -> bool:
+    """``--no-cross-namespace-refs`` (flag or ``GITOPS_HELM_NO_CROSS_NAMESPACE_REFS``) or
+    ``--allow-cross-namespace-refs``; the two may not contradict each other."""
+    allow = get_bool("allow-cross-namespace-refs", True)
+    refuse = get_bool("no-cross-namespace-refs", False)
+    if refuse and allow and given.get("allow_cross_namespace_refs") is not None:
+        raise ConfigError("--no-cross-namespace-refs contradicts --allow-cross-namespace-refs=true")
+    return allow and not refuse
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

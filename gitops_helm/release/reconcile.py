@@ -41,7 +41,7 @@ from gitops_helm.release.identity import FINALIZER, ReleaseRef
 from gitops_helm.release.memory import memory_from_status
 from gitops_helm.release.observe import FirstSeen, Observation, drift_of, observe, unready_dependencies
 from gitops_helm.release.report import StatusReport, report_invalid
-from gitops_helm.release.values_reader import ClusterValuesReader, values_spec
+from gitops_helm.release.values_reader import ClusterValuesReader, url_destinations, values_spec
 
 log = logging.get(__name__)
 
@@ -155,7 +155,9 @@ class Reconciler:
             return self._chart_failed(report, exc)
         report.chart_fetched(chart.name, chart.revision)
 
-        reader = ClusterValuesReader(self.kube, chart.chart_dir, self.http, self._url_limits)
+        reader = ClusterValuesReader(
+            self.kube, chart.chart_dir, self.http, self._url_limits, url_destinations(self.settings)
+        )
         try:
             composed = values_mod.compose_values(
                 values_spec(hr.namespace, hr.spec),
