@@ -234,14 +234,27 @@ class ReleaseActions:
         observed, latest = observation.release, observation.latest
         assert observed is not None and latest is not None  # noqa: S101 - checked by the caller
         self.kube.mark_release_failed(latest)
+        after = pl.record_unlock(memory, target.desired, observed, now=self.clock())
+        own = pl.interrupted_attempt(target.desired, observed)
+        bound = target.desired.policy.max_interruptions
+        counted = own and after.interruptions > bound
+        note = f" (interruption {after.interruptions} of this desired state)" if own else ""
+        if counted:
+            note += f": more than {bound} interruptions, counted as a failure"
         report.event(
             True,
             "PendingReleaseUnlocked",
             f"release {target.policy.release_name} revision {observed.revision} was left "
-            f"{observed.status.value}; marked failed",
+            f"{observed.status.value}; marked failed{note}",
         )
-        log.warning("unlocked pending release", release=target.ref.key, revision=observed.revision)
-        return pl.record_unlock(memory, target.desired, observed)
+        log.warning(
+            "unlocked pending release",
+            release=target.ref.key,
+            revision=observed.revision,
+            interruptions=after.interruptions,
+            counted_as_failure=counted,
+        )
+        return after
 
     def uninstall_on_deletion(self, report: StatusReport, policy: ReleasePolicy) -> None:
         """The HelmRelease is being deleted and owns its release: uninstall it (raises HelmError)."""

@@ -37,7 +37,8 @@ def desired_digest(policy: ReleasePolicy, chart_digest: str, values_digest: str)
 
 
 def plan_policy(policy: ReleasePolicy, retry: RetrySettings) -> pl.Policy:
-    """The planner's view of the effective policy; the backoff schedule comes from the settings."""
+    """The planner's view of the effective policy; the backoff schedule and the bound on
+    interrupted attempts come from the settings."""
     return pl.Policy(
         install=policy.install,
         upgrade=policy.upgrade,
@@ -45,6 +46,7 @@ def plan_policy(policy: ReleasePolicy, retry: RetrySettings) -> pl.Policy:
         drift=policy.drift_detection.mode,
         backoff=tuple(retry.delay(n) for n in range(1, BACKOFF_STEPS + 1)),
         pending_grace=float(policy.timeout) + PENDING_GRACE_MARGIN_S,
+        max_interruptions=retry.max_interruptions,
     )
 
 
