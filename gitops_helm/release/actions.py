@@ -24,6 +24,7 @@ from gitops_helm.release import plan as pl
 from gitops_helm.release.identity import DIGEST_LABEL, OWNER_LABEL, ReleaseRef
 from gitops_helm.release.observe import Observation, observe
 from gitops_helm.release.report import StatusReport
+from gitops_helm.release.rollout import judged_on_stale_status
 
 log = logging.get(__name__)
 
@@ -113,6 +114,7 @@ class ReleaseActions:
         )
         action = pl.ReleaseAction.INSTALL if install else pl.ReleaseAction.UPGRADE
         verb = "install" if install else "upgrade"
+        started = self.clock()
         try:
             info = self.helm.upgrade(
                 p.release_name, p.target_namespace, str(chart.path), target.values, opts, install=install
@@ -122,10 +124,19 @@ class ReleaseActions:
                 raise  # not an outcome of the release: the run is retried
             after = observe(self.kube, ref).release
             wrote = after.revision if after and memory.last_release_revision != after.revision else None
-            memory = pl.record_failure(memory, desired, action=action, revision=wrote, now=self.clock())
-            report.phase(Phase.DEPLOY_FAILED, detail=exc.message)
-            report.event(True, f"{verb.capitalize()}Failed", exc.message)
-            log.warning(f"{verb} failed", release=ref.key, error=exc.message, revision=wrote)
+            message = exc.message
+            if self.helm.major >= 4 and judged_on_stale_status(self.kube, exc.message, started):
+                # not a verdict on the desired state: retried, bounded like an interruption
+                memory = pl.record_unjudged(memory, desired, action=action, revision=wrote, now=self.clock())
+                message = (
+                    f"{exc.message} (judged on a previous rollout's progress deadline, not this "
+                    "one: retried without counting a failure)"
+                )
+            else:
+                memory = pl.record_failure(memory, desired, action=action, revision=wrote, now=self.clock())
+            report.phase(Phase.DEPLOY_FAILED, detail=message)
+            report.event(True, f"{verb.capitalize()}Failed", message)
+            log.warning(f"{verb} failed", release=ref.key, error=message, revision=wrote)
             return memory, False
         memory = pl.record_release(memory, desired, action=action, revision=info.revision)
         report.phase(Phase.DEPLOYED)

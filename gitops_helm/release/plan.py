@@ -27,11 +27,12 @@ release is never left stalled without a human asking for it (Flux stalls after
 ``retries: 0``; the Helm Operator purged a failed install and installed again at each sync).
 A failed install is still uninstalled first when ``remediate_last_failure`` (the default purge).
 *interruptions*: ``memory.interruptions`` when recorded for the current desired digest, else 0:
-how often the agent's own attempt at this desired state was found pending and unlocked (the
-agent was killed: crash, kill -9, OOM, node loss). Up to ``policy.max_interruptions`` they are
-not failures; each one past that bound is recorded as a failure of the attempt, so the retry
-policy, remediation and backoff above apply (an attempt that kills the agent each time cannot
-loop forever without backoff).
+how often an attempt at this desired state ended without a verdict on it: the agent's own
+attempt found pending and unlocked (the agent was killed: crash, kill -9, OOM, node loss), or
+an upgrade whose wait judged a previous rollout's stale status (``record_unjudged``). Up to
+``policy.max_interruptions`` they are not failures; each one past that bound is recorded as a
+failure of the attempt, so the retry policy, remediation and backoff above apply (an attempt
+that kills the agent each time cannot loop forever without backoff).
 
 Rows are checked top to bottom; the first match wins.
 
@@ -139,6 +140,7 @@ __all__ = [
     "record_rollback",
     "record_test",
     "record_uninstall",
+    "record_unjudged",
     "record_unlock",
     "retries_by_default",
 ]
@@ -698,19 +700,40 @@ def record_unlock(memory: Memory, desired: Desired, observed: ObservedRelease, *
     action = (
         ReleaseAction.INSTALL if observed.status is ReleaseStatus.PENDING_INSTALL else ReleaseAction.UPGRADE
     )
-    same = memory.last_interrupted_digest == desired.digest
-    interruptions = (memory.interruptions if same else 0) + 1
     m = replace(
         memory,
         last_release_revision=observed.revision,
         last_release_action=action,
         test_state=TestState.PENDING,
-        interruptions=interruptions,
-        last_interrupted_digest=desired.digest,
     )
     if m.last_remediated_revision == observed.revision:
         m = replace(m, last_remediated_revision=None)
-    if interruptions > desired.policy.max_interruptions:
+    return _interrupted(m, desired, action, now)
+
+
+def record_unjudged(
+    memory: Memory, desired: Desired, *, action: ReleaseAction, revision: int | None, now: float
+) -> Memory:
+    """An install or upgrade failed without a verdict on the desired state (its wait judged a
+    previous rollout's stale status): counted as an interruption, a failure only past the bound."""
+    m = memory
+    if revision is not None:
+        m = replace(
+            m, last_release_revision=revision, last_release_action=action, test_state=TestState.PENDING
+        )
+        if m.last_remediated_revision == revision:
+            m = replace(m, last_remediated_revision=None)
+    return _interrupted(m, desired, action, now)
+
+
+def _interrupted(memory: Memory, desired: Desired, action: ReleaseAction, now: float) -> Memory:
+    same = memory.last_interrupted_digest == desired.digest
+    m = replace(
+        memory,
+        interruptions=(memory.interruptions if same else 0) + 1,
+        last_interrupted_digest=desired.digest,
+    )
+    if m.interruptions > desired.policy.max_interruptions:
         return _failed_memory(m, desired, action, now)
     return m
 
