@@ -17,8 +17,6 @@ from gitops_helm.release.identity import ReleaseRef
 
 #: How many backoff steps the planner is given; the last one repeats.
 BACKOFF_STEPS = 8
-#: A pending-* revision younger than the helm timeout plus this may still be another operation's.
-PENDING_GRACE_MARGIN_S = 60.0
 
 
 def desired_digest(policy: ReleasePolicy, chart_digest: str, values_digest: str) -> str:
@@ -45,7 +43,8 @@ def plan_policy(policy: ReleasePolicy, retry: RetrySettings) -> pl.Policy:
         test_enabled=policy.test.enable,
         drift=policy.drift_detection.mode,
         backoff=tuple(retry.delay(n) for n in range(1, BACKOFF_STEPS + 1)),
-        pending_grace=float(policy.timeout) + PENDING_GRACE_MARGIN_S,
+        # a pending-* revision younger than this may still be another operation's
+        pending_grace=float(policy.timeout) + retry.pending_grace_margin_s,
         max_interruptions=retry.max_interruptions,
     )
 
