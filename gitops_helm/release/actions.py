@@ -246,7 +246,7 @@ class ReleaseActions:
         assert observed is not None and latest is not None  # noqa: S101 - checked by the caller
         self.kube.mark_release_failed(latest)
         after = pl.record_unlock(memory, target.desired, observed, now=self.clock())
-        own = pl.interrupted_attempt(target.desired, observed)
+        own = pl.unrecorded_interruption(memory, target.desired, observed)
         bound = target.desired.policy.max_interruptions
         counted = own and after.interruptions > bound
         note = f" (interruption {after.interruptions} of this desired state)" if own else ""

@@ -133,6 +133,7 @@ __all__ = [
     "forget_failures",
     "ignores_test_failures",
     "interrupted_attempt",
+    "unrecorded_interruption",
     "plan",
     "plan_deletion",
     "record_failure",
@@ -538,6 +539,8 @@ def _unlock(ctx: _Ctx, r: ObservedRelease) -> Plan:
     follow = plan(unlocked, after, desired, now=ctx.now)
     if not interrupted_attempt(desired, r):
         whose = "not an attempt at the desired state"
+    elif not unrecorded_interruption(ctx.memory, desired, r):
+        whose = "an attempt at the desired state whose failure is recorded"
     elif after.failures > ctx.failures:
         whose = (
             f"interrupted attempt {after.interruptions} at the desired state, more than "
@@ -551,6 +554,13 @@ def _unlock(ctx: _Ctx, r: ObservedRelease) -> Plan:
         f"marking it failed, then {follow.action.value}",
         then=follow.action,
     )
+
+
+def unrecorded_interruption(memory: Memory, desired: Desired, r: ObservedRelease) -> bool:
+    """The pending revision is the agent's own attempt, and the agent never learned its outcome
+    (it was stopped mid-attempt). When the agent killed helm at its own deadline it recorded that
+    attempt as a failure already (``last_release_revision`` is this revision): not counted again."""
+    return interrupted_attempt(desired, r) and memory.last_release_revision != r.revision
 
 
 def interrupted_attempt(desired: Desired, r: ObservedRelease) -> bool:
@@ -695,7 +705,7 @@ def record_unlock(memory: Memory, desired: Desired, observed: ObservedRelease, *
     """A pending revision was marked failed. The agent's own interrupted attempt becomes its
     latest revision (so it is not mistaken for a manual change) and is counted as an
     interruption of the desired state; only past ``policy.max_interruptions`` is it a failure."""
-    if not interrupted_attempt(desired, observed):
+    if not unrecorded_interruption(memory, desired, observed):
         return memory
     action = (
         ReleaseAction.INSTALL if observed.status is ReleaseStatus.PENDING_INSTALL else ReleaseAction.UPGRADE

@@ -932,3 +932,14 @@ def test_interruptions_of_one_desired_state_are_bounded(bound: int, events: list
             mem = record_release(mem, want, action=ReleaseAction.UPGRADE, revision=revision)
             interruptions = failures = 0
         assert (mem.interruptions, mem.failures) == (interruptions, failures)
+
+
+def test_an_attempt_the_agent_killed_itself_is_not_counted_again_when_unlocked() -> None:
+    # the agent killed helm at its deadline and recorded the failure with the pending revision
+    want = desired()
+    mem = record_failure(ours(1, D1), want, action=ReleaseAction.UPGRADE, revision=2, now=NOW)
+    pending = rel(2, S.PENDING_UPGRADE, prev=1, modified=NOW - 9_999)
+    assert record_unlock(mem, want, pending, now=NOW) is mem
+    p = run(pending, mem, want)
+    assert p.action is Action.UNLOCK_PENDING
+    assert "whose failure is recorded" in p.reason
