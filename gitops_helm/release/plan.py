@@ -133,7 +133,6 @@ __all__ = [
     "forget_failures",
     "ignores_test_failures",
     "interrupted_attempt",
-    "unrecorded_interruption",
     "plan",
     "plan_deletion",
     "record_failure",
@@ -144,6 +143,7 @@ __all__ = [
     "record_unjudged",
     "record_unlock",
     "retries_by_default",
+    "unrecorded_interruption",
 ]
 
 
