@@ -56,6 +56,12 @@ class RetrySettings:
     base_s: float = 10.0
     max_s: float = 300.0
     factor: float = 2.0
+    # release attempts the agent itself left pending (crash, kill -9, OOM, node loss) that are
+    # retried as "not a failure" for one desired state; each one past this counts as a failure
+    max_interruptions: int = 3
+    # a pending-* release revision is left alone for the release's timeout plus this (another
+    # operation may still be running), then unlocked
+    pending_grace_margin_s: float = 60.0
 
     def delay(self, failures: int) -> float:
         if failures <= 0:
@@ -353,6 +359,16 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--cache-sweep-interval", help="how often the chart caches are swept (default: 5m)")
     r.add_argument("--retry-base", help="first retry delay after a failure (default: 10s)")
     r.add_argument("--retry-max", help="longest retry delay (default: 5m)")
+    r.add_argument(
+        "--pending-grace-margin",
+        help="a release revision left pending-* is unlocked after the release's timeout plus this "
+        "(default: 60s)",
+    )
+    r.add_argument(
+        "--max-interruptions",
+        help="interrupted release attempts (the agent killed mid-upgrade) retried for one desired "
+        "state before each further one counts as a failure (default: 3)",
+    )
 
 
 def add_git_flags(p: argparse.ArgumentParser) -> None:
@@ -438,8 +454,20 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         raise ConfigError("--workers: must be at least 1")
 
     defaults = Settings()
+    interruptions_text = get("max-interruptions")
+    try:
+        max_interruptions = (
+            int(interruptions_text) if interruptions_text is not None else defaults.retry.max_interruptions
+        )
+    except ValueError:
+        raise ConfigError(f"--max-interruptions: {interruptions_text!r} is not a number") from None
+    if max_interruptions < 0:
+        raise ConfigError("--max-interruptions: must be 0 or more")
     retry = RetrySettings(
-        base_s=get_dur("retry-base", defaults.retry.base_s), max_s=get_dur("retry-max", defaults.retry.max_s)
+        base_s=get_dur("retry-base", defaults.retry.base_s),
+        max_s=get_dur("retry-max", defaults.retry.max_s),
+        max_interruptions=max_interruptions,
+        pending_grace_margin_s=get_dur("pending-grace-margin", defaults.retry.pending_grace_margin_s),
     )
     diagnosis = replace(
         defaults.failure_diagnosis,

@@ -31,6 +31,9 @@ Status fields (camelCase in the object):
 - `lastFailedGeneration`, `lastFailedAction`, `lastFailureTime`: which spec generation and action
   the `failures` belong to, and when the last one happened (drives the retry backoff).
 - `lastRemediatedRevision`: a failed revision is rolled back or uninstalled at most once.
+- `interruptions`, `lastInterruptedDigest`: how often the agent's own attempt at that desired
+  digest was found interrupted (pending after a crash or kill) and unlocked; bounded by the
+  agent's `--max-interruptions`, past which each one counts as a failure.
 """
 
 from __future__ import annotations
@@ -139,6 +142,8 @@ class HelmReleaseStatus:
     last_failed_action: str | None = None
     last_failure_time: str | None = None
     last_remediated_revision: int | None = None
+    interruptions: int = 0
+    last_interrupted_digest: str | None = None
 
 
 def phase_message(phase: Phase, release_name: str, namespace: str, detail: str | None = None) -> str:
@@ -242,6 +247,8 @@ _SCALARS: tuple[tuple[str, str], ...] = (
     ("last_failed_action", "lastFailedAction"),
     ("last_failure_time", "lastFailureTime"),
     ("last_remediated_revision", "lastRemediatedRevision"),
+    ("interruptions", "interruptions"),
+    ("last_interrupted_digest", "lastInterruptedDigest"),
 )
 
 
@@ -310,6 +317,8 @@ def parse_status(raw: object) -> HelmReleaseStatus:
         last_failed_action=choice("lastFailedAction", _FAILED_ACTIONS),
         last_failure_time=text("lastFailureTime"),
         last_remediated_revision=number("lastRemediatedRevision"),
+        interruptions=number("interruptions") or 0,
+        last_interrupted_digest=text("lastInterruptedDigest"),
     )
 
 

@@ -25,6 +25,7 @@ from gitops_helm.release.diagnose import Diagnoser, failure_message
 from gitops_helm.release.identity import DIGEST_LABEL, OWNER_LABEL, ReleaseRef
 from gitops_helm.release.observe import Observation, observe
 from gitops_helm.release.report import StatusReport
+from gitops_helm.release.rollout import judged_on_stale_status
 
 log = logging.get(__name__)
 
@@ -119,6 +120,7 @@ class ReleaseActions:
         )
         action = pl.ReleaseAction.INSTALL if install else pl.ReleaseAction.UPGRADE
         verb = "install" if install else "upgrade"
+        started = self.clock()
         try:
             info = self.helm.upgrade(
                 p.release_name, p.target_namespace, str(chart.path), target.values, opts, install=install
@@ -129,10 +131,20 @@ class ReleaseActions:
             observed = observe(self.kube, ref)
             after = observed.release
             wrote = after.revision if after and memory.last_release_revision != after.revision else None
-            memory = pl.record_failure(memory, desired, action=action, revision=wrote, now=self.clock())
-            # only a revision this attempt wrote has objects it applied (no revision: helm failed
-            # before applying anything, e.g. a template error, and there is nothing to look at)
-            message = self._explained(exc.message, target, observed.latest_record) if wrote else exc.message
+            if self.helm.major >= 4 and judged_on_stale_status(self.kube, exc.message, started):
+                # not a verdict on the desired state: retried, bounded like an interruption
+                memory = pl.record_unjudged(memory, desired, action=action, revision=wrote, now=self.clock())
+                message = (
+                    f"{exc.message} (judged on a previous rollout's progress deadline, not this "
+                    "one: retried without counting a failure)"
+                )
+            else:
+                memory = pl.record_failure(memory, desired, action=action, revision=wrote, now=self.clock())
+                # only a revision this attempt wrote has objects it applied (no revision: helm
+                # failed before applying anything, e.g. a template error: nothing to look at)
+                message = (
+                    self._explained(exc.message, target, observed.latest_record) if wrote else exc.message
+                )
             report.phase(Phase.DEPLOY_FAILED, detail=message)
             report.event(True, f"{verb.capitalize()}Failed", message)
             log.warning(f"{verb} failed", release=ref.key, error=message, revision=wrote)
@@ -274,14 +286,27 @@ class ReleaseActions:
         observed, latest = observation.release, observation.latest
         assert observed is not None and latest is not None  # noqa: S101 - checked by the caller
         self.kube.mark_release_failed(latest)
+        after = pl.record_unlock(memory, target.desired, observed, now=self.clock())
+        own = pl.unrecorded_interruption(memory, target.desired, observed)
+        bound = target.desired.policy.max_interruptions
+        counted = own and after.interruptions > bound
+        note = f" (interruption {after.interruptions} of this desired state)" if own else ""
+        if counted:
+            note += f": more than {bound} interruptions, counted as a failure"
         report.event(
             True,
             "PendingReleaseUnlocked",
             f"release {target.policy.release_name} revision {observed.revision} was left "
-            f"{observed.status.value}; marked failed",
+            f"{observed.status.value}; marked failed{note}",
         )
-        log.warning("unlocked pending release", release=target.ref.key, revision=observed.revision)
-        return pl.record_unlock(memory, target.desired, observed)
+        log.warning(
+            "unlocked pending release",
+            release=target.ref.key,
+            revision=observed.revision,
+            interruptions=after.interruptions,
+            counted_as_failure=counted,
+        )
+        return after
 
     def uninstall_on_deletion(self, report: StatusReport, policy: ReleasePolicy) -> None:
         """The HelmRelease is being deleted and owns its release: uninstall it (raises HelmError)."""

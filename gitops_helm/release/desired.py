@@ -18,8 +18,6 @@ from gitops_helm.release.identity import ReleaseRef
 
 #: How many backoff steps the planner is given; the last one repeats.
 BACKOFF_STEPS = 8
-#: A pending-* revision younger than the helm timeout plus this may still be another operation's.
-PENDING_GRACE_MARGIN_S = 60.0
 
 
 def desired_digest(policy: ReleasePolicy, chart_digest: str, values_digest: str, key: bytes | None) -> str:
@@ -46,14 +44,17 @@ def desired_digest(policy: ReleasePolicy, chart_digest: str, values_digest: str,
 
 
 def plan_policy(policy: ReleasePolicy, retry: RetrySettings) -> pl.Policy:
-    """The planner's view of the effective policy; the backoff schedule comes from the settings."""
+    """The planner's view of the effective policy; the backoff schedule and the bound on
+    interrupted attempts come from the settings."""
     return pl.Policy(
         install=policy.install,
         upgrade=policy.upgrade,
         test_enabled=policy.test.enable,
         drift=policy.drift_detection.mode,
         backoff=tuple(retry.delay(n) for n in range(1, BACKOFF_STEPS + 1)),
-        pending_grace=float(policy.timeout) + PENDING_GRACE_MARGIN_S,
+        # a pending-* revision younger than this may still be another operation's
+        pending_grace=float(policy.timeout) + retry.pending_grace_margin_s,
+        max_interruptions=retry.max_interruptions,
     )
 
 

@@ -60,6 +60,8 @@ def memory_from_status(s: HelmReleaseStatus) -> pl.Memory:
         last_failure_time=_epoch(s.last_failure_time),
         last_remediated_revision=s.last_remediated_revision,
         rollback_count=s.rollback_count,
+        interruptions=s.interruptions,
+        last_interrupted_digest=s.last_interrupted_digest,
     )
 
 
@@ -77,4 +79,6 @@ def status_with_memory(s: HelmReleaseStatus, m: pl.Memory) -> HelmReleaseStatus:
         last_failure_time=_rfc3339(m.last_failure_time),
         last_remediated_revision=m.last_remediated_revision,
         rollback_count=m.rollback_count,
+        interruptions=m.interruptions,
+        last_interrupted_digest=m.last_interrupted_digest,
     )

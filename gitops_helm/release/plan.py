@@ -15,10 +15,24 @@ Terms. *ours*: the latest revision is the one the agent last produced
 for the current desired digest (and generation, when the memory records one), else 0: a new
 digest or a spec edit resets the counters, and the plan then says ``reset_failures``.
 *gated X*: when failures > 0, X is subject to the retry policy of the action that failed
-(install or upgrade): retries used up (``retries >= 0 and failures > retries``) => WAIT_RETRY
-stalled (until the desired digest or generation changes); backoff not elapsed
-(``last_failure_time + backoff[failures-1] > now``) => WAIT_RETRY with ``retry_at``;
-otherwise X. With failures == 0, X at once.
+(install or upgrade): a retry budget the user configured and used up (``retries >= 0 and
+failures > retries``) => WAIT_RETRY stalled (until the desired digest or generation changes);
+backoff not elapsed (``last_failure_time + backoff[failures-1] > now``) => WAIT_RETRY with
+``retry_at`` (``backoff``); otherwise X. With failures == 0, X at once.
+*retry by default*: no retry budget is configured for the failed action (install:
+``retries == 0``; upgrade: ``retries == 0`` and no ``remediate_last_failure``, i.e. no
+``rollback.enable``/``upgrade.remediation`` that asks for a remediation). Then failures are
+retried with the backoff, without limit, until one succeeds or the desired state changes: a
+release is never left stalled without a human asking for it (Flux stalls after
+``retries: 0``; the Helm Operator purged a failed install and installed again at each sync).
+A failed install is still uninstalled first when ``remediate_last_failure`` (the default purge).
+*interruptions*: ``memory.interruptions`` when recorded for the current desired digest, else 0:
+how often an attempt at this desired state ended without a verdict on it: the agent's own
+attempt found pending and unlocked (the agent was killed: crash, kill -9, OOM, node loss), or
+an upgrade whose wait judged a previous rollout's stale status (``record_unjudged``). Up to
+``policy.max_interruptions`` they are not failures; each one past that bound is recorded as a
+failure of the attempt, so the retry policy, remediation and backoff above apply (an attempt
+that kills the agent each time cannot loop forever without backoff).
 
 Rows are checked top to bottom; the first match wins.
 
@@ -35,7 +49,9 @@ Rows are checked top to bottom; the first match wins.
                                                   failure of the desired state (the agent was
                                                   stopped, not the release proven bad), so
                                                   ``then`` (the plan for the unlocked release)
-                                                  is an UPGRADE that retries it, as in Flux
+                                                  is an UPGRADE that retries it, as in Flux;
+                                                  past ``max_interruptions`` for the digest it
+                                                  counts as a failure (``then`` per row 8)
  5a  ``uninstalling``, changed < grace ago        WAIT_RETRY
  5b  ``uninstalling``                             UNINSTALL (finish it; row 3 reinstalls)
  6   no owner marker (installed by hand)          gated UPGRADE with ``adopt`` (take over)
@@ -52,8 +68,8 @@ Rows are checked top to bottom; the first match wins.
                                                   and (retries left or remediate_last_failure)
  8d  ... failure of an upgrade, uninstall         UNINSTALL (remediation), same condition
  8e  ... otherwise (no remediation configured     gated UPGRADE (retry), or WAIT_RETRY
-     or allowed, no rollback target, a failed     (backoff / stalled)
-     rollback, revision already remediated)
+     or allowed, no rollback target, a failed     (backoff; stalled only when a configured
+     rollback, revision already remediated)       retry budget is used up)
  9   latest is ``superseded``/``unknown``         gated UPGRADE
  10  deployed, digest differs from desired       gated UPGRADE (spec, chart or values changed;
                                                   also after a rollback remediation)
@@ -67,8 +83,12 @@ Rows are checked top to bottom; the first match wins.
 Invariants (property-tested): the action is in :class:`Action`; NONE only when the latest
 revision is deployed, is ours, and carries the desired digest (so an unchanged release costs
 no Helm call); REFUSE whenever another HelmRelease owns the release; never INSTALL while a
-release exists; never UPGRADE without one; and, with the ``record_*`` helpers, a release
-that always fails makes a bounded number of Helm calls before time must pass.
+release exists; never UPGRADE without one; stalled only when the failed action has a configured
+retry budget that is used up (so with retry by default, never); a WAIT_RETRY after failures is
+due at most the longest backoff step after the last failure; and, with the ``record_*`` helpers,
+a release that always fails makes a bounded number of Helm calls before time must pass, and
+repeated interruptions of one desired state are bounded (past ``max_interruptions`` each
+counts as a failure).
 
 This is the one retry and remediation model of the agent. Legacy Helm Operator
 ``rollback.{enable,retry,maxRetries}`` are mapped onto ``Policy.upgrade`` by
@@ -76,11 +96,21 @@ This is the one retry and remediation model of the agent. Legacy Helm Operator
 ``rollbackCount <= maxRetries`` (0 = unlimited)" is "retry while failures <= retries" because
 each failed upgrade is followed by exactly one rollback. Where they differ (a failed upgrade
 that wrote no revision, so no rollback happened) the operator retried forever; we count it.
+Without ``rollback.enable`` the operator left a failed upgrade failed until the chart changed;
+we retry it with backoff (retry by default).
+
+Known limit of *interrupted attempt*: helm copies a release's labels (our owner and digest
+markers) onto the pending revision of someone else's ``helm upgrade``; if that upgrade is
+interrupted too, its revision is indistinguishable in storage from the agent's own interrupted
+attempt and is counted as an interruption. That is on the safe side: the revision is unlocked
+only after the pending grace either way, and at worst the bound is reached one interruption
+earlier, after which failures are retried with backoff (or remediated per the user's policy).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from gitops_helm.api.policy import Remediation
@@ -102,6 +132,7 @@ __all__ = [
     "TestState",
     "forget_failures",
     "ignores_test_failures",
+    "interrupted_attempt",
     "plan",
     "plan_deletion",
     "record_failure",
@@ -109,7 +140,10 @@ __all__ = [
     "record_rollback",
     "record_test",
     "record_uninstall",
+    "record_unjudged",
     "record_unlock",
+    "retries_by_default",
+    "unrecorded_interruption",
 ]
 
 
@@ -201,6 +235,8 @@ class Policy:
     drift: DriftMode = DriftMode.DISABLED
     backoff: tuple[float, ...] = ()
     pending_grace: float = 0.0  # seconds a pending-*/uninstalling revision is left alone
+    # interrupted attempts at one desired state that are not failures (the settings' bound)
+    max_interruptions: int = 3
 
 
 @dataclass(frozen=True)
@@ -233,6 +269,8 @@ class Memory:
     last_failure_time: float | None = None
     last_remediated_revision: int | None = None  # a failed revision is remediated once
     rollback_count: int = 0  # status.rollbackCount (Helm Operator compatible); not read by plan
+    interruptions: int = 0  # own attempts at last_interrupted_digest found pending and unlocked
+    last_interrupted_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -255,6 +293,7 @@ class Plan:
     adopt: bool = False  # UPGRADE that takes over a release nobody owns
     stalled: bool = False  # WAIT_RETRY: retries exhausted; wait for a new digest/generation
     retry_at: float | None = None  # WAIT_RETRY: when to plan again
+    backoff: bool = False  # WAIT_RETRY: retry_at is the backoff after failed attempts
     reset_failures: bool = False  # failure counters no longer apply: clear them
     then: Action | None = None  # UNLOCK_PENDING: the expected plan once unlocked
     check_drift: bool = False  # NONE: run drift detection, then plan again with its result
@@ -287,8 +326,25 @@ def _exhausted(retries: int, failures: int) -> bool:
     return retries >= 0 and failures > retries
 
 
-def _retries_text(retries: int) -> str:
+def retries_by_default(kind: ReleaseAction, remediation: Remediation) -> bool:
+    """No retry budget is configured for failures of ``kind``: retry with backoff, no limit.
+
+    An install with ``retries == 0`` (its default purge is a remediation, not a budget); an
+    upgrade with ``retries == 0`` and no remediation asked for (``remediate_last_failure``, set by
+    ``rollback.enable`` or an explicit ``upgrade.remediation``: "remediate once, then stop")."""
+    if remediation.retries != 0:
+        return False
+    return kind is ReleaseAction.INSTALL or not remediation.remediate_last_failure
+
+
+def _retries_text(retries: int, by_default: bool = False) -> str:
+    if by_default:
+        return "unlimited (no retries configured)"
     return "unlimited" if retries < 0 else str(retries)
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -316,9 +372,18 @@ class _Ctx:
         return ReleaseAction.INSTALL if kind is ReleaseAction.INSTALL else ReleaseAction.UPGRADE
 
     @property
-    def failed_retries(self) -> int:
+    def failed_remediation(self) -> Remediation:
         p = self.policy
-        return p.install.retries if self.failed_kind is ReleaseAction.INSTALL else p.upgrade.retries
+        return p.install if self.failed_kind is ReleaseAction.INSTALL else p.upgrade
+
+    @property
+    def failed_retries(self) -> int:
+        return self.failed_remediation.retries
+
+    @property
+    def by_default(self) -> bool:
+        """Failures of the failed action are retried by default (no budget configured)."""
+        return retries_by_default(self.failed_kind, self.failed_remediation)
 
     def gated(self, action: Action, reason: str, *, adopt: bool = False) -> Plan:
         """``action`` now, or WAIT_RETRY when failures for this digest say so."""
@@ -326,8 +391,9 @@ class _Ctx:
         if failures == 0:
             return Plan(action, reason, adopt=adopt, reset_failures=self.stale_failures)
         retries = self.failed_retries
+        by_default = self.by_default
         kind = self.failed_kind.value
-        if _exhausted(retries, failures):
+        if not by_default and _exhausted(retries, failures):
             return Plan(
                 Action.WAIT_RETRY,
                 f"{reason}; but {kind} failed {failures} time(s) for this desired state and "
@@ -341,13 +407,14 @@ class _Ctx:
             if self.now < due:
                 return Plan(
                     Action.WAIT_RETRY,
-                    f"{reason}; retry {failures} of {_retries_text(retries)} after {kind} failure "
-                    f"is due in {due - self.now:.0f}s",
+                    f"{reason}; retry {failures} of {_retries_text(retries, by_default)} after "
+                    f"{kind} failure is due at {_utc(due)}",
                     retry_at=due,
+                    backoff=True,
                 )
         return Plan(
             action,
-            f"{reason} (retry {failures} of {_retries_text(retries)} after {kind} failure)",
+            f"{reason} (retry {failures} of {_retries_text(retries, by_default)} after {kind} failure)",
             adopt=adopt,
         )
 
@@ -468,12 +535,19 @@ def plan(
 def _unlock(ctx: _Ctx, r: ObservedRelease) -> Plan:
     desired = ctx.desired
     unlocked = replace(r, status=ReleaseStatus.FAILED)
-    follow = plan(unlocked, record_unlock(ctx.memory, desired, r), desired, now=ctx.now)
-    whose = (
-        "an interrupted attempt at the desired state"
-        if _interrupted_attempt(desired, r)
-        else "not an attempt at the desired state"
-    )
+    after = record_unlock(ctx.memory, desired, r, now=ctx.now)
+    follow = plan(unlocked, after, desired, now=ctx.now)
+    if not interrupted_attempt(desired, r):
+        whose = "not an attempt at the desired state"
+    elif not unrecorded_interruption(ctx.memory, desired, r):
+        whose = "an attempt at the desired state whose failure is recorded"
+    elif after.failures > ctx.failures:
+        whose = (
+            f"interrupted attempt {after.interruptions} at the desired state, more than "
+            f"{desired.policy.max_interruptions} allowed: counted as a failure"
+        )
+    else:
+        whose = f"interrupted attempt {after.interruptions} at the desired state, not a failure"
     return Plan(
         Action.UNLOCK_PENDING,
         f"revision {r.revision} was left {r.status.value} ({whose}): "
@@ -482,7 +556,14 @@ def _unlock(ctx: _Ctx, r: ObservedRelease) -> Plan:
     )
 
 
-def _interrupted_attempt(desired: Desired, r: ObservedRelease) -> bool:
+def unrecorded_interruption(memory: Memory, desired: Desired, r: ObservedRelease) -> bool:
+    """The pending revision is the agent's own attempt, and the agent never learned its outcome
+    (it was stopped mid-attempt). When the agent killed helm at its own deadline it recorded that
+    attempt as a failure already (``last_release_revision`` is this revision): not counted again."""
+    return interrupted_attempt(desired, r) and memory.last_release_revision != r.revision
+
+
+def interrupted_attempt(desired: Desired, r: ObservedRelease) -> bool:
     """The pending revision is the agent's own install/upgrade of the desired state."""
     return (
         r.owner == desired.owner
@@ -503,19 +584,17 @@ def _failed(ctx: _Ctx, r: ObservedRelease, what: str) -> Plan:
         )
     kind = ctx.failed_kind
     pol_retries = ctx.failed_retries
-    last_ok = (
-        p.install.remediate_last_failure
-        if kind is ReleaseAction.INSTALL
-        else p.upgrade.remediate_last_failure
-    )
+    last_ok = ctx.failed_remediation.remediate_last_failure
+    # retried by default: remediate only what was asked for (the default purge of an install)
+    allowed = last_ok if ctx.by_default else (not _exhausted(pol_retries, failures) or last_ok)
     may_remediate = (
         memory.last_release_action in (ReleaseAction.INSTALL, ReleaseAction.UPGRADE)
         and memory.last_remediated_revision != r.revision
-        and (not _exhausted(pol_retries, failures) or last_ok)
+        and allowed
     )
     head = (
         f"{what} at revision {r.revision} "
-        f"({kind.value} failure {failures}, retries {_retries_text(pol_retries)})"
+        f"({kind.value} failure {failures}, retries {_retries_text(pol_retries, ctx.by_default)})"
     )
     if may_remediate:
         if kind is ReleaseAction.INSTALL:
@@ -588,6 +667,9 @@ def record_failure(
         m = replace(
             m, last_release_revision=revision, last_release_action=action, test_state=TestState.PENDING
         )
+        if m.last_remediated_revision == revision:
+            # revision numbers restart after an uninstall: this failed revision is a new one
+            m = replace(m, last_remediated_revision=None)
     return _failed_memory(m, desired, action, now)
 
 
@@ -619,20 +701,51 @@ def record_uninstall(memory: Memory, *, remediated: int | None, succeeded: bool)
     )
 
 
-def record_unlock(memory: Memory, desired: Desired, observed: ObservedRelease) -> Memory:
+def record_unlock(memory: Memory, desired: Desired, observed: ObservedRelease, *, now: float) -> Memory:
     """A pending revision was marked failed. The agent's own interrupted attempt becomes its
-    latest revision (so it is not mistaken for a manual change), without counting a failure."""
-    if not _interrupted_attempt(desired, observed):
+    latest revision (so it is not mistaken for a manual change) and is counted as an
+    interruption of the desired state; only past ``policy.max_interruptions`` is it a failure."""
+    if not unrecorded_interruption(memory, desired, observed):
         return memory
     action = (
         ReleaseAction.INSTALL if observed.status is ReleaseStatus.PENDING_INSTALL else ReleaseAction.UPGRADE
     )
-    return replace(
+    m = replace(
         memory,
         last_release_revision=observed.revision,
         last_release_action=action,
         test_state=TestState.PENDING,
     )
+    if m.last_remediated_revision == observed.revision:
+        m = replace(m, last_remediated_revision=None)
+    return _interrupted(m, desired, action, now)
+
+
+def record_unjudged(
+    memory: Memory, desired: Desired, *, action: ReleaseAction, revision: int | None, now: float
+) -> Memory:
+    """An install or upgrade failed without a verdict on the desired state (its wait judged a
+    previous rollout's stale status): counted as an interruption, a failure only past the bound."""
+    m = memory
+    if revision is not None:
+        m = replace(
+            m, last_release_revision=revision, last_release_action=action, test_state=TestState.PENDING
+        )
+        if m.last_remediated_revision == revision:
+            m = replace(m, last_remediated_revision=None)
+    return _interrupted(m, desired, action, now)
+
+
+def _interrupted(memory: Memory, desired: Desired, action: ReleaseAction, now: float) -> Memory:
+    same = memory.last_interrupted_digest == desired.digest
+    m = replace(
+        memory,
+        interruptions=(memory.interruptions if same else 0) + 1,
+        last_interrupted_digest=desired.digest,
+    )
+    if m.interruptions > desired.policy.max_interruptions:
+        return _failed_memory(m, desired, action, now)
+    return m
 
 
 def _failed_memory(memory: Memory, desired: Desired, action: ReleaseAction, now: float) -> Memory:
@@ -659,5 +772,6 @@ def forget_failures(memory: Memory) -> Memory:
 
 
 def _cleared(memory: Memory) -> Memory:
-    """The desired state was reached: no failures, and the rollbacks since the last success end."""
-    return replace(forget_failures(memory), rollback_count=0)
+    """The desired state was reached: no failures or interruptions, and the rollbacks since the
+    last success end."""
+    return replace(forget_failures(memory), rollback_count=0, interruptions=0, last_interrupted_digest=None)

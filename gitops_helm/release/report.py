@@ -192,7 +192,28 @@ class StatusReport:
                 self.stalled("RetriesExhausted", decision.reason)
             else:
                 self.reconciling("RetryScheduled", decision.reason)
+                if decision.backoff and decision.retry_at is not None:
+                    self.retry_scheduled(decision.retry_at)
         self.write()
+
+    def retry_scheduled(self, retry_at: float) -> None:
+        """Not ready, and not stalled either: say why (the last failure) and when the retry is."""
+        stamp = datetime.fromtimestamp(retry_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        suffix = f" Next retry at {stamp}."
+        released = find_condition(self.status.conditions, ConditionType.RELEASED)
+        why = released.message if released is not None and released.status is ConditionStatus.FALSE else ""
+        message = (why[: MAX_MESSAGE - len(suffix)] + suffix).strip()
+        self.status = replace(
+            self.status,
+            conditions=set_condition(
+                self.status.conditions,
+                ConditionType.READY,
+                ConditionStatus.FALSE,
+                reason="RetryScheduled",
+                message=message,
+                now=self.now(),
+            ),
+        )
 
 
 def report_invalid(kube: Kube, obj: dict[str, Any], key: str, exc: SpecError, now: datetime) -> str:

@@ -103,7 +103,7 @@ def _deployed_an_hour_ago(env: Env, namespace: str, release: str) -> None:
 
 
 #: spec.timeout of the HelmRelease below: the grace of a pending revision is this plus
-#: desired.PENDING_GRACE_MARGIN_S (60 s), far longer than the checks made while helm runs.
+#: the settings' retry.pending_grace_margin_s (60 s), far longer than the checks made while helm runs.
 RUNNING_TIMEOUT_S = 5
 
 

@@ -132,6 +132,8 @@ def full_manifest(chart: dict[str, Any] | None = None) -> dict[str, Any]:
         "lastFailedAction": "upgrade",
         "lastFailureTime": "2024-05-01T11:30:00Z",
         "lastRemediatedRevision": 3,
+        "interruptions": 1,
+        "lastInterruptedDigest": "sha256:bbbb",
         "conditions": [
             {
                 "type": "Released",

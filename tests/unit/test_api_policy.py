@@ -152,9 +152,11 @@ def test_rollback_without_retry_rolls_back_once_and_stops() -> None:
     assert (attempts, memory.rollback_count) == (1, 1)
 
 
-def test_rollback_disabled_leaves_the_failed_release() -> None:
-    attempts, memory, last = run_failing_upgrades(policy())
-    assert (attempts, memory.rollback_count, last.action) == (1, 0, pl.Action.WAIT_RETRY)
+def test_rollback_disabled_retries_the_failed_upgrade_by_default() -> None:
+    # no remediation configured: never stalled, never rolled back; retried (with the settings'
+    # backoff, empty here) until the desired state changes
+    attempts, memory, last = run_failing_upgrades(policy(), cap=40)
+    assert (attempts, memory.rollback_count, last.stalled) == (40, 0, False)
 
 
 def test_max_retries_0_retries_forever() -> None:

@@ -210,6 +210,7 @@ def test_serialise_uses_camel_case_and_omits_unset_fields() -> None:
         "lastAppliedDigest": "sha256:x",
         "lastReleaseRevision": 2,
         "failures": 0,
+        "interruptions": 0,
         "conditions": [
             {
                 "type": "Released",

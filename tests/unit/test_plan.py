@@ -31,6 +31,7 @@ from gitops_helm.release.plan import (
     record_test,
     record_uninstall,
     record_unlock,
+    retries_by_default,
 )
 
 
@@ -196,8 +197,9 @@ def test_row4b_pending_rollback_is_not_a_release_failure() -> None:
 
 
 def test_record_unlock_adopts_an_interrupted_attempt_without_counting_it() -> None:
-    m = record_unlock(ours(1, D1), desired(), rel(2, S.PENDING_UPGRADE, digest=desired().digest))
+    m = record_unlock(ours(1, D1), desired(), rel(2, S.PENDING_UPGRADE, digest=desired().digest), now=NOW)
     assert (m.last_release_revision, m.last_release_action, m.failures) == (2, ReleaseAction.UPGRADE, 0)
+    assert (m.interruptions, m.last_interrupted_digest) == (1, D2)
     # and the plan for the unlocked revision retries the upgrade at once
     p = plan(rel(2, S.FAILED, prev=1, digest=desired().digest), m, desired(), now=NOW)
     assert p.action is Action.UPGRADE
@@ -373,8 +375,40 @@ def test_exhausted_with_remediate_last_failure_remediates_then_stalls() -> None:
 
 
 def test_exhausted_without_remediate_last_failure_keeps_failed_release() -> None:
-    want = desired(upgrade=upgrade_policy(retries=0, remediate_last_failure=False))
-    p = run(rel(2, S.FAILED, prev=1), failed_mem(2), want)
+    want = desired(upgrade=upgrade_policy(retries=1, remediate_last_failure=False))
+    p = run(rel(4, S.FAILED, prev=1), failed_mem(4, count=2, last_remediated_revision=2), want)
+    assert (p.action, p.stalled) == (Action.WAIT_RETRY, True)
+
+
+def test_no_remediation_configured_retries_a_failed_upgrade_with_backoff_never_stalls() -> None:
+    want = desired(upgrade=upgrade_policy(retries=0, remediate_last_failure=False), backoff=(10.0, 20.0))
+    for count in (1, 2, 50):
+        p = run(rel(2, S.FAILED, prev=1), failed_mem(2, count=count, at=NOW - 5), want)
+        assert (p.action, p.stalled, p.backoff) == (Action.WAIT_RETRY, False, True)
+        assert p.retry_at == NOW - 5 + (10.0 if count == 1 else 20.0)
+        assert "due at 1970-01-01T00:16:" in p.reason  # the absolute time: a stable status message
+        later = plan(rel(2, S.FAILED, prev=1), failed_mem(2, count=count, at=NOW - 5), want, now=NOW + 20)
+        assert later.action is Action.UPGRADE  # retried as is: no rollback was asked for
+        assert "no retries configured" in later.reason
+
+
+def test_no_remediation_configured_retries_a_failed_install_after_the_default_purge() -> None:
+    want = desired(install=install_policy(retries=0, uninstall_on_failure=True, remediate_last_failure=True))
+    mem = failed_mem(1, count=3, action=ReleaseAction.INSTALL, at=NOW - 1)
+    assert run(rel(1, S.FAILED), mem, want).action is Action.UNINSTALL  # the Helm Operator's purge
+    gone = record_uninstall(mem, remediated=1, succeeded=True)
+    p = run(None, gone, want)
+    assert (p.action, p.stalled, p.retry_at) == (Action.WAIT_RETRY, False, NOW - 1 + BACKOFF[2])
+    assert plan(None, gone, want, now=NOW + 60).action is Action.INSTALL
+    # the reinstall fails again and writes revision 1 again: it is a new revision, purged again
+    again = record_failure(gone, want, action=ReleaseAction.INSTALL, revision=1, now=NOW + 60)
+    assert plan(rel(1, S.FAILED), again, want, now=NOW + 60).action is Action.UNINSTALL
+
+
+def test_a_configured_budget_still_stalls_when_used_up() -> None:
+    want = desired(install=install_policy(retries=2, uninstall_on_failure=True))
+    mem = failed_mem(None, count=3, action=ReleaseAction.INSTALL, last_remediated_revision=1)
+    p = run(None, mem, want)
     assert (p.action, p.stalled) == (Action.WAIT_RETRY, True)
 
 
@@ -465,6 +499,9 @@ def test_adoption_failure_is_gated() -> None:
     want = desired(upgrade=upgrade_policy(retries=0))
     mem = record_failure(Memory(), want, action=ReleaseAction.UPGRADE, revision=None, now=NOW)
     p = run(rel(1, owner=None, digest=None), mem, want)
+    assert (p.action, p.stalled, p.retry_at) == (Action.WAIT_RETRY, False, NOW + BACKOFF[0])
+    want1 = desired(upgrade=upgrade_policy(retries=0, remediate_last_failure=True))
+    p = run(rel(1, owner=None, digest=None), mem, want1)
     assert (p.action, p.stalled) == (Action.WAIT_RETRY, True)
 
 
@@ -475,8 +512,52 @@ def test_in_sync_clears_leftover_failures() -> None:
 
 def test_record_unlock_of_another_desired_state_changes_nothing() -> None:
     mem = ours(1)
-    assert record_unlock(mem, desired(), rel(2, S.PENDING_UPGRADE, digest=D1)) is mem
-    assert record_unlock(mem, desired(), rel(2, S.PENDING_ROLLBACK)) is mem
+    assert record_unlock(mem, desired(), rel(2, S.PENDING_UPGRADE, digest=D1), now=NOW) is mem
+    assert record_unlock(mem, desired(), rel(2, S.PENDING_ROLLBACK), now=NOW) is mem
+
+
+def _interrupt(mem: Memory, want: Desired, revision: int) -> Memory:
+    """The agent was killed during its upgrade to ``want``: storage holds a pending revision."""
+    pending = rel(revision, S.PENDING_UPGRADE, prev=1, digest=want.digest, modified=NOW - 9_999)
+    p = plan(pending, mem, want, now=NOW)
+    assert p.action is Action.UNLOCK_PENDING
+    return record_unlock(mem, want, pending, now=NOW)
+
+
+def test_interruptions_up_to_the_bound_are_not_failures_then_each_one_is() -> None:
+    want = desired(upgrade=upgrade_policy(retries=1), max_interruptions=2)
+    mem = ours(1, D1)
+    for n in (1, 2):
+        mem = _interrupt(mem, want, n + 1)
+        assert (mem.interruptions, mem.failures) == (n, 0)
+        assert run(rel(n + 1, S.FAILED, prev=1), mem, want).action is Action.UPGRADE
+    mem = _interrupt(mem, want, 4)
+    assert (mem.interruptions, mem.failures, mem.last_failed_action) == (3, 1, ReleaseAction.UPGRADE)
+    # now the user's policy applies: a rollback (retries 1), then retries, then stalled
+    assert run(rel(4, S.FAILED, prev=1), mem, want).action is Action.ROLLBACK
+    mem = _interrupt(replace(mem, last_remediated_revision=4), want, 5)
+    assert (mem.interruptions, mem.failures) == (4, 2)
+    assert run(rel(5, S.FAILED, prev=1), mem, want).stalled
+
+
+def test_interruptions_are_counted_per_desired_state_and_cleared_by_success() -> None:
+    want = desired(max_interruptions=1)
+    mem = _interrupt(_interrupt(ours(1, D1), want, 2), want, 3)
+    assert (mem.interruptions, mem.failures) == (2, 1)
+    other = desired(D1, max_interruptions=1)
+    fresh = _interrupt(mem, other, 4)
+    assert (fresh.interruptions, fresh.last_interrupted_digest) == (1, D1)
+    done = record_release(mem, want, action=ReleaseAction.UPGRADE, revision=4)
+    assert (done.interruptions, done.last_interrupted_digest, done.failures) == (0, None, 0)
+
+
+def test_the_unlock_plan_says_when_an_interruption_counts_as_a_failure() -> None:
+    want = desired(max_interruptions=0)
+    p = run(rel(2, S.PENDING_UPGRADE, prev=1, modified=NOW - 9_999), ours(1, D1), want)
+    assert p.action is Action.UNLOCK_PENDING
+    assert "counted as a failure" in p.reason
+    # the counted failure is retried by default, after its backoff
+    assert p.then is Action.WAIT_RETRY
 
 
 def test_record_uninstall() -> None:
@@ -529,6 +610,8 @@ _memory = st.builds(
     last_failed_action=st.one_of(st.none(), st.sampled_from([ReleaseAction.INSTALL, ReleaseAction.UPGRADE])),
     last_failure_time=st.one_of(st.none(), st.floats(0, 2 * NOW)),
     last_remediated_revision=_opt_int,
+    interruptions=st.integers(0, 4),
+    last_interrupted_digest=st.one_of(st.none(), _digests),
 )
 _policy = st.builds(
     Policy,
@@ -540,6 +623,7 @@ _policy = st.builds(
     drift=st.sampled_from(list(DriftMode)),
     backoff=st.lists(st.floats(0, 600), max_size=3).map(tuple),
     pending_grace=st.floats(0, 600),
+    max_interruptions=st.integers(0, 3),
 )
 _desired = st.builds(
     Desired,
@@ -578,6 +662,17 @@ def test_invariants(
         assert observed is not None and p.rollback_to is not None and p.rollback_to < observed.revision
     if p.action is Action.WAIT_RETRY:
         assert p.stalled or (p.retry_at is not None and p.retry_at > NOW)
+    failed = memory.last_failed_action or ReleaseAction.UPGRADE
+    remediation = want.policy.install if failed is ReleaseAction.INSTALL else want.policy.upgrade
+    if p.stalled:
+        # Stalled only when the user's own retry budget is used up
+        assert not retries_by_default(failed, remediation)
+        assert 0 <= remediation.retries < memory.failures
+    if p.backoff:
+        # a retry after failures is due at most the longest backoff step after the last one
+        assert p.action is Action.WAIT_RETRY and not p.stalled and p.retry_at is not None
+        assert memory.last_failure_time is not None and want.policy.backoff
+        assert p.retry_at <= memory.last_failure_time + max(want.policy.backoff)
     if p.action is Action.UNLOCK_PENDING:
         assert observed is not None and observed.status.pending
         assert p.then is not None and p.then not in (Action.INSTALL, Action.UNLOCK_PENDING)
@@ -693,7 +788,7 @@ class Sim:
         elif a is Action.UNLOCK_PENDING:
             assert obs is not None
             self.revs[-1].status = S.FAILED
-            self.memory = record_unlock(m, want, obs)
+            self.memory = record_unlock(m, want, obs, now=self.now)
         return "helm"
 
 
@@ -716,25 +811,35 @@ _finite_policy = st.builds(
     test_enabled=st.booleans(),
     drift=st.sampled_from(list(DriftMode)),
     backoff=st.lists(st.floats(1, 600), min_size=1, max_size=3).map(tuple),
+    max_interruptions=st.integers(0, 2),
 )
 
 
-def simulate(sim: Sim, outcomes: list[tuple[bool, bool]], max_steps: int = 200) -> tuple[Plan, int]:
-    """Run until a terminal plan; returns it and the most Helm calls made without time passing."""
-    burst = worst = 0
+@dataclass
+class SimResult:
+    final: Plan  # the last plan
+    worst: int  # the most Helm calls made without time passing
+    ended: bool  # a terminal plan was reached (else: still retrying after max_steps)
+    waits: int  # steps where time had to pass
+
+
+def simulate(sim: Sim, outcomes: list[tuple[bool, bool]], max_steps: int = 200) -> SimResult:
+    """Run until a terminal plan, or ``max_steps``."""
+    burst = worst = waits = 0
     for i in range(max_steps):
         p = plan(sim.observed(), sim.memory, sim.want, now=sim.now, drift_detected=sim.drift)
         ok, writes = outcomes[i] if i < len(outcomes) else (False, True)
         kind = sim.step(p, ok, writes)
         if kind in ("done", "error"):
-            return p, worst
+            return SimResult(p, worst, True, waits)
         if kind == "time":
             burst = 0
+            waits += 1
         elif kind == "helm":
             assert p.action in HELM_ACTIONS
             burst += 1
             worst = max(worst, burst)
-    raise AssertionError(f"no terminal state after {max_steps} steps: last plan {p}")
+    return SimResult(p, worst, False, waits)
 
 
 @given(
@@ -749,9 +854,18 @@ def test_simulation_terminates_without_hot_loops(
     revs: list[Rev], policy: Policy, memory: Memory, digest: str, outcomes: list[tuple[bool, bool]]
 ) -> None:
     sim = Sim(Desired(digest, 1, ME, policy=policy), revs, memory=memory)
-    final, worst = simulate(sim, outcomes)
+    result = simulate(sim, outcomes)
+    final = result.final
     # longest chain: finish uninstall -> install -> test fails -> uninstall (remediation)
-    assert worst <= 4, "too many Helm calls without time passing"
+    assert result.worst <= 4, "too many Helm calls without time passing"
+    if not result.ended:
+        # an always failing helm is retried forever only when no retry budget is configured
+        # for the failing action, and only with the backoff between attempts
+        failed = sim.memory.last_failed_action or ReleaseAction.UPGRADE
+        remediation = policy.install if failed is ReleaseAction.INSTALL else policy.upgrade
+        assert sim.memory.failures > 0 and retries_by_default(failed, remediation)
+        assert result.waits >= 200 // 6
+        return
     assert final.action in (Action.NONE, Action.WAIT_RETRY, Action.REFUSE, Action.SUSPENDED) or (
         final.action in (Action.UNINSTALL, Action.CORRECT_DRIFT) and not final.remediation
     )
@@ -761,7 +875,9 @@ def test_simulation_terminates_without_hot_loops(
 @settings(max_examples=200, deadline=None)
 def test_simulation_with_a_healthy_helm_converges(revs: list[Rev], policy: Policy, digest: str) -> None:
     sim = Sim(Desired(digest, 1, ME, policy=policy), revs)
-    final, _ = simulate(sim, [(True, True)] * 20)
+    result = simulate(sim, [(True, True)] * 20)
+    final = result.final
+    assert result.ended
     if final.action is not Action.NONE:
         # only a crashed attempt found in storage can have used up the retries
         assert final.stalled and sim.memory.failures > 0
@@ -788,3 +904,42 @@ def test_failures_are_consecutive_failures_of_the_current_desired_state(
             expected = expected + 1 if event == "fail" and event_digest == digest else 0
         counted = mem.failures if mem.last_failed_digest == digest else 0
         assert counted == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 4),
+    st.lists(st.sampled_from(["interrupt", "fail", "ok"]), max_size=15),
+    st.sampled_from([D1, D2]),
+)
+def test_interruptions_of_one_desired_state_are_bounded(bound: int, events: list[str], digest: str) -> None:
+    """Past the bound each interruption is a failure, so the retry policy always gets to act."""
+    want = desired(digest, max_interruptions=bound)
+    mem = ours(1, D1 if digest == D2 else D2)
+    interruptions = failures = 0
+    revision = 1
+    for event in events:
+        revision += 1
+        pending = rel(revision, S.PENDING_UPGRADE, prev=1, digest=digest)
+        if event == "interrupt":
+            mem = record_unlock(mem, want, pending, now=NOW)
+            interruptions += 1
+            failures += interruptions > bound
+        elif event == "fail":
+            mem = record_failure(mem, want, action=ReleaseAction.UPGRADE, revision=revision, now=NOW)
+            failures += 1
+        else:
+            mem = record_release(mem, want, action=ReleaseAction.UPGRADE, revision=revision)
+            interruptions = failures = 0
+        assert (mem.interruptions, mem.failures) == (interruptions, failures)
+
+
+def test_an_attempt_the_agent_killed_itself_is_not_counted_again_when_unlocked() -> None:
+    # the agent killed helm at its deadline and recorded the failure with the pending revision
+    want = desired()
+    mem = record_failure(ours(1, D1), want, action=ReleaseAction.UPGRADE, revision=2, now=NOW)
+    pending = rel(2, S.PENDING_UPGRADE, prev=1, modified=NOW - 9_999)
+    assert record_unlock(mem, want, pending, now=NOW) is mem
+    p = run(pending, mem, want)
+    assert p.action is Action.UNLOCK_PENDING
+    assert "whose failure is recorded" in p.reason
