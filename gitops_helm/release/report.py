@@ -105,21 +105,24 @@ class StatusReport:
     def reconciling(self, reason: str, message: str) -> None:
         self.status = set_reconciling(self.status, reason=reason, message=message, now=self.now())
 
-    # -- whole outcomes -----------------------------------------------------------------------
-
-    def waiting_for_dependencies(self, message: str) -> None:
-        self.reconciling("DependencyNotReady", message)
+    def _not_ready(self, reason: str, message: str) -> None:
         self.status = replace(
             self.status,
             conditions=set_condition(
                 self.status.conditions,
                 ConditionType.READY,
                 ConditionStatus.FALSE,
-                reason="DependencyNotReady",
+                reason=reason,
                 message=message,
                 now=self.now(),
             ),
         )
+
+    # -- whole outcomes -----------------------------------------------------------------------
+
+    def waiting_for_dependencies(self, message: str) -> None:
+        self.reconciling("DependencyNotReady", message)
+        self._not_ready("DependencyNotReady", message)
         self.write()
 
     def suspended(self) -> None:
@@ -203,17 +206,7 @@ class StatusReport:
         released = find_condition(self.status.conditions, ConditionType.RELEASED)
         why = released.message if released is not None and released.status is ConditionStatus.FALSE else ""
         message = (why[: MAX_MESSAGE - len(suffix)] + suffix).strip()
-        self.status = replace(
-            self.status,
-            conditions=set_condition(
-                self.status.conditions,
-                ConditionType.READY,
-                ConditionStatus.FALSE,
-                reason="RetryScheduled",
-                message=message,
-                now=self.now(),
-            ),
-        )
+        self._not_ready("RetryScheduled", message)
 
 
 def report_invalid(kube: Kube, obj: dict[str, Any], key: str, exc: SpecError, now: datetime) -> str:
