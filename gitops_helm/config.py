@@ -28,6 +28,10 @@ __all__ = [
 
 ENV_PREFIX = "GITOPS_HELM_"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+# a DNS subdomain (RFC 1123), what Kubernetes accepts as a ServiceAccount name
+_SERVICE_ACCOUNT_NAME = re.compile(
+    r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)
 
 
 def parse_duration(text: str, name: str = "duration") -> float:
@@ -122,6 +126,11 @@ class Settings:
     reconcile_only: bool = False
     install_crd: bool = True
     allow_cross_namespace_refs: bool = True
+    # Tenancy lockdown. A HelmRelease without spec.serviceAccountName acts as this ServiceAccount
+    # of its own namespace (None: as the agent itself).
+    default_service_account: str | None = None
+    # adopt a release without an owner marker outside the HelmRelease's own namespace
+    allow_adoption_across_namespaces: bool = False
     update_chart_deps: bool = True
     git_default_ref: str = "master"
     repositories_file: str | None = None
@@ -192,7 +201,25 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--reconcile-only", action="store_true", default=None, help="no Git sync")
     r.add_argument("--install-crd", help="install/upgrade the HelmRelease CRD at start (default: true)")
     r.add_argument(
-        "--allow-cross-namespace-refs", help="valuesFrom may read other namespaces (default: true)"
+        "--allow-cross-namespace-refs",
+        help="valuesFrom, chart.secretRef and dependsOn may name other namespaces (default: true)",
+    )
+    r.add_argument(
+        "--no-cross-namespace-refs",
+        action="store_true",
+        default=None,
+        help="every reference of a HelmRelease stays in its own namespace "
+        "(the same as --allow-cross-namespace-refs=false)",
+    )
+    r.add_argument(
+        "--default-service-account",
+        help="a HelmRelease without spec.serviceAccountName acts as this ServiceAccount of its own "
+        "namespace (helm and Kubernetes reads impersonate it; default: the agent itself)",
+    )
+    r.add_argument(
+        "--allow-adoption-across-namespaces",
+        help="take over a release installed outside the agent (no owner marker) even when it lives "
+        "outside the HelmRelease's own namespace (default: false)",
     )
     r.add_argument("--update-chart-deps", help="run helm dependency update for Git charts (default: true)")
     r.add_argument("--git-default-ref", help="chart.ref when a Git chart gives none (default: master)")
@@ -295,6 +322,14 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         raise ConfigError("--workers: must be at least 1")
 
     defaults = Settings()
+    allow_cross = get_bool("allow-cross-namespace-refs", True)
+    if get_bool("no-cross-namespace-refs", False):
+        if get("allow-cross-namespace-refs") is not None and allow_cross:
+            raise ConfigError("--no-cross-namespace-refs contradicts --allow-cross-namespace-refs=true")
+        allow_cross = False
+    default_sa = get("default-service-account") or None
+    if default_sa is not None and not _SERVICE_ACCOUNT_NAME.fullmatch(default_sa):
+        raise ConfigError(f"--default-service-account: {default_sa!r} is not a ServiceAccount name")
     retry = RetrySettings(
         base_s=get_dur("retry-base", defaults.retry.base_s), max_s=get_dur("retry-max", defaults.retry.max_s)
     )
@@ -338,7 +373,9 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         log_level=get("log-level") or "info",
         reconcile_only=get_bool("reconcile-only", False),
         install_crd=get_bool("install-crd", True),
-        allow_cross_namespace_refs=get_bool("allow-cross-namespace-refs", True),
+        allow_cross_namespace_refs=allow_cross,
+        default_service_account=default_sa,
+        allow_adoption_across_namespaces=get_bool("allow-adoption-across-namespaces", False),
         update_chart_deps=get_bool("update-chart-deps", True),
         git_default_ref=get("git-default-ref") or "master",
         repositories_file=get("repositories-file"),
