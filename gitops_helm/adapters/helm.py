@@ -12,6 +12,7 @@ helm operation timeout plus a margin, after which the process is killed.
 
 from __future__ import annotations
 
+import copy
 import enum
 import json
 import os
@@ -198,10 +199,25 @@ class Helm:
         self.before_run = before_run
         self.calls: Counter[str] = Counter()  # helm subcommands run, for metrics and tests
         self._lock = threading.Lock()
+        self.user: str | None = None  # set on a copy by impersonating(): helm acts as this user
         for sub in ("cache", "config", "data"):
             (settings.home / sub).mkdir(parents=True, exist_ok=True)
         self.version = self._detect_version()
         self.major = int(self.version.lstrip("v").split(".")[0])
+
+    def impersonating(self, user: str) -> Helm:
+        """This helm, acting as ``user`` on the cluster (``--kube-as-user``) in every call.
+
+        Impersonation rather than a kubeconfig holding a TokenRequest token: no credential is
+        minted, written to disk or refreshed, the agent's own connection settings (kubeconfig,
+        context, in-cluster) stay the only ones, and the API server audits every request as the
+        agent acting for the user. Only the user is passed: for a ServiceAccount user the API
+        server itself adds the groups its token would carry (see ``Kube.impersonating``). The
+        copy shares the binary, version, settings and call counters.
+        """
+        other = copy.copy(self)
+        other.user = user
+        return other
 
     # -- process plumbing -------------------------------------------------------------------
 
@@ -240,6 +256,8 @@ class Helm:
         argv = [self.settings.binary, *args]
         if self.settings.kube_context:
             argv += ["--kube-context", self.settings.kube_context]
+        if self.user is not None:
+            argv += ["--kube-as-user", self.user]
         with self._lock:
             self.calls[action] += 1
         if self.before_run is not None:
