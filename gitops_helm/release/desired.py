@@ -55,11 +55,16 @@ def desired_state(
     chart_digest: str,
     values_digest: str,
     retry: RetrySettings,
+    *,
+    adopt_across_namespaces: bool = False,
 ) -> pl.Desired:
+    """What the release should be. A release without an owner marker may be taken over only in
+    the HelmRelease's own namespace, unless ``adopt_across_namespaces``."""
     return pl.Desired(
         digest=desired_digest(policy, chart_digest, values_digest),
         generation=generation,
         owner=ref.owner,
         suspended=False,
         policy=plan_policy(policy, retry),
+        adoptable=adopt_across_namespaces or ref.target_namespace == ref.namespace,
     )
