@@ -39,7 +39,7 @@ from gitops_helm.charts.semver import is_exact
 
 
 class GitCharts(Protocol):
-    def fetch(self, key: str, source: GitChartSource) -> FetchedChart: ...
+    def fetch(self, key: str, source: GitChartSource, *, secrets: Kube | None = None) -> FetchedChart: ...
 
 
 class ChartResolver:
@@ -64,28 +64,33 @@ class ChartResolver:
         self._plugin_cache: dict[tuple[str, str, str], str] = {}
         self._lock = threading.Lock()
 
-    def fetch(self, namespace: str, name: str, source: ChartSource) -> FetchedChart:
-        """The chart of the HelmRelease ``namespace``/``name``; Secrets are read in ``namespace``."""
+    def fetch(
+        self, namespace: str, name: str, source: ChartSource, *, secrets: Kube | None = None
+    ) -> FetchedChart:
+        """The chart of the HelmRelease ``namespace``/``name``; Secrets are read in ``namespace``
+        through ``secrets`` (the HelmRelease's identity; default: the agent's own client)."""
+        reader = secrets or self.kube
         if isinstance(source, GitChartSource):
             if self.git is None:
                 raise RepositoryError("Git chart sources are not enabled in this agent")
-            return self.git.fetch(f"{namespace}/{name}", source)
+            return self.git.fetch(f"{namespace}/{name}", source, secrets=reader)
         if isinstance(source, OciChartSource):
-            return self._oci(namespace, source)
+            return self._oci(reader, namespace, source)
         if isinstance(source, RepoChartSource):
             scheme = source.repository.split("://", 1)[0].lower() if "://" in source.repository else ""
             if scheme in ("http", "https"):
-                return self._repo(namespace, source)
+                return self._repo(reader, namespace, source)
             return self._plugin(source)
         raise RepositoryError(f"unsupported chart source {type(source).__name__}")
 
     # -- credentials -------------------------------------------------------------------------
 
-    def _pull_secret(self, namespace: str, name: str | None) -> dict[str, bytes] | None:
+    @staticmethod
+    def _pull_secret(reader: Kube, namespace: str, name: str | None) -> dict[str, bytes] | None:
         if not name:
             return None
         try:
-            data = self.kube.get_secret_data(namespace, name)
+            data = reader.get_secret_data(namespace, name)
         except KubeError as exc:
             if exc.temporary:
                 raise RepositoryUnavailableError(
@@ -96,8 +101,8 @@ class ChartResolver:
             raise AuthConfigError(f"chartPullSecret {namespace}/{name} not found")
         return data
 
-    def _repo_auth(self, namespace: str, source: RepoChartSource) -> RepositoryAuth | None:
-        data = self._pull_secret(namespace, source.chart_pull_secret)
+    def _repo_auth(self, reader: Kube, namespace: str, source: RepoChartSource) -> RepositoryAuth | None:
+        data = self._pull_secret(reader, namespace, source.chart_pull_secret)
         if data is not None:
             return auth_from_secret(data, secret_ref=f"{namespace}/{source.chart_pull_secret}")
         if self.repositories is not None:
@@ -109,9 +114,9 @@ class ChartResolver:
     def _unpacked(self, hexdigest: str) -> Path:
         return self.cache.unpack(hexdigest)
 
-    def _repo(self, namespace: str, source: RepoChartSource) -> FetchedChart:
+    def _repo(self, reader: Kube, namespace: str, source: RepoChartSource) -> FetchedChart:
         art = self.repos.fetch(
-            source.repository, source.name, source.version, self._repo_auth(namespace, source)
+            source.repository, source.name, source.version, self._repo_auth(reader, namespace, source)
         )
         hexdigest = art.digest.split(":", 1)[-1]
         chart_dir = self._unpacked(hexdigest)
@@ -124,8 +129,8 @@ class ChartResolver:
             chart_dir=chart_dir,
         )
 
-    def _oci(self, namespace: str, source: OciChartSource) -> FetchedChart:
-        data = self._pull_secret(namespace, source.chart_pull_secret)
+    def _oci(self, reader: Kube, namespace: str, source: OciChartSource) -> FetchedChart:
+        data = self._pull_secret(reader, namespace, source.chart_pull_secret)
         creds = OciCredentials()
         if data is not None:
             creds = OciCredentials(

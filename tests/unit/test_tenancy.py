@@ -1,0 +1,207 @@
+"""Tenancy lockdown, the pure parts: identity, cross-namespace references, flags, adoption and
+deletion decisions (the real-environment tests are in tests/integration/test_tenancy.py)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gitops_helm.api import (
+    SpecError,
+    cross_namespace_references,
+    parse_helmrelease,
+    service_account_of,
+    service_account_user,
+)
+from gitops_helm.config import ConfigError, RetrySettings, add_run_flags, settings_from_args
+from gitops_helm.release.desired import desired_state
+from gitops_helm.release.identity import ReleaseRef
+from gitops_helm.release.plan import (
+    Action,
+    Desired,
+    Memory,
+    ObservedRelease,
+    ReleaseStatus,
+    plan,
+    plan_deletion,
+)
+from tests.unit.test_api_examples import full_manifest, manifest
+
+ME = "apps.web"
+
+
+def parse(spec: dict[str, Any], namespace: str = "team-b") -> Any:
+    rest = dict(spec)
+    obj = manifest(rest.pop("chart"), **rest)
+    obj["metadata"]["namespace"] = namespace
+    return parse_helmrelease(obj)
+
+
+def run_settings(*argv: str, environ: dict[str, str] | None = None) -> Any:
+    parser = argparse.ArgumentParser()
+    add_run_flags(parser)
+    return settings_from_args(parser.parse_args(list(argv)), environ or {})
+
+
+# --- spec.serviceAccountName -------------------------------------------------------------
+
+
+def test_service_account_name_is_read_and_defaults_from_the_agent() -> None:
+    repo = {"repository": "https://charts.example/", "name": "web", "version": "1.0.0"}
+    with_sa = parse({"chart": repo, "serviceAccountName": "deployer"})
+    without = parse({"chart": repo})
+    assert service_account_of(with_sa, "fallback") == "deployer"
+    assert service_account_of(without, "fallback") == "fallback"
+    assert service_account_of(without, None) is None
+    assert service_account_user("team-b", "deployer") == "system:serviceaccount:team-b:deployer"
+
+
+@pytest.mark.parametrize("bad", ["Deployer", "a b", "-x", "x" * 254])
+def test_a_bad_service_account_name_is_a_spec_error_naming_the_field(bad: str) -> None:
+    repo = {"repository": "https://charts.example/", "name": "web", "version": "1.0.0"}
+    with pytest.raises(SpecError) as caught:
+        parse({"chart": repo, "serviceAccountName": bad})
+    assert "spec.serviceAccountName" in str(caught.value)
+
+
+# --- cross-namespace references ------------------------------------------------------------
+
+
+def test_every_reference_outside_the_namespace_is_named_by_its_field_path() -> None:
+    spec = {
+        "chart": {
+            "git": "https://git.example/r.git",
+            "path": "c",
+            "secretRef": {"name": "s", "namespace": "a"},
+        },
+        "valuesFrom": [
+            {"secretKeyRef": {"name": "v", "namespace": "a"}},
+            {"configMapKeyRef": {"name": "c"}},
+            {"configMapKeyRef": {"name": "c", "namespace": "a"}},
+            {"externalSourceRef": {"url": "https://values.example/v.yaml"}},
+        ],
+        "valueFileSecrets": [{"name": "legacy"}],
+        "dependsOn": [{"name": "db"}, {"name": "db", "namespace": "a"}],
+    }
+    assert cross_namespace_references(parse(spec)) == (
+        "spec.chart.secretRef.namespace: 'a'",
+        "spec.valuesFrom[0].secretKeyRef.namespace: 'a'",
+        "spec.valuesFrom[2].configMapKeyRef.namespace: 'a'",
+        "spec.dependsOn[1].namespace: 'a'",
+    )
+
+
+def test_references_within_the_namespace_are_not_cross_namespace() -> None:
+    spec = {
+        "chart": {
+            "repository": "https://charts.example/",
+            "name": "web",
+            "version": "1.0.0",
+            "chartPullSecret": {"name": "pull"},
+        },
+        "valuesFrom": [{"secretKeyRef": {"name": "v", "namespace": "team-b"}}],
+        "dependsOn": [{"name": "db", "namespace": "team-b"}],
+    }
+    assert cross_namespace_references(parse(spec)) == ()
+    # the full example names a Git secret, values and a dependency in other namespaces
+    assert [
+        ref.split(".namespace")[0] for ref in cross_namespace_references(parse_helmrelease(full_manifest()))
+    ] == [
+        "spec.chart.secretRef",
+        "spec.valuesFrom[0].configMapKeyRef",
+        "spec.valuesFrom[1].secretKeyRef",
+        "spec.dependsOn[0]",
+    ]
+
+
+# --- flags -------------------------------------------------------------------------------
+
+
+def test_lockdown_flags() -> None:
+    default = run_settings()
+    assert default.allow_cross_namespace_refs is True
+    assert default.default_service_account is None
+    assert default.allow_adoption_across_namespaces is False
+    locked = run_settings("--no-cross-namespace-refs", "--default-service-account", "deployer")
+    assert locked.allow_cross_namespace_refs is False
+    assert locked.default_service_account == "deployer"
+    assert run_settings("--allow-cross-namespace-refs", "false").allow_cross_namespace_refs is False
+    from_env = run_settings(
+        environ={
+            "GITOPS_HELM_NO_CROSS_NAMESPACE_REFS": "true",
+            "GITOPS_HELM_DEFAULT_SERVICE_ACCOUNT": "deployer",
+            "GITOPS_HELM_ALLOW_ADOPTION_ACROSS_NAMESPACES": "true",
+        }
+    )
+    assert (
+        from_env.allow_cross_namespace_refs,
+        from_env.default_service_account,
+        from_env.allow_adoption_across_namespaces,
+    ) == (False, "deployer", True)
+
+
+def test_contradicting_or_bad_lockdown_flags_are_clear_errors() -> None:
+    with pytest.raises(ConfigError, match="contradicts"):
+        run_settings("--no-cross-namespace-refs", "--allow-cross-namespace-refs", "true")
+    with pytest.raises(ConfigError, match="--default-service-account"):
+        run_settings("--default-service-account", "Not A Name")
+
+
+# --- adoption and deletion -----------------------------------------------------------------
+
+
+def _unowned(status: ReleaseStatus = ReleaseStatus.DEPLOYED) -> ObservedRelease:
+    return ObservedRelease(revision=1, status=status, owner=None)
+
+
+def _desired(namespace: str, target: str, *, across: bool = False) -> Desired:
+    hr = parse(
+        {"chart": {"repository": "https://charts.example/", "name": "web", "version": "1.0.0"}}, namespace
+    )
+    hr = parse(
+        {
+            "chart": {"repository": "https://charts.example/", "name": "web", "version": "1.0.0"},
+            "targetNamespace": target,
+        },
+        namespace,
+    )
+    return desired_state(
+        ReleaseRef.of(hr),
+        hr.policy,
+        1,
+        "sha256:c",
+        "sha256:v",
+        RetrySettings(),
+        adopt_across_namespaces=across,
+    )
+
+
+def test_an_unowned_release_is_adopted_in_the_helmreleases_own_namespace_only() -> None:
+    own = plan(_unowned(), Memory(), _desired("team-b", "team-b"), now=0.0)
+    assert (own.action, own.adopt) == (Action.UPGRADE, True)
+    foreign = plan(_unowned(), Memory(), _desired("team-b", "team-a"), now=0.0)
+    assert foreign.action is Action.REFUSE
+    assert "--allow-adoption-across-namespaces" in foreign.reason
+    allowed = plan(_unowned(), Memory(), _desired("team-b", "team-a", across=True), now=0.0)
+    assert (allowed.action, allowed.adopt) == (Action.UPGRADE, True)
+
+
+@given(st.sampled_from(list(ReleaseStatus)), st.booleans())
+@settings(max_examples=100)
+def test_an_unowned_release_that_may_not_be_adopted_is_never_touched(
+    status: ReleaseStatus, suspended: bool
+) -> None:
+    want = Desired(digest="sha256:d", generation=1, owner=ME, suspended=suspended, adoptable=False)
+    assert plan(_unowned(status), Memory(), want, now=0.0).action is Action.REFUSE
+
+
+def test_deletion_uninstalls_only_what_this_helmrelease_owns() -> None:
+    assert plan_deletion(ObservedRelease(1, ReleaseStatus.DEPLOYED, owner=ME), ME).action is Action.UNINSTALL
+    for owner in (None, "apps.other"):
+        decision = plan_deletion(ObservedRelease(1, ReleaseStatus.DEPLOYED, owner=owner), ME)
+        assert decision.action is Action.REFUSE
+        assert "left in place" in decision.reason
