@@ -16,12 +16,13 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
 from tests.conftest import Env, release_finalizers
 from tests.integration.reconcile_helpers import (
     GitRepo,
@@ -34,6 +35,11 @@ from tests.integration.reconcile_helpers import (
     repo_chart,
     wait_ready,
     wait_revision,
+)
+from tests.integration.test_kube_deadlines import (  # the fixture and its helper
+    FreezableProxy,
+    call_with_deadline,
+    proxied_kube,  # noqa: F401
 )
 
 OWNER_LABEL = "gitops-helm.io/owner"
@@ -196,6 +202,34 @@ def test_spec_service_account_name_wins_and_helm_acts_as_it(
     assert f"system:serviceaccount:{ns_b}:storage-only" in message
     assert agent.agent.helm.calls["install"] >= 1
     assert env.kubectl("get", "deployment", "limited", "-n", ns_b, "--ignore-not-found") == ""
+
+
+def test_an_impersonating_client_acts_as_the_account_with_the_agents_deadlines(
+    env: Env,
+    tenants: tuple[str, str],
+    proxied_kube: tuple[FreezableProxy, Callable[[], Kube]],  # noqa: F811 - the imported fixture
+) -> None:
+    ns_a, ns_b = tenants
+    env.kubectl("create", "secret", "generic", "private", "-n", ns_a, "--from-literal=k=v")
+    proxy, make = proxied_kube
+    agent = make()
+    user = f"system:serviceaccount:{ns_b}:{ACCOUNT}"
+    as_b = agent.impersonating(user)
+    assert as_b is agent.impersonating(user)  # one client per identity ...
+    assert as_b.api is not agent.api  # ... never the agent's connection pool or headers
+    assert agent.impersonating(f"system:serviceaccount:{ns_a}:{ACCOUNT}").api is not as_b.api
+
+    assert agent.get_secret_data(ns_a, "private") == {"k": b"v"}
+    with pytest.raises(KubeError) as refused:
+        as_b.get_secret_data(ns_a, "private")
+    assert refused.value.kind is KubeErrorKind.FORBIDDEN and user in str(refused.value)
+    assert as_b.get_secret_data(ns_b, "absent") is None  # its own namespace: allowed, not found
+
+    proxy.freeze()
+    outcome = call_with_deadline(lambda: as_b.get_secret_data(ns_b, "absent"))
+    assert isinstance(outcome, KubeError) and outcome.kind is KubeErrorKind.TEMPORARY, outcome
+    proxy.thaw()
+    assert call_with_deadline(lambda: as_b.get_secret_data(ns_b, "absent")) is None
 
 
 # -- what the agent refuses for anybody ---------------------------------------------------------
