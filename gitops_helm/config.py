@@ -76,6 +76,9 @@ class GitSourceSettings:
     timeout_s: float = 60.0
     ssh_key: str | None = None
     known_hosts: str | None = None
+    # the hosts (host or host:port) of chart.git SSH URLs the key is also used for; empty: the
+    # host of the synced repository only
+    ssh_key_hosts: tuple[str, ...] = ()
     user: str | None = None
     password: str | None = field(default=None, repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
@@ -131,6 +134,8 @@ class Settings:
     default_service_account: str | None = None
     # adopt a release without an owner marker outside the HelmRelease's own namespace
     allow_adoption_across_namespaces: bool = False
+    # chart.git may be file:// or a path on the agent's disk (its own mirrors live there)
+    allow_local_chart_git: bool = False
     update_chart_deps: bool = True
     git_default_ref: str = "master"
     repositories_file: str | None = None
@@ -217,6 +222,10 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         "namespace (helm and Kubernetes reads impersonate it; default: the agent itself)",
     )
     r.add_argument(
+        "--allow-local-chart-git",
+        help="chart.git may be a file:// URL or a path on the agent's disk (default: false)",
+    )
+    r.add_argument(
         "--allow-adoption-across-namespaces",
         help="take over a release installed outside the agent (no owner marker) even when it lives "
         "outside the HelmRelease's own namespace (default: false)",
@@ -258,6 +267,12 @@ def add_git_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--git-timeout", help="timeout of one git operation (default: 60s)")
     g.add_argument("--git-ssh-key", help="private key for SSH URLs")
     g.add_argument("--git-known-hosts", help="known_hosts file for SSH URLs")
+    g.add_argument(
+        "--git-ssh-key-hosts",
+        action="append",
+        help="host or host:port of chart.git SSH URLs that may use --git-ssh-key (repeatable; "
+        "default: the host of --git-url only)",
+    )
     g.add_argument("--git-user", help="user name for HTTPS URLs")
     g.add_argument("--git-password-file", help="file holding the HTTPS password or token")
     g.add_argument("--git-webhook-secret-file", help="file holding the webhook shared secret")
@@ -341,6 +356,8 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         timeout_s=get_dur("git-timeout", 60.0),
         ssh_key=get("git-ssh-key"),
         known_hosts=get("git-known-hosts"),
+        ssh_key_hosts=tuple(given.get("git_ssh_key_hosts") or [])
+        or tuple(h for h in env.get(_env_name("git-ssh-key-hosts"), "").split(",") if h),
         user=get("git-user"),
         password=password,
         webhook_secret=secret,
@@ -376,6 +393,7 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         allow_cross_namespace_refs=allow_cross,
         default_service_account=default_sa,
         allow_adoption_across_namespaces=get_bool("allow-adoption-across-namespaces", False),
+        allow_local_chart_git=get_bool("allow-local-chart-git", False),
         update_chart_deps=get_bool("update-chart-deps", True),
         git_default_ref=get("git-default-ref") or "master",
         repositories_file=get("repositories-file"),

@@ -37,6 +37,7 @@ from gitops_helm.adapters.git import (
 from gitops_helm.adapters.helm import Helm, HelmError
 from gitops_helm.adapters.kube import Kube, KubeError
 from gitops_helm.api import GitChartSource
+from gitops_helm.charts.access import ssh_key_allowed
 from gitops_helm.charts.artifact import FetchedChart
 from gitops_helm.charts.errors import (
     AuthConfigError,
@@ -56,6 +57,7 @@ class GitChartSettings:
     update_deps: bool = True
     ssh_key: str | None = None
     known_hosts: str | None = None
+    ssh_key_hosts: tuple[str, ...] = ()  # the key is used only for SSH URLs of these hosts
     git: GitSettings = field(default_factory=GitSettings)
 
 
@@ -95,6 +97,12 @@ class GitCharts:
                 )
             return HTTPAuth(username=data["username"].decode(), password=data["password"].decode())
         if (url.startswith("ssh://") or "@" in url.split("/", 1)[0]) and self.settings.ssh_key:
+            if not ssh_key_allowed(url, self.settings.ssh_key_hosts):
+                hosts = ", ".join(self.settings.ssh_key_hosts) or "none"
+                raise AuthConfigError(
+                    f"chart.git {url}: the agent's SSH key is used only for the hosts the operator "
+                    f"lists (--git-ssh-key-hosts: {hosts})"
+                )
             return SSHAuth(
                 private_key=Path(self.settings.ssh_key), known_hosts=Path(self.settings.known_hosts or "")
             )

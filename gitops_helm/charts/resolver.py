@@ -23,6 +23,7 @@ from typing import Protocol
 from gitops_helm.adapters.helm import Helm, HelmError
 from gitops_helm.adapters.kube import Kube, KubeError
 from gitops_helm.api import ChartSource, GitChartSource, OciChartSource, RepoChartSource
+from gitops_helm.charts.access import is_local_git_url
 from gitops_helm.charts.artifact import FetchedChart
 from gitops_helm.charts.auth import RepositoriesFile, RepositoryAuth, auth_from_secret
 from gitops_helm.charts.cache import ChartCache
@@ -53,6 +54,7 @@ class ChartResolver:
         *,
         git: GitCharts | None = None,
         repositories: RepositoriesFile | None = None,
+        allow_local_git: bool = False,
     ) -> None:
         self.kube = kube
         self.helm = helm
@@ -61,6 +63,7 @@ class ChartResolver:
         self.cache = cache
         self.git = git
         self.repositories = repositories
+        self.allow_local_git = allow_local_git
         self._plugin_cache: dict[tuple[str, str, str], str] = {}
         self._lock = threading.Lock()
 
@@ -73,6 +76,11 @@ class ChartResolver:
         if isinstance(source, GitChartSource):
             if self.git is None:
                 raise RepositoryError("Git chart sources are not enabled in this agent")
+            if is_local_git_url(source.git) and not self.allow_local_git:
+                raise RepositoryError(
+                    f"chart.git {source.git}: a file:// URL or a path on the agent's disk is not "
+                    "allowed in this agent (--allow-local-chart-git)"
+                )
             return self.git.fetch(f"{namespace}/{name}", source, secrets=reader)
         if isinstance(source, OciChartSource):
             return self._oci(reader, namespace, source)

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
+from gitops_helm.config import GitSourceSettings
 from tests.conftest import Env, release_finalizers
 from tests.integration.reconcile_helpers import (
     GitRepo,
@@ -302,3 +303,46 @@ def test_a_chart_secret_ref_in_another_namespace_is_refused_without_cross_namesp
     assert stalled is not None and stalled["reason"] == "CrossNamespaceReference", json.dumps(stalled)
     assert agent.condition("app", namespace, "ChartFetched") is None
     assert release_secrets(env, namespace, "app") == []
+
+
+def test_the_agents_ssh_key_serves_only_the_hosts_the_operator_lists(
+    env: Env, namespace: str, start_agent: Any, tmp_path: Path
+) -> None:
+    repo = GitRepo(env, tmp_path)
+    repo.add_chart("hello", message="from-git-ssh")
+    repo.commit_and_push("add chart")
+    key = {"ssh_key": env["TESTENV_GIT_SSH_KEY"], "known_hosts": env["TESTENV_KNOWN_HOSTS"]}
+    # the synced repository lives elsewhere: by default the key is for its host only
+    refusing = start_agent(
+        namespace, env["HELM_BIN"], git=GitSourceSettings(url="ssh://git@config.example.invalid/c.git", **key)
+    )
+    apply(env, hr_manifest("app", namespace, {"git": repo.ssh_url, "ref": "master", "path": "hello"}))
+    message = _wait_message(refusing, "app", namespace, "--git-ssh-key-hosts", "config.example.invalid")
+    assert env["TESTENV_GIT_SSH_KEY"] not in message
+    assert release_secrets(env, namespace, "app") == []
+    refusing.agent.stop()
+
+    host = repo.ssh_url.split("@", 1)[1].split("/", 1)[0]  # host:port of the environment's server
+    allowing = start_agent(
+        namespace, env["HELM_BIN"], git=GitSourceSettings(url=None, ssh_key_hosts=(host,), **key)
+    )
+    wait_ready(allowing, "app", namespace)
+    assert config_message(env, namespace, "app") == "from-git-ssh"
+
+
+def test_a_chart_git_on_the_agents_disk_is_refused_unless_allowed(
+    env: Env, namespace: str, start_agent: Any, tmp_path: Path
+) -> None:
+    repo = GitRepo(env, tmp_path)
+    repo.add_chart("hello", message="from-disk")
+    repo.commit_and_push("add chart")
+    refusing = start_agent(namespace, env["HELM_BIN"])
+    chart = {"git": f"file://{repo.dir}", "ref": "master", "path": "hello"}
+    apply(env, hr_manifest("app", namespace, chart))
+    _wait_message(refusing, "app", namespace, "--allow-local-chart-git", "chart.git")
+    assert release_secrets(env, namespace, "app") == []
+    refusing.agent.stop()
+
+    allowing = start_agent(namespace, env["HELM_BIN"], allow_local_chart_git=True)
+    wait_ready(allowing, "app", namespace)
+    assert config_message(env, namespace, "app") == "from-disk"
