@@ -1,5 +1,6 @@
 """Tenancy lockdown, the pure parts: identity, cross-namespace references, flags, adoption and
-deletion decisions (the real-environment tests are in tests/integration/test_tenancy.py)."""
+deletion decisions, where the operator's SSH key may go (the real-environment tests are in
+tests/integration/test_tenancy.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gitops_helm.agent import ssh_key_hosts
 from gitops_helm.api import (
     SpecError,
     cross_namespace_references,
@@ -17,7 +19,16 @@ from gitops_helm.api import (
     service_account_of,
     service_account_user,
 )
-from gitops_helm.config import ConfigError, RetrySettings, add_run_flags, settings_from_args
+from gitops_helm.charts.access import is_local_git_url, ssh_address, ssh_key_allowed
+from gitops_helm.config import (
+    ConfigError,
+    GitSourceSettings,
+    RetrySettings,
+    Settings,
+    add_git_flags,
+    add_run_flags,
+    settings_from_args,
+)
 from gitops_helm.release.desired import desired_state
 from gitops_helm.release.identity import ReleaseRef
 from gitops_helm.release.plan import (
@@ -44,6 +55,7 @@ def parse(spec: dict[str, Any], namespace: str = "team-b") -> Any:
 def run_settings(*argv: str, environ: dict[str, str] | None = None) -> Any:
     parser = argparse.ArgumentParser()
     add_run_flags(parser)
+    add_git_flags(parser)
     return settings_from_args(parser.parse_args(list(argv)), environ or {})
 
 
@@ -205,3 +217,55 @@ def test_deletion_uninstalls_only_what_this_helmrelease_owns() -> None:
         decision = plan_deletion(ObservedRelease(1, ReleaseStatus.DEPLOYED, owner=owner), ME)
         assert decision.action is Action.REFUSE
         assert "left in place" in decision.reason
+
+
+# --- operator credentials and local chart sources ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("file:///srv/charts.git", True),
+        ("FILE:///srv/charts.git", True),
+        ("/var/lib/gitops-helm/gitcharts/mirrors/abc", True),
+        ("charts/app", True),
+        ("./x:y", True),
+        ("https://git.example/charts.git", False),
+        ("ssh://git@git.example/charts.git", False),
+        ("git@git.example:org/charts.git", False),
+    ],
+)
+def test_local_chart_git_urls(url: str, local: bool) -> None:
+    assert is_local_git_url(url) is local
+
+
+def test_the_ssh_key_is_allowed_only_for_listed_hosts() -> None:
+    assert ssh_address("ssh://git@Git.Example:2222/r.git") == ("git.example", 2222)
+    assert ssh_address("git@git.example:org/r.git") == ("git.example", None)
+    assert ssh_address("https://git.example/r.git") is None
+    assert ssh_key_allowed("ssh://git@git.example/r.git", ["git.example"])
+    assert ssh_key_allowed("git@git.example:org/r.git", ["git.example:22"])
+    assert ssh_key_allowed("ssh://git@git.example:2222/r.git", ["git.example"])
+    assert not ssh_key_allowed("ssh://git@git.example:2222/r.git", ["git.example:22"])
+    assert not ssh_key_allowed("ssh://git@attacker.example/r.git", ["git.example"])
+    assert not ssh_key_allowed("ssh://git@git.example.attacker.example/r.git", ["git.example"])
+    assert not ssh_key_allowed("https://git.example/r.git", ["git.example"])
+    assert not ssh_key_allowed("ssh://git@git.example/r.git", [])
+
+
+def test_by_default_the_key_serves_the_synced_repositorys_host_only() -> None:
+    def hosts(url: str | None, listed: tuple[str, ...] = ()) -> tuple[str, ...]:
+        return ssh_key_hosts(Settings(git=GitSourceSettings(url=url, ssh_key_hosts=listed)))
+
+    assert hosts("ssh://git@git.example:2222/config.git") == ("git.example:2222",)
+    assert hosts("git@git.example:org/config.git") == ("git.example",)
+    assert hosts("https://git.example/config.git") == ()
+    assert hosts(None) == ()
+    assert hosts("ssh://git@git.example/config.git", ("charts.example",)) == ("charts.example",)
+    assert run_settings().git.ssh_key_hosts == ()
+    listed = run_settings("--git-ssh-key-hosts", "a.example", "--git-ssh-key-hosts", "b.example:2222")
+    assert listed.git.ssh_key_hosts == ("a.example", "b.example:2222")
+    from_env = run_settings(environ={"GITOPS_HELM_GIT_SSH_KEY_HOSTS": "a.example,b.example"})
+    assert from_env.git.ssh_key_hosts == ("a.example", "b.example")
+    assert run_settings("--allow-local-chart-git", "true").allow_local_chart_git is True
+    assert run_settings().allow_local_chart_git is False
