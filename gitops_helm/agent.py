@@ -11,18 +11,22 @@ Place in the flow: ``commands.run`` builds one :class:`Agent` and calls :meth:`A
 
 With leader election on, the HTTP server runs on every replica (probes pass on a standby) and
 the CRD install, the controller and the Git sync start only on the leader. On stop, in-flight
-helm operations finish, so no release is left pending.
+helm operations finish, so no release is left pending. On losing the Lease (:meth:`Agent.fence`),
+nothing new starts, in-flight helm processes are killed (a standby may act once the lease
+duration has passed: they cannot be let finish) and the process exits 1, to restart as a standby.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import socket
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +40,17 @@ from gitops_helm.api.crd import load_crd
 from gitops_helm.charts.access import ssh_address
 from gitops_helm.charts.auth import RepositoriesFile, load_repositories_file
 from gitops_helm.charts.cache import ChartCache
+from gitops_helm.charts.evict import EvictionSettings, Janitor
 from gitops_helm.charts.gitchart import GitCharts, GitChartSettings
 from gitops_helm.charts.helmrepo import HelmRepoClient, HelmRepoSettings
 from gitops_helm.charts.oci import OciClient, OciSettings
 from gitops_helm.charts.resolver import ChartResolver
+from gitops_helm.charts.usage import ChartUsage
 from gitops_helm.config import ConfigError, Settings, parse_listen
 from gitops_helm.controller import Controller
 from gitops_helm.heartbeat import Heartbeats
 from gitops_helm.leader import LeaderElector, LeaderSettings
+from gitops_helm.release.digest_key import DigestKey
 from gitops_helm.release.reconcile import Outcome, Reconciler
 from gitops_helm.server import Hooks, Server
 from gitops_helm.source.gitsource import DEFAULT_BRANCH, GitSource, GitSourceConfig, SourceSettings
@@ -201,6 +208,7 @@ class Agent:
                 margin_s=settings.helm_kill_margin_s,
             ),
             before_run=self.heartbeats.allow,
+            may_act=self._may_act,
         )
         self._build_release_wing(work)
         self.sync_loop: SyncLoop | None = None
@@ -223,6 +231,24 @@ class Agent:
     def _build_release_wing(self, work: Path) -> None:
         settings = self.settings
         self.cache = ChartCache(work / "cache")
+        self.janitor_sweeps = 0
+        self.usage = ChartUsage()  # which HelmRelease uses which cached path: the janitor's lock
+        self.janitor = Janitor(
+            self.usage,
+            [
+                work / "cache" / "charts" / "sha256",
+                work / "cache" / "charts" / "unpacked",
+                work / "cache" / "index",
+                work / "gitcharts" / "exports",
+                work / "gitcharts" / "mirrors",
+            ],
+            work / "trash",
+            EvictionSettings(
+                max_age_s=settings.cache.max_age_s,
+                max_bytes=settings.cache.max_bytes,
+                interval_s=settings.cache.sweep_interval_s,
+            ),
+        )
         repositories: RepositoriesFile | None = None
         if settings.repositories_file:
             repositories = load_repositories_file(Path(settings.repositories_file))
@@ -251,6 +277,7 @@ class Agent:
             ),
             self.kube,
             self.helm,
+            self.usage,
         )
         self.resolver = ChartResolver(
             self.kube,
@@ -260,9 +287,12 @@ class Agent:
             self.cache,
             git=self.git_charts,
             repositories=repositories,
+            usage=self.usage,
             allow_local_git=settings.allow_local_chart_git,
         )
         self.controller = Controller(self.kube, self._reconcile, settings, self.heartbeats)
+        # keys the desired-state digests written to status and storage labels (created once)
+        self.digest_key = DigestKey(self.kube, settings.sync.state_namespace)
         self.reconciler = Reconciler(
             self.kube,
             self.helm,
@@ -272,6 +302,8 @@ class Agent:
             on_refs=self.controller.on_refs,
             on_action=metrics.observe_action,
             stopping=self.stopping,
+            digest_key=self.digest_key.load,
+            may_act=self._may_act,
         )
 
     # -- the long-running process -------------------------------------------------------------
@@ -310,14 +342,15 @@ class Agent:
                 namespace=s.leader_election_namespace or s.sync.state_namespace,
                 name=s.leader_election_id,
                 identity=f"{socket.gethostname()}-{os.getpid()}",
-                lease_s=int(s.leader_election_lease_s),
-                renew_s=s.leader_election_lease_s / 3,
-                retry_s=max(0.5, s.leader_election_lease_s / 10),
+                lease_s=math.ceil(s.leader_election_lease_s),
+                renew_deadline_s=s.leader_election_renew_deadline_s,
+                retry_s=s.leader_election_retry_period_s,
             ),
         )
 
         def on_lost() -> None:
             lost.set()
+            self.fence()
             stop.set()
 
         # The Lease is renewed until the agent has stopped (not merely been asked to): in-flight
@@ -330,6 +363,27 @@ class Agent:
         while not stop.is_set() and not elector.leading.wait(1.0):
             pass
         return elector.leading.is_set() and not stop.is_set()
+
+    def _may_act(self) -> bool:
+        """Whether a helm action (or a write to Helm storage) may start now: always without leader
+        election; with it, only while this replica holds the Lease within its renew deadline."""
+        return self.elector is None or self.elector.holds()
+
+    def fence(self) -> None:
+        """Leadership is lost: from now on nothing acts. The controller hands out no more work,
+        no helm action starts, and the running ones are killed: a standby may take over once the
+        lease duration has passed, so they cannot be let finish. A killed install/upgrade leaves
+        its revision pending-*; the next leader waits out its pending grace, then retries it as
+        an interrupted attempt (not a failure of the release)."""
+        self.stopping.set()
+        self.controller.halt()
+        killed = self.helm.cancel_all("this replica lost the leader Lease")
+        if killed:
+            log.warning(
+                "killed helm processes: another replica may act now; the next leader recovers "
+                "their releases after the pending grace",
+                killed=", ".join(killed),
+            )
 
     def hooks(self) -> Hooks:
         """What the HTTP server asks of the agent: readiness, the webhook trigger, metrics."""
@@ -400,7 +454,7 @@ class Agent:
     def start_server(self, hooks: Hooks | None = None) -> None:
         """The HTTP endpoint (health, readiness, metrics, webhook): up at once, leader or not."""
         host, port = parse_listen(self.settings.listen)
-        self.server = Server(host, port, hooks or self.hooks())
+        self.server = Server(host, port, hooks or self.hooks(), self.settings.http_server)
         self.server.start()
 
     def start_acting(self) -> None:
@@ -416,6 +470,10 @@ class Agent:
         self.controller.start()
         self._acting.set()
         threading.Thread(target=self._git_chart_poll_loop, name="git-chart-poll", daemon=True).start()
+        beat = self.heartbeats.register(
+            "cache-janitor", self.settings.cache.sweep_interval_s + self.settings.liveness.margin_s
+        )
+        threading.Thread(target=self._janitor_loop, args=(beat,), name="cache-janitor", daemon=True).start()
         if self.source is not None and self.sync_loop is not None:
             live, git = self.settings.liveness, self.settings.git
             # watched from now on only: a standby's idle sync wing is not a stuck one
@@ -443,6 +501,31 @@ class Agent:
             for key in changed:
                 log.info("Git chart changed", release=key)
                 self.controller.queue.add(key)
+
+    def _janitor_loop(self, beat: Callable[[], None]) -> None:
+        """Forget what deleted HelmReleases used, then keep the chart caches bounded."""
+        while not self.stopping.wait(self.settings.cache.sweep_interval_s):
+            beat()
+            try:
+                self.prune_and_sweep()
+            except Exception as exc:  # never let the loop die: the next sweep tries again
+                log.error("cache sweep crashed", error=f"{type(exc).__name__}: {exc}")
+
+    def prune_and_sweep(self) -> None:
+        """One janitor round: drop in-memory state of HelmReleases that are gone, then remove
+        cached charts, exports, mirrors and indexes no current HelmRelease uses (``charts.evict``)."""
+        if not self.controller.synced.is_set():
+            return  # before the first list every HelmRelease would look deleted
+        since = time.monotonic()
+        live = self.controller.keys() | self.controller.queue.running()
+        self.controller.forget(live)
+        self.usage.retain(live, since)
+        self.git_charts.forget(live)
+        self.resolver.forget(live)
+        self.repos.forget_idle(self.settings.cache.max_age_s)
+        self.oci.forget_idle(self.settings.cache.max_age_s)
+        self.janitor.sweep()
+        self.janitor_sweeps += 1
 
     def stop(self) -> bool:
         """Start nothing new; let in-flight helm actions finish within the shutdown grace.

@@ -11,7 +11,7 @@ import argparse
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from gitops_helm.errors import ConfigError
 __all__ = [
     "ConfigError",
     "GitSourceSettings",
+    "HTTPServerSettings",
     "LivenessSettings",
     "RetrySettings",
     "Settings",
@@ -114,6 +115,38 @@ class LivenessSettings:
 
 
 @dataclass(frozen=True)
+class CacheSettings:
+    """Bounds of the chart caches (Git chart mirrors and exports, chart archives, unpacked
+    charts, repository indexes). Nothing a current HelmRelease uses is ever removed."""
+
+    max_age_s: float = 6 * 3600.0  # an entry no HelmRelease uses is removed after this long
+    max_bytes: int = 4 * 1024**3  # above this, unused entries go least recently used first
+    sweep_interval_s: float = 300.0  # how often the janitor looks
+
+
+_SIZE_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+
+
+def parse_size(text: str, name: str = "size") -> int:
+    """Bytes from ``"500Mi"``, ``"4Gi"``, ``"2G"`` or a plain number; ConfigError otherwise."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]i?)?b?", text.strip().lower())
+    if m is None:
+        raise ConfigError(f"{name}: {text!r} is not a size (like 500Mi, 4Gi or 1000000)")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2) or ""])
+
+
+@dataclass(frozen=True)
+class HTTPServerSettings:
+    """Bounds of the agent's HTTP endpoint against slow and hostile clients (see ``server``)."""
+
+    max_connections: int = 256  # being read at once; a new one beyond closes the oldest
+    max_active: int = 16  # requests answered at once; beyond, 503 at once
+    read_timeout_s: float = 10.0  # the whole request, head and body, from the accept
+    max_head_bytes: int = 64 * 1024  # request line and headers
+    max_body_bytes: int = 5 * 1024 * 1024  # a webhook delivery; a push event is far smaller
+
+
+@dataclass(frozen=True)
 class Settings:
     kubeconfig: str | None = None
     kube_context: str | None = None
@@ -122,6 +155,7 @@ class Settings:
     resync_interval_s: float = 180.0
     resync_jitter_max_s: float = 30.0  # periodic resyncs are spread over up to this long
     listen: str = ":3030"
+    http_server: HTTPServerSettings = field(default_factory=HTTPServerSettings)
     helm_bin: str = "helm"
     work_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "gitops-helm")
     log_format: str = "text"
@@ -130,12 +164,14 @@ class Settings:
     install_crd: bool = True
     allow_cross_namespace_refs: bool = True
     # Tenancy lockdown. A HelmRelease without spec.serviceAccountName acts as this ServiceAccount
-    # of its own namespace (None: as the agent itself).
+    # of its own namespace (None: as the agent itself). Also counts toward lockdown mode.
     default_service_account: str | None = None
     # adopt a release without an owner marker outside the HelmRelease's own namespace
     allow_adoption_across_namespaces: bool = False
     # chart.git may be file:// or a path on the agent's disk (its own mirrors live there)
     allow_local_chart_git: bool = False
+    # values URLs may reach loopback, link-local and (in lockdown) private addresses
+    allow_internal_urls: bool = False
     update_chart_deps: bool = True
     git_default_ref: str = "master"
     repositories_file: str | None = None
@@ -148,7 +184,13 @@ class Settings:
     leader_elect: bool = False
     leader_election_namespace: str | None = None  # None: the sync state namespace
     leader_election_id: str = "gitops-helm"
+    # client-go's three numbers: a standby takes over a Lease it has seen unchanged for the lease
+    # duration; a leader that has not renewed within the renew deadline (measured on its
+    # monotonic clock) stops acting at once, so the lease minus the renew deadline is the margin
+    # in which it kills its helm processes; both renew and retry every retry period.
     leader_election_lease_s: float = 30.0
+    leader_election_renew_deadline_s: float = 20.0
+    leader_election_retry_period_s: float = 4.0
     retry: RetrySettings = field(default_factory=RetrySettings)
     liveness: LivenessSettings = field(default_factory=LivenessSettings)
     # a helm release operation is killed this long after what its own --timeout allows (helm
@@ -164,6 +206,13 @@ class Settings:
     watch_retry: RetrySettings = field(default_factory=lambda: RetrySettings(base_s=1.0, max_s=30.0))
     git: GitSourceSettings = field(default_factory=GitSourceSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+
+    @property
+    def lockdown(self) -> bool:
+        """Tenants do not trust each other: a default ServiceAccount is imposed, or references
+        may not leave a HelmRelease's namespace. Stricter defaults follow (values URLs)."""
+        return self.default_service_account is not None or not self.allow_cross_namespace_refs
 
 
 def _env_name(flag: str) -> str:
@@ -203,6 +252,14 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--workers", type=int, help="parallel release workers (default: 4)")
     r.add_argument("--resync-interval", help="re-check every HelmRelease this often (default: 3m)")
     r.add_argument("--listen", help="HTTP address for /metrics, /healthz, /readyz, webhooks (default: :3030)")
+    r.add_argument(
+        "--http-max-connections",
+        help="HTTP connections read at once; a new one beyond closes the oldest (default: 256)",
+    )
+    r.add_argument(
+        "--http-read-timeout",
+        help="an HTTP client must send its whole request within this long (default: 10s)",
+    )
     r.add_argument("--reconcile-only", action="store_true", default=None, help="no Git sync")
     r.add_argument("--install-crd", help="install/upgrade the HelmRelease CRD at start (default: true)")
     r.add_argument(
@@ -213,13 +270,14 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         "--no-cross-namespace-refs",
         action="store_true",
         default=None,
-        help="every reference of a HelmRelease stays in its own namespace "
-        "(the same as --allow-cross-namespace-refs=false)",
+        help="every reference of a HelmRelease stays in its own namespace (the same as "
+        "--allow-cross-namespace-refs=false); turns on lockdown mode",
     )
     r.add_argument(
         "--default-service-account",
         help="a HelmRelease without spec.serviceAccountName acts as this ServiceAccount of its own "
-        "namespace (helm and Kubernetes reads impersonate it; default: the agent itself)",
+        "namespace (helm and Kubernetes reads impersonate it; default: the agent itself); turns on "
+        "lockdown mode",
     )
     r.add_argument(
         "--allow-local-chart-git",
@@ -229,6 +287,11 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         "--allow-adoption-across-namespaces",
         help="take over a release installed outside the agent (no owner marker) even when it lives "
         "outside the HelmRelease's own namespace (default: false)",
+    )
+    r.add_argument(
+        "--allow-internal-urls",
+        help="valuesFrom.externalSourceRef may reach loopback and link-local addresses, and in "
+        "lockdown mode private and cluster-internal ones (default: false)",
     )
     r.add_argument("--update-chart-deps", help="run helm dependency update for Git charts (default: true)")
     r.add_argument("--git-default-ref", help="chart.ref when a Git chart gives none (default: master)")
@@ -247,13 +310,34 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--leader-election-id", help="name of the Lease (default: gitops-helm)")
     r.add_argument(
         "--leader-election-lease-duration",
-        help="a standby takes over after this long without renewal (default: 30s)",
+        help="a standby takes over a Lease it has seen unchanged for this long (default: 30s)",
+    )
+    r.add_argument(
+        "--leader-election-renew-deadline",
+        help="the leader stops acting (kills its helm processes, exits) when it could not renew for "
+        "this long; shorter than the lease duration (default: two thirds of it)",
+    )
+    r.add_argument(
+        "--leader-election-retry-period",
+        help="the leader renews, and a standby checks the Lease, this often; shorter than the renew "
+        "deadline (default: the lease duration / 7.5)",
     )
     r.add_argument(
         "--shutdown-grace",
         help="on SIGTERM, let in-flight helm actions finish for this long; start nothing new. Keep it "
         "below the pod's terminationGracePeriodSeconds (default: 5m)",
     )
+    r.add_argument(
+        "--cache-max-age",
+        help="remove a cached chart, Git chart export or mirror, or repository index that no "
+        "HelmRelease has used for this long (default: 6h)",
+    )
+    r.add_argument(
+        "--cache-max-size",
+        help="keep the chart caches under this size by removing unused entries, least recently "
+        "used first (default: 4Gi)",
+    )
+    r.add_argument("--cache-sweep-interval", help="how often the chart caches are swept (default: 5m)")
     r.add_argument("--retry-base", help="first retry delay after a failure (default: 10s)")
     r.add_argument("--retry-max", help="longest retry delay (default: 5m)")
 
@@ -328,6 +412,16 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
     if get("git-webhook-secret-file"):
         secret = _read_secret_file(str(get("git-webhook-secret-file")), "--git-webhook-secret-file")
 
+    def get_count(flag: str, default: int) -> int:
+        text = get(flag)
+        try:
+            value = int(text) if text is not None else default
+        except ValueError:
+            raise ConfigError(f"--{flag}: {text!r} is not a number") from None
+        if value < 1:
+            raise ConfigError(f"--{flag}: must be at least 1")
+        return value
+
     workers_text = get("workers")
     try:
         workers = int(workers_text) if workers_text is not None else 4
@@ -337,11 +431,6 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         raise ConfigError("--workers: must be at least 1")
 
     defaults = Settings()
-    allow_cross = get_bool("allow-cross-namespace-refs", True)
-    if get_bool("no-cross-namespace-refs", False):
-        if get("allow-cross-namespace-refs") is not None and allow_cross:
-            raise ConfigError("--no-cross-namespace-refs contradicts --allow-cross-namespace-refs=true")
-        allow_cross = False
     default_sa = get("default-service-account") or None
     if default_sa is not None and not _SERVICE_ACCOUNT_NAME.fullmatch(default_sa):
         raise ConfigError(f"--default-service-account: {default_sa!r} is not a ServiceAccount name")
@@ -377,6 +466,16 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         h for h in env.get(_env_name("oci-plain-http"), "").split(",") if h
     )
     work_dir = get("work-dir")
+    size_text = get("cache-max-size")
+    max_bytes = defaults.cache.max_bytes if size_text is None else parse_size(size_text, "--cache-max-size")
+    cache = CacheSettings(
+        max_age_s=get_dur("cache-max-age", defaults.cache.max_age_s),
+        max_bytes=max_bytes,
+        sweep_interval_s=get_dur("cache-sweep-interval", defaults.cache.sweep_interval_s),
+    )
+    if cache.sweep_interval_s <= 0:
+        raise ConfigError("--cache-sweep-interval: must be more than zero")
+    lease_s, renew_deadline_s, retry_period_s = _leader_numbers(get_dur, defaults)
     return Settings(
         kubeconfig=get("kubeconfig"),
         kube_context=get("kube-context"),
@@ -384,16 +483,21 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         workers=workers,
         resync_interval_s=get_dur("resync-interval", defaults.resync_interval_s),
         listen=get("listen") or defaults.listen,
+        http_server=HTTPServerSettings(
+            max_connections=get_count("http-max-connections", defaults.http_server.max_connections),
+            read_timeout_s=get_dur("http-read-timeout", defaults.http_server.read_timeout_s),
+        ),
         helm_bin=get("helm-bin") or defaults.helm_bin,
         work_dir=Path(work_dir) if work_dir else defaults.work_dir,
         log_format=get("log-format") or "text",
         log_level=get("log-level") or "info",
         reconcile_only=get_bool("reconcile-only", False),
         install_crd=get_bool("install-crd", True),
-        allow_cross_namespace_refs=allow_cross,
+        allow_cross_namespace_refs=_cross_namespace_refs(get_bool, given),
         default_service_account=default_sa,
         allow_adoption_across_namespaces=get_bool("allow-adoption-across-namespaces", False),
         allow_local_chart_git=get_bool("allow-local-chart-git", False),
+        allow_internal_urls=get_bool("allow-internal-urls", False),
         update_chart_deps=get_bool("update-chart-deps", True),
         git_default_ref=get("git-default-ref") or "master",
         repositories_file=get("repositories-file"),
@@ -402,12 +506,47 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         leader_elect=get_bool("leader-elect", False),
         leader_election_namespace=get("leader-election-namespace"),
         leader_election_id=get("leader-election-id") or "gitops-helm",
-        leader_election_lease_s=get_dur("leader-election-lease-duration", 30.0),
+        leader_election_lease_s=lease_s,
+        leader_election_renew_deadline_s=renew_deadline_s,
+        leader_election_retry_period_s=retry_period_s,
         retry=retry,
         shutdown_grace_s=get_dur("shutdown-grace", defaults.shutdown_grace_s),
         git=git,
         sync=sync,
+        cache=cache,
     )
+
+
+def _cross_namespace_refs(get_bool: Callable[[str, bool], bool], given: dict[str, object]) -> bool:
+    """``--no-cross-namespace-refs`` (flag or ``GITOPS_HELM_NO_CROSS_NAMESPACE_REFS``) or
+    ``--allow-cross-namespace-refs``; the two may not contradict each other."""
+    allow = get_bool("allow-cross-namespace-refs", True)
+    refuse = get_bool("no-cross-namespace-refs", False)
+    if refuse and allow and given.get("allow_cross_namespace_refs") is not None:
+        raise ConfigError("--no-cross-namespace-refs contradicts --allow-cross-namespace-refs=true")
+    return allow and not refuse
+
+
+def _leader_numbers(get_dur: Callable[[str, float], float], defaults: Settings) -> tuple[float, float, float]:
+    """Lease duration, renew deadline and retry period, checked against each other as client-go
+    does. Unset, the last two follow the lease duration (client-go's 15s/10s/2s proportions)."""
+    lease = get_dur("leader-election-lease-duration", defaults.leader_election_lease_s)
+    if lease < 1:
+        raise ConfigError(f"--leader-election-lease-duration: {lease:g}s is too short (at least 1s)")
+    renew = get_dur("leader-election-renew-deadline", lease * 2 / 3)
+    retry = get_dur("leader-election-retry-period", lease * 2 / 15)
+    if not 0 < renew < lease:
+        raise ConfigError(
+            f"--leader-election-renew-deadline: {renew:g}s must be more than 0 and shorter than "
+            f"--leader-election-lease-duration ({lease:g}s): the difference is the time a leader that "
+            "cannot renew has to stop its helm processes before a standby may take over"
+        )
+    if not 0 < retry < renew:
+        raise ConfigError(
+            f"--leader-election-retry-period: {retry:g}s must be more than 0 and shorter than "
+            f"--leader-election-renew-deadline ({renew:g}s), or the leader gets no second try to renew"
+        )
+    return lease, renew, retry
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

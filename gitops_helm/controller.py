@@ -159,9 +159,18 @@ class _RefIndex:
         with self.lock:
             for old in self.by_key.get(key, set()) - new:
                 self.by_ref.get(old, set()).discard(key)
+                if not self.by_ref.get(old, True):
+                    del self.by_ref[old]
             for ref in new:
                 self.by_ref.setdefault(ref, set()).add(key)
-            self.by_key[key] = new
+            if new:
+                self.by_key[key] = new
+            else:
+                self.by_key.pop(key, None)
+
+    def keys(self) -> set[str]:
+        with self.lock:
+            return set(self.by_key)
 
     def keys_for(self, kind: str, namespace: str, name: str) -> set[str]:
         with self.lock:
@@ -218,11 +227,15 @@ class Controller:
         t.start()
         self._threads.append(t)
 
+    def halt(self) -> None:
+        """Hand out no more work, at once (running reconciles go on; see :meth:`stop`)."""
+        self._stop.set()
+        self.queue.close()
+
     def stop(self, timeout: float | None = None) -> list[str]:
         """Stop taking work; wait up to ``timeout`` (default: the shutdown grace) for running
         reconciles (helm calls) to finish. Returns the keys still running when it expired."""
-        self._stop.set()
-        self.queue.close()
+        self.halt()
         deadline = time.monotonic() + (self.shutdown_grace_s if timeout is None else timeout)
         for t in self._threads:
             if t.name.startswith("worker"):
@@ -237,6 +250,16 @@ class Controller:
         """The keys of the HelmReleases currently known."""
         with self._lock:
             return set(self.cache)
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop what is kept per HelmRelease for keys not in ``keep`` (deleted ones)."""
+        with self._lock:
+            for key in set(self.last_results) - keep:
+                del self.last_results[key]
+            for key in set(self._failures) - keep:
+                del self._failures[key]
+        for key in self.refs.keys() - keep:
+            self.refs.replace(key, ())
 
     def on_refs(self, key: str, refs: tuple[WatchedObject, ...]) -> None:
         self.refs.replace(key, refs)

@@ -5,24 +5,46 @@ GitLab, Gitea/Forgejo and a generic format; a delivery is acted on only when its
 token) verifies against the configured secret, and only when it concerns the synced repository
 and branch; anything else gets 401 (bad or missing signature) or 202 with no action. Without a
 configured secret the webhook answers 404: an unauthenticated trigger is never offered.
+
+Transport. Slow or idle clients must not be able to starve ``/healthz`` (a liveness probe that
+fails restarts the agent) or exhaust threads. So no thread waits for a client: one thread
+accepts connections and reads their request heads without blocking (a selector); only a
+complete head gets a thread, so a thread answers at once and is never held by a client that
+drips its head. Bounds, from :class:`~gitops_helm.config.HTTPServerSettings`:
+
+- ``max_connections`` connections being read at once; a new one beyond that closes the oldest
+  (a slow client is always older than a probe that sends its few bytes at once);
+- ``read_timeout_s`` for the whole request, head and body, counted from the accept;
+- ``max_head_bytes`` of request line and headers (431 beyond), ``max_body_bytes`` of a webhook
+  body (413 beyond);
+- ``max_active`` requests answered at once; beyond that a request gets 503 at once.
+
+One request per connection (HTTP/1.0), so a connection is never kept open between requests.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import selectors
+import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gitops_helm import log as logging
+from gitops_helm.config import HTTPServerSettings
 from gitops_helm.metrics import REGISTRY
 from gitops_helm.source.webhook import verify_webhook
 
 log = logging.get(__name__)
 
-MAX_BODY = 5 * 1024 * 1024
+_HEAD_END = b"\r\n\r\n"
 
 
 @dataclass
@@ -38,10 +60,54 @@ class Hooks:
     alive: Callable[[], tuple[bool, str]] | None = None  # /healthz: every loop making progress
 
 
-def make_handler(hooks: Hooks) -> type[BaseHTTPRequestHandler]:
+class _RequestReader(io.RawIOBase):
+    """The request as the handler reads it: the head already received, then the socket, until
+    the request's deadline (a client that drips its body is cut off then)."""
+
+    def __init__(self, head: bytes, sock: socket.socket, deadline: float) -> None:
+        self._head = memoryview(head)
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request read deadline passed")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
+
+
+class _Writer(io.BufferedIOBase):
+    def __init__(self, sock: socket.socket, timeout_s: float) -> None:
+        self._sock = sock
+        self._timeout_s = timeout_s
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._sock.settimeout(self._timeout_s)  # a client that does not read is dropped after this
+        self._sock.sendall(data)
+        return len(data)
+
+
+def make_handler(hooks: Hooks, limits: HTTPServerSettings) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "gitops-helm"
-        timeout = 15
+
+        def setup(self) -> None:
+            sock, head, deadline = self.request
+            self.connection = sock
+            self.rfile = io.BufferedReader(_RequestReader(head, sock, deadline))
+            self.wfile = _Writer(sock, limits.read_timeout_s)
 
         def log_message(self, format: str, *args: object) -> None:
             log.debug("http", request=format % args)
@@ -77,10 +143,15 @@ def make_handler(hooks: Hooks) -> type[BaseHTTPRequestHandler]:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
                 length = -1
-            if length < 0 or length > MAX_BODY:
+            if length < 0 or length > limits.max_body_bytes:
                 self._reply(413, b"body too large\n")
                 return
-            body = self.rfile.read(length)
+            try:
+                body = self.rfile.read(length)
+            except OSError:  # the read deadline passed, or the client went away
+                log.info("webhook: request body not received in time", peer=self.client_address[0])
+                self.close_connection = True
+                return
             headers = {k: v for k, v in self.headers.items()}
             verdict = verify_webhook(headers, body, hooks.webhook_secret)
             if not verdict.verified:
@@ -102,19 +173,131 @@ def make_handler(hooks: Hooks) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+@dataclass
+class _Pending:
+    sock: socket.socket
+    peer: Any
+    deadline: float
+    head: bytearray
+
+
 class Server:
-    def __init__(self, host: str, port: int, hooks: Hooks) -> None:
-        self.httpd = ThreadingHTTPServer((host, port), make_handler(hooks))
-        self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
+    """The endpoint: :meth:`start` serves in threads of its own, :meth:`stop` ends them."""
+
+    def __init__(self, host: str, port: int, hooks: Hooks, limits: HTTPServerSettings | None = None) -> None:
+        self.limits = limits or HTTPServerSettings()
+        self._handler = make_handler(hooks, self.limits)
+        self._listener = socket.create_server((host, port), backlog=128)
+        self._listener.setblocking(False)
+        self._active = threading.BoundedSemaphore(self.limits.max_active)
+        self._stopping = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
 
     @property
     def port(self) -> int:
-        return int(self.httpd.server_address[1])
+        return int(self._listener.getsockname()[1])
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._wake_w.send(b"x")
+        if self._thread.is_alive():
+            self._thread.join()
+        self._listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # the reading thread ---------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        pending: dict[socket.socket, _Pending] = {}  # in accept order: the first is the oldest
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                wait = min((p.deadline for p in pending.values()), default=now + 1.0) - now
+                for key, _ in selector.select(timeout=max(0.0, min(wait, 1.0))):
+                    if key.fileobj is self._listener:
+                        self._accept(selector, pending)
+                    elif key.fileobj is not self._wake_r:
+                        self._receive(selector, pending, pending[key.fileobj])  # type: ignore[index]
+                now = time.monotonic()
+                for late in [p for p in pending.values() if p.deadline <= now]:
+                    self._drop(selector, pending, late)
+            for p in list(pending.values()):
+                self._drop(selector, pending, p)
+
+    def _accept(self, selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending]) -> None:
+        try:
+            sock, peer = self._listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # e.g. out of file descriptors: the backlog waits for the next turn
+            log.warning("http: accept failed", error=str(exc))
+            return
+        sock.setblocking(False)
+        if len(pending) >= self.limits.max_connections:
+            self._drop(selector, pending, next(iter(pending.values())))
+        entry = _Pending(sock, peer, time.monotonic() + self.limits.read_timeout_s, bytearray())
+        pending[sock] = entry
+        selector.register(sock, selectors.EVENT_READ)
+
+    def _receive(
+        self, selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending], entry: _Pending
+    ) -> None:
+        try:
+            data = entry.sock.recv(self.limits.max_head_bytes + len(_HEAD_END))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(selector, pending, entry)
+            return
+        entry.head += data
+        if _HEAD_END not in entry.head:
+            if len(entry.head) > self.limits.max_head_bytes:
+                self._refuse(selector, pending, entry, b"431 Request Header Fields Too Large")
+            return
+        if not self._active.acquire(blocking=False):
+            self._refuse(selector, pending, entry, b"503 Service Unavailable")
+            return
+        selector.unregister(entry.sock)
+        del pending[entry.sock]
+        thread = threading.Thread(target=self._answer, args=(entry,), name="http-request", daemon=True)
+        thread.start()
+
+    def _answer(self, entry: _Pending) -> None:
+        try:
+            entry.sock.setblocking(True)
+            self._handler((entry.sock, bytes(entry.head), entry.deadline), entry.peer, self)  # type: ignore[arg-type]
+        except Exception as exc:  # a client that went away mid-answer; nothing to tell it
+            log.debug("http: request failed", peer=entry.peer[0], error=type(exc).__name__)
+        finally:
+            self._active.release()
+            entry.sock.close()
+
+    def _refuse(
+        self,
+        selector: selectors.BaseSelector,
+        pending: dict[socket.socket, _Pending],
+        entry: _Pending,
+        status: bytes,
+    ) -> None:
+        with contextlib.suppress(OSError):  # a few bytes into a fresh socket's buffer: no blocking
+            entry.sock.send(b"HTTP/1.0 " + status + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        self._drop(selector, pending, entry)
+
+    @staticmethod
+    def _drop(
+        selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending], entry: _Pending
+    ) -> None:
+        selector.unregister(entry.sock)
+        del pending[entry.sock]
+        entry.sock.close()

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from gitops_helm import yamlio
+from gitops_helm.adapters.http import redact_url
 from gitops_helm.api.spec import (
     ConfigMapValuesSource,
     ExternalValuesSource,
@@ -266,7 +267,9 @@ def _resolve(spec: ValuesSpec) -> list[_Resolved]:
             kind = "configMapKeyRef" if isinstance(src, ConfigMapValuesSource) else "secretKeyRef"
             out.append(_Resolved(f"valuesFrom[{i}] {kind} {ns}/{src.name} key {key}", src, ns, key))
         elif isinstance(src, ExternalValuesSource):
-            out.append(_Resolved(f"valuesFrom[{i}] externalSourceRef {src.url}", src, None, None))
+            # the URL may carry credentials or a token in its query: never into status or logs
+            shown = redact_url(src.url)
+            out.append(_Resolved(f"valuesFrom[{i}] externalSourceRef {shown}", src, None, None))
         else:
             out.append(_Resolved(f"valuesFrom[{i}] chartFileRef {src.path}", src, None, None))
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import socket
 import ssl
 import threading
 import time
@@ -48,6 +49,7 @@ class LocalServer:
     handler: Callable[[Seen], Reply]
     tls: ssl.SSLContext | None = None
     seen: list[Seen] = field(default_factory=list)
+    host: str = "127.0.0.1"  # another address of this machine: see outward_address()
 
     def __post_init__(self) -> None:
         owner = self
@@ -81,7 +83,7 @@ class LocalServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._server = _Server((self.host, 0), Handler)
         if self.tls is not None:
             self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
@@ -90,7 +92,7 @@ class LocalServer:
     @property
     def url(self) -> str:
         scheme = "https" if self.tls is not None else "http"
-        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
+        return f"{scheme}://{self.host}:{self._server.server_address[1]}"
 
     def close(self) -> None:
         self._server.shutdown()
@@ -101,6 +103,20 @@ class LocalServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def outward_address() -> str | None:
+    """An IPv4 address of this machine other than loopback (the one its default route leaves
+    from; no packet is sent), or None on a machine with loopback only."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("198.51.100.1", 9))  # any non-local address selects the outgoing interface
+        address = str(probe.getsockname()[0])
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") else address
 
 
 def drop(h: http.server.BaseHTTPRequestHandler) -> None:

@@ -40,6 +40,7 @@ classification stay in this module.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shlex
@@ -648,6 +649,32 @@ class Mirror:
             result = self._git([*args, "--no-renames", old_sha, new_sha, "--", *specs], "diff", ok=(0, 1))
             return result.status == 1
 
+    def tree_id(self, sha: str, subpath: str = "") -> str | None:
+        """The id of the tree at ``subpath`` (the root when empty) in commit ``sha``; None when
+        there is no directory there. Equal ids mean equal contents, whatever the commit."""
+        with self._lock:
+            clean = _clean_subpath(subpath)
+            expr = f"{_check_sha(sha)}:{clean}" if clean else f"{_check_sha(sha)}^{{tree}}"
+            kind = self._git(["cat-file", "-t", expr], "resolve", ok=(0, 1, 128))
+            if kind.status != 0 or kind.stdout.strip() != b"tree":
+                return None
+            return self._rev(expr)
+
+    def read_file(self, sha: str, path: str, max_bytes: int) -> bytes | None:
+        """The committed bytes of the file ``path`` in ``sha``; None when there is no such file.
+        A file over ``max_bytes`` raises :class:`GitCommandFailed` (nothing unbounded in memory)."""
+        with self._lock:
+            expr = f"{_check_sha(sha)}:{_clean_subpath(path)}"
+            kind = self._git(["cat-file", "-t", expr], "read", ok=(0, 1, 128))
+            if kind.status != 0 or kind.stdout.strip() != b"blob":
+                return None
+            size = int(self._git(["cat-file", "-s", expr], "read").stdout.strip() or b"0")
+            if size > max_bytes:
+                raise GitCommandFailed("read", self.remote.url, f"{path} is larger than {max_bytes} bytes")
+            content = io.BytesIO()  # streamed: captured output would lose its last newline
+            self._git(["cat-file", "blob", expr], "read", output=content)
+            return content.getvalue()
+
     def head_commit_info(self, sha: str) -> CommitInfo:
         """Author, times and first message line of a commit."""
         with self._lock:
@@ -699,7 +726,38 @@ class Mirror:
                 raise
             return Export(sha=sha, path=dest, skipped=tuple(skipped))
 
-    def _archive_into(self, treeish: str, target: Path) -> list[str]:
+    def export_paths(self, sha: str, dest: Path, paths: Sequence[str]) -> Export:
+        """Write only the directories ``paths`` of commit ``sha`` to ``dest`` (which must not
+        exist), each at its place in the repository, so relative references between them (a
+        chart's ``file://../lib`` dependency) still resolve. Atomic like :meth:`export`."""
+        with self._lock:
+            _check_sha(sha)
+            specs = sorted({_clean_subpath(p) for p in paths})
+            if not specs or "" in specs:
+                return self.export(sha, dest)
+            if dest.exists():
+                raise FileExistsError(f"export destination {dest} exists")
+            for spec in specs:
+                if self.tree_id(sha, spec) is None:
+                    raise GitPathNotFound("export", self.remote.url, f"no directory {spec!r} in {sha[:12]}")
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+            except OSError as err:
+                raise GitExportError("export", self.remote.url, f"{dest}: {err.strerror}") from None
+            try:
+                skipped = self._archive_into(sha, tmp, specs)
+                tmp.chmod(0o755)
+                tmp.rename(dest)
+            except OSError as err:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise GitExportError("export", self.remote.url, f"{dest}: {err.strerror or err}") from None
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            return Export(sha=sha, path=dest, skipped=tuple(skipped))
+
+    def _archive_into(self, treeish: str, target: Path, paths: Sequence[str] = ()) -> list[str]:
         skipped: list[str] = []
 
         def safe(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo | None:
@@ -710,7 +768,9 @@ class Mirror:
                 return None
 
         with tempfile.TemporaryFile() as archive:
-            self._git(["archive", "--format=tar", treeish], "export", output=archive)
+            pathspec = ["--", *paths] if paths else []
+            args = ["--literal-pathspecs", "archive", "--format=tar", treeish, *pathspec]
+            self._git(args, "export", output=archive)
             archive.seek(0)
             with tarfile.open(fileobj=archive, mode="r:") as tar:
                 tar.extractall(target, filter=safe)  # noqa: S202 - the data filter is applied

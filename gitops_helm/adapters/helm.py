@@ -12,12 +12,14 @@ helm operation timeout plus a margin, after which the process is killed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import enum
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -40,6 +42,10 @@ class HelmErrorKind(enum.Enum):
     LOCKED = "locked"  # another operation is in progress on this release (pending-*)
     NOT_FOUND = "not-found"  # no such release
     CHART = "chart"  # the chart could not be pulled or read
+    # the agent stopped it, or refused to start it, because this replica may no longer act (it
+    # lost the leader Lease): not an outcome of the release. A killed operation leaves its
+    # revision pending-*, which the next leader's pending grace recovers as an interrupted attempt.
+    INTERRUPTED = "interrupted"
 
 
 class HelmError(GitopsHelmError):
@@ -50,7 +56,7 @@ class HelmError(GitopsHelmError):
         self.kind = kind
         self.action = action
         self.message = message
-        self.temporary = kind is HelmErrorKind.TEMPORARY
+        self.temporary = kind in (HelmErrorKind.TEMPORARY, HelmErrorKind.INTERRUPTED)
 
 
 # Ordered: the first matching pattern decides. Patterns are lower-case substrings of helm's stderr.
@@ -96,6 +102,9 @@ _CLASSIFY: tuple[tuple[HelmErrorKind, tuple[str, ...]], ...] = (
 _MAX_MESSAGE = 2000
 # Operations that write a release: killed at their deadline, they failed (see Helm._run).
 _RELEASE_OPERATIONS = frozenset({"install", "upgrade", "rollback", "uninstall"})
+# Operations that act on a release (test hooks run pods): started only while ``may_act`` allows
+# it, and killed by ``cancel_all``.
+_ACTING_OPERATIONS = _RELEASE_OPERATIONS | {"test"}
 
 
 def classify(stderr: str) -> HelmErrorKind:
@@ -192,14 +201,28 @@ def _release_from_json(data: Mapping[str, Any]) -> ReleaseInfo:
 class Helm:
     """One helm binary (3.x or 4.x, detected once) bound to one cluster."""
 
-    def __init__(self, settings: HelmSettings, *, before_run: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: HelmSettings,
+        *,
+        before_run: Callable[[float], None] | None = None,
+        may_act: Callable[[], bool] | None = None,
+    ) -> None:
         self.settings = settings
         # told the bound of each subprocess before it starts (the agent's liveness check allows
         # the calling worker to be silent that long)
         self.before_run = before_run
+        # asked right before an operation acting on a release starts (the leader's fence)
+        self.may_act = may_act or (lambda: True)
         self.calls: Counter[str] = Counter()  # helm subcommands run, for metrics and tests
         self._lock = threading.Lock()
+        # the acting helm processes (each leads its own process group), guarded by _lock, so
+        # that no operation starts after cancel_all() has run
+        self._acting: dict[int, subprocess.Popen[str]] = {}
+        self._killed: set[int] = set()
+        self._cancelled: str | None = None
         self.user: str | None = None  # set on a copy by impersonating(): helm acts as this user
+        self._identities: dict[str, Helm] = {}  # those copies, one per user, guarded by _lock
         for sub in ("cache", "config", "data"):
             (settings.home / sub).mkdir(parents=True, exist_ok=True)
         self.version = self._detect_version()
@@ -213,11 +236,18 @@ class Helm:
         context, in-cluster) stay the only ones, and the API server audits every request as the
         agent acting for the user. Only the user is passed: for a ServiceAccount user the API
         server itself adds the groups its token would carry (see ``Kube.impersonating``). The
-        copy shares the binary, version, settings and call counters.
+        copy (one per user) shares the binary, version, settings, call counters, the lock and the
+        acting processes, so :meth:`cancel_all` on this helm stops the copies' operations too.
         """
-        other = copy.copy(self)
-        other.user = user
-        return other
+        if self.user is not None:
+            raise ValueError("an impersonating helm cannot impersonate again")
+        with self._lock:
+            found = self._identities.get(user)
+            if found is None:
+                found = copy.copy(self)
+                found.user = user
+                self._identities[user] = found
+            return found
 
     # -- process plumbing -------------------------------------------------------------------
 
@@ -252,27 +282,67 @@ class Helm:
     def _release_deadline(self, timeout_s: int) -> float:
         return timeout_s * self.settings.timeout_phases + self.settings.margin_s
 
+    def cancel_all(self, reason: str) -> list[str]:
+        """Kill every acting helm process (its whole process group: plugins, post-renderers) and
+        start no acting operation from now on; returns what was killed (``action pid``). Each
+        killed call raises ``HelmError(INTERRUPTED)`` in its caller."""
+        with self._lock:
+            for helm in (self, *self._identities.values()):
+                helm._cancelled = reason
+            victims = {pid: p for pid, p in self._acting.items() if p.returncode is None}
+            self._killed.update(victims)
+        for pid in victims:
+            _kill_group(pid)
+        return [f"{_action_of(proc)} {pid}" for pid, proc in victims.items()]
+
+    def _start(self, action: str, argv: list[str]) -> subprocess.Popen[str]:
+        acting = action in _ACTING_OPERATIONS
+        with self._lock:
+            if acting and self._cancelled is not None:
+                raise HelmError(HelmErrorKind.INTERRUPTED, action, f"not started: {self._cancelled}")
+            if acting and not self.may_act():
+                raise HelmError(
+                    HelmErrorKind.INTERRUPTED, action, "not started: this replica may no longer act"
+                )
+            self.calls[action] += 1
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=self._env(),
+                    # its own process group, so that a kill reaches helm's children too (and a
+                    # terminal's Ctrl-C or a signal to the agent's group does not)
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                # helm did not start: the binary is missing or not executable, or fork/exec
+                # failed (EAGAIN, ENOMEM). Nothing is wrong with the release: retry with
+                # backoff, count no failure, remediate nothing.
+                reason = exc.strerror or type(exc).__name__
+                raise HelmError(
+                    HelmErrorKind.TEMPORARY, action, f"cannot start {self.settings.binary}: {reason}"
+                ) from None
+            if acting:
+                self._acting[proc.pid] = proc
+        return proc
+
     def _run(self, action: str, args: Sequence[str], timeout_s: float) -> str:
         argv = [self.settings.binary, *args]
         if self.settings.kube_context:
             argv += ["--kube-context", self.settings.kube_context]
         if self.user is not None:
             argv += ["--kube-as-user", self.user]
-        with self._lock:
-            self.calls[action] += 1
         if self.before_run is not None:
             self.before_run(timeout_s)
+        proc = self._start(action, argv)
         try:
-            out = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-                env=self._env(),
-                check=False,
-            )
+            stdout, stderr = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            _kill_group(proc.pid)
+            proc.communicate()
             if action in _RELEASE_OPERATIONS:
                 # helm overran what its own --timeout allows and was killed by us: the attempt
                 # failed (it counts, so the retry policy bounds it), it was not interrupted
@@ -284,17 +354,16 @@ class Helm:
             raise HelmError(
                 HelmErrorKind.TEMPORARY, action, f"did not finish within {timeout_s:.0f}s"
             ) from None
-        except OSError as exc:
-            # helm did not start: the binary is missing or not executable, or fork/exec failed
-            # (EAGAIN, ENOMEM). Nothing is wrong with the release: retry with backoff, count no
-            # failure, remediate nothing.
-            reason = exc.strerror or type(exc).__name__
-            raise HelmError(
-                HelmErrorKind.TEMPORARY, action, f"cannot start {self.settings.binary}: {reason}"
-            ) from None
-        if out.returncode != 0:
-            raise HelmError(classify(out.stderr), action, _tail(out.stderr))
-        return out.stdout
+        finally:
+            with self._lock:
+                self._acting.pop(proc.pid, None)
+                killed = proc.pid in self._killed
+                self._killed.discard(proc.pid)
+        if killed:
+            raise HelmError(HelmErrorKind.INTERRUPTED, action, f"killed: {self._cancelled or 'cancelled'}")
+        if proc.returncode != 0:
+            raise HelmError(classify(stderr), action, _tail(stderr))
+        return stdout
 
     def _detect_version(self) -> str:
         # at start, a helm that cannot be started ends the agent with this error (exit code 1)
@@ -399,7 +468,7 @@ class Helm:
         try:
             out = self._run("test", args, timeout_s + self.settings.margin_s)
         except HelmError as exc:
-            if exc.kind in (HelmErrorKind.TEMPORARY, HelmErrorKind.NOT_FOUND, HelmErrorKind.LOCKED):
+            if exc.temporary or exc.kind in (HelmErrorKind.NOT_FOUND, HelmErrorKind.LOCKED):
                 raise
             return TestOutcome(False, exc.message)
         suites = re.findall(r"^TEST SUITE:\s+(\S+)", out, flags=re.M)
@@ -492,6 +561,16 @@ class Helm:
                 raise HelmError(HelmErrorKind.CHART, "pull", f"helm pull {ref} produced no chart archive")
             return found[-1]
         return new[-1]
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # already gone
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _action_of(proc: subprocess.Popen[str]) -> str:
+    args = proc.args
+    return str(args[1]) if isinstance(args, list) and len(args) > 1 else "helm"
 
 
 def _json_part(out: str) -> str:

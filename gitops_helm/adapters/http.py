@@ -17,7 +17,10 @@ own errors by type and status code, never by text.
     │                                       408, 425, 429 and 5xx, permanent for the rest
     ├── HTTPTLSVerifyError       permanent  the server's certificate could not be verified
     ├── HTTPSizeLimitError       permanent  the body is larger than Limits.max_bytes
-    └── HTTPInvalidRequestError  permanent  invalid URL or scheme, too many redirects
+    ├── HTTPAddressRefusedError  permanent  the host resolves to an address the Destinations
+    │                                       policy refuses (loopback, link-local, internal)
+    └── HTTPInvalidRequestError  permanent  invalid URL or scheme, too many redirects, a
+                                            redirect to another scheme under a policy
 
 Sessions. A ``requests.Session`` keeps cookies and a connection pool, so one is never shared
 between credentials. :class:`HTTPClient` keeps one session per (origin of the URL,
@@ -30,10 +33,20 @@ secret in clear (the salt is per process). Sessions live in a bounded LRU; an ev
 closed once no request uses it any more.
 
 Deadlines. Every request has a connect timeout, a read timeout (the longest wait for the next
-bytes) and a total deadline. The body is read with ``read1`` (what one receive returns), so a
+bytes) and a total deadline, checked after every response (redirect hops included) and while
+the body streams. The body is read with ``read1`` (what one receive returns), so a
 server that drips its body a byte at a time is cut off at the first read after
 ``Limits.total_s``: at most ``read_s`` late. (The status line and headers are bounded by the
 read timeout per receive and by http.client's limits on header lines.)
+
+Destinations. A caller that fetches a URL written by a user (``externalSourceRef``) passes a
+:class:`Destinations` policy. Then only http and https are spoken, a redirect may not change the
+scheme, and the addresses a host name resolves to are checked when the connection is made: the
+name is resolved once, every address it resolves to is checked (one refused address refuses the
+request), and the socket connects to one of exactly those addresses, so a DNS answer that changes
+between a check and the connect (rebinding) cannot slip through. Every connection is checked when
+it is opened, so every redirect hop is checked the same way. Such a session ignores proxy
+settings from the environment (a proxy would resolve the name itself, out of reach of the check).
 
 Size limits apply to the decoded body while it streams, before anything is buffered, and up
 front from ``Content-Length``. Messages and logs show URLs without userinfo and with a query
@@ -42,8 +55,10 @@ string replaced by ``?...``; credentials are never logged.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
+import ipaddress
 import os
 import socket
 import ssl
@@ -56,9 +71,12 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
+import requests.adapters
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
 from requests.utils import parse_header_links
 
@@ -67,7 +85,9 @@ from gitops_helm.errors import GitopsHelmError
 
 __all__ = [
     "ANONYMOUS",
+    "Destinations",
     "Exchange",
+    "HTTPAddressRefusedError",
     "HTTPClient",
     "HTTPConnectionError",
     "HTTPDeadlineError",
@@ -192,6 +212,24 @@ class HTTPInvalidRequestError(HTTPError):
     temporary = False
 
 
+class HTTPAddressRefusedError(HTTPError):
+    """The host resolves to an address that the request's :class:`Destinations` refuses."""
+
+    temporary = False
+
+
+class _AddressRefused(Exception):
+    """Raised inside a guarded connection; :func:`classify` turns it into
+    :class:`HTTPAddressRefusedError` with the request's URL."""
+
+    def __init__(self, host: str, address: str, kind: str) -> None:
+        where = f"{host} is" if host == address else f"{host} resolves to {address},"
+        super().__init__(f"{where} a {kind} address")
+        self.host = host
+        self.address = address
+        self.kind = kind
+
+
 # ---------------------------------------------------------------------------------------------
 # what a request is made with
 
@@ -291,6 +329,57 @@ class HTTPSettings:
     chunk_bytes: int = 64 * 1024  # largest piece of body handed out at once
 
 
+# Cloud metadata endpoints outside the link-local ranges (AWS over IPv6, Alibaba Cloud).
+_METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200"))
+# IPv6 addresses that a NAT64 gateway turns into the IPv4 address in their last 32 bits
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _effective(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address a connection to ``ip`` really reaches when it embeds an IPv4 address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if ip.sixtofour is not None:
+            return ip.sixtofour
+    return ip
+
+
+@dataclass(frozen=True)
+class Destinations:
+    """Which addresses a request may connect to (see "Destinations" in the module docstring).
+
+    ``refuse_local``: loopback, unspecified (0.0.0.0 reaches the host itself), link-local and
+    the cloud metadata endpoints. ``refuse_internal``: additionally every address that is not
+    globally routable (private ranges, shared/CGNAT space, a cluster's pod and service ranges,
+    reserved and documentation ranges). With neither set every address is allowed; the scheme
+    and redirect rules hold regardless.
+    """
+
+    refuse_local: bool = True
+    refuse_internal: bool = False
+
+    @property
+    def checks_addresses(self) -> bool:
+        return self.refuse_local or self.refuse_internal
+
+    def refusal(self, address: str) -> str | None:
+        """Why ``address`` (an IP address as getaddrinfo gives it) is refused, or None."""
+        ip = _effective(ipaddress.ip_address(address.split("%", 1)[0]))  # without an IPv6 scope id
+        if self.refuse_local or self.refuse_internal:
+            if ip.is_loopback or ip.is_unspecified:
+                return "loopback"
+            if ip.is_link_local or ip in _METADATA_ADDRESSES:
+                return "link-local (cloud metadata)"
+        if self.refuse_internal and not ip.is_global:
+            return "private or cluster-internal"
+        return None
+
+
 class Stream:
     """An open response; its body is read piece by piece within its limits (:meth:`HTTPClient.stream`)."""
 
@@ -377,6 +466,9 @@ def classify(exc: BaseException, url: str) -> HTTPError:
     if isinstance(exc, HTTPError):
         return exc
     chain = list(_chain(exc))
+    refused = next((e for e in chain if isinstance(e, _AddressRefused)), None)
+    if refused is not None:
+        return HTTPAddressRefusedError(url, f"refused: {refused}")
     verify = next((e for e in chain if isinstance(e, ssl.SSLCertVerificationError)), None)
     if verify is not None:
         reason = getattr(verify, "verify_message", "") or "unknown reason"
@@ -423,6 +515,117 @@ def _retry_after(value: str | None, now: float) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# guarded connections (Destinations)
+
+
+def _connect_checked(
+    host: str, port: int, timeout: Any, source_address: Any, options: Any, policy: Destinations
+) -> socket.socket:
+    """Resolve ``host`` once, refuse it when any address is refused, connect to a checked one."""
+    infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    for *_, sockaddr in infos:
+        kind = policy.refusal(str(sockaddr[0]))
+        if kind is not None:
+            raise _AddressRefused(host, str(sockaddr[0]), kind)
+    last: OSError | None = None
+    for family, socktype, proto, _, sockaddr in infos:
+        sock = socket.socket(family, socktype, proto)
+        try:
+            for option in options or ():
+                sock.setsockopt(*option)
+            if isinstance(timeout, int | float):
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            last = exc
+            sock.close()
+    raise last or OSError(f"{host} resolves to no address")
+
+
+@functools.cache
+def _guarded_pools(
+    policy: Destinations,
+) -> dict[str, type[urllib3.connectionpool.HTTPConnectionPool]]:
+    """Connection pool classes whose connections check ``policy`` when they connect."""
+
+    def new_conn(conn: urllib3.connection.HTTPConnection) -> socket.socket:
+        try:
+            return _connect_checked(
+                conn._dns_host, conn.port, conn.timeout, conn.source_address, conn.socket_options, policy
+            )
+        except socket.gaierror as exc:
+            raise urllib3.exceptions.NameResolutionError(conn.host, conn, exc) from exc
+        except TimeoutError as exc:
+            raise urllib3.exceptions.ConnectTimeoutError(
+                conn, f"connecting to {conn.host} timed out"
+            ) from exc
+        except OSError as exc:
+            raise urllib3.exceptions.NewConnectionError(conn, f"failed to connect: {exc}") from exc
+
+    class Plain(urllib3.connection.HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            return new_conn(self)
+
+    class Secure(urllib3.connection.HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            return new_conn(self)
+
+    class PlainPool(urllib3.connectionpool.HTTPConnectionPool):
+        ConnectionCls = Plain
+
+    class SecurePool(urllib3.connectionpool.HTTPSConnectionPool):
+        ConnectionCls = Secure
+
+    return {"http": PlainPool, "https": SecurePool}
+
+
+class _GuardedAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, policy: Destinations) -> None:
+        self._policy = policy
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        # an instance attribute: the module-wide default stays untouched
+        self.poolmanager.pool_classes_by_scheme = _guarded_pools(self._policy)
+
+
+class _GuardedSession(requests.Session):
+    """A session under a :class:`Destinations` policy: checked connections, no proxy from the
+    environment, and no redirect to another scheme."""
+
+    def __init__(self, policy: Destinations) -> None:
+        super().__init__()
+        if policy.checks_addresses:
+            adapter = _GuardedAdapter(policy)
+            self.mount("http://", adapter)
+            self.mount("https://", adapter)
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        merged["proxies"] = {}  # a proxy would resolve and connect out of the check's reach
+        return merged
+
+    def rebuild_proxies(self, prepared_request: requests.PreparedRequest, proxies: Any) -> dict[str, str]:
+        prepared_request.headers.pop("Proxy-Authorization", None)
+        return {}  # the same for every redirect hop
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        target = super().get_redirect_target(resp)
+        if target is not None:
+            here = str(resp.url)
+            there = urlsplit(urljoin(here, target)).scheme.lower()
+            if there != urlsplit(here).scheme.lower():
+                resp.close()
+                scheme = urlsplit(here).scheme.lower()
+                raise HTTPInvalidRequestError(here, f"redirect from {scheme} to {there or '?'} refused")
+        return target
+
+
+# ---------------------------------------------------------------------------------------------
 # the client
 
 
@@ -457,7 +660,9 @@ class HTTPClient:
         self.settings = settings or HTTPSettings()
         self._on_exchange = on_exchange
         self._lock = threading.Lock()
-        self._sessions: OrderedDict[tuple[str, str, int | None, str], _Session] = OrderedDict()
+        self._sessions: OrderedDict[tuple[str, str, int | None, str, Destinations | None], _Session] = (
+            OrderedDict()
+        )
 
     def close(self) -> None:
         """Close every session (a later request opens a new one)."""
@@ -482,10 +687,13 @@ class HTTPClient:
         limits: Limits,
         identity: Identity = ANONYMOUS,
         headers: Mapping[str, str] | None = None,
+        destinations: Destinations | None = None,
     ) -> Response:
         """GET ``url`` and read the whole body within ``limits``. A status other than 2xx or 304
         raises :class:`HTTPStatusError`; every other failure another :class:`HTTPError`."""
-        with self.stream(url, limits=limits, identity=identity, headers=headers) as stream:
+        with self.stream(
+            url, limits=limits, identity=identity, headers=headers, destinations=destinations
+        ) as stream:
             body = stream.read()
             return Response(stream.url, stream.status, stream.headers, body)
 
@@ -497,22 +705,37 @@ class HTTPClient:
         limits: Limits,
         identity: Identity = ANONYMOUS,
         headers: Mapping[str, str] | None = None,
+        destinations: Destinations | None = None,
     ) -> Iterator[Stream]:
         """GET ``url`` and hand out the open response; its body is read with
-        :meth:`Stream.iter_bytes` inside the ``with`` block (the connection is released after)."""
+        :meth:`Stream.iter_bytes` inside the ``with`` block (the connection is released after).
+
+        With ``destinations``, only http(s) URLs are fetched and every connection, redirects
+        included, is checked against it (see the module docstring)."""
         if headers and any(name.lower() == "authorization" for name in headers):
             raise ValueError("credentials are given as an Identity, never as a header")
+        if destinations is not None and origin(url)[0] not in _DEFAULT_PORTS:
+            raise HTTPInvalidRequestError(url, "only http and https URLs are allowed")
         deadline = time.monotonic() + limits.total_s
-        entry = self._acquire(url, identity)
+        entry = self._acquire(url, identity, destinations)
         try:
             options = entry.request_options({"User-Agent": self.settings.user_agent, **(headers or {})})
             started = time.monotonic()
+
+            def within_deadline(hop: requests.Response, *args: Any, **kwargs: Any) -> None:
+                # every response, redirect hops included: a chain of slow redirects ends at the
+                # total deadline, not after max_redirects x (connect + read) timeouts
+                if time.monotonic() > deadline:
+                    hop.close()
+                    raise HTTPDeadlineError(url, limits.total_s)
+
             try:
                 response = entry.session.get(
                     url,
                     timeout=(limits.connect_s, limits.read_s),
                     stream=True,
                     allow_redirects=True,
+                    hooks={"response": within_deadline},
                     **options,
                 )
             except Exception as exc:
@@ -529,14 +752,14 @@ class HTTPClient:
 
     # sessions -----------------------------------------------------------------------------
 
-    def _acquire(self, url: str, identity: Identity) -> _Session:
+    def _acquire(self, url: str, identity: Identity, destinations: Destinations | None) -> _Session:
         scheme, host, port = origin(url)
-        key = (scheme, host, port, identity.key)
+        key = (scheme, host, port, identity.key, destinations)
         evicted: list[_Session] = []
         with self._lock:
             entry = self._sessions.get(key)
             if entry is None:
-                session = requests.Session()
+                session = requests.Session() if destinations is None else _GuardedSession(destinations)
                 entry = self._sessions[key] = _Session(session, identity)
                 while len(self._sessions) > self.settings.max_sessions:
                     _, old = self._sessions.popitem(last=False)

@@ -402,6 +402,24 @@ class Kube:
             raise err from None
         return {k: base64.b64decode(v) for k, v in (s.data or {}).items()}
 
+    def create_secret(
+        self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str]
+    ) -> bool:
+        """Create an Opaque Secret; False when one of that name exists (it is left untouched)."""
+        body = client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name, namespace=namespace, labels=dict(labels)),
+            type="Opaque",
+            data={k: base64.b64encode(v).decode() for k, v in data.items()},
+        )
+        try:
+            self.core.create_namespaced_secret(namespace, body, _request_timeout=self._t)
+            return True
+        except Exception as exc:
+            err = _classify(exc, f"create secret {namespace}/{name}")
+            if err.kind is KubeErrorKind.CONFLICT:
+                return False
+            raise err from None
+
     def watch_values_objects(
         self, kind: str, namespace: str | None, resource_version: str | None
     ) -> Iterator[tuple[str, str, str, str]]:

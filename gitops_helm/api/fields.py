@@ -56,6 +56,12 @@ def json_type(value: object) -> str:
     return type(value).__name__
 
 
+def _shown_int(value: int) -> str:
+    """``value`` for a message; a huge one by its size (str() refuses over 4300 digits)."""
+    digits = abs(value).bit_length() * 0.30103  # log10(2)
+    return str(value) if digits < 40 else f"a number of about {digits:.0f} digits"
+
+
 class Reader:
     """Collects errors and warnings while fields are read."""
 
@@ -127,9 +133,17 @@ class Reader:
         return default if value is None else value
 
     def integer(
-        self, parent: Mapping[str, Any], key: str, at: str, *, default: int, minimum: int, what: str = ""
+        self,
+        parent: Mapping[str, Any],
+        key: str,
+        at: str,
+        *,
+        default: int,
+        minimum: int,
+        maximum: int = INT64_MAX,
+        what: str = "",
     ) -> int:
-        """An integer in [minimum, int64 max]; integral floats (300.0) are accepted."""
+        """An integer in [minimum, maximum]; integral floats (300.0) are accepted."""
         value = parent.get(key)
         path = join(at, key)
         if value is None:
@@ -140,10 +154,10 @@ class Reader:
             self.error(path, f"must be an integer{what}, got {json_type(value)}")
             return default
         if value < minimum:
-            self.error(path, f"must be at least {minimum}{what}, got {value}")
+            self.error(path, f"must be at least {minimum}{what}, got {_shown_int(value)}")
             return default
-        if value > INT64_MAX:
-            self.error(path, f"must be at most {INT64_MAX}")
+        if value > maximum:
+            self.error(path, f"must be at most {maximum}{what}, got {_shown_int(value)}")
             return default
         return value
 

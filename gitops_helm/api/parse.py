@@ -52,6 +52,10 @@ from gitops_helm.api.status import parse_status
 __all__ = ["parse_helmrelease"]
 
 _SECONDS = " (seconds)"
+# A helm operation may take 3 x its --timeout (pre-hooks, wait, post-hooks) before the agent
+# kills it, and the operating system cannot wait much longer than 24 days at once; a week is far
+# beyond any real install, and a bigger value is a mistake that must show on the HelmRelease.
+MAX_TIMEOUT = 7 * 24 * 3600
 _MIGRATE_ANNOTATION = "helm.fluxcd.io/migrate"
 _HELM2_EOL = (
     "Helm 2 (Tiller) is end of life and not supported; set helmVersion to v3 or remove it "
@@ -115,7 +119,9 @@ def _parse_spec(r: Reader, obj: Mapping[str, Any], namespace: str, name: str) ->
         r.error("spec.helmVersion", _HELM2_EOL)
     elif helm_version not in (None, "v3"):
         r.error("spec.helmVersion", f"must be v3, got {helm_version!r}")
-    timeout = r.integer(spec, "timeout", at, default=DEFAULT_TIMEOUT, minimum=1, what=_SECONDS)
+    timeout = r.integer(
+        spec, "timeout", at, default=DEFAULT_TIMEOUT, minimum=1, maximum=MAX_TIMEOUT, what=_SECONDS
+    )
     max_history = r.integer(spec, "maxHistory", at, default=DEFAULT_MAX_HISTORY, minimum=0)
     reset_values = r.optional_boolean(spec, "resetValues", at)
     force_upgrade = r.boolean(spec, "forceUpgrade", at, False)
@@ -188,7 +194,9 @@ def _parse_rollback(r: Reader, spec: Mapping[str, Any]) -> RollbackSpec:
         force=r.boolean(raw, "force", at, False),
         recreate=r.boolean(raw, "recreate", at, False),
         disable_hooks=r.boolean(raw, "disableHooks", at, False),
-        timeout=r.integer(raw, "timeout", at, default=DEFAULT_TIMEOUT, minimum=1, what=_SECONDS),
+        timeout=r.integer(
+            raw, "timeout", at, default=DEFAULT_TIMEOUT, minimum=1, maximum=MAX_TIMEOUT, what=_SECONDS
+        ),
         wait=r.boolean(raw, "wait", at, False),
     )
 
@@ -203,7 +211,9 @@ def _parse_test(r: Reader, spec: Mapping[str, Any]) -> TestSpec:
     return TestSpec(
         enable=r.boolean(raw, "enable", at, False),
         ignore_failures=r.boolean(raw, "ignoreFailures", at, False),
-        timeout=r.integer(raw, "timeout", at, default=DEFAULT_TIMEOUT, minimum=1, what=_SECONDS),
+        timeout=r.integer(
+            raw, "timeout", at, default=DEFAULT_TIMEOUT, minimum=1, maximum=MAX_TIMEOUT, what=_SECONDS
+        ),
         cleanup=r.boolean(raw, "cleanup", at, True),
     )
 

@@ -87,6 +87,8 @@ _RELEASE_ACTIONS = frozenset({"install", "upgrade", "rollback"})
 _FAILED_ACTIONS = frozenset({"install", "upgrade"})
 _TEST_STATES = frozenset({"pending", "passed", "failed"})
 _STATUS_VALUES = frozenset(s.value for s in ConditionStatus)
+# the CRD admits only these types: another could not have come from the API server
+_CONDITION_TYPES = frozenset(t.value for t in ConditionType)
 
 _T, _F, _U = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
 
@@ -320,7 +322,7 @@ def _parse_conditions(raw: object) -> tuple[Condition, ...]:
         if not isinstance(item, Mapping):
             continue
         type_, value = item.get("type"), item.get("status")
-        if not isinstance(type_, str) or not type_ or type_ in seen:
+        if not isinstance(type_, str) or type_ not in _CONDITION_TYPES or type_ in seen:
             continue
         if not isinstance(value, str) or value not in _STATUS_VALUES:
             continue

@@ -61,6 +61,11 @@ class ChartCache:
             raise ValueError(f"not a sha256 digest: {hexdigest!r}")
         return self._archives / f"{hexdigest}.tgz"
 
+    def unpacked_path(self, hexdigest: str) -> Path:
+        """Where :meth:`unpack` puts the files of this archive (whether or not it has yet)."""
+        self.archive_path(hexdigest)  # validates the digest
+        return self._unpacked / hexdigest
+
     def lookup(self, hexdigest: str) -> Path | None:
         """The cached archive with this digest, or None."""
         path = self.archive_path(hexdigest)

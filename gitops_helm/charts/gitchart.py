@@ -3,24 +3,34 @@
 Place in the flow: ``charts.resolver`` calls :meth:`GitCharts.fetch` for Git sources. One bare
 mirror per repository (and credentials) is shared by every HelmRelease using it; it is fetched at
 most once per ``refresh_s`` (and at once when a ref cannot be resolved), so a reconcile of an
-unchanged release costs no network and no helm call. Each (commit, path) is exported once and
-``helm dependency update`` runs once on that export (unless ``skipDepUpdate``).
+unchanged release costs no network and no helm call.
 
-The digest covers only the files under ``chart.path`` as committed (before dependency update), so
-a commit that touches other parts of the repository never upgrades a release; ``revision`` is the
-commit SHA, as in the Helm Operator.
+An export holds only the chart path and the charts it names as ``file://`` dependencies in
+``Chart.yaml`` / ``requirements.yaml`` (transitively; one outside the repository is refused),
+each at its place in the repository. It is keyed by the Git tree ids of those paths, not by the
+commit: a commit elsewhere in the repository reuses the export, and ``helm dependency update``
+runs once per export (unless ``skipDepUpdate``).
+
+The digest covers the files under ``chart.path`` (and its ``file://`` dependencies) as committed,
+before dependency update, so a commit that touches other parts of the repository never upgrades
+a release; ``revision`` is the commit SHA, as in the Helm Operator. The mirror and the export are
+claimed for the HelmRelease (``charts.usage``) before they are looked at, so the cache janitor
+(``charts.evict``) never removes them while in use.
 
 :meth:`GitCharts.poll` (called by the agent every ``refresh_s``) fetches the mirrors in use and
-names the HelmReleases whose ``chart.path`` changed since their last fetch, so a chart commit is
+names the HelmReleases whose chart paths changed since their last fetch, so a chart commit is
 released within the poll interval rather than at the next resync (the Helm Operator's change loop).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import posixpath
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -45,8 +55,12 @@ from gitops_helm.charts.errors import (
     RepositoryError,
     RepositoryUnavailableError,
 )
+from gitops_helm.charts.usage import ChartUsage
 
 log = logging.get(__name__)
+
+_MAX_LOCAL_DEPENDENCIES = 50  # file:// charts, transitively: far above any real chart
+_MAX_CHART_META_BYTES = 1024 * 1024  # Chart.yaml / requirements.yaml read from the mirror
 
 
 @dataclass(frozen=True)
@@ -69,11 +83,15 @@ class _Use:
     ref: str
     path: str
     sha: str
+    paths: tuple[str, ...] = ()  # the chart path and its file:// dependencies
 
 
 class GitCharts:
-    def __init__(self, settings: GitChartSettings, kube: Kube, helm: Helm) -> None:
+    def __init__(
+        self, settings: GitChartSettings, kube: Kube, helm: Helm, usage: ChartUsage | None = None
+    ) -> None:
         self.settings = settings
+        self.usage = usage or ChartUsage()
         self.kube = kube
         self.helm = helm
         self._mirrors: dict[str, tuple[Mirror, float]] = {}
@@ -146,6 +164,8 @@ class GitCharts:
         agent's client), every time, so an identity that may not read it never uses the mirror."""
         ref = source.ref or self.settings.default_ref
         secrets = secrets or self.kube
+        mirror_key = self._mirror_key(source)
+        self.usage.claim(key, self.settings.work_dir / "mirrors" / mirror_key)
         mirror = self._mirror(source, force=False, secrets=secrets)
         try:
             sha = mirror.resolve(ref)
@@ -156,20 +176,22 @@ class GitCharts:
             except GitError as exc:
                 raise ChartNotFoundError(f"chart.git {source.git}: ref {ref!r}: {exc}") from None
         path = source.path.strip("/")
+        paths, trees = self._chart_paths(mirror, sha, path, source)
         with self._lock:
-            self._uses[key] = _Use(self._mirror_key(source), ref, path, sha)
-        tree_key = hashlib.sha256(f"{mirror.path}\0{sha}".encode()).hexdigest()[:32]
-        path_key = hashlib.sha256(path.encode()).hexdigest()[:16]
-        dest = self.settings.work_dir / "exports" / tree_key
+            self._uses[key] = _Use(mirror_key, ref, path, sha, paths)
+        # Keyed by the trees of the chart and its file:// dependencies, not by the commit: a
+        # commit elsewhere in the repository reuses the export (and its dependency update).
+        identity = "\0".join([mirror_key, *(f"{p}\0{t}" for p, t in zip(paths, trees, strict=True))])
+        export_key = hashlib.sha256(identity.encode()).hexdigest()[:32]
+        dest = self.settings.work_dir / "exports" / export_key
+        self.usage.claim(key, dest)  # before looking: from now on the janitor leaves it alone
         with self._lock:
-            lock = self._export_locks.setdefault(tree_key, threading.Lock())
+            lock = self._export_locks.setdefault(export_key, threading.Lock())
         with lock:
-            if not (dest / ".complete").exists():
-                self._export_tree(mirror, sha, dest, source)
-            if not (dest / f".chart-{path_key}").exists():
-                self._prepare_chart(dest, path, path_key, sha, source)
+            if not (dest / ".digest").exists():
+                self._export(mirror, sha, dest, path, paths, source)
         chart_dir = dest / "tree" / path
-        digest = (dest / f".chart-{path_key}").read_text()
+        digest = (dest / ".digest").read_text()
         return FetchedChart(
             name=_chart_name(chart_dir) or path.rsplit("/", 1)[-1],
             version=chart_version(chart_dir),
@@ -178,6 +200,78 @@ class GitCharts:
             path=chart_dir,
             chart_dir=chart_dir,
         )
+
+    def _chart_paths(
+        self, mirror: Mirror, sha: str, path: str, source: GitChartSource
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The chart path and the paths of its ``file://`` dependencies (transitively), each with
+        the id of its tree at ``sha``."""
+        found: list[str] = []
+        trees: list[str] = []
+        todo = [path]
+        while todo:
+            current = todo.pop(0)
+            if current in found:
+                continue
+            try:
+                tree = mirror.tree_id(sha, current)
+            except (GitError, ValueError) as exc:
+                raise ChartNotFoundError(f"chart.git {source.git}: chart.path {path!r}: {exc}") from None
+            if tree is None:
+                if current == path:
+                    raise ChartNotFoundError(
+                        f"chart.git {source.git}: chart.path {path!r}: no such directory at {sha[:12]}"
+                    )
+                continue  # a missing dependency: helm dependency update names it
+            found.append(current)
+            trees.append(tree)
+            if len(found) > _MAX_LOCAL_DEPENDENCIES:
+                raise ChartNotFoundError(
+                    f"chart.git {source.git}: chart.path {path!r} has more than "
+                    f"{_MAX_LOCAL_DEPENDENCIES} file:// dependencies"
+                )
+            todo.extend(self._local_dependencies(mirror, sha, current, path, source))
+        return tuple(found), tuple(trees)
+
+    def _local_dependencies(
+        self, mirror: Mirror, sha: str, chart: str, path: str, source: GitChartSource
+    ) -> list[str]:
+        """The repository paths of the ``file://`` dependencies that ``chart`` declares."""
+        out: list[str] = []
+        for name in ("Chart.yaml", "requirements.yaml"):
+            file = f"{chart}/{name}" if chart else name
+            try:
+                raw = mirror.read_file(sha, file, _MAX_CHART_META_BYTES)
+            except GitError as exc:
+                raise (RepositoryUnavailableError if exc.temporary else ChartNotFoundError)(
+                    f"chart.git {source.git}: {file}: {exc}"
+                ) from None
+            if raw is None:
+                continue
+            try:
+                out += local_dependency_paths(raw, chart, file)
+            except DependencyPathError as exc:
+                raise ChartNotFoundError(f"chart.git {source.git}, chart.path {path!r}: {exc}") from None
+        return out
+
+    def users(self) -> set[str]:
+        """The HelmReleases whose Git charts this follows."""
+        with self._lock:
+            return set(self._uses)
+
+    def forget(self, keys: set[str]) -> None:
+        """Drop what this keeps for HelmReleases not in ``keys``, and the mirrors and export
+        locks that no remaining HelmRelease uses."""
+        claimed = {p.name for p in self.usage.in_use()}
+        with self._lock:
+            for gone in set(self._uses) - keys:
+                del self._uses[gone]
+            used = {use.mirror_key for use in self._uses.values()}
+            for mirror_key in set(self._mirrors) - used:
+                del self._mirrors[mirror_key]
+            # a lock is dropped only when no fetch claims its export (a fetch claims it first)
+            for export_key in [k for k in self._export_locks if k not in claimed]:
+                del self._export_locks[export_key]
 
     def poll(self, keys: set[str]) -> list[str]:
         """Fetch the mirrors that the HelmReleases ``keys`` use (each at most every ``refresh_s``)
@@ -216,7 +310,8 @@ class GitCharts:
         if not sha or not use.sha:
             return True
         try:
-            return mirror.changed_between(use.sha, sha, [use.path] if use.path else [])
+            paths = use.paths or (use.path,)
+            return mirror.changed_between(use.sha, sha, [] if "" in paths else list(paths))
         except GitError:
             return True
 
@@ -232,28 +327,39 @@ class GitCharts:
             self._mirrors[key] = (mirror, time.monotonic())
         return True
 
-    def _export_tree(self, mirror: Mirror, sha: str, dest: Path, source: GitChartSource) -> None:
-        """The whole commit, once per SHA: charts may depend on siblings (``file://../lib``)."""
+    def _export(
+        self, mirror: Mirror, sha: str, dest: Path, path: str, paths: tuple[str, ...], source: GitChartSource
+    ) -> None:
+        """Export the chart and its file:// dependencies (only those paths), record the digest
+        of their committed files, then run ``helm dependency update`` once on the export."""
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         try:
-            mirror.export(sha, dest / "tree")
+            mirror.export_paths(sha, dest / "tree", paths)
         except GitError as exc:
             shutil.rmtree(dest, ignore_errors=True)
             err = RepositoryUnavailableError if exc.temporary else ChartNotFoundError
             raise err(f"chart.git {source.git} at {sha[:12]}: {exc}") from None
-        (dest / ".complete").write_text(sha)
+        try:
+            digest = self._prepare_chart(dest, path, paths, sha, source)
+        except BaseException:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
+        (dest / ".digest").write_text(digest)
 
-    def _prepare_chart(self, dest: Path, path: str, path_key: str, sha: str, source: GitChartSource) -> None:
-        chart_dir = (dest / "tree" / path).resolve()
+    def _prepare_chart(
+        self, dest: Path, path: str, paths: tuple[str, ...], sha: str, source: GitChartSource
+    ) -> str:
         tree = (dest / "tree").resolve()
+        chart_dir = (tree / path).resolve()
         if tree != chart_dir and tree not in chart_dir.parents:
             raise ChartNotFoundError(f"chart.path {path!r} leaves the repository")
         if not (chart_dir / "Chart.yaml").is_file():
             raise ChartNotFoundError(f"chart.git {source.git}: no Chart.yaml under {path!r} at {sha[:12]}")
         # The digest is taken before dependency update: only committed changes under the chart
-        # path count, never what a dependency download happens to produce.
-        digest = _tree_digest(chart_dir)
+        # path and its file:// dependencies count, never what a download happens to produce.
+        # Without file:// dependencies it is the digest of the chart directory alone.
+        digest = _tree_digest(chart_dir, [tree / p for p in paths if p != path])
         wants_deps = self.settings.update_deps and not source.skip_dep_update
         if wants_deps and self.helm.dependency_build_needed(chart_dir):
             try:
@@ -262,16 +368,55 @@ class GitCharts:
                 raise (RepositoryUnavailableError if exc.temporary else ChartNotFoundError)(
                     f"helm dependency update of {source.git} {path}: {exc.message}"
                 ) from None
-        (dest / f".chart-{path_key}").write_text(digest)
+        return digest
 
 
-def _tree_digest(root: Path) -> str:
-    """Digest of a chart directory: relative names and contents of its regular files."""
+def _tree_digest(root: Path, dependencies: Sequence[Path] = ()) -> str:
+    """Digest of a chart directory (relative names and contents of its regular files), then of
+    each local dependency's directory, named by its path relative to the chart."""
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
         if p.is_file() and not p.is_symlink():
             h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    for dep in sorted(dependencies):
+        h.update(b"dependency\0" + os.path.relpath(dep, root).encode() + b"\0")
+        for p in sorted(dep.rglob("*")):
+            if p.is_file() and not p.is_symlink():
+                h.update(p.relative_to(dep).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
     return "sha256:" + h.hexdigest()
+
+
+class DependencyPathError(ValueError):
+    """A ``file://`` dependency that cannot be exported (outside the repository, not relative)."""
+
+
+def local_dependency_paths(chart_meta: bytes, chart_path: str, file: str) -> list[str]:
+    """The repository paths of the ``file://`` dependencies declared in ``chart_meta`` (the
+    bytes of ``Chart.yaml`` or ``requirements.yaml``, at ``file``, of the chart at
+    ``chart_path``); a path outside the repository raises :class:`DependencyPathError`."""
+    try:
+        meta = yamlio.load(chart_meta, unique_keys=False)
+    except yamlio.YAMLError as exc:
+        raise DependencyPathError(f"{file}: {exc}") from None
+    deps = meta.get("dependencies") if isinstance(meta, dict) else None
+    if not isinstance(deps, list):
+        return []
+    out: list[str] = []
+    for i, dep in enumerate(deps):
+        repo = dep.get("repository") if isinstance(dep, dict) else None
+        if not isinstance(repo, str) or not repo.startswith("file://"):
+            continue
+        target = repo[len("file://") :]
+        where = f"{file}: dependencies[{i}].repository {repo!r}"
+        if target.startswith("/"):
+            raise DependencyPathError(f"{where} is an absolute path; only paths inside the repository work")
+        joined = posixpath.normpath(posixpath.join(chart_path, target)) if target else chart_path
+        if joined == ".":
+            joined = ""
+        if joined == ".." or joined.startswith("../"):
+            raise DependencyPathError(f"{where} leaves the repository")
+        out.append(joined)
+    return out
 
 
 def _chart_meta(chart_dir: Path) -> dict[str, object]:

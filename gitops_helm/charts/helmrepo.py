@@ -178,6 +178,9 @@ class _DiskIndexCache:
             return None
         return doc if isinstance(doc, dict) and doc.get("format") == self._FORMAT else None
 
+    def files(self, key: str) -> tuple[Path, ...]:
+        return (self._dir / f"{key}.meta.json", self._dir / f"{key}.entries.json")
+
     def meta(self, key: str) -> _IndexMeta | None:
         doc = self._read(self._dir / f"{key}.meta.json")
         if doc is None or not isinstance(doc.get("sha256"), str):
@@ -280,6 +283,23 @@ class HelmRepoClient:
     ) -> RepoIndex:
         """The repository's index; `refresh` skips the `min_refresh_interval` shortcut."""
         return self._index(repository, self._auth(repository, auth), refresh)[0]
+
+    def forget_idle(self, idle_s: float) -> None:
+        """Drop the per-repository state not used for ``idle_s`` and the remembered digests of
+        archives no longer cached (bounded memory when repositories come and go)."""
+        now = self._clock()
+        with self._lock:
+            for key, state in list(self._states.items()):
+                idle = state.checked_at is None or now - state.checked_at > idle_s
+                if idle and not state.lock.locked():
+                    del self._states[key]
+            for identity, digest in list(self._url_digests.items()):
+                if self.cache.lookup(digest) is None:
+                    del self._url_digests[identity]
+
+    def index_files(self, repository: str) -> tuple[Path, ...]:
+        """The files in which the index of ``repository`` is cached on disk."""
+        return self._disk.files(hashlib.sha256(normalise_url(repository).encode()).hexdigest())
 
     def resolve(
         self, repository: str, name: str, version: str, auth: RepositoryAuth | None = None

@@ -123,6 +123,18 @@ class OciClient:
         self._digests: dict[tuple[str, str, str, str], tuple[float, str]] = {}
         self._lock = threading.Lock()
 
+    def forget_idle(self, idle_s: float) -> None:
+        """Drop tag digests not refreshed for ``idle_s``, and the tokens of repositories (and
+        credentials) that have none left: bounded memory when charts come and go."""
+        now = time.monotonic()
+        with self._lock:
+            for key, (when, _) in list(self._digests.items()):
+                if now - when > idle_s:
+                    del self._digests[key]
+            active = {(host, repo, identity) for host, repo, _, identity in self._digests}
+            for token_key in [k for k in self._tokens if k not in active]:
+                del self._tokens[token_key]
+
     def _base(self, host: str) -> str:
         scheme = "http" if host in self.settings.plain_http_hosts else "https"
         return f"{scheme}://{host}/v2"

@@ -15,6 +15,7 @@ Every failure is a :class:`~gitops_helm.charts.errors.ChartError` (temporary or 
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import threading
 from pathlib import Path
@@ -37,6 +38,7 @@ from gitops_helm.charts.gitchart import chart_version
 from gitops_helm.charts.helmrepo import HelmRepoClient
 from gitops_helm.charts.oci import OciClient, OciCredentials
 from gitops_helm.charts.semver import is_exact
+from gitops_helm.charts.usage import ChartUsage
 
 
 class GitCharts(Protocol):
@@ -54,6 +56,7 @@ class ChartResolver:
         *,
         git: GitCharts | None = None,
         repositories: RepositoriesFile | None = None,
+        usage: ChartUsage | None = None,
         allow_local_git: bool = False,
     ) -> None:
         self.kube = kube
@@ -64,32 +67,55 @@ class ChartResolver:
         self.git = git
         self.repositories = repositories
         self.allow_local_git = allow_local_git
-        self._plugin_cache: dict[tuple[str, str, str], str] = {}
+        self.usage = usage or ChartUsage()
+        self._plugin_cache: dict[tuple[str, str, str], str] = {}  # exact source -> archive digest
+        self._plugin_users: dict[str, tuple[str, str, str]] = {}  # HelmRelease key -> its source
         self._lock = threading.Lock()
 
     def fetch(
         self, namespace: str, name: str, source: ChartSource, *, secrets: Kube | None = None
     ) -> FetchedChart:
         """The chart of the HelmRelease ``namespace``/``name``; Secrets are read in ``namespace``
-        through ``secrets`` (the HelmRelease's identity; default: the agent's own client)."""
+        through ``secrets`` (the HelmRelease's identity; default: the agent's own client).
+
+        Every cached file the chart comes from is claimed for the HelmRelease (``charts.usage``)
+        until its next fetch or its deletion, so the cache janitor never removes it meanwhile."""
+        user = f"{namespace}/{name}"
         reader = secrets or self.kube
-        if isinstance(source, GitChartSource):
-            if self.git is None:
-                raise RepositoryError("Git chart sources are not enabled in this agent")
-            if is_local_git_url(source.git) and not self.allow_local_git:
-                raise RepositoryError(
-                    f"chart.git {source.git}: a file:// URL or a path on the agent's disk is not "
-                    "allowed in this agent (--allow-local-chart-git)"
-                )
-            return self.git.fetch(f"{namespace}/{name}", source, secrets=reader)
-        if isinstance(source, OciChartSource):
-            return self._oci(reader, namespace, source)
-        if isinstance(source, RepoChartSource):
-            scheme = source.repository.split("://", 1)[0].lower() if "://" in source.repository else ""
-            if scheme in ("http", "https"):
-                return self._repo(reader, namespace, source)
-            return self._plugin(source)
-        raise RepositoryError(f"unsupported chart source {type(source).__name__}")
+        with self.usage.fetching(user):
+            if isinstance(source, GitChartSource):
+                if self.git is None:
+                    raise RepositoryError("Git chart sources are not enabled in this agent")
+                if is_local_git_url(source.git) and not self.allow_local_git:
+                    raise RepositoryError(
+                        f"chart.git {source.git}: a file:// URL or a path on the agent's disk is not "
+                        "allowed in this agent (--allow-local-chart-git)"
+                    )
+                return self.git.fetch(user, source, secrets=reader)
+            if isinstance(source, OciChartSource):
+                return self._oci(user, reader, namespace, source)
+            if isinstance(source, RepoChartSource):
+                scheme = source.repository.split("://", 1)[0].lower() if "://" in source.repository else ""
+                if scheme in ("http", "https"):
+                    return self._repo(user, reader, namespace, source)
+                return self._plugin(user, source)
+            raise RepositoryError(f"unsupported chart source {type(source).__name__}")
+
+    def forget(self, keys: set[str]) -> None:
+        """Drop the plugin charts remembered for sources no HelmRelease in ``keys`` still uses."""
+        with self._lock:
+            wanted = {source for user, source in self._plugin_users.items() if user in keys}
+            for gone in set(self._plugin_users) - keys:
+                del self._plugin_users[gone]
+            for source_key in set(self._plugin_cache) - wanted:
+                del self._plugin_cache[source_key]
+
+    def _claimed(self, user: str, hexdigest: str) -> bool:
+        """Claim the archive and its unpacked directory; whether the archive is (still) cached.
+        Claimed first, looked at second: once seen, it stays."""
+        self.usage.claim(user, self.cache.archive_path(hexdigest))
+        self.usage.claim(user, self.cache.unpacked_path(hexdigest))
+        return self.cache.lookup(hexdigest) is not None
 
     # -- credentials -------------------------------------------------------------------------
 
@@ -122,11 +148,15 @@ class ChartResolver:
     def _unpacked(self, hexdigest: str) -> Path:
         return self.cache.unpack(hexdigest)
 
-    def _repo(self, reader: Kube, namespace: str, source: RepoChartSource) -> FetchedChart:
-        art = self.repos.fetch(
-            source.repository, source.name, source.version, self._repo_auth(reader, namespace, source)
-        )
-        hexdigest = art.digest.split(":", 1)[-1]
+    def _repo(self, user: str, reader: Kube, namespace: str, source: RepoChartSource) -> FetchedChart:
+        auth = self._repo_auth(reader, namespace, source)
+        for index_file in self.repos.index_files(source.repository):
+            self.usage.claim(user, index_file)
+        for _attempt in range(2):  # a second time when evicted between the fetch and the claim
+            art = self.repos.fetch(source.repository, source.name, source.version, auth)
+            hexdigest = art.digest.split(":", 1)[-1]
+            if self._claimed(user, hexdigest):
+                break
         chart_dir = self._unpacked(hexdigest)
         return FetchedChart(
             name=art.name,
@@ -137,15 +167,19 @@ class ChartResolver:
             chart_dir=chart_dir,
         )
 
-    def _oci(self, reader: Kube, namespace: str, source: OciChartSource) -> FetchedChart:
+    def _oci(self, user: str, reader: Kube, namespace: str, source: OciChartSource) -> FetchedChart:
         data = self._pull_secret(reader, namespace, source.chart_pull_secret)
         creds = OciCredentials()
         if data is not None:
             creds = OciCredentials(
                 username=data.get("username", b"").decode(), password=data.get("password", b"").decode()
             )
-        chart = self.oci.fetch(source.repository, source.name, source.version, creds)
-        chart_dir = self._unpacked(chart.digest.split(":", 1)[-1])
+        for _attempt in range(2):  # a second time when evicted between the fetch and the claim
+            chart = self.oci.fetch(source.repository, source.name, source.version, creds)
+            hexdigest = chart.digest.split(":", 1)[-1]
+            if self._claimed(user, hexdigest):
+                break
+        chart_dir = self._unpacked(hexdigest)
         return FetchedChart(
             name=chart.name,
             version=chart.version,
@@ -155,12 +189,13 @@ class ChartResolver:
             chart_dir=chart_dir,
         )
 
-    def _plugin(self, source: RepoChartSource) -> FetchedChart:
+    def _plugin(self, user: str, source: RepoChartSource) -> FetchedChart:
         """Anything a helm downloader plugin serves (``helm pull --repo``)."""
         key = (source.repository, source.name, source.version)
         with self._lock:
             known = self._plugin_cache.get(key) if is_exact(source.version) else None
-        if known is None or self.cache.lookup(known) is None:
+            self._plugin_users[user] = key
+        if known is None or not self._claimed(user, known):
             with tempfile.TemporaryDirectory(prefix="gitops-helm-pull-") as tmp:
                 try:
                     tgz = self.helm.pull(source.name, source.version, Path(tmp), repo=source.repository)
@@ -169,9 +204,9 @@ class ChartResolver:
                     error = RepositoryUnavailableError if exc.temporary else ChartNotFoundError
                     raise error(f"{what}: {exc.message}") from None
                 data = tgz.read_bytes()
-                known, _ = self.cache.store(
-                    [data], expected=None, max_bytes=len(data) + 1, what=str(tgz.name)
-                )
+                known = hashlib.sha256(data).hexdigest()
+                self._claimed(user, known)  # before it is stored: never evicted in between
+                self.cache.store([data], expected=known, max_bytes=len(data) + 1, what=str(tgz.name))
             with self._lock:
                 self._plugin_cache[key] = known
         chart_dir = self._unpacked(known)

@@ -61,6 +61,11 @@ class VersionError(ValueError):
     """A string that is not a semantic version."""
 
 
+# Helm (Masterminds semver) reads each numeric part as a uint64; a longer one is not a version.
+# Checked before int(), which would refuse more than 4300 digits with a bare ValueError.
+MAX_PART = 2**64 - 1
+_MAX_PART_DIGITS = len(str(MAX_PART))
+
 _NUM = r"0|[1-9][0-9]*"
 _PRE_IDENT = r"(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
 _BUILD_IDENT = r"[0-9A-Za-z-]+"
@@ -109,18 +114,36 @@ class Version:
         return text
 
 
+def _number(digits: str) -> int | None:
+    """The value of an ASCII digit string, or None when it exceeds :data:`MAX_PART`."""
+    if len(digits) > _MAX_PART_DIGITS:
+        return None
+    value = int(digits)
+    return value if value <= MAX_PART else None
+
+
+def _checked_parts(parts: Iterable[str | None], text: str, error: type[ValueError]) -> None:
+    """Raise ``error`` when a numeric part of ``text`` is larger than Helm accepts."""
+    for part in parts:
+        if part is not None and part.isascii() and part.isdigit() and _number(part) is None:
+            shown = text if len(text) <= 64 else text[:61] + "..."
+            raise error(f"{shown!r}: a numeric part is larger than {MAX_PART}")
+
+
 def _split_pre(pre: str | None) -> tuple[int | str, ...]:
     if not pre:
         return ()
-    return tuple(int(p) if p.isdigit() else p for p in pre.split("."))
+    return tuple(int(p) if p.isascii() and p.isdigit() else p for p in pre.split("."))
 
 
 def parse_version(text: str) -> Version:
     """Parse a version as Helm reads index entries: ``v`` prefix and ``1.2`` are accepted."""
     m = _VERSION_RE.match(text.strip())
     if m is None:
-        raise VersionError(f"{text!r} is not a semantic version")
+        shown = text if len(text) <= 64 else text[:61] + "..."
+        raise VersionError(f"{shown!r} is not a semantic version")
     major, minor, patch, pre, build = m.groups()
+    _checked_parts((major, minor, patch, *(pre or "").split(".")), text, VersionError)
     return Version(int(major), int(minor or 0), int(patch or 0), _split_pre(pre), build or "", original=text)
 
 
@@ -247,6 +270,7 @@ def _parse_comparator(op: str, cv: str, constraint: str) -> _Comparator:
     if m is None:  # pragma: no cover - _CV and _CV_PARTS_RE accept the same strings
         raise ConstraintError(f"invalid version constraint {constraint!r}: {cv!r}")
     major, minor, patch, pre, build = m.groups()
+    _checked_parts((major, minor, patch, *(pre or "").split(".")), cv, ConstraintError)
     major_wild = major in _WILD
     minor_wild = not major_wild and (minor is None or minor in _WILD)
     patch_wild = not (major_wild or minor_wild) and (patch is None or patch in _WILD)

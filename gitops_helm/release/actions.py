@@ -39,6 +39,8 @@ class Target:
     desired: pl.Desired
     chart: FetchedChart
     values: dict[str, Any] = field(repr=False)  # may hold Secret data: never logged
+    # the same desired state's digest as recorded before the digest key (``desired.unkeyed_digest``)
+    unkeyed_digest: str = ""
 
 
 class ReleaseActions:

@@ -8,6 +8,7 @@ release is, and nothing else: timeouts and retry policy do not cause upgrades.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 
 from gitops_helm.api import ReleasePolicy
@@ -21,8 +22,13 @@ BACKOFF_STEPS = 8
 PENDING_GRACE_MARGIN_S = 60.0
 
 
-def desired_digest(policy: ReleasePolicy, chart_digest: str, values_digest: str) -> str:
-    """Digest of everything that changes what the release is (not timeouts or retry policy)."""
+def desired_digest(policy: ReleasePolicy, chart_digest: str, values_digest: str, key: bytes | None) -> str:
+    """Digest of everything that changes what the release is (not timeouts or retry policy).
+
+    Keyed with the installation's digest key (``release.digest_key``): it is readable in status
+    and storage labels and covers Secret values, so it must not allow guessing them offline.
+    ``key=None`` gives the unkeyed digest earlier versions recorded (see :func:`desired_state`).
+    """
     material = {
         "chart": chart_digest,
         "values": values_digest,
@@ -33,7 +39,10 @@ def desired_digest(policy: ReleasePolicy, chart_digest: str, values_digest: str)
         "skipCRDs": policy.skip_crds,
         "disableOpenAPIValidation": policy.disable_openapi_validation,
     }
-    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:48]
+    encoded = json.dumps(material, sort_keys=True).encode()
+    if key is None:
+        return hashlib.sha256(encoded).hexdigest()[:48]
+    return "h1-" + hmac.new(key, encoded, hashlib.sha256).hexdigest()[:48]
 
 
 def plan_policy(policy: ReleasePolicy, retry: RetrySettings) -> pl.Policy:
@@ -55,16 +64,23 @@ def desired_state(
     chart_digest: str,
     values_digest: str,
     retry: RetrySettings,
+    key: bytes,
     *,
     adopt_across_namespaces: bool = False,
 ) -> pl.Desired:
     """What the release should be. A release without an owner marker may be taken over only in
     the HelmRelease's own namespace, unless ``adopt_across_namespaces``."""
     return pl.Desired(
-        digest=desired_digest(policy, chart_digest, values_digest),
+        digest=desired_digest(policy, chart_digest, values_digest, key),
         generation=generation,
         owner=ref.owner,
         suspended=False,
         policy=plan_policy(policy, retry),
         adoptable=adopt_across_namespaces or ref.target_namespace == ref.namespace,
     )
+
+
+def unkeyed_digest(policy: ReleasePolicy, chart_digest: str, values_digest: str) -> str:
+    """The digest of the same desired state as a version without the digest key recorded it: a
+    release it left deployed and unchanged is recognised as in sync, and costs no upgrade."""
+    return desired_digest(policy, chart_digest, values_digest, None)

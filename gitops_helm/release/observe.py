@@ -109,8 +109,16 @@ class FirstSeen:
             return seen[2]
 
     def forget(self, stored: StoredRelease) -> None:
+        self.forget_release(stored.namespace, stored.name)
+
+    def forget_release(self, namespace: str, name: str) -> None:
+        """Drop what is kept for a release (its HelmRelease is gone)."""
         with self._lock:
-            self._seen.pop((stored.namespace, stored.name), None)
+            self._seen.pop((namespace, name), None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._seen)
 
 
 def observe(kube: Kube, ref: ReleaseRef, first_seen: FirstSeen | None = None) -> Observation:

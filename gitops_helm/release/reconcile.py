@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -45,12 +45,12 @@ from gitops_helm.config import Settings
 from gitops_helm.errors import GitopsHelmError
 from gitops_helm.release import plan as pl
 from gitops_helm.release.actions import ReleaseActions, Target
-from gitops_helm.release.desired import desired_state, plan_policy
+from gitops_helm.release.desired import desired_state, plan_policy, unkeyed_digest
 from gitops_helm.release.identity import FINALIZER, ReleaseRef
 from gitops_helm.release.memory import memory_from_status
 from gitops_helm.release.observe import FirstSeen, Observation, drift_of, observe, unready_dependencies
 from gitops_helm.release.report import StatusReport, report_invalid
-from gitops_helm.release.values_reader import ClusterValuesReader, values_spec
+from gitops_helm.release.values_reader import ClusterValuesReader, url_destinations, values_spec
 
 log = logging.get(__name__)
 
@@ -104,10 +104,16 @@ class Reconciler:
         on_refs: Callable[[str, tuple[values_mod.WatchedObject, ...]], None] | None = None,
         on_action: Callable[[str, str, bool, float], None] | None = None,
         stopping: threading.Event | None = None,
+        digest_key: Callable[[], bytes],
+        may_act: Callable[[], bool] | None = None,
     ) -> None:
         self.kube = kube
+        self.digest_key = digest_key  # the installation's key (``release.digest_key``), loaded lazily
         # set when the agent shuts down: the action under way finishes, no other one starts
         self.stopping = stopping or threading.Event()
+        # False once this replica may no longer act (it lost the leader Lease): asked before
+        # every action, helm or a write to Helm storage (unlocking a pending revision)
+        self.may_act = may_act or (lambda: True)
         self.charts = charts
         self.settings = settings
         self.http = http  # for externalSourceRef values URLs
@@ -202,7 +208,9 @@ class Reconciler:
             return self._chart_failed(report, exc)
         report.chart_fetched(chart.name, chart.revision)
 
-        reader = ClusterValuesReader(identity.kube, chart.chart_dir, self.http, self._url_limits)
+        reader = ClusterValuesReader(
+            identity.kube, chart.chart_dir, self.http, self._url_limits, url_destinations(self.settings)
+        )
         try:
             composed = values_mod.compose_values(
                 values_spec(hr.namespace, hr.spec),
@@ -223,9 +231,11 @@ class Reconciler:
             chart.digest,
             composed.digest,
             self.settings.retry,
+            self.digest_key(),
             adopt_across_namespaces=self.settings.allow_adoption_across_namespaces,
         )
-        return Target(ref, hr.policy, desired, chart, composed.values)
+        unkeyed = unkeyed_digest(hr.policy, chart.digest, composed.digest)
+        return Target(ref, hr.policy, desired, chart, composed.values, unkeyed_digest=unkeyed)
 
     def _drive(self, report: StatusReport, target: Target, identity: Identity) -> Outcome:
         """Observe, plan, act, record; until the plan needs no helm call (or no progress is made)."""
@@ -237,6 +247,7 @@ class Reconciler:
             if observation is None:
                 observation = observe(identity.kube, target.ref, self.first_seen)
                 report.observed(observation.release)
+                target = _recognise_unkeyed_digest(target, observation)
             decision = pl.plan(
                 observation.release, memory, target.desired, now=self.clock(), drift_detected=drift_detected
             )
@@ -268,9 +279,10 @@ class Reconciler:
         if decision.action is last_action and decision.action is not pl.Action.TEST:
             # The same action twice in one run means storage did not move as expected.
             return Outcome(requeue_after=self.settings.retry.base_s, message="no progress; retrying later")
-        if self.stopping.is_set():
-            # Shutting down: start no helm action (one already run finished and is recorded);
-            # whoever reconciles next (this agent restarted, or the next leader) goes on.
+        if self.stopping.is_set() or not self.may_act():
+            # Shutting down, or no longer the leader: start no helm action (one already run
+            # finished and is recorded); whoever reconciles next (this agent restarted, or the
+            # next leader) goes on.
             log.info(
                 "stopping: next helm action left for later",
                 release=target.ref.key,
@@ -371,7 +383,7 @@ class Reconciler:
                 observed = None
             decision = pl.plan_deletion(observed, ref.owner, suspended=p.suspend)
             if decision.action is pl.Action.UNINSTALL:
-                if self.stopping.is_set():
+                if self.stopping.is_set() or not self.may_act():
                     return Outcome(requeue_after=self.settings.retry.base_s, message="stopping")
                 identity.actions.uninstall_on_deletion(report, p)
             else:
@@ -380,6 +392,7 @@ class Reconciler:
             self.kube.set_helmrelease_finalizers(
                 hr.namespace, hr.name, remaining, hr.metadata.resource_version or ""
             )
+            self.first_seen.forget_release(ref.target_namespace, ref.release_name)
         except HelmError as exc:
             report.event(True, "UninstallFailed", exc.message)
             return Outcome(requeue_after=self.settings.retry.base_s, ok=False, message=exc.message)
@@ -388,3 +401,13 @@ class Reconciler:
                 return Outcome()
             return Outcome(requeue_after=self.settings.retry.base_s, ok=False, message=str(exc))
         return Outcome()
+
+
+def _recognise_unkeyed_digest(target: Target, observation: Observation) -> Target:
+    """A release recorded by a version without the digest key carries the unkeyed digest: when it
+    is this desired state's, that is the digest to compare with, so upgrading the agent upgrades no
+    release (the keyed digest is recorded at the release's next change)."""
+    release = observation.release
+    if release is None or not target.unkeyed_digest or release.digest != target.unkeyed_digest:
+        return target
+    return replace(target, desired=replace(target.desired, digest=target.unkeyed_digest))

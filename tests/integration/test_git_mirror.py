@@ -13,6 +13,7 @@ import pytest
 
 from gitops_helm.adapters.git import (
     GitAuthError,
+    GitCommandFailed,
     GitConfigError,
     GitHostKeyError,
     GitPathNotFound,
@@ -305,3 +306,36 @@ def test_hanging_server_times_out_as_a_temporary_error(tmp_path: Path) -> None:
             mirror.ensure_mirror()
     assert info.value.temporary
     assert "1.5s" in str(info.value)
+
+
+def test_tree_ids_file_reads_and_exports_of_some_paths(tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True, timeout=30)
+    work = Work(tmp_path / "work")
+    first = work.commit(
+        {"charts/app/Chart.yaml": "name: app\n", "charts/lib/Chart.yaml": "name: lib\n", "docs/a.md": "1\n"},
+        "charts",
+    )
+    second = work.commit({"docs/a.md": "2\n"}, "docs only")
+    work.push(str(bare))
+    mirror = Mirror(tmp_path / "mirror", Remote(str(bare)))
+    mirror.ensure_mirror()
+
+    assert mirror.tree_id(first, "charts/app") == mirror.tree_id(second, "charts/app")
+    assert mirror.tree_id(first, "docs") != mirror.tree_id(second, "docs")
+    assert mirror.tree_id(first, "") != mirror.tree_id(second, "")
+    assert mirror.tree_id(first, "charts/app/Chart.yaml") is None  # a file, not a directory
+    assert mirror.tree_id(first, "absent") is None
+    assert mirror.read_file(first, "charts/lib/Chart.yaml", 1000) == b"name: lib\n"
+    assert mirror.read_file(first, "charts/lib/values.yaml", 1000) is None
+    with pytest.raises(GitCommandFailed, match="larger than 3 bytes"):
+        mirror.read_file(first, "charts/lib/Chart.yaml", 3)
+
+    out = mirror.export_paths(second, tmp_path / "out", ["charts/app", "charts/lib"]).path
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "charts/app/Chart.yaml",
+        "charts/lib/Chart.yaml",
+    ]
+    with pytest.raises(GitPathNotFound):
+        mirror.export_paths(second, tmp_path / "nope", ["charts/app", "charts/absent"])
+    assert not (tmp_path / "nope").exists()

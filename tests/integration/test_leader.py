@@ -17,22 +17,32 @@ class Clock:
         return self.now
 
 
+def _elector(kube: Kube, namespace: str, name: str, identity: str, clock: Clock) -> LeaderElector:
+    # one fake clock as both the wall clock (the record's stamps) and the monotonic one (deadlines)
+    settings = LeaderSettings(
+        namespace=namespace, name=name, identity=identity, lease_s=30, renew_deadline_s=20, retry_s=4
+    )
+    return LeaderElector(kube, settings, wall=clock, monotonic=clock)
+
+
 def test_one_leader_and_takeover_after_the_lease_expires(env: Env, namespace: str) -> None:
     kube = Kube(KubeSettings(kubeconfig=env["KUBECONFIG"]))
     clock = Clock()
     name = f"lease-{uuid.uuid4().hex[:6]}"
-    a = LeaderElector(kube, LeaderSettings(namespace=namespace, name=name, identity="a", lease_s=30), clock)
-    b = LeaderElector(kube, LeaderSettings(namespace=namespace, name=name, identity="b", lease_s=30), clock)
+    a = _elector(kube, namespace, name, "a", clock)
+    b = _elector(kube, namespace, name, "b", clock)
 
     assert a.step() is True
-    assert b.step() is False  # a live lease held by a
-    clock.now += 20
-    assert a.step() is True  # a renews
-    clock.now += 20
-    assert b.step() is False  # 20s after the renewal: still live
+    assert b.step() is False  # a live lease held by a (b watches it from now)
     clock.now += 15
-    assert b.step() is True  # 35s without renewal: b takes over
-    assert a.step() is False  # a sees b's live lease
+    assert a.step() is True  # a renews, then stops renewing
+    clock.now += 10
+    assert b.step() is False  # b sees the renewal now: it counts 30 s from here
+    clock.now += 29
+    assert b.step() is False
+    clock.now += 1
+    assert b.step() is True  # b watched the record unchanged for the lease duration
+    assert a.step() is False  # a is past its renew deadline (and b holds the Lease)
     lease = env.kube_json("lease", name, "-n", namespace)
     assert lease["spec"]["holderIdentity"] == "b"
     assert lease["spec"]["leaseTransitions"] == 1
@@ -42,15 +52,14 @@ def test_racing_for_an_expired_lease_has_exactly_one_winner(env: Env, namespace:
     kube = Kube(KubeSettings(kubeconfig=env["KUBECONFIG"]))
     clock = Clock()
     name = f"lease-{uuid.uuid4().hex[:6]}"
-    first = LeaderElector(kube, LeaderSettings(namespace=namespace, name=name, identity="old"), clock)
+    first = _elector(kube, namespace, name, "old", clock)
     assert first.step()
+    racers = [_elector(kube, namespace, name, i, clock) for i in "xy"]
+    assert [r.step() for r in racers] == [False, False]  # both watch the old holder's record
     clock.now += 60
-    # Both candidates read the expired lease before either writes: the resourceVersion guard
-    # lets exactly one replace it.
+    # Both candidates read the (now expired) lease before either writes: the resourceVersion
+    # guard lets exactly one replace it.
     lease = kube.get_lease(namespace, name)
-    racers = [
-        LeaderElector(kube, LeaderSettings(namespace=namespace, name=name, identity=i), clock) for i in "xy"
-    ]
     for r in racers:
         r.kube = _Frozen(kube, lease)  # type: ignore[assignment]
     wins = [r.step() for r in racers]

@@ -81,7 +81,9 @@ def test_values_from_every_source_kind_merged_in_order(
         namespace,
         "--from-literal=custom.yaml=fromSecret: true\nmessage: from-secret\n",
     )
-    agent = start_agent(namespace, helm)
+    # the values server is on 127.0.0.1: refused unless internal URLs are allowed (the refusal
+    # is tested in test_reconcile_hostile_input.py)
+    agent = start_agent(namespace, helm, allow_internal_urls=True)
     spec = {
         "valuesFrom": [
             {"chartFileRef": {"path": "extra-values.yaml"}},

@@ -18,6 +18,7 @@ from gitops_helm.api import (
     serialise_helmrelease,
     set_condition,
 )
+from gitops_helm.api.parse import MAX_TIMEOUT
 from tests.unit.test_api_crd import schema, validate
 from tests.unit.test_api_examples import GIT_CHART, REPO_CHART, full_manifest, manifest
 
@@ -104,7 +105,7 @@ def test_corrupting_any_field_raises_only_spec_error_and_accepted_objects_fit_th
 
 names = st.from_regex(r"[a-z]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
 bools = st.booleans()
-seconds = st.integers(min_value=1, max_value=10**6)
+seconds = st.integers(min_value=1, max_value=MAX_TIMEOUT)  # a longer timeout is invalid
 retries = st.integers(min_value=-1, max_value=20)
 git_charts = st.fixed_dictionaries(
     {"git": st.just("https://example.com/charts.git"), "path": st.sampled_from(["charts/a", "b", "./c/d"])},

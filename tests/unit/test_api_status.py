@@ -259,6 +259,8 @@ def test_parse_status_is_lenient() -> None:
             {"type": "Deployed", "status": "True"},
             {"type": "Tested", "status": "True", "lastTransitionTime": "2024-05-01T12:00:00Z"},
             {"type": "Tested", "status": "False", "lastTransitionTime": "2024-05-01T12:00:00Z"},
+            # a type the CRD does not admit (written back, the API server would refuse the status)
+            {"type": "0", "status": "True", "lastTransitionTime": "2024-05-01T12:00:00Z"},
         ],
     }
     status = parse_status(raw)

@@ -87,7 +87,7 @@ def test_helm_that_cannot_be_started_is_a_temporary_error(
     def refuse(*args: object, **kwargs: object) -> None:
         raise error
 
-    monkeypatch.setattr(subprocess, "run", refuse)
+    monkeypatch.setattr(subprocess, "Popen", refuse)
     with pytest.raises(HelmError) as caught:
         helm.upgrade("app", "ns", "/charts/hello", {}, UpgradeOptions(), install=True)
     assert caught.value.kind is HelmErrorKind.TEMPORARY

@@ -216,6 +216,20 @@ def test_invalid_urls_and_redirect_loops_are_permanent(
             client.get(url, limits=LIMITS)
 
 
+def test_a_chain_of_slow_redirects_hits_the_total_deadline(
+    client: HTTPClient, serve: Callable[..., LocalServer]
+) -> None:
+    # each hop answers within the read timeout; 30 hops of 0.2 s take 6 s, so only the total
+    # deadline of 1 s (checked on every hop) can end the chain before "too many redirects"
+    server = serve(
+        lambda r: delayed(0.2, (302, {"Location": f"/hop{len(r.path)}", "Connection": "close"}, b""))
+    )
+    limits = Limits(connect_s=2.0, read_s=2.0, total_s=1.0, max_bytes=1024)
+    with pytest.raises(HTTPDeadlineError, match=r"took longer than 1s"):
+        client.get(f"{server.url}/start", limits=limits)
+    assert len(server.seen) < 30
+
+
 def test_redirects_are_followed(client: HTTPClient, serve: Callable[..., LocalServer]) -> None:
     server = serve(lambda r: (301, {"Location": "/b"}, b"") if r.path == "/a" else (200, {}, b"at b"))
     resp = client.get(f"{server.url}/a", limits=LIMITS)

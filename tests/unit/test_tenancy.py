@@ -188,6 +188,7 @@ def _desired(namespace: str, target: str, *, across: bool = False) -> Desired:
         "sha256:c",
         "sha256:v",
         RetrySettings(),
+        b"installation-key",
         adopt_across_namespaces=across,
     )
 

@@ -9,7 +9,7 @@ from typing import cast
 import pytest
 
 from gitops_helm import values as values_mod
-from gitops_helm.adapters.http import HTTPClient, HTTPSizeLimitError, HTTPStatusError, Limits
+from gitops_helm.adapters.http import Destinations, HTTPClient, HTTPSizeLimitError, HTTPStatusError, Limits
 from gitops_helm.adapters.kube import Kube
 from gitops_helm.api.spec import ExternalValuesSource
 from gitops_helm.release.values_reader import ClusterValuesReader
@@ -31,7 +31,13 @@ def reader() -> Iterator[tuple[ClusterValuesReader, str]]:
         return ROUTES.get(request.path, (404, {}, b""))
 
     with LocalServer(handler) as server, HTTPClient() as http:
-        yield ClusterValuesReader(cast(Kube, None), None, http, Limits(2.0, 2.0, 10.0, 64)), server.url
+        # the server is on loopback: allowed here as by --allow-internal-urls (refusals are in
+        # test_values_url_destinations.py)
+        anywhere = Destinations(refuse_local=False)
+        yield (
+            ClusterValuesReader(cast(Kube, None), None, http, Limits(2.0, 2.0, 10.0, 64), anywhere),
+            server.url,
+        )
 
 
 def test_url_values(reader: tuple[ClusterValuesReader, str]) -> None:

@@ -1,0 +1,149 @@
+"""The agent's HTTP endpoint against slow and hostile clients, over real sockets: a client that
+drips its request a byte at a time holds no thread and is cut off at the read deadline, many of
+them cannot keep ``/healthz`` from answering, and oversized heads and bodies are refused."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from gitops_helm.config import HTTPServerSettings
+from gitops_helm.server import Hooks, Server
+
+SECRET = "webhook-secret"
+WAIT_S = 60.0  # generous: only ever reached when the behaviour is wrong
+
+
+@pytest.fixture
+def start() -> Iterator[Callable[[HTTPServerSettings], Server]]:
+    servers: list[Server] = []
+    triggered: list[int] = []
+
+    def make(limits: HTTPServerSettings) -> Server:
+        hooks = Hooks(
+            ready=lambda: (True, "ready"),
+            git_trigger=lambda: triggered.append(1),
+            webhook_secret=SECRET,
+        )
+        server = Server("127.0.0.1", 0, hooks, limits)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def get(server: Server, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT_S)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+class SlowClient:
+    """A real client that sends its request one byte at a time, in a thread of its own, until
+    the server closes the connection (or the request is all sent)."""
+
+    def __init__(self, port: int, request: bytes, interval: float) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT_S)
+        self.closed_by_server = threading.Event()
+        self._thread = threading.Thread(target=self._drip, args=(request, interval), daemon=True)
+        self._thread.start()
+
+    def _drip(self, request: bytes, interval: float) -> None:
+        for byte in request:
+            try:
+                self.sock.sendall(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(interval)
+        try:
+            self.sock.settimeout(WAIT_S)
+            while self.sock.recv(4096):
+                pass
+        except OSError:
+            pass
+        self.closed_by_server.set()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def endless_head() -> bytes:
+    return b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 10_000
+
+
+def test_a_client_dripping_its_head_is_cut_off_at_the_read_deadline(
+    start: Callable[[HTTPServerSettings], Server],
+) -> None:
+    server = start(HTTPServerSettings(read_timeout_s=1.0))
+    client = SlowClient(server.port, endless_head(), interval=0.05)
+    try:
+        # the client would go on for 10 minutes; the server closes the connection long before
+        assert client.closed_by_server.wait(WAIT_S)
+    finally:
+        client.close()
+
+
+def test_a_client_dripping_a_webhook_body_is_cut_off_at_the_read_deadline(
+    start: Callable[[HTTPServerSettings], Server],
+) -> None:
+    server = start(HTTPServerSettings(read_timeout_s=1.0))
+    body = b"{" + b" " * 10_000 + b"}"
+    head = (
+        b"POST /hooks/git HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    client = SlowClient(server.port, head + body, interval=0.0005)
+    try:
+        assert client.closed_by_server.wait(WAIT_S)
+    finally:
+        client.close()
+
+
+def test_many_slow_clients_hold_no_thread_and_healthz_answers(
+    start: Callable[[HTTPServerSettings], Server],
+) -> None:
+    server = start(HTTPServerSettings(max_connections=16, max_active=4, read_timeout_s=600.0))
+    threads_before = threading.active_count()
+    clients = [SlowClient(server.port, endless_head(), interval=0.2) for _ in range(40)]
+    try:
+        # every slow client has a connection open and has sent part of its head
+        time.sleep(1.0)
+        assert get(server, "/healthz") == (200, b"ok\n")
+        assert get(server, "/readyz") == (200, b"ready\n")
+        # the dripping clients hold no thread of the server: beyond their own 40, at most the
+        # threads of the two answered requests may still be finishing
+        assert threading.active_count() <= threads_before + 40 + 2
+        # beyond max_connections the oldest connections were closed to make room
+        assert all(c.closed_by_server.wait(WAIT_S) for c in clients[: 40 - 16])
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_an_oversized_head_and_body_are_refused(start: Callable[[HTTPServerSettings], Server]) -> None:
+    server = start(HTTPServerSettings(max_head_bytes=1024, max_body_bytes=100))
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT_S)
+    try:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 4096)
+        assert sock.recv(4096).startswith(b"HTTP/1.0 431 ")
+    finally:
+        sock.close()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT_S)
+    try:
+        conn.request("POST", "/hooks/git", body=b"x" * 101)
+        assert conn.getresponse().status == 413
+    finally:
+        conn.close()
+    assert get(server, "/healthz") == (200, b"ok\n")
