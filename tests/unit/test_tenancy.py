@@ -5,12 +5,15 @@ tests/integration/test_tenancy.py)."""
 from __future__ import annotations
 
 import argparse
+import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gitops_helm.adapters.helm import HelmError, HelmErrorKind, UpgradeOptions
 from gitops_helm.agent import ssh_key_hosts
 from gitops_helm.api import (
     SpecError,
@@ -41,6 +44,7 @@ from gitops_helm.release.plan import (
     plan_deletion,
 )
 from tests.unit.test_api_examples import full_manifest, manifest
+from tests.unit.test_helm_cancel import _helm, _pid, _wait
 
 ME = "apps.web"
 
@@ -270,3 +274,33 @@ def test_by_default_the_key_serves_the_synced_repositorys_host_only() -> None:
     assert from_env.git.ssh_key_hosts == ("a.example", "b.example")
     assert run_settings("--allow-local-chart-git", "true").allow_local_chart_git is True
     assert run_settings().allow_local_chart_git is False
+
+
+# --- helm acting as a ServiceAccount stays under the agent's fence --------------------------
+
+
+def test_cancel_all_also_stops_the_helm_copies_acting_as_service_accounts(tmp_path: Path) -> None:
+    helm = _helm(tmp_path)
+    as_b = helm.impersonating("system:serviceaccount:team-b:deployer")
+    assert as_b is helm.impersonating("system:serviceaccount:team-b:deployer")
+    assert as_b.user == "system:serviceaccount:team-b:deployer" and helm.user is None
+    errors: list[HelmError] = []
+
+    def upgrade() -> None:
+        try:
+            as_b.upgrade("app", "team-b", "/charts/hello", {}, UpgradeOptions(timeout_s=300), install=False)
+        except HelmError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=upgrade)
+    worker.start()
+    _wait("helm to start its child", lambda: _pid(tmp_path / "child.pid") and _pid(tmp_path / "helm.pid"))
+    killed = helm.cancel_all("this replica lost the leader Lease")
+    worker.join(30)
+    assert not worker.is_alive()
+    assert len(killed) == 1 and [e.kind for e in errors] == [HelmErrorKind.INTERRUPTED]
+    # after the cancel, no copy starts an acting operation: neither this one nor a new one
+    for copy in (as_b, helm.impersonating("system:serviceaccount:team-a:deployer")):
+        with pytest.raises(HelmError) as refused:
+            copy.uninstall("app", "team-b", 30)
+        assert refused.value.kind is HelmErrorKind.INTERRUPTED
