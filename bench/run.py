@@ -110,9 +110,9 @@ def bench_index() -> tuple[Callable[[], Any], Callable[[], Any]]:
                 "    created: '2026-01-01T00:00:00Z'",
             ]
     data = "\n".join(lines).encode()
-    parsed = parse_index(data, source="bench")
+    parsed = parse_index(data, source="bench", max_bytes=len(data))
     return (
-        lambda: parse_index(data, source="bench"),
+        lambda: parse_index(data, source="bench", max_bytes=len(data)),
         lambda: resolve_in_index(parsed, "https://bench.invalid", "chart7", "^1.5.0"),
     )
 

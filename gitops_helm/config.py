@@ -12,13 +12,14 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gitops_helm.errors import ConfigError
 
 __all__ = [
     "ConfigError",
+    "FailureDiagnosisSettings",
     "GitSourceSettings",
     "HTTPServerSettings",
     "LivenessSettings",
@@ -115,6 +116,23 @@ class LivenessSettings:
 
 
 @dataclass(frozen=True)
+class FailureDiagnosisSettings:
+    """How much the agent reads and says about a release's objects after a failed helm action.
+
+    Read only on failure, never on the unchanged path; every number bounds cost or size."""
+
+    max_objects: int = 4  # unhealthy workload objects named in one message
+    pods_per_object: int = 2  # failing pods named per workload
+    events_per_object: int = 3  # newest Events quoted per object
+    events_listed: int = 50  # Events read per object before the newest are chosen
+    message_max_chars: int = 1024  # the whole diagnosis in the status and the Event
+    log_lines: int = 10  # lines of a failing container's log tail (agent log only); 0: none
+    log_bytes: int = 2048
+    request_timeout_s: float = 5.0  # each read
+    budget_s: float = 15.0  # all reads of one diagnosis; the rest is reported as not read
+
+
+@dataclass(frozen=True)
 class CacheSettings:
     """Bounds of the chart caches (Git chart mirrors and exports, chart archives, unpacked
     charts, repository indexes). Nothing a current HelmRelease uses is ever removed."""
@@ -193,6 +211,7 @@ class Settings:
     leader_election_retry_period_s: float = 4.0
     retry: RetrySettings = field(default_factory=RetrySettings)
     liveness: LivenessSettings = field(default_factory=LivenessSettings)
+    failure_diagnosis: FailureDiagnosisSettings = field(default_factory=FailureDiagnosisSettings)
     # a helm release operation is killed this long after what its own --timeout allows (helm
     # applies --timeout to pre-hooks, the wait and post-hooks separately: 3 x timeout)
     helm_kill_margin_s: float = 30.0
@@ -226,6 +245,18 @@ def _bool(text: str, name: str) -> bool:
     if low in ("0", "false", "no", "off", ""):
         return False
     raise ConfigError(f"{name}: {text!r} is not a boolean (true/false)")
+
+
+def _count(text: str | None, name: str, default: int, *, minimum: int) -> int:
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name}: {text!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}")
+    return value
 
 
 def _read_secret_file(path: str, name: str) -> str:
@@ -326,6 +357,16 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         "--shutdown-grace",
         help="on SIGTERM, let in-flight helm actions finish for this long; start nothing new. Keep it "
         "below the pod's terminationGracePeriodSeconds (default: 5m)",
+    )
+    r.add_argument(
+        "--failure-message-max",
+        help="longest description of a failed release's objects and Events in its status and Event "
+        "(characters; default: 1024)",
+    )
+    r.add_argument(
+        "--failure-log-lines",
+        help="lines of a failing pod's log the agent logs after a failed release (never written to "
+        "status or Events); 0: none (default: 10)",
     )
     r.add_argument(
         "--cache-max-age",
@@ -437,6 +478,11 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
     retry = RetrySettings(
         base_s=get_dur("retry-base", defaults.retry.base_s), max_s=get_dur("retry-max", defaults.retry.max_s)
     )
+    diagnosis = replace(
+        defaults.failure_diagnosis,
+        message_max_chars=_count(get("failure-message-max"), "--failure-message-max", 1024, minimum=80),
+        log_lines=_count(get("failure-log-lines"), "--failure-log-lines", 10, minimum=0),
+    )
     git = GitSourceSettings(
         url=get("git-url"),
         branch=get("git-branch"),
@@ -510,6 +556,7 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         leader_election_renew_deadline_s=renew_deadline_s,
         leader_election_retry_period_s=retry_period_s,
         retry=retry,
+        failure_diagnosis=diagnosis,
         shutdown_grace_s=get_dur("shutdown-grace", defaults.shutdown_grace_s),
         git=git,
         sync=sync,

@@ -39,8 +39,14 @@ Values JSON cannot hold are errors: ``.nan``, ``.inf``, ``!!set``, and tags no o
 A caller that needs stricter rules checks the data after decoding.
 
 Limits (:class:`Limits`, one set for every caller, :data:`LIMITS`; only the Helm repository
-index, which may legitimately be 100 MiB, passes larger ones): bytes of input, values per
-document after alias and merge expansion ("billion laughs"), and nesting depth.
+index, which may legitimately be as large as helmrepo's ``max_index_bytes``, passes larger ones):
+bytes of input, values per document after alias and merge expansion ("billion laughs"), and
+nesting depth. Files are read with :func:`read_file`, which stops one byte past the byte limit.
+
+Memory: a composed node tree costs about 25 times its text, so ``strings_only`` documents (the
+large ones: repository indexes) are built straight from the parser's events instead, and
+``reduce_at`` lets the caller drop what it does not need as each value is built (an index of
+20 MiB then costs about 2.5 times its size at its peak).
 
 Every failure is one :class:`YAMLError` (permanent) with the 1-based line and column when known;
 callers add the file or field. ``syntax`` tells whether the text is not YAML at all, or is YAML
@@ -50,8 +56,9 @@ that breaks one of the rules above.
 from __future__ import annotations
 
 import math
+import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -76,11 +83,13 @@ __all__ = [
     "LIMITS",
     "Document",
     "Limits",
+    "Reducer",
     "YAMLError",
     "dump",
     "key_text",
     "load",
     "load_all",
+    "read_file",
 ]
 
 _MiB = 1024 * 1024
@@ -97,6 +106,9 @@ class Limits:
 
 #: The limits of every caller but the Helm repository index.
 LIMITS: Final = Limits()
+
+#: ``(depth, reduce)`` of :func:`load`: what to keep of each value nested ``depth`` levels deep.
+Reducer = tuple[int, Callable[[Any], Any]]
 
 
 class YAMLError(GitopsHelmError):
@@ -362,6 +374,111 @@ class _Builder:
         return out
 
 
+class _StreamingStrings:
+    """Builds one strings-only document straight from the parser's events, never composing nodes.
+
+    PyYAML's composed node tree costs about 25 times the text (a 20 MB Helm repository index made
+    the process grow by 500 MiB); built from events, only the data is kept (about 3 times the
+    text, keys and short values shared). Same rules and limits as :class:`_Builder` with
+    ``strings_only``: every scalar is its text, anchors and aliases are expanded into copies that
+    count against the limits, tags are ignored, ``<<`` is an ordinary key.
+    """
+
+    __slots__ = ("anchors", "budget", "limits", "loader", "reduce_at", "shared", "unique_keys")
+
+    def __init__(
+        self, loader: Any, limits: Limits, *, unique_keys: bool, reduce_at: Reducer | None = None
+    ) -> None:
+        self.loader = loader
+        self.limits = limits
+        self.unique_keys = unique_keys
+        self.reduce_at = reduce_at
+        self.budget = limits.max_nodes
+        self.anchors: dict[str, Any] = {}
+        self.shared: dict[str, str] = {}  # one object for each short text seen (keys, "v2", ...)
+
+    def document(self) -> Any:
+        """The data of the stream's single document (None when there is none)."""
+        loader = self.loader
+        loader.get_event()  # StreamStartEvent
+        if loader.check_event(yaml.StreamEndEvent):
+            return None
+        loader.get_event()  # DocumentStartEvent
+        data = self.build(loader.get_event(), 0)
+        loader.get_event()  # DocumentEndEvent
+        if not loader.check_event(yaml.StreamEndEvent):
+            mark = loader.peek_event().start_mark
+            problem = "expected a single document in the stream, but found another document"
+            raise YAMLError(problem, mark.line + 1, mark.column + 1, syntax=True)
+        return data
+
+    def spend(self, event: Any, depth: int) -> None:
+        self.budget -= 1
+        if self.budget < 0:
+            message = f"document expands to more than {self.limits.max_nodes} values (YAML aliases?)"
+            raise _event_error(event, message)
+        if depth > self.limits.max_depth:
+            raise _event_error(event, f"document is nested more than {self.limits.max_depth} levels deep")
+
+    def text(self, value: str) -> str:
+        if len(value) > 32:
+            return value
+        return self.shared.setdefault(value, value)
+
+    def build(self, event: Any, depth: int) -> Any:
+        self.spend(event, depth)
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in self.anchors:
+                raise _event_error(event, f"found undefined alias {event.anchor!r}", syntax=True)
+            self.budget += 1  # the copy counts every value it holds, this one included
+            return self.copy(self.anchors[event.anchor], event, depth)
+        data: Any
+        if isinstance(event, yaml.ScalarEvent):
+            data = self.text(event.value)
+        elif isinstance(event, yaml.SequenceStartEvent):
+            data = []
+            while not self.loader.check_event(yaml.SequenceEndEvent):
+                data.append(self.build(self.loader.get_event(), depth + 1))
+            self.loader.get_event()
+        else:
+            data = self.mapping(event, depth)
+        if self.reduce_at is not None and depth == self.reduce_at[0]:
+            data = self.reduce_at[1](data)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = data
+        return data
+
+    def mapping(self, start: Any, depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        first: dict[str, Any] = {}
+        while not self.loader.check_event(yaml.MappingEndEvent):
+            key_event = self.loader.get_event()
+            key = self.build(key_event, depth + 1)
+            if not isinstance(key, str):
+                kind = "list" if isinstance(key, list) else "dict"
+                raise _event_error(key_event, f"unsupported map key of type {kind}", syntax=True)
+            if self.unique_keys:
+                if key in first:
+                    line = first[key].start_mark.line + 1
+                    raise _event_error(key_event, f"duplicate mapping key '{key}' (first at line {line})")
+                first[key] = key_event
+            out[key] = self.build(self.loader.get_event(), depth + 1)
+        self.loader.get_event()
+        return out
+
+    def copy(self, data: Any, event: Any, depth: int) -> Any:
+        self.spend(event, depth)
+        if isinstance(data, list):
+            return [self.copy(item, event, depth + 1) for item in data]
+        if isinstance(data, dict):
+            return {key: self.copy(value, event, depth + 1) for key, value in data.items()}
+        return data
+
+
+def _event_error(event: Any, problem: str, *, syntax: bool = False) -> YAMLError:
+    return YAMLError(problem, event.start_mark.line + 1, event.start_mark.column + 1, syntax=syntax)
+
+
 def _duplicate(name: str, first: Node, again: Node) -> YAMLError:
     same = (first.tag, first.value) == (again.tag, again.value)
     how = "" if same else " after conversion to string"
@@ -460,14 +577,21 @@ def load(
     limits: Limits = LIMITS,
     unique_keys: bool = True,
     strings_only: bool = False,
+    reduce_at: Reducer | None = None,
 ) -> Any:
     """The data of a single-document YAML text (None when it is empty). Raises :class:`YAMLError`.
 
     ``strings_only``: no implicit types, no merge keys, every scalar is its text (as PyYAML's
     BaseLoader: ``version: 1.10`` stays ``"1.10"``, ``~`` stays ``"~"``); for the Helm repository
     index, whose versions must not become floats.
+
+    ``reduce_at`` (with ``strings_only``): ``(depth, reduce)``; every value nested ``depth``
+    levels deep is replaced by ``reduce(value)`` as soon as it is built, so that a caller needing
+    little of a large document never holds all of it (the top-level value is at depth 0).
     """
     with _decoding(text, limits, unique_keys, strings_only) as (loader, builder):
+        if strings_only:  # the large inputs (repository indexes): built from events, see the class
+            return _StreamingStrings(loader, limits, unique_keys=unique_keys, reduce_at=reduce_at).document()
         node = loader.get_single_node()
         return None if node is None else builder.document(node)
 
@@ -491,6 +615,20 @@ def load_all(
             if data is not None:
                 documents.append(Document(data, node.start_mark.line + 1, node))
     return documents
+
+
+def read_file(path: str | os.PathLike[str], *, limits: Limits = LIMITS) -> bytes:
+    """The bytes of a YAML file for :func:`load`, never more than ``limits.max_bytes`` in memory.
+
+    A larger file (a hostile chart's ``Chart.yaml`` or values file) is a :class:`YAMLError`
+    after reading one byte over the limit, not after reading the whole file. ``OSError`` as
+    ``open`` raises it.
+    """
+    with open(path, "rb") as fh:
+        data = fh.read(limits.max_bytes + 1)
+    if len(data) > limits.max_bytes:
+        raise YAMLError(f"YAML file is larger than the limit of {limits.max_bytes} bytes", syntax=False)
+    return data
 
 
 def dump(data: Any, *, sort_keys: bool = True) -> str:

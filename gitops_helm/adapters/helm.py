@@ -520,7 +520,7 @@ class Helm:
     def dependency_build_needed(self, chart_dir: Path) -> bool:
         """True when Chart.yaml declares dependencies (so ``dependency update`` has work to do)."""
         try:
-            meta = yamlio.load((chart_dir / "Chart.yaml").read_bytes(), unique_keys=False) or {}
+            meta = yamlio.load(yamlio.read_file(chart_dir / "Chart.yaml"), unique_keys=False) or {}
         except (OSError, yamlio.YAMLError):
             return False
         return bool(isinstance(meta, dict) and meta.get("dependencies"))

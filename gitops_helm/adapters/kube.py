@@ -513,6 +513,106 @@ class Kube:
             err = _classify(exc, "create event")
             del err
 
+    # -- failure diagnosis: workloads, their pods, Events, log tails ---------------------------
+    # Read only after a failed helm action, each with the caller's (shorter) deadline; objects are
+    # returned as plain API data (camelCase keys, timestamps as RFC 3339 text).
+
+    def _deadline(self, timeout_s: float | None) -> tuple[float, float] | float:
+        if timeout_s is None:
+            return self._t
+        return (min(self.settings.connect_timeout_s, timeout_s), timeout_s)
+
+    def get_workload(
+        self, kind: str, namespace: str, name: str, *, timeout_s: float | None = None
+    ) -> dict[str, Any] | None:
+        """A Deployment, StatefulSet, DaemonSet, Job or Pod as plain data, or None if absent."""
+        apps, batch = client.AppsV1Api(self.api), client.BatchV1Api(self.api)
+        readers: dict[str, Any] = {
+            "Deployment": apps.read_namespaced_deployment,
+            "StatefulSet": apps.read_namespaced_stateful_set,
+            "DaemonSet": apps.read_namespaced_daemon_set,
+            "Job": batch.read_namespaced_job,
+            "Pod": self.core.read_namespaced_pod,
+        }
+        if kind not in readers:
+            raise KubeError(KubeErrorKind.NO_KIND, f"get {kind} {namespace}/{name}", "not a workload kind")
+        try:
+            obj = readers[kind](name, namespace, _request_timeout=self._deadline(timeout_s))
+        except Exception as exc:
+            err = _classify(exc, f"get {kind} {namespace}/{name}")
+            if err.kind is KubeErrorKind.NOT_FOUND:
+                return None
+            raise err from None
+        return cast(dict[str, Any], self.api.sanitize_for_serialization(obj))
+
+    def list_pods(
+        self, namespace: str, label_selector: str, *, limit: int, timeout_s: float | None = None
+    ) -> list[dict[str, Any]]:
+        """At most ``limit`` Pods matching ``label_selector``, as plain data."""
+        try:
+            res = self.core.list_namespaced_pod(
+                namespace,
+                label_selector=label_selector,
+                limit=limit,
+                _request_timeout=self._deadline(timeout_s),
+            )
+        except Exception as exc:
+            raise _classify(exc, f"list pods {namespace} ({label_selector})") from None
+        return [cast(dict[str, Any], self.api.sanitize_for_serialization(p)) for p in res.items[:limit]]
+
+    def list_events(
+        self,
+        namespace: str,
+        kind: str,
+        name: str,
+        uid: str | None,
+        *,
+        limit: int,
+        timeout_s: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Events about one object (by kind and name, and uid when known), at most ``limit``,
+        in the API server's order: the caller sorts them."""
+        selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+        if uid:
+            selector += f",involvedObject.uid={uid}"
+        try:
+            res = self.core.list_namespaced_event(
+                namespace, field_selector=selector, limit=limit, _request_timeout=self._deadline(timeout_s)
+            )
+        except Exception as exc:
+            raise _classify(exc, f"list events of {kind} {namespace}/{name}") from None
+        return [cast(dict[str, Any], self.api.sanitize_for_serialization(e)) for e in res.items[:limit]]
+
+    def pod_log_tail(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        *,
+        lines: int,
+        max_bytes: int,
+        previous: bool = False,
+        timeout_s: float | None = None,
+    ) -> str:
+        """The last ``lines`` lines (at most ``max_bytes``) of a container's log (raises KubeError:
+        a node that serves no logs, such as a simulated one, answers with an error)."""
+        try:
+            response: Any = self.core.read_namespaced_pod_log(
+                pod,
+                namespace,
+                container=container,
+                tail_lines=lines,
+                limit_bytes=max_bytes,
+                previous=previous,
+                _preload_content=False,
+                _request_timeout=self._deadline(timeout_s),
+            )
+            data = response.read(max_bytes)
+            response.release_conn()
+        except Exception as exc:
+            raise _classify(exc, f"read log of pod {namespace}/{pod} container {container}") from None
+        return bytes(data).decode("utf-8", errors="replace")
+
     # -- leader election ---------------------------------------------------------------------
 
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:

@@ -168,7 +168,7 @@ def load_repositories_file(path: Path) -> RepositoriesFile:
     insecure_skip_tls_verify, pass_credentials_all. File contents are read when used.
     """
     try:
-        doc: Any = yamlio.load(path.read_bytes(), unique_keys=False)  # as helm: the last key wins
+        doc: Any = yamlio.load(yamlio.read_file(path), unique_keys=False)  # as helm: the last key wins
     except OSError as exc:
         raise AuthConfigError(f"cannot read {path}: {exc.strerror}") from None
     except yamlio.YAMLError as exc:

@@ -4,9 +4,10 @@ Place in the data flow: `helmrepo` streams a downloaded chart archive into `Char
 which verifies its sha256 and publishes it as `<root>/charts/sha256/<hex>.tgz` (temp file +
 rename, so a reader never sees a partial file). A cached digest is never downloaded again.
 The helm adapter is given that `.tgz`; code that needs the chart's files (values
-`chartFileRef`, dependency handling) calls `ChartCache.unpack` or `extract_chart`, which refuse
-absolute paths, `..`, links leaving the chart, device and other special files, and archives
-over the size limits. Extracted directories are shared: treat them as read-only.
+`chartFileRef`, dependency handling) calls `ChartCache.unpack`, which extracts with
+`archive.extract_chart` (bounded streaming checks of every member before anything is written:
+absolute paths, `..`, link chains leaving the chart, special files, size and count limits).
+Extracted directories are shared: treat them as read-only.
 
 No network I/O here; errors are the permanent `ArchiveError`, `SizeLimitError` and
 `DigestMismatchError` of `gitops_helm.charts.errors`.
@@ -16,16 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
 import re
 import shutil
-import tarfile
 import tempfile
-import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
+from gitops_helm.charts.archive import DEFAULT_LIMITS, ExtractLimits, extract_chart
 from gitops_helm.charts.errors import ArchiveError, DigestMismatchError, SizeLimitError
 
 __all__ = ["ChartCache", "ExtractLimits", "extract_chart", "is_sha256"]
@@ -37,15 +35,6 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 def is_sha256(text: str) -> bool:
     """Whether `text` is a lower-case hex sha256 digest."""
     return bool(_HEX64.match(text))
-
-
-@dataclass(frozen=True)
-class ExtractLimits:
-    """Limits for extracting a chart (Helm's defaults: 100 MiB in all, 5 MiB per file)."""
-
-    max_total_bytes: int = 100 * _MiB
-    max_file_bytes: int = 5 * _MiB
-    max_members: int = 10_000
 
 
 class ChartCache:
@@ -106,7 +95,7 @@ class ChartCache:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def unpack(self, hexdigest: str, limits: ExtractLimits = ExtractLimits()) -> Path:
+    def unpack(self, hexdigest: str, limits: ExtractLimits = DEFAULT_LIMITS) -> Path:
         """The directory of the cached chart's files (extracted once per digest).
 
         Returns `<root>/charts/unpacked/<hex>/<chart>`; raises `ArchiveError` when the archive
@@ -130,74 +119,3 @@ class ChartCache:
                 shutil.rmtree(tmp, ignore_errors=True)
         tops = [p for p in dest.iterdir() if p.is_dir()]
         return tops[0]
-
-
-def _clean(name: str, what: str) -> list[str]:
-    """The path components of an archive member name; refuses absolute paths and `..`."""
-    if name.startswith("/") or "\\" in name:
-        raise ArchiveError(f"{what}: unsafe path {name!r} (absolute or with backslashes)")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ArchiveError(f"{what}: unsafe path {name!r} (contains '..')")
-    return parts
-
-
-def _check_member(member: tarfile.TarInfo, parts: list[str], top: str, links: set[str], what: str) -> None:
-    name = member.name
-    if any("/".join(parts[:i]) in links for i in range(1, len(parts))):
-        raise ArchiveError(f"{what}: {name!r} is beneath a link")
-    if member.issym() or member.islnk():
-        target = member.linkname
-        if member.issym():
-            if target.startswith("/"):
-                raise ArchiveError(f"{what}: link {name!r} points outside the chart")
-            target = posixpath.join(posixpath.dirname("/".join(parts)), target)
-        resolved = posixpath.normpath(target)
-        if not (resolved == top or resolved.startswith(top + "/")):
-            raise ArchiveError(f"{what}: link {name!r} points outside the chart")
-        links.add("/".join(parts))
-    elif not (member.isreg() or member.isdir()) or member.issparse():
-        raise ArchiveError(f"{what}: {name!r} is a device, FIFO or other special file")
-
-
-def extract_chart(archive: Path, dest: Path, limits: ExtractLimits = ExtractLimits()) -> str:
-    """Extract a chart `.tgz` into `dest` (created if needed); return the chart's top directory.
-
-    Every member is checked before anything is written: one top-level directory, no absolute
-    paths or `..`, links only to places inside the chart, no special files, at most
-    `limits.max_members` members and the byte limits. Extraction then runs with tarfile's
-    `data` filter as a second line of defence.
-    """
-    what = f"chart archive {archive.name}"
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            top: str | None = None
-            links: set[str] = set()
-            members: list[tarfile.TarInfo] = []
-            total = 0
-            for member in tar:
-                if len(members) >= limits.max_members:
-                    raise SizeLimitError(f"{what} has more than {limits.max_members} files")
-                parts = _clean(member.name, what)
-                if not parts:
-                    continue
-                if top is None:
-                    top = parts[0]
-                if parts[0] != top or (len(parts) == 1 and not member.isdir()):
-                    raise ArchiveError(f"{what}: {member.name!r} is not inside the chart directory {top!r}")
-                _check_member(member, parts, top, links, what)
-                if member.size > limits.max_file_bytes:
-                    raise SizeLimitError(
-                        f"{what}: {member.name!r} is larger than {limits.max_file_bytes} bytes"
-                    )
-                total += member.size
-                if total > limits.max_total_bytes:
-                    raise SizeLimitError(f"{what} expands to more than {limits.max_total_bytes} bytes")
-                members.append(member)
-            if top is None:
-                raise ArchiveError(f"{what} is empty")
-            dest.mkdir(parents=True, exist_ok=True)
-            tar.extractall(dest, members=members, filter="data")
-            return top
-    except (tarfile.TarError, zlib.error, EOFError) as exc:
-        raise ArchiveError(f"{what} is not a valid gzip-compressed tar archive: {exc}") from exc

@@ -421,7 +421,7 @@ def local_dependency_paths(chart_meta: bytes, chart_path: str, file: str) -> lis
 
 def _chart_meta(chart_dir: Path) -> dict[str, object]:
     try:
-        meta = yamlio.load((chart_dir / "Chart.yaml").read_bytes(), unique_keys=False)
+        meta = yamlio.load(yamlio.read_file(chart_dir / "Chart.yaml"), unique_keys=False)
     except (OSError, yamlio.YAMLError):
         return {}
     return meta if isinstance(meta, dict) else {}

@@ -429,7 +429,7 @@ class HelmRepoClient:
     ) -> tuple[RepoIndex, _IndexMeta]:
         index = self._parsed_get(key, meta.sha256)
         if index is None:
-            index = parse_index(body, source=shown)
+            index = parse_index(body, source=shown, max_bytes=self.settings.max_index_bytes)
             _log.info("index fetched", repository=shown, bytes=len(body), charts=len(index.entries))
             self._disk.save(key, shown, meta, index)
         else:  # same body as a parsed index (e.g. a server without validators): no re-parse

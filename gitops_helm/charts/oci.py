@@ -207,8 +207,8 @@ class OciClient:
             return False
         body = _json(tok, f"oci://{host}/{repo}: token response")
         token = body.get("token") or body.get("access_token")
-        if not token:
-            return False
+        if not isinstance(token, str) or not token.isprintable():
+            return False  # no usable token: the original 401 is reported
         with self._lock:
             self._tokens[(host, repo, creds.identity().key)] = str(token)
         return True
@@ -219,7 +219,10 @@ class OciClient:
         what = f"oci://{host}/{repo} tag list"
         for _ in range(self.settings.max_tag_pages):
             resp = self._get(host, repo, path, creds, what)
-            out += [str(t) for t in _json(resp, what).get("tags") or []]
+            tags = _json(resp, what).get("tags") or []
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise RepositoryError(f"{what}: the registry's answer has no list of tags")
+            out += tags
             nxt = resp.links.get("next", "")
             if not nxt:
                 break
@@ -268,12 +271,9 @@ class OciClient:
             layer_digest = cached[1]
         else:
             _, manifest = self.manifest_digest(host, repo, tag, creds)
-            layers = [layer for layer in manifest.get("layers", []) if layer.get("mediaType") == CHART_LAYER]
-            if not layers:
-                raise RepositoryError(f"oci://{host}/{repo}:{tag} is not a Helm chart (no chart layer)")
-            layer_digest = str(layers[0].get("digest", ""))
-            if int(layers[0].get("size", 0)) > self.settings.max_chart_bytes:
-                raise RepositoryError(f"oci://{host}/{repo}:{tag}: chart larger than the limit")
+            layer_digest = _chart_layer(
+                manifest, f"chart oci://{host}/{repo}:{tag}", self.settings.max_chart_bytes
+            )
             with self._lock:
                 self._digests[key] = (now, layer_digest)
         if not re.fullmatch(r"sha256:[0-9a-f]{64}", layer_digest):
@@ -299,11 +299,29 @@ def _json(resp: Response, what: str) -> dict[str, Any]:
     """The body as a JSON object; anything else is a permanent repository error."""
     try:
         doc = json.loads(resp.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise RepositoryError(f"{what}: the registry's answer is not JSON") from None
     if not isinstance(doc, dict):
         raise RepositoryError(f"{what}: the registry's answer is not a JSON object")
     return doc
+
+
+def _chart_layer(manifest: dict[str, Any], what: str, max_bytes: int) -> str:
+    """The digest of the manifest's chart layer; a malformed manifest is a `RepositoryError`."""
+    layers = manifest.get("layers")
+    if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
+        raise RepositoryError(f"{what}: malformed manifest (layers is not a list of objects)")
+    charts = [layer for layer in layers if layer.get("mediaType") == CHART_LAYER]
+    if not charts:
+        raise RepositoryError(f"{what} is not a Helm chart (no chart layer)")
+    digest, size = charts[0].get("digest"), charts[0].get("size", 0)
+    if not isinstance(digest, str) or not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        raise RepositoryError(f"{what}: unsupported layer digest {str(digest)[:100]!r}")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise RepositoryError(f"{what}: malformed manifest (layer size {str(size)[:40]!r})")
+    if size > max_bytes:
+        raise SizeLimitError(f"{what}: the chart layer is {size} bytes, larger than the limit of {max_bytes}")
+    return digest
 
 
 _STATUS_DETAIL = {401: "unauthorized", 403: "forbidden", 404: "not found"}

@@ -58,32 +58,55 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-#: An index may be as large as `helmrepo` downloads (`max_index_bytes`, 100 MiB), far beyond the
-#: limits of manifests and values; the values bound still stops alias expansion ("billion laughs").
-INDEX_LIMITS = yamlio.Limits(max_bytes=100 * 1024 * 1024, max_nodes=20_000_000)
+def index_limits(max_bytes: int) -> yamlio.Limits:
+    """The decoder's limits for an index of at most `max_bytes` (helmrepo's `max_index_bytes`).
+
+    An index may be far larger than manifests and values; the values bound grows with it (a value
+    takes at least a few bytes of text) and still stops alias expansion ("billion laughs").
+    """
+    return yamlio.Limits(max_bytes=max_bytes, max_nodes=max(yamlio.LIMITS.max_nodes, max_bytes // 5))
 
 
-def _load_document(data: bytes) -> Any:
-    if data[:64].lstrip()[:1] == b"{":
+def _load_document(data: bytes, max_bytes: int) -> Any:
+    if data[:64].lstrip()[:1] == b"{" and len(data) <= max_bytes:
         try:
-            return json.loads(data)  # `helm repo index --json`, about 10x faster than YAML
-        except ValueError:
-            pass
+            # `helm repo index --json`: about 10x faster than YAML; versions are cut as they are
+            # read (a chart version is the one object with `urls`), as the YAML path does
+            return json.loads(data, object_hook=_reduced_json_object)
+        except (ValueError, RecursionError):
+            pass  # the YAML decoder gives the error, with its position and depth bound
     # Every scalar stays a string: `version: 1.10` stays "1.10" (not 1.1). Helm keeps the last
     # of two equal keys.
-    return yamlio.load(data, limits=INDEX_LIMITS, unique_keys=False, strings_only=True)
+    limits = index_limits(max_bytes)
+    # each version of `entries: {name: [version, ...]}` is cut to what is kept as soon as it is
+    # read, so a large index never exists in memory whole
+    reduce_at = (3, _reduced_version)
+    return yamlio.load(data, limits=limits, unique_keys=False, strings_only=True, reduce_at=reduce_at)
 
 
-def parse_index(data: bytes, *, source: str) -> RepoIndex:
+_KEPT = ("version", "urls", "digest", "created")
+
+
+def _reduced_json_object(item: dict[str, Any]) -> Any:
+    return _reduced_version(item) if "urls" in item and "entries" not in item else item
+
+
+def _reduced_version(item: Any) -> Any:
+    """An index entry's version with only the fields `parse_index` reads."""
+    return {key: item[key] for key in _KEPT if key in item} if isinstance(item, dict) else item
+
+
+def parse_index(data: bytes, *, source: str, max_bytes: int) -> RepoIndex:
     """Parse an `index.yaml` (or JSON) body, keeping name -> (version, urls, digest, created).
 
     Entries without a version or URLs are skipped (as Helm does); a body that is not a mapping
-    with `entries` raises `IndexFormatError`. `source` names the repository in messages.
+    with `entries` raises `IndexFormatError`. `source` names the repository in messages;
+    `max_bytes` is the largest index accepted (the decoder's limits follow it).
     """
     try:
-        doc = _load_document(data)
-    except yamlio.YAMLError:
-        raise IndexFormatError(f"the index of {source} is not valid YAML") from None
+        doc = _load_document(data, max_bytes)
+    except yamlio.YAMLError as exc:
+        raise IndexFormatError(f"the index of {source} is not valid YAML: {exc}") from None
     raw = doc.get("entries") if isinstance(doc, dict) else None
     if raw == "" or (raw is None and isinstance(doc, dict) and "entries" in doc):
         raw = {}  # "entries:" with nothing under it: an empty repository

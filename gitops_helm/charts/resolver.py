@@ -26,10 +26,11 @@ from gitops_helm.adapters.kube import Kube, KubeError
 from gitops_helm.api import ChartSource, GitChartSource, OciChartSource, RepoChartSource
 from gitops_helm.charts.access import is_local_git_url
 from gitops_helm.charts.artifact import FetchedChart
-from gitops_helm.charts.auth import RepositoriesFile, RepositoryAuth, auth_from_secret
+from gitops_helm.charts.auth import RepositoriesFile, RepositoryAuth, auth_from_secret, redact_url
 from gitops_helm.charts.cache import ChartCache
 from gitops_helm.charts.errors import (
     AuthConfigError,
+    ChartError,
     ChartNotFoundError,
     RepositoryError,
     RepositoryUnavailableError,
@@ -145,8 +146,12 @@ class ChartResolver:
 
     # -- sources -----------------------------------------------------------------------------
 
-    def _unpacked(self, hexdigest: str) -> Path:
-        return self.cache.unpack(hexdigest)
+    def _unpacked(self, hexdigest: str, what: str) -> Path:
+        """The cached chart's files; an unsafe or unreadable archive's error names the chart."""
+        try:
+            return self.cache.unpack(hexdigest)
+        except ChartError as exc:
+            raise type(exc)(f"{what}: {exc}") from exc
 
     def _repo(self, user: str, reader: Kube, namespace: str, source: RepoChartSource) -> FetchedChart:
         auth = self._repo_auth(reader, namespace, source)
@@ -157,7 +162,8 @@ class ChartResolver:
             hexdigest = art.digest.split(":", 1)[-1]
             if self._claimed(user, hexdigest):
                 break
-        chart_dir = self._unpacked(hexdigest)
+        what = f'chart "{art.name}" version "{art.version}" from {redact_url(source.repository)}'
+        chart_dir = self._unpacked(hexdigest, what)
         return FetchedChart(
             name=art.name,
             version=art.version,
@@ -179,7 +185,8 @@ class ChartResolver:
             hexdigest = chart.digest.split(":", 1)[-1]
             if self._claimed(user, hexdigest):
                 break
-        chart_dir = self._unpacked(hexdigest)
+        what = f"chart {source.repository.rstrip('/')}/{source.name}:{chart.version}"
+        chart_dir = self._unpacked(hexdigest, what)
         return FetchedChart(
             name=chart.name,
             version=chart.version,
@@ -209,7 +216,8 @@ class ChartResolver:
                 self.cache.store([data], expected=known, max_bytes=len(data) + 1, what=str(tgz.name))
             with self._lock:
                 self._plugin_cache[key] = known
-        chart_dir = self._unpacked(known)
+        what = f'chart "{source.name}" version "{source.version}" from {redact_url(source.repository)}'
+        chart_dir = self._unpacked(known, what)
         version = source.version if is_exact(source.version) else chart_version(chart_dir)
         return FetchedChart(
             name=source.name,

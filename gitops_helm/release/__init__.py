@@ -9,6 +9,7 @@ It mirrors ``sync/``: a pure planner and the code that performs its plan.
                           plan      (PURE: observed + memory + desired -> next action; record_*)
                           actions   (one decision through adapters.helm, outcome recorded)
                           report    (phases, conditions, Events; one status patch per step)
+                          diagnose  (after a failed action: which objects fail, their Events)
 
 ``identity`` says who owns a release; ``values_reader`` where values come from in the running
 agent; ``drift`` compares live objects with the release manifest.

@@ -11,7 +11,7 @@ cluster or the network hiccuped) is not an outcome of the release: it propagates
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from gitops_helm.adapters.kube import Kube
 from gitops_helm.api import Phase, ReleasePolicy
 from gitops_helm.charts.artifact import FetchedChart
 from gitops_helm.release import plan as pl
+from gitops_helm.release.diagnose import Diagnoser, failure_message
 from gitops_helm.release.identity import DIGEST_LABEL, OWNER_LABEL, ReleaseRef
 from gitops_helm.release.observe import Observation, observe
 from gitops_helm.release.report import StatusReport
@@ -51,9 +52,12 @@ class ReleaseActions:
         *,
         clock: Callable[[], float] = time.time,
         on_action: Callable[[str, str, bool, float], None] | None = None,
+        diagnoser: Diagnoser | None = None,
     ) -> None:
         self.kube = kube
         self.helm = helm
+        # names the failing objects after a failed action; None: helm's message only
+        self.diagnoser = diagnoser
         self.clock = clock
         self.on_action = on_action or (lambda action, key, ok, seconds: None)
 
@@ -122,12 +126,16 @@ class ReleaseActions:
         except HelmError as exc:
             if exc.temporary or exc.kind is HelmErrorKind.LOCKED:
                 raise  # not an outcome of the release: the run is retried
-            after = observe(self.kube, ref).release
+            observed = observe(self.kube, ref)
+            after = observed.release
             wrote = after.revision if after and memory.last_release_revision != after.revision else None
             memory = pl.record_failure(memory, desired, action=action, revision=wrote, now=self.clock())
-            report.phase(Phase.DEPLOY_FAILED, detail=exc.message)
-            report.event(True, f"{verb.capitalize()}Failed", exc.message)
-            log.warning(f"{verb} failed", release=ref.key, error=exc.message, revision=wrote)
+            # only a revision this attempt wrote has objects it applied (no revision: helm failed
+            # before applying anything, e.g. a template error, and there is nothing to look at)
+            message = self._explained(exc.message, target, observed.latest_record) if wrote else exc.message
+            report.phase(Phase.DEPLOY_FAILED, detail=message)
+            report.event(True, f"{verb.capitalize()}Failed", message)
+            log.warning(f"{verb} failed", release=ref.key, error=message, revision=wrote)
             return memory, False
         memory = pl.record_release(memory, desired, action=action, revision=info.revision)
         report.phase(Phase.DEPLOYED)
@@ -159,8 +167,11 @@ class ReleaseActions:
             report.phase(Phase.SUCCEEDED, revision=attempted)
             report.event(False, "TestSucceeded", f"tests of {p.release_name} passed: {outcome.message}")
         else:
-            report.phase(Phase.TEST_FAILED, detail=outcome.message)
-            report.event(True, "TestFailed", f"tests of {p.release_name} failed: {outcome.message}")
+            message = self._explained(
+                outcome.message, target, lambda: observe(self.kube, target.ref).latest_record(), tests=True
+            )
+            report.phase(Phase.TEST_FAILED, detail=message)
+            report.event(True, "TestFailed", f"tests of {p.release_name} failed: {message}")
             if pl.ignores_test_failures(target.desired.policy, memory.last_release_action):
                 report.phase(Phase.SUCCEEDED, revision=attempted)
         log.info("test", release=target.ref.key, passed=outcome.passed)
@@ -187,15 +198,17 @@ class ReleaseActions:
         except HelmError as exc:
             if exc.temporary:
                 raise  # not an outcome of the release: the run is retried
-            after = observe(self.kube, target.ref).release
+            observed = observe(self.kube, target.ref)
+            after = observed.release
             memory = pl.record_rollback(
                 memory,
                 remediated=failed_revision,
                 revision=after.revision if after else None,
                 succeeded=False,
             )
-            report.phase(Phase.ROLLBACK_FAILED, detail=exc.message)
-            report.event(True, "RollbackFailed", exc.message)
+            message = self._explained(exc.message, target, observed.latest_record)
+            report.phase(Phase.ROLLBACK_FAILED, detail=message)
+            report.event(True, "RollbackFailed", message)
             return memory, False
         after = observe(self.kube, target.ref).release
         memory = pl.record_rollback(
@@ -205,6 +218,31 @@ class ReleaseActions:
         report.event(True, "RolledBack", f"{p.release_name} rolled back to revision {to}: {decision.reason}")
         log.info("rolled back", release=target.ref.key, to=to)
         return memory, True
+
+    def _explained(
+        self,
+        helm_message: str,
+        target: Target,
+        latest_record: Callable[[], Mapping[str, Any]],
+        *,
+        tests: bool = False,
+    ) -> str:
+        """Helm's message about a failed action, followed by what is wrong with which of the
+        objects of the release's latest revision (``diagnose``: it never raises, and an error of
+        ``latest_record`` becomes a note); a failing container's log tail goes to the agent's log
+        only, never to the status or an Event (it may hold anything)."""
+        if self.diagnoser is None:
+            return helm_message
+        diagnosis = self.diagnoser.diagnose(latest_record, target.policy.target_namespace, tests=tests)
+        for tail in diagnosis.log_tails:
+            log.warning(
+                "log tail of a failing container",
+                release=target.ref.key,
+                pod=tail.pod,
+                container=tail.container,
+                log=tail.text,
+            )
+        return failure_message(helm_message, diagnosis, self.diagnoser.settings.message_max_chars)
 
     def _uninstall(
         self,

@@ -46,6 +46,7 @@ from gitops_helm.errors import GitopsHelmError
 from gitops_helm.release import plan as pl
 from gitops_helm.release.actions import ReleaseActions, Target
 from gitops_helm.release.desired import desired_state, plan_policy, unkeyed_digest
+from gitops_helm.release.diagnose import Diagnoser
 from gitops_helm.release.identity import FINALIZER, ReleaseRef
 from gitops_helm.release.memory import memory_from_status
 from gitops_helm.release.observe import FirstSeen, Observation, drift_of, observe, unready_dependencies
@@ -125,7 +126,7 @@ class Reconciler:
         self.on_refs = on_refs or (lambda key, refs: None)
         self.helm = helm
         self.on_action = on_action
-        self.actions = ReleaseActions(kube, helm, clock=clock, on_action=on_action)
+        self.actions = self._actions(kube, helm)
         # when a pending revision without a recorded time was first seen (its grace starts then)
         self.first_seen = FirstSeen(clock)
 
@@ -173,8 +174,17 @@ class Reconciler:
             return Identity(self.kube, self.helm, self.actions)
         user = service_account_user(hr.namespace, account)
         kube, helm = self.kube.impersonating(user), self.helm.impersonating(user)
-        actions = ReleaseActions(kube, helm, clock=self.clock, on_action=self.on_action)
-        return Identity(kube, helm, actions, f"{hr.namespace}/{account}")
+        return Identity(kube, helm, self._actions(kube, helm), f"{hr.namespace}/{account}")
+
+    def _actions(self, kube: Kube, helm: Helm) -> ReleaseActions:
+        """Helm actions, and the failure diagnosis's reads, as ``kube``/``helm``'s identity."""
+        return ReleaseActions(
+            kube,
+            helm,
+            clock=self.clock,
+            on_action=self.on_action,
+            diagnoser=Diagnoser(kube, self.settings.failure_diagnosis),
+        )
 
     # -- one run ------------------------------------------------------------------------------
 

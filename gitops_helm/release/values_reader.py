@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gitops_helm import values as values_mod
+from gitops_helm import yamlio
 from gitops_helm.adapters.http import Destinations, HTTPClient, HTTPStatusError, Limits
 from gitops_helm.adapters.kube import Kube
 from gitops_helm.api import HelmReleaseSpec
@@ -78,7 +79,7 @@ class ClusterValuesReader:
             raise OSError(f"{path} leaves the chart directory")
         if not target.is_file():
             raise values_mod.SourceNotFound(path)
-        return target.read_bytes()
+        return yamlio.read_file(target)  # bounded: a chart may be hostile
 
 
 def values_spec(namespace: str, spec: HelmReleaseSpec) -> values_mod.ValuesSpec:

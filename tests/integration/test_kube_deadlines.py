@@ -22,6 +22,8 @@ import pytest
 import yaml
 
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind, KubeSettings
+from gitops_helm.config import FailureDiagnosisSettings
+from gitops_helm.release.diagnose import Diagnoser, Diagnosis
 from tests.conftest import Env
 
 # How long a test waits for a call to come back. It bounds the test, it does not measure the
@@ -179,3 +181,27 @@ def test_connections_to_the_api_server_use_tcp_keepalive(env: Env, namespace: st
     for sock in sockets:
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+
+
+def test_a_failure_diagnosis_on_a_frozen_connection_says_what_it_could_not_read(
+    env: Env, namespace: str, proxied_kube: tuple[FreezableProxy, Callable[[], Kube]]
+) -> None:
+    """The reads after a failed helm action never hang a reconcile: each has its own deadline,
+    and what could not be read is said instead."""
+    proxy, make = proxied_kube
+    kube = make()
+    assert kube.get_workload("Deployment", namespace, "web") is None  # connection open
+    record = {
+        "manifest": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n---\n"
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate}\n"
+    }
+    diagnoser = Diagnoser(kube, FailureDiagnosisSettings(request_timeout_s=2.0, budget_s=30.0))
+    proxy.freeze()
+    outcome = call_with_deadline(lambda: diagnoser.diagnose(lambda: record, namespace, tests=False))
+    assert isinstance(outcome, Diagnosis), outcome
+    assert [f.split(":")[0] for f in outcome.findings] == [
+        f"(could not read Deployment {namespace}/web",
+        f"(could not read Job {namespace}/migrate",
+    ], outcome.findings
+    proxy.thaw()
+    assert call_with_deadline(lambda: kube.get_workload("Job", namespace, "migrate")) is None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gitops_helm.charts.auth import RepositoryAuth
 from gitops_helm.charts.errors import ChartNotFoundError, IndexFormatError, VersionConstraintError
@@ -20,6 +23,7 @@ from gitops_helm.charts.repoindex import (
 
 REPO = "https://charts.example.com/stable"
 DIGEST = "a" * 64
+MAX = 1024 * 1024
 INDEX_YAML = f"""
 apiVersion: v1
 entries:
@@ -44,7 +48,7 @@ generated: "2024-01-02T03:04:05Z"
 
 
 def test_parse_keeps_only_what_resolution_needs() -> None:
-    index = parse_index(INDEX_YAML, source=REPO)
+    index = parse_index(INDEX_YAML, source=REPO, max_bytes=MAX)
     assert set(index.entries) == {"app", "float"}  # entries without urls/version are skipped
     assert index.entries["app"] == (
         ChartVersion("1.10.0", ("app-1.10.0.tgz",), DIGEST, "2024-01-02T03:04:05Z"),
@@ -55,11 +59,11 @@ def test_parse_keeps_only_what_resolution_needs() -> None:
 
 def test_parse_json_index() -> None:
     body = json.dumps({"apiVersion": "v1", "entries": {"app": [{"version": "1.0.0", "urls": ["a.tgz"]}]}})
-    assert parse_index(body.encode(), source=REPO).versions("app") == ("1.0.0",)
+    assert parse_index(body.encode(), source=REPO, max_bytes=MAX).versions("app") == ("1.0.0",)
 
 
 def test_parse_empty_repository() -> None:
-    assert parse_index(b"apiVersion: v1\nentries:\n", source=REPO).entries == {}
+    assert parse_index(b"apiVersion: v1\nentries:\n", source=REPO, max_bytes=MAX).entries == {}
 
 
 @pytest.mark.parametrize(
@@ -67,8 +71,38 @@ def test_parse_empty_repository() -> None:
 )
 def test_parse_rejects_what_is_not_an_index(body: bytes) -> None:
     with pytest.raises(IndexFormatError, match=r"index of https://charts\.example\.com/stable") as exc:
-        parse_index(body, source=REPO)
+        parse_index(body, source=REPO, max_bytes=MAX)
     assert not exc.value.temporary
+
+
+def _laughs() -> bytes:
+    """Ten anchors, each a list of ten aliases of the previous one: 10**10 values expanded."""
+    lines = ["apiVersion: v1", "entries:", "  a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(9):
+        previous, name = chr(97 + i), chr(98 + i)
+        lines.append(f"  {name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]")
+    return "\n".join(lines).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{" + b'"a": [' * 100_000, "nested more than 400 levels deep"),  # json.loads recursed
+        (b"[" * 100_000, "maximum nesting depth"),  # libyaml's own bound
+        (_laughs(), "expands to more than"),
+        (b"entries: {}\n" + b"#" * MAX, f"larger than the limit of {MAX} bytes"),
+    ],
+)
+def test_a_hostile_index_is_a_classified_error(body: bytes, message: str) -> None:
+    with pytest.raises(IndexFormatError, match=message):
+        parse_index(body, source=REPO, max_bytes=MAX)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.one_of(st.binary(max_size=2048), st.text(max_size=2048).map(str.encode)))
+def test_any_index_body_parses_or_is_an_index_format_error(body: bytes) -> None:
+    with contextlib.suppress(IndexFormatError):
+        parse_index(body, source=REPO, max_bytes=MAX)
 
 
 @pytest.mark.parametrize(

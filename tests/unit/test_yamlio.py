@@ -373,3 +373,66 @@ def test_float_keys_name_the_same_float32(value: float) -> None:
     assert len(digits) <= 9  # the shortest form, never Python's float64 digits
     if "e" not in text:
         assert -4 <= (math.floor(math.log10(abs(value))) if value else 0) < 6
+
+
+_YAMLISH = st.text(alphabet="[]{}:,-?&*!|>'\"#%@ \n\tab01.~<", max_size=120)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=200) | _YAMLISH | _json.map(lambda data: yaml.safe_dump(data, allow_unicode=True)))
+def test_strings_only_built_from_events_equals_the_composed_document(text: str) -> None:
+    """`load(strings_only=True)` (events, no node tree) gives what the node builder gives."""
+    for unique_keys in (True, False):
+        try:
+            streamed = load(text, strings_only=True, unique_keys=unique_keys)
+        except YAMLError:
+            streamed = YAMLError
+        try:
+            documents = load_all(text, strings_only=True, unique_keys=unique_keys)
+            composed = documents[0].data if len(documents) == 1 else YAMLError if documents else None
+        except YAMLError:
+            composed = YAMLError
+        if re.search("^(---|\\.\\.\\.)", text, re.M):
+            continue  # maybe many documents: load refuses them, load_all does not
+        assert streamed == composed
+
+
+def test_strings_only_aliases_are_bounded_copies() -> None:
+    text = "a: &a [x, y]\nb: *a\n"
+    data = load(text, strings_only=True)
+    assert data == {"a": ["x", "y"], "b": ["x", "y"]}
+    assert data["a"] is not data["b"]
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(8)
+    )
+    with pytest.raises(YAMLError, match="expands to more than 1000000 values"):
+        load(laughs, strings_only=True)
+    with pytest.raises(YAMLError, match="found undefined alias"):
+        load("a: *nope\n", strings_only=True)
+    with pytest.raises(YAMLError, match=r"line 2, column 1: duplicate mapping key 'a' \(first at line 1\)"):
+        load("a: 1\na: 2\n", strings_only=True)
+    assert load("a: 1\na: 2\n", strings_only=True, unique_keys=False) == {"a": "2"}
+
+
+def test_read_file_reads_no_more_than_the_limit(tmp_path: Any) -> None:
+    small = tmp_path / "Chart.yaml"
+    small.write_bytes(b"name: app\n")
+    assert yamlio.read_file(small, limits=Limits(max_bytes=10)) == b"name: app\n"
+    big = tmp_path / "values.yaml"
+    big.write_bytes(b"a: " + b"x" * 100)
+    with pytest.raises(YAMLError, match="YAML file is larger than the limit of 10 bytes") as info:
+        yamlio.read_file(big, limits=Limits(max_bytes=10))
+    assert not info.value.syntax
+
+
+def test_reduce_at_replaces_each_value_at_its_depth_as_soon_as_it_is_built() -> None:
+    text = "entries:\n  a:\n  - {version: 1, urls: [u], extra: x}\n  - &v {version: 2, extra: y}\n  b: [*v]\n"
+    seen: list[Any] = []
+
+    def keep_version(value: Any) -> Any:
+        seen.append(value)
+        return {"version": value["version"]} if isinstance(value, dict) else value
+
+    data = load(text, strings_only=True, reduce_at=(3, keep_version))
+    assert data == {"entries": {"a": [{"version": "1"}, {"version": "2"}], "b": [{"version": "2"}]}}
+    assert seen[0] == {"version": "1", "urls": ["u"], "extra": "x"}
