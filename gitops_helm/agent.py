@@ -37,6 +37,7 @@ from gitops_helm.adapters.helm import Helm, HelmSettings
 from gitops_helm.adapters.http import HTTPClient
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind, KubeSettings
 from gitops_helm.api.crd import load_crd
+from gitops_helm.charts.access import ssh_address
 from gitops_helm.charts.auth import RepositoriesFile, load_repositories_file
 from gitops_helm.charts.cache import ChartCache
 from gitops_helm.charts.evict import EvictionSettings, Janitor
@@ -99,6 +100,19 @@ def prepare_work_dir(path: Path) -> None:
 
 def build_kube(settings: Settings) -> Kube:
     return Kube(KubeSettings(kubeconfig=settings.kubeconfig, context=settings.kube_context))
+
+
+def ssh_key_hosts(settings: Settings) -> tuple[str, ...]:
+    """Where chart.git may use the agent's SSH key: the listed hosts, else the synced repository's
+    host (the Helm Operator layout: charts kept in the config repository), else nowhere."""
+    if settings.git.ssh_key_hosts:
+        return settings.git.ssh_key_hosts
+    address = ssh_address(settings.git.url or "")
+    if address is None:
+        return ()
+    host, port = address
+    host = f"[{host}]" if ":" in host else host  # IPv6
+    return (f"{host}:{port}" if port else host,)
 
 
 def _is_local_path(url: str) -> bool:
@@ -258,6 +272,7 @@ class Agent:
                 update_deps=settings.update_chart_deps,
                 ssh_key=settings.git.ssh_key,
                 known_hosts=settings.git.known_hosts,
+                ssh_key_hosts=ssh_key_hosts(settings),
                 git=GitSettings(timeout_s=settings.git.timeout_s),
             ),
             self.kube,
@@ -273,6 +288,7 @@ class Agent:
             git=self.git_charts,
             repositories=repositories,
             usage=self.usage,
+            allow_local_git=settings.allow_local_chart_git,
         )
         self.controller = Controller(self.kube, self._reconcile, settings, self.heartbeats)
         # keys the desired-state digests written to status and storage labels (created once)

@@ -30,6 +30,10 @@ __all__ = [
 
 ENV_PREFIX = "GITOPS_HELM_"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+# a DNS subdomain (RFC 1123), what Kubernetes accepts as a ServiceAccount name
+_SERVICE_ACCOUNT_NAME = re.compile(
+    r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)
 
 
 def parse_duration(text: str, name: str = "duration") -> float:
@@ -80,6 +84,9 @@ class GitSourceSettings:
     timeout_s: float = 60.0
     ssh_key: str | None = None
     known_hosts: str | None = None
+    # the hosts (host or host:port) of chart.git SSH URLs the key is also used for; empty: the
+    # host of the synced repository only
+    ssh_key_hosts: tuple[str, ...] = ()
     user: str | None = None
     password: str | None = field(default=None, repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
@@ -180,9 +187,13 @@ class Settings:
     reconcile_only: bool = False
     install_crd: bool = True
     allow_cross_namespace_refs: bool = True
-    # The tenancy model's --default-service-account (its behaviour is built elsewhere); here it
-    # only counts toward lockdown mode.
+    # Tenancy lockdown. A HelmRelease without spec.serviceAccountName acts as this ServiceAccount
+    # of its own namespace (None: as the agent itself). Also counts toward lockdown mode.
     default_service_account: str | None = None
+    # adopt a release without an owner marker outside the HelmRelease's own namespace
+    allow_adoption_across_namespaces: bool = False
+    # chart.git may be file:// or a path on the agent's disk (its own mirrors live there)
+    allow_local_chart_git: bool = False
     # values URLs may reach loopback, link-local and (in lockdown) private addresses
     allow_internal_urls: bool = False
     update_chart_deps: bool = True
@@ -289,13 +300,30 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--reconcile-only", action="store_true", default=None, help="no Git sync")
     r.add_argument("--install-crd", help="install/upgrade the HelmRelease CRD at start (default: true)")
     r.add_argument(
-        "--allow-cross-namespace-refs", help="valuesFrom may read other namespaces (default: true)"
+        "--allow-cross-namespace-refs",
+        help="valuesFrom, chart.secretRef and dependsOn may name other namespaces (default: true)",
     )
     r.add_argument(
         "--no-cross-namespace-refs",
         action="store_true",
         default=None,
-        help="same as --allow-cross-namespace-refs=false; turns on lockdown mode",
+        help="every reference of a HelmRelease stays in its own namespace (the same as "
+        "--allow-cross-namespace-refs=false); turns on lockdown mode",
+    )
+    r.add_argument(
+        "--default-service-account",
+        help="a HelmRelease without spec.serviceAccountName acts as this ServiceAccount of its own "
+        "namespace (helm and Kubernetes reads impersonate it; default: the agent itself); turns on "
+        "lockdown mode",
+    )
+    r.add_argument(
+        "--allow-local-chart-git",
+        help="chart.git may be a file:// URL or a path on the agent's disk (default: false)",
+    )
+    r.add_argument(
+        "--allow-adoption-across-namespaces",
+        help="take over a release installed outside the agent (no owner marker) even when it lives "
+        "outside the HelmRelease's own namespace (default: false)",
     )
     r.add_argument(
         "--allow-internal-urls",
@@ -380,6 +408,12 @@ def add_git_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--git-timeout", help="timeout of one git operation (default: 60s)")
     g.add_argument("--git-ssh-key", help="private key for SSH URLs")
     g.add_argument("--git-known-hosts", help="known_hosts file for SSH URLs")
+    g.add_argument(
+        "--git-ssh-key-hosts",
+        action="append",
+        help="host or host:port of chart.git SSH URLs that may use --git-ssh-key (repeatable; "
+        "default: the host of --git-url only)",
+    )
     g.add_argument("--git-user", help="user name for HTTPS URLs")
     g.add_argument("--git-password-file", help="file holding the HTTPS password or token")
     g.add_argument("--git-webhook-secret-file", help="file holding the webhook shared secret")
@@ -463,6 +497,9 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         raise ConfigError(f"--max-interruptions: {interruptions_text!r} is not a number") from None
     if max_interruptions < 0:
         raise ConfigError("--max-interruptions: must be 0 or more")
+    default_sa = get("default-service-account") or None
+    if default_sa is not None and not _SERVICE_ACCOUNT_NAME.fullmatch(default_sa):
+        raise ConfigError(f"--default-service-account: {default_sa!r} is not a ServiceAccount name")
     retry = RetrySettings(
         base_s=get_dur("retry-base", defaults.retry.base_s),
         max_s=get_dur("retry-max", defaults.retry.max_s),
@@ -482,6 +519,8 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         timeout_s=get_dur("git-timeout", 60.0),
         ssh_key=get("git-ssh-key"),
         known_hosts=get("git-known-hosts"),
+        ssh_key_hosts=tuple(given.get("git_ssh_key_hosts") or [])
+        or tuple(h for h in env.get(_env_name("git-ssh-key-hosts"), "").split(",") if h),
         user=get("git-user"),
         password=password,
         webhook_secret=secret,
@@ -529,6 +568,9 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         reconcile_only=get_bool("reconcile-only", False),
         install_crd=get_bool("install-crd", True),
         allow_cross_namespace_refs=_cross_namespace_refs(get_bool, given),
+        default_service_account=default_sa,
+        allow_adoption_across_namespaces=get_bool("allow-adoption-across-namespaces", False),
+        allow_local_chart_git=get_bool("allow-local-chart-git", False),
         allow_internal_urls=get_bool("allow-internal-urls", False),
         update_chart_deps=get_bool("update-chart-deps", True),
         git_default_ref=get("git-default-ref") or "master",

@@ -13,6 +13,7 @@ helm operation timeout plus a margin, after which the process is killed.
 from __future__ import annotations
 
 import contextlib
+import copy
 import enum
 import json
 import os
@@ -220,10 +221,33 @@ class Helm:
         self._acting: dict[int, subprocess.Popen[str]] = {}
         self._killed: set[int] = set()
         self._cancelled: str | None = None
+        self.user: str | None = None  # set on a copy by impersonating(): helm acts as this user
+        self._identities: dict[str, Helm] = {}  # those copies, one per user, guarded by _lock
         for sub in ("cache", "config", "data"):
             (settings.home / sub).mkdir(parents=True, exist_ok=True)
         self.version = self._detect_version()
         self.major = int(self.version.lstrip("v").split(".")[0])
+
+    def impersonating(self, user: str) -> Helm:
+        """This helm, acting as ``user`` on the cluster (``--kube-as-user``) in every call.
+
+        Impersonation rather than a kubeconfig holding a TokenRequest token: no credential is
+        minted, written to disk or refreshed, the agent's own connection settings (kubeconfig,
+        context, in-cluster) stay the only ones, and the API server audits every request as the
+        agent acting for the user. Only the user is passed: for a ServiceAccount user the API
+        server itself adds the groups its token would carry (see ``Kube.impersonating``). The
+        copy (one per user) shares the binary, version, settings, call counters, the lock and the
+        acting processes, so :meth:`cancel_all` on this helm stops the copies' operations too.
+        """
+        if self.user is not None:
+            raise ValueError("an impersonating helm cannot impersonate again")
+        with self._lock:
+            found = self._identities.get(user)
+            if found is None:
+                found = copy.copy(self)
+                found.user = user
+                self._identities[user] = found
+            return found
 
     # -- process plumbing -------------------------------------------------------------------
 
@@ -263,7 +287,8 @@ class Helm:
         start no acting operation from now on; returns what was killed (``action pid``). Each
         killed call raises ``HelmError(INTERRUPTED)`` in its caller."""
         with self._lock:
-            self._cancelled = reason
+            for helm in (self, *self._identities.values()):
+                helm._cancelled = reason
             victims = {pid: p for pid, p in self._acting.items() if p.returncode is None}
             self._killed.update(victims)
         for pid in victims:
@@ -308,6 +333,8 @@ class Helm:
         argv = [self.settings.binary, *args]
         if self.settings.kube_context:
             argv += ["--kube-context", self.settings.kube_context]
+        if self.user is not None:
+            argv += ["--kube-as-user", self.user]
         if self.before_run is not None:
             self.before_run(timeout_s)
         proc = self._start(action, argv)

@@ -14,11 +14,13 @@ release costs no helm call at all.
 from __future__ import annotations
 
 import base64
+import copy
 import enum
 import gzip
 import json
 import os
 import socket
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -131,28 +133,59 @@ def _epoch_seconds(value: datetime | str | None) -> float | None:
 
 
 class Kube:
-    """The agent's connection to one cluster."""
+    """The agent's connection to one cluster, as the agent or (:meth:`impersonating`) as a user."""
 
-    def __init__(self, settings: KubeSettings) -> None:
+    def __init__(
+        self, settings: KubeSettings, *, _base: Kube | None = None, _user: str | None = None
+    ) -> None:
         self.settings = settings
-        cfg = client.Configuration()
-        try:
-            if settings.kubeconfig or not _in_cluster():
-                config.load_kube_config(
-                    config_file=settings.kubeconfig, context=settings.context, client_configuration=cfg
-                )
-            else:
-                config.load_incluster_config(client_configuration=cfg)
-        except (config.ConfigException, OSError) as exc:
-            raise KubeError(KubeErrorKind.FORBIDDEN, "kubeconfig", str(exc)) from None
-        cfg.retries = 1
-        cfg.socket_options = _keepalive_socket_options(settings)
+        self.user = _user  # None: the agent's own identity
+        if _base is None:
+            cfg = client.Configuration()
+            try:
+                if settings.kubeconfig or not _in_cluster():
+                    config.load_kube_config(
+                        config_file=settings.kubeconfig, context=settings.context, client_configuration=cfg
+                    )
+                else:
+                    config.load_incluster_config(client_configuration=cfg)
+            except (config.ConfigException, OSError) as exc:
+                raise KubeError(KubeErrorKind.FORBIDDEN, "kubeconfig", str(exc)) from None
+            cfg.retries = 1
+            cfg.socket_options = _keepalive_socket_options(settings)
+        else:
+            # the same server, credentials (a refreshed token included) and TLS; a pool of its own
+            cfg = copy.copy(_base.configuration)
+        self.configuration: client.Configuration = cfg
         self.api = client.ApiClient(cfg)
+        if _user is not None:
+            self.api.set_default_header("Impersonate-User", _user)
         _default_request_timeout(self.api, (settings.connect_timeout_s, settings.request_timeout_s))
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
         self._dynamic: dynamic.DynamicClient | None = None
         self._t = settings.request_timeout_s
+        self._identities: dict[str, Kube] = {}
+        self._identities_lock = threading.Lock()
+
+    def impersonating(self, user: str) -> Kube:
+        """A client whose every request acts as ``user`` (``Impersonate-User``), made once per user.
+
+        Each identity has its own ``ApiClient`` (connection pool, discovery cache, headers), never
+        shared with another identity, and the same timeouts as this one. Only the user is sent:
+        for a ServiceAccount user (``system:serviceaccount:NS:NAME``) the API server adds the groups
+        a real token of that ServiceAccount has (``system:serviceaccounts``,
+        ``system:serviceaccounts:NS``, ``system:authenticated``) and checks the ``impersonate``
+        verb on that one ``serviceaccounts`` object; naming groups too would need ``impersonate``
+        on ``groups``, a right that reaches ``system:masters``.
+        """
+        if self.user is not None:
+            raise ValueError("an impersonating client cannot impersonate again")
+        with self._identities_lock:
+            found = self._identities.get(user)
+            if found is None:
+                found = self._identities[user] = Kube(self.settings, _base=self, _user=user)
+            return found
 
     # -- HelmReleases -------------------------------------------------------------------
 

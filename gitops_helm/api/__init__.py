@@ -10,8 +10,8 @@ I/O except reading the packaged CRD file.
 
 Modules: `spec` (spec dataclasses), `policy` (effective policy), `model` (the object),
 `parse`/`parse_sources`/`fields`/`checks` (validation), `status`/`conditions` (status),
-`serialise` (model to JSON), `errors`; `crd` (the packaged CRD, imported on its own because it
-reads YAML).
+`serialise` (model to JSON), `tenancy` (identity, cross-namespace references), `errors`; `crd`
+(the packaged CRD, imported on its own because it reads YAML).
 """
 
 from gitops_helm.api.conditions import (
@@ -64,6 +64,7 @@ from gitops_helm.api.status import (
     set_stalled,
     settle,
 )
+from gitops_helm.api.tenancy import cross_namespace_references, service_account_of, service_account_user
 
 __all__ = [
     "API_VERSION",
@@ -108,6 +109,7 @@ __all__ = [
     "UpgradeRemediationSpec",
     "UpgradeSpec",
     "ValuesSource",
+    "cross_namespace_references",
     "default_release_name",
     "find_condition",
     "format_time",
@@ -119,6 +121,8 @@ __all__ = [
     "serialise_helmrelease",
     "serialise_spec",
     "serialise_status",
+    "service_account_of",
+    "service_account_user",
     "set_condition",
     "set_reconciling",
     "set_stalled",

@@ -138,6 +138,9 @@ def _parse_spec(r: Reader, obj: Mapping[str, Any], namespace: str, name: str) ->
     install = _parse_install(r, spec)
     upgrade = _parse_upgrade(r, spec)
     drift_detection = _parse_drift(r, spec)
+    service_account_name = checked(
+        r, r.optional_string(spec, "serviceAccountName", at), "spec.serviceAccountName", check_dns_subdomain
+    )
     if chart is None:
         return None
     return HelmReleaseSpec(
@@ -162,6 +165,7 @@ def _parse_spec(r: Reader, obj: Mapping[str, Any], namespace: str, name: str) ->
         install=install,
         upgrade=upgrade,
         drift_detection=drift_detection,
+        service_account_name=service_account_name,
     )
 
 

@@ -111,6 +111,7 @@ def serialise_spec(spec: HelmReleaseSpec) -> dict[str, Any]:
         "resetValues": spec.reset_values,
         "wait": spec.wait,
         "helmVersion": spec.helm_version,
+        "serviceAccountName": spec.service_account_name,
     }
     result.update(_drop_none(optional))
     return result

@@ -9,7 +9,7 @@ Static defaults (the Helm Operator's) are filled in here: `timeout` 300, `maxHis
 `values.yaml`, reference namespaces = the HelmRelease's namespace. Fields whose default depends
 on other fields stay `None` here ("not set") and are resolved only by the policy.
 Every Helm Operator v1 field is present; the new optional fields are `suspend`, `dependsOn`,
-`install`, `upgrade` and `driftDetection` (Flux v2 naming).
+`install`, `upgrade`, `driftDetection` and `serviceAccountName` (Flux v2 naming).
 """
 
 from __future__ import annotations
@@ -353,6 +353,9 @@ class HelmReleaseSpec:
     install: InstallSpec = InstallSpec()
     upgrade: UpgradeSpec = UpgradeSpec()
     drift_detection: DriftDetectionSpec = DriftDetectionSpec()
+    # the ServiceAccount (of the HelmRelease's namespace) every helm action and Kubernetes read
+    # for this release runs as; None: the agent's --default-service-account, else the agent
+    service_account_name: str | None = None
 
     @property
     def values_sources(self) -> tuple[ValuesSource, ...]:

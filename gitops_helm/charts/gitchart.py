@@ -47,6 +47,7 @@ from gitops_helm.adapters.git import (
 from gitops_helm.adapters.helm import Helm, HelmError
 from gitops_helm.adapters.kube import Kube, KubeError
 from gitops_helm.api import GitChartSource
+from gitops_helm.charts.access import ssh_key_allowed
 from gitops_helm.charts.artifact import FetchedChart
 from gitops_helm.charts.errors import (
     AuthConfigError,
@@ -70,6 +71,7 @@ class GitChartSettings:
     update_deps: bool = True
     ssh_key: str | None = None
     known_hosts: str | None = None
+    ssh_key_hosts: tuple[str, ...] = ()  # the key is used only for SSH URLs of these hosts
     git: GitSettings = field(default_factory=GitSettings)
 
 
@@ -97,22 +99,28 @@ class GitCharts:
         self._export_locks: dict[str, threading.Lock] = {}
         self._uses: dict[str, _Use] = {}  # HelmRelease key -> its last fetch
 
-    def _auth(self, source: GitChartSource) -> HTTPAuth | SSHAuth | None:
+    def _auth(self, source: GitChartSource, secrets: Kube) -> HTTPAuth | SSHAuth | None:
         url = source.git
         if url.startswith("https://") and source.secret_ref is not None:
             ref = source.secret_ref
             try:
-                data = self.kube.get_secret_data(ref.namespace, ref.name)
+                data = secrets.get_secret_data(ref.namespace, ref.name)
             except KubeError as exc:
-                raise RepositoryUnavailableError(
-                    f"chart.secretRef {ref.namespace}/{ref.name}: {exc.message}"
-                ) from None
+                # forbidden (the HelmRelease's ServiceAccount may not read it) is not temporary
+                error = RepositoryUnavailableError if exc.temporary else AuthConfigError
+                raise error(f"chart.secretRef {ref.namespace}/{ref.name}: {exc.message}") from None
             if data is None or "username" not in data or "password" not in data:
                 raise AuthConfigError(
                     f"chart.secretRef {ref.namespace}/{ref.name}: needs keys 'username' and 'password'"
                 )
             return HTTPAuth(username=data["username"].decode(), password=data["password"].decode())
         if (url.startswith("ssh://") or "@" in url.split("/", 1)[0]) and self.settings.ssh_key:
+            if not ssh_key_allowed(url, self.settings.ssh_key_hosts):
+                hosts = ", ".join(self.settings.ssh_key_hosts) or "none"
+                raise AuthConfigError(
+                    f"chart.git {url}: the agent's SSH key is used only for the hosts the operator "
+                    f"lists (--git-ssh-key-hosts: {hosts})"
+                )
             return SSHAuth(
                 private_key=Path(self.settings.ssh_key), known_hosts=Path(self.settings.known_hosts or "")
             )
@@ -123,8 +131,8 @@ class GitCharts:
         secret = f"{source.secret_ref.namespace}/{source.secret_ref.name}" if source.secret_ref else ""
         return hashlib.sha256(f"{source.git}\0{secret}".encode()).hexdigest()[:24]
 
-    def _mirror(self, source: GitChartSource, force: bool) -> Mirror:
-        auth = self._auth(source)
+    def _mirror(self, source: GitChartSource, force: bool, secrets: Kube) -> Mirror:
+        auth = self._auth(source, secrets)
         key = self._mirror_key(source)
         with self._lock:
             entry = self._mirrors.get(key)
@@ -149,16 +157,20 @@ class GitCharts:
                 self._mirrors[key] = (mirror, time.monotonic())
         return mirror
 
-    def fetch(self, key: str, source: GitChartSource) -> FetchedChart:
-        """The chart at ``source`` for the HelmRelease ``key`` (namespace/name, remembered for ``poll``)."""
+    def fetch(self, key: str, source: GitChartSource, *, secrets: Kube | None = None) -> FetchedChart:
+        """The chart at ``source`` for the HelmRelease ``key`` (namespace/name, remembered for ``poll``).
+
+        ``chart.secretRef`` is read through ``secrets`` (the HelmRelease's identity; default: the
+        agent's client), every time, so an identity that may not read it never uses the mirror."""
         ref = source.ref or self.settings.default_ref
+        secrets = secrets or self.kube
         mirror_key = self._mirror_key(source)
         self.usage.claim(key, self.settings.work_dir / "mirrors" / mirror_key)
-        mirror = self._mirror(source, force=False)
+        mirror = self._mirror(source, force=False, secrets=secrets)
         try:
             sha = mirror.resolve(ref)
         except GitError:
-            mirror = self._mirror(source, force=True)
+            mirror = self._mirror(source, force=True, secrets=secrets)
             try:
                 sha = mirror.resolve(ref)
             except GitError as exc:

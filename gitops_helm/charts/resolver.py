@@ -24,6 +24,7 @@ from typing import Protocol
 from gitops_helm.adapters.helm import Helm, HelmError
 from gitops_helm.adapters.kube import Kube, KubeError
 from gitops_helm.api import ChartSource, GitChartSource, OciChartSource, RepoChartSource
+from gitops_helm.charts.access import is_local_git_url
 from gitops_helm.charts.artifact import FetchedChart
 from gitops_helm.charts.auth import RepositoriesFile, RepositoryAuth, auth_from_secret, redact_url
 from gitops_helm.charts.cache import ChartCache
@@ -42,7 +43,7 @@ from gitops_helm.charts.usage import ChartUsage
 
 
 class GitCharts(Protocol):
-    def fetch(self, key: str, source: GitChartSource) -> FetchedChart: ...
+    def fetch(self, key: str, source: GitChartSource, *, secrets: Kube | None = None) -> FetchedChart: ...
 
 
 class ChartResolver:
@@ -57,6 +58,7 @@ class ChartResolver:
         git: GitCharts | None = None,
         repositories: RepositoriesFile | None = None,
         usage: ChartUsage | None = None,
+        allow_local_git: bool = False,
     ) -> None:
         self.kube = kube
         self.helm = helm
@@ -65,28 +67,38 @@ class ChartResolver:
         self.cache = cache
         self.git = git
         self.repositories = repositories
+        self.allow_local_git = allow_local_git
         self.usage = usage or ChartUsage()
         self._plugin_cache: dict[tuple[str, str, str], str] = {}  # exact source -> archive digest
         self._plugin_users: dict[str, tuple[str, str, str]] = {}  # HelmRelease key -> its source
         self._lock = threading.Lock()
 
-    def fetch(self, namespace: str, name: str, source: ChartSource) -> FetchedChart:
-        """The chart of the HelmRelease ``namespace``/``name``; Secrets are read in ``namespace``.
+    def fetch(
+        self, namespace: str, name: str, source: ChartSource, *, secrets: Kube | None = None
+    ) -> FetchedChart:
+        """The chart of the HelmRelease ``namespace``/``name``; Secrets are read in ``namespace``
+        through ``secrets`` (the HelmRelease's identity; default: the agent's own client).
 
         Every cached file the chart comes from is claimed for the HelmRelease (``charts.usage``)
         until its next fetch or its deletion, so the cache janitor never removes it meanwhile."""
         user = f"{namespace}/{name}"
+        reader = secrets or self.kube
         with self.usage.fetching(user):
             if isinstance(source, GitChartSource):
                 if self.git is None:
                     raise RepositoryError("Git chart sources are not enabled in this agent")
-                return self.git.fetch(user, source)
+                if is_local_git_url(source.git) and not self.allow_local_git:
+                    raise RepositoryError(
+                        f"chart.git {source.git}: a file:// URL or a path on the agent's disk is not "
+                        "allowed in this agent (--allow-local-chart-git)"
+                    )
+                return self.git.fetch(user, source, secrets=reader)
             if isinstance(source, OciChartSource):
-                return self._oci(user, namespace, source)
+                return self._oci(user, reader, namespace, source)
             if isinstance(source, RepoChartSource):
                 scheme = source.repository.split("://", 1)[0].lower() if "://" in source.repository else ""
                 if scheme in ("http", "https"):
-                    return self._repo(user, namespace, source)
+                    return self._repo(user, reader, namespace, source)
                 return self._plugin(user, source)
             raise RepositoryError(f"unsupported chart source {type(source).__name__}")
 
@@ -108,11 +120,12 @@ class ChartResolver:
 
     # -- credentials -------------------------------------------------------------------------
 
-    def _pull_secret(self, namespace: str, name: str | None) -> dict[str, bytes] | None:
+    @staticmethod
+    def _pull_secret(reader: Kube, namespace: str, name: str | None) -> dict[str, bytes] | None:
         if not name:
             return None
         try:
-            data = self.kube.get_secret_data(namespace, name)
+            data = reader.get_secret_data(namespace, name)
         except KubeError as exc:
             if exc.temporary:
                 raise RepositoryUnavailableError(
@@ -123,8 +136,8 @@ class ChartResolver:
             raise AuthConfigError(f"chartPullSecret {namespace}/{name} not found")
         return data
 
-    def _repo_auth(self, namespace: str, source: RepoChartSource) -> RepositoryAuth | None:
-        data = self._pull_secret(namespace, source.chart_pull_secret)
+    def _repo_auth(self, reader: Kube, namespace: str, source: RepoChartSource) -> RepositoryAuth | None:
+        data = self._pull_secret(reader, namespace, source.chart_pull_secret)
         if data is not None:
             return auth_from_secret(data, secret_ref=f"{namespace}/{source.chart_pull_secret}")
         if self.repositories is not None:
@@ -140,8 +153,8 @@ class ChartResolver:
         except ChartError as exc:
             raise type(exc)(f"{what}: {exc}") from exc
 
-    def _repo(self, user: str, namespace: str, source: RepoChartSource) -> FetchedChart:
-        auth = self._repo_auth(namespace, source)
+    def _repo(self, user: str, reader: Kube, namespace: str, source: RepoChartSource) -> FetchedChart:
+        auth = self._repo_auth(reader, namespace, source)
         for index_file in self.repos.index_files(source.repository):
             self.usage.claim(user, index_file)
         for _attempt in range(2):  # a second time when evicted between the fetch and the claim
@@ -160,8 +173,8 @@ class ChartResolver:
             chart_dir=chart_dir,
         )
 
-    def _oci(self, user: str, namespace: str, source: OciChartSource) -> FetchedChart:
-        data = self._pull_secret(namespace, source.chart_pull_secret)
+    def _oci(self, user: str, reader: Kube, namespace: str, source: OciChartSource) -> FetchedChart:
+        data = self._pull_secret(reader, namespace, source.chart_pull_secret)
         creds = OciCredentials()
         if data is not None:
             creds = OciCredentials(

@@ -66,13 +66,18 @@ def desired_state(
     values_digest: str,
     retry: RetrySettings,
     key: bytes,
+    *,
+    adopt_across_namespaces: bool = False,
 ) -> pl.Desired:
+    """What the release should be. A release without an owner marker may be taken over only in
+    the HelmRelease's own namespace, unless ``adopt_across_namespaces``."""
     return pl.Desired(
         digest=desired_digest(policy, chart_digest, values_digest, key),
         generation=generation,
         owner=ref.owner,
         suspended=False,
         policy=plan_policy(policy, retry),
+        adoptable=adopt_across_namespaces or ref.target_namespace == ref.namespace,
     )
 
 

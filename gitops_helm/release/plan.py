@@ -39,7 +39,9 @@ Rows are checked top to bottom; the first match wins.
 ===  ===========================================  =============================================
  #   observed state                               next action
 ===  ===========================================  =============================================
- 1   release owned by another HelmRelease         REFUSE (never touched, whatever its status)
+ 1   release owned by another HelmRelease, or     REFUSE (never touched, whatever its status)
+     one with no owner marker that may not be
+     adopted (``desired.adoptable`` false)
  2   spec.suspend                                 SUSPENDED
  3   no release, or latest is ``uninstalled``     gated INSTALL (deleted by hand => reinstall)
  4a  ``pending-*``, changed < pending_grace ago   WAIT_RETRY (another operation may be running:
@@ -82,13 +84,13 @@ Rows are checked top to bottom; the first match wins.
 
 Invariants (property-tested): the action is in :class:`Action`; NONE only when the latest
 revision is deployed, is ours, and carries the desired digest (so an unchanged release costs
-no Helm call); REFUSE whenever another HelmRelease owns the release; never INSTALL while a
-release exists; never UPGRADE without one; stalled only when the failed action has a configured
-retry budget that is used up (so with retry by default, never); a WAIT_RETRY after failures is
-due at most the longest backoff step after the last failure; and, with the ``record_*`` helpers,
-a release that always fails makes a bounded number of Helm calls before time must pass, and
-repeated interruptions of one desired state are bounded (past ``max_interruptions`` each
-counts as a failure).
+no Helm call); REFUSE whenever another HelmRelease owns the release, or nobody does and it may
+not be adopted; never INSTALL while a release exists; never UPGRADE without one; stalled only
+when the failed action has a configured retry budget that is used up (so with retry by default,
+never); a WAIT_RETRY after failures is due at most the longest backoff step after the last
+failure; and, with the ``record_*`` helpers, a release that always fails makes a bounded number
+of Helm calls before time must pass, and repeated interruptions of one desired state are bounded
+(past ``max_interruptions`` each counts as a failure).
 
 This is the one retry and remediation model of the agent. Legacy Helm Operator
 ``rollback.{enable,retry,maxRetries}`` are mapped onto ``Policy.upgrade`` by
@@ -279,6 +281,9 @@ class Desired:
     generation: int
     owner: str  # this HelmRelease's id, as written in the owner marker
     suspended: bool = False
+    # row 6: a release without an owner marker may be taken over (the reconciler allows it in the
+    # HelmRelease's own namespace, elsewhere only with --allow-adoption-across-namespaces)
+    adoptable: bool = True
     policy: Policy = field(default_factory=Policy)
 
 
@@ -435,6 +440,13 @@ def plan(
     # 1 ownership first: another HelmRelease's release is never touched
     if r is not None and r.owner is not None and r.owner != desired.owner:
         return Plan(Action.REFUSE, f"release is managed by {r.owner!r}, not {desired.owner!r}")
+    if r is not None and r.owner is None and not desired.adoptable:
+        return Plan(
+            Action.REFUSE,
+            f"release (revision {r.revision}, {r.status.value}) has no owner marker and lives outside "
+            "the HelmRelease's namespace: not taken over (the agent's --allow-adoption-across-namespaces "
+            "allows it)",
+        )
     # 2
     if desired.suspended:
         return Plan(Action.SUSPENDED, "reconciliation is suspended")
@@ -618,13 +630,21 @@ def _failed(ctx: _Ctx, r: ObservedRelease, what: str) -> Plan:
 def plan_deletion(observed: ObservedRelease | None, owner: str, *, suspended: bool = False) -> Plan:
     """What to do with the release when its HelmRelease is deleted.
 
-    UNINSTALL unless there is no release (NONE), another HelmRelease owns it (REFUSE), or
-    the HelmRelease is suspended (SUSPENDED: the release is kept, as in Flux). A release
-    without an owner marker carries the HelmRelease's release name, so it is uninstalled.
+    UNINSTALL only a release this HelmRelease owns (its owner marker, or the Helm Operator's
+    antecedent naming it): NONE when there is no release, REFUSE when another HelmRelease owns it
+    or it has no owner marker (installed outside the agent, or never taken over: a HelmRelease
+    whose chart never fetched must not remove a release that merely has its name), SUSPENDED when
+    the HelmRelease is suspended (the release is kept, as in Flux).
     """
     if observed is None or observed.status is ReleaseStatus.UNINSTALLED:
         return Plan(Action.NONE, "no release to uninstall")
-    if observed.owner is not None and observed.owner != owner:
+    if observed.owner is None:
+        return Plan(
+            Action.REFUSE,
+            f"release (revision {observed.revision}) has no owner marker, so this HelmRelease never "
+            "managed it: left in place",
+        )
+    if observed.owner != owner:
         return Plan(Action.REFUSE, f"release is managed by {observed.owner!r}: left in place")
     if suspended:
         return Plan(Action.SUSPENDED, "HelmRelease is suspended: release left in place")

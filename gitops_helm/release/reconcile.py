@@ -29,7 +29,16 @@ from gitops_helm import values as values_mod
 from gitops_helm.adapters.helm import Helm, HelmError
 from gitops_helm.adapters.http import HTTPClient, Limits
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
-from gitops_helm.api import ChartSource, HelmRelease, SpecError, parse_helmrelease
+from gitops_helm.api import (
+    ChartSource,
+    HelmRelease,
+    Phase,
+    SpecError,
+    cross_namespace_references,
+    parse_helmrelease,
+    service_account_of,
+    service_account_user,
+)
 from gitops_helm.charts.artifact import FetchedChart
 from gitops_helm.charts.errors import ChartError
 from gitops_helm.config import Settings
@@ -53,7 +62,25 @@ _SETTLING = (pl.Action.NONE, pl.Action.WAIT_RETRY, pl.Action.REFUSE, pl.Action.S
 
 
 class ChartFetcher(Protocol):
-    def fetch(self, namespace: str, name: str, source: ChartSource) -> FetchedChart: ...
+    def fetch(
+        self, namespace: str, name: str, source: ChartSource, *, secrets: Kube | None = None
+    ) -> FetchedChart: ...
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a run acts as for one HelmRelease: its ServiceAccount (impersonated), or the agent.
+
+    Every helm call and every Kubernetes read done for the release (its storage, values sources,
+    chart credentials, drift, the antecedent probe, namespace creation) goes through ``kube`` and
+    ``helm``. The HelmRelease object itself (status, finalizer, Events) and ``dependsOn`` are read
+    and written as the agent: they are the agent's bookkeeping, not the tenant's cluster state.
+    """
+
+    kube: Kube
+    helm: Helm
+    actions: ReleaseActions
+    service_account: str | None = None  # "namespace/name", or None for the agent itself
 
 
 @dataclass(frozen=True)
@@ -97,13 +124,9 @@ class Reconciler:
         )
         self.clock = clock
         self.on_refs = on_refs or (lambda key, refs: None)
-        self.actions = ReleaseActions(
-            kube,
-            helm,
-            clock=clock,
-            on_action=on_action,
-            diagnoser=Diagnoser(kube, settings.failure_diagnosis),
-        )
+        self.helm = helm
+        self.on_action = on_action
+        self.actions = self._actions(kube, helm)
         # when a pending revision without a recorded time was first seen (its grace starts then)
         self.first_seen = FirstSeen(clock)
 
@@ -128,22 +151,51 @@ class Reconciler:
             message = report_invalid(self.kube, fresh, key, exc, datetime.fromtimestamp(self.clock(), UTC))
             return Outcome(ok=False, message=message)
         report = StatusReport(self.kube, fresh, hr, plan_policy(hr.policy, self.settings.retry), self.clock)
+        identity = self.identity(hr)
         try:
             if hr.metadata.deletion_timestamp:
-                return self._finalize(report)
+                return self._finalize(report, identity)
             if FINALIZER not in hr.metadata.finalizers and not self._add_finalizer(hr):
                 return Outcome(requeue_after=self.settings.conflict_retry_s)
-            return self._reconcile(report)
+            return self._reconcile(report, identity)
+        except KubeError as exc:
+            if exc.kind is not KubeErrorKind.FORBIDDEN:
+                log.warning("reconcile interrupted", release=key, error=str(exc), temporary=exc.temporary)
+                return Outcome(requeue_after=retry_soon, ok=False, message=str(exc))
+            return self._forbidden(report, identity, exc)
         except GitopsHelmError as exc:  # classified below: temporary, or not expected at this level
             log.warning("reconcile interrupted", release=key, error=str(exc), temporary=exc.temporary)
             return Outcome(requeue_after=retry_soon, ok=False, message=str(exc))
 
+    def identity(self, hr: HelmRelease) -> Identity:
+        """The identity runs for ``hr`` act as (see :class:`Identity`)."""
+        account = service_account_of(hr, self.settings.default_service_account)
+        if account is None:
+            return Identity(self.kube, self.helm, self.actions)
+        user = service_account_user(hr.namespace, account)
+        kube, helm = self.kube.impersonating(user), self.helm.impersonating(user)
+        return Identity(kube, helm, self._actions(kube, helm), f"{hr.namespace}/{account}")
+
+    def _actions(self, kube: Kube, helm: Helm) -> ReleaseActions:
+        """Helm actions, and the failure diagnosis's reads, as ``kube``/``helm``'s identity."""
+        return ReleaseActions(
+            kube,
+            helm,
+            clock=self.clock,
+            on_action=self.on_action,
+            diagnoser=Diagnoser(kube, self.settings.failure_diagnosis),
+        )
+
     # -- one run ------------------------------------------------------------------------------
 
-    def _reconcile(self, report: StatusReport) -> Outcome:
+    def _reconcile(self, report: StatusReport, identity: Identity) -> Outcome:
         """One run: wait for dependencies, build the target, then drive the release to it."""
         hr = report.hr
         report.started()
+        if not self.settings.allow_cross_namespace_refs:
+            foreign = cross_namespace_references(hr)
+            if foreign:
+                return self._refuse_references(report, foreign)
         waiting = unready_dependencies(self.kube, hr.policy.depends_on)
         if waiting:
             message = f"waiting for dependencies: {', '.join(waiting)}"
@@ -152,22 +204,22 @@ class Reconciler:
         if hr.policy.suspend:
             report.suspended()
             return Outcome(message="suspended")
-        target = self._target(report)
+        target = self._target(report, identity)
         if isinstance(target, Outcome):
             return target
-        return self._drive(report, target)
+        return self._drive(report, target, identity)
 
-    def _target(self, report: StatusReport) -> Target | Outcome:
+    def _target(self, report: StatusReport, identity: Identity) -> Target | Outcome:
         """Fetch the chart and compose the values: the desired state, or why there is none."""
         hr = report.hr
         try:
-            chart = self.charts.fetch(hr.namespace, hr.name, hr.spec.chart)
+            chart = self.charts.fetch(hr.namespace, hr.name, hr.spec.chart, secrets=identity.kube)
         except ChartError as exc:
             return self._chart_failed(report, exc)
         report.chart_fetched(chart.name, chart.revision)
 
         reader = ClusterValuesReader(
-            self.kube, chart.chart_dir, self.http, self._url_limits, url_destinations(self.settings)
+            identity.kube, chart.chart_dir, self.http, self._url_limits, url_destinations(self.settings)
         )
         try:
             composed = values_mod.compose_values(
@@ -190,11 +242,12 @@ class Reconciler:
             composed.digest,
             self.settings.retry,
             self.digest_key(),
+            adopt_across_namespaces=self.settings.allow_adoption_across_namespaces,
         )
         unkeyed = unkeyed_digest(hr.policy, chart.digest, composed.digest)
         return Target(ref, hr.policy, desired, chart, composed.values, unkeyed_digest=unkeyed)
 
-    def _drive(self, report: StatusReport, target: Target) -> Outcome:
+    def _drive(self, report: StatusReport, target: Target, identity: Identity) -> Outcome:
         """Observe, plan, act, record; until the plan needs no helm call (or no progress is made)."""
         memory = memory_from_status(report.status)
         last_action: pl.Action | None = None
@@ -202,7 +255,7 @@ class Reconciler:
         observation: Observation | None = None  # storage as last read; None after an action
         for _step in range(MAX_STEPS):
             if observation is None:
-                observation = observe(self.kube, target.ref, self.first_seen)
+                observation = observe(identity.kube, target.ref, self.first_seen)
                 report.observed(observation.release)
                 target = _recognise_unkeyed_digest(target, observation)
             decision = pl.plan(
@@ -223,7 +276,7 @@ class Reconciler:
                 report.write()
                 return stop_here
             last_action = decision.action
-            memory = self.actions.run(report, target, decision, memory, observation)
+            memory = identity.actions.run(report, target, decision, memory, observation)
             observation, drift_detected = None, None  # the action changed the release: read it again
             report.remember(memory)
             report.write()
@@ -258,6 +311,38 @@ class Reconciler:
             return Outcome(requeue_after=delay, ok=False, message=decision.reason)
         return Outcome()
 
+    def _refuse_references(self, report: StatusReport, foreign: tuple[str, ...]) -> Outcome:
+        """--no-cross-namespace-refs and the spec names other namespaces: nothing is read."""
+        message = (
+            f"references outside namespace {report.hr.namespace!r} are not allowed in this agent "
+            f"(--no-cross-namespace-refs): {'; '.join(foreign)}"
+        )
+        report.phase(Phase.FAILED, detail=message)
+        report.finished_generation()
+        report.stalled("CrossNamespaceReference", message)
+        report.write()
+        report.event(True, "CrossNamespaceReference", message)
+        log.warning("cross-namespace references refused", release=report.hr.key, references=list(foreign))
+        return Outcome(ok=False, message=message)
+
+    def _forbidden(self, report: StatusReport, identity: Identity, exc: KubeError) -> Outcome:
+        """The API refused a request (RBAC): say so on the status and look again much later.
+
+        Under a ServiceAccount this is how a HelmRelease reaching outside what its account may do
+        (a ``targetNamespace`` of another team, a Secret it may not read) ends. Not stalled: a
+        RoleBinding may be added without any change to the HelmRelease."""
+        who = f"ServiceAccount {identity.service_account}" if identity.service_account else "the agent"
+        message = f"forbidden for {who}: {exc}"
+        try:
+            report.phase(Phase.FAILED, detail=message)
+            report.finished_generation()
+            report.write()
+            report.event(True, "Forbidden", message)
+        except GitopsHelmError as write_error:  # the agent's own status write refused too
+            log.warning("status not written", release=report.hr.key, error=str(write_error))
+        log.warning("forbidden", release=report.hr.key, error=message)
+        return Outcome(requeue_after=self.settings.retry.max_s, ok=False, message=message)
+
     def _chart_failed(self, report: StatusReport, exc: ChartError) -> Outcome:
         report.chart_failed(str(exc), temporary=exc.temporary)
         retry = self.settings.retry
@@ -290,18 +375,27 @@ class Reconciler:
             raise
         return True
 
-    def _finalize(self, report: StatusReport) -> Outcome:
+    def _finalize(self, report: StatusReport, identity: Identity) -> Outcome:
         hr = report.hr
         if FINALIZER not in hr.metadata.finalizers:
             return Outcome()
         p = hr.policy
         try:
             ref = ReleaseRef.of(hr)
-            decision = pl.plan_deletion(observe(self.kube, ref).release, ref.owner, suspended=p.suspend)
+            try:
+                observed = observe(identity.kube, ref).release
+            except KubeError as exc:
+                if exc.kind is not KubeErrorKind.FORBIDDEN or identity.service_account is None:
+                    raise
+                # The ServiceAccount may not even read the release's storage, so it could never
+                # have installed it: nothing there is this HelmRelease's to uninstall.
+                report.event(True, "UninstallSkipped", f"release left in place: {exc}")
+                observed = None
+            decision = pl.plan_deletion(observed, ref.owner, suspended=p.suspend)
             if decision.action is pl.Action.UNINSTALL:
                 if self.stopping.is_set() or not self.may_act():
                     return Outcome(requeue_after=self.settings.retry.base_s, message="stopping")
-                self.actions.uninstall_on_deletion(report, p)
+                identity.actions.uninstall_on_deletion(report, p)
             else:
                 log.info("deleted without uninstall", release=hr.key, reason=decision.reason)
             remaining = [f for f in hr.metadata.finalizers if f != FINALIZER]

@@ -99,7 +99,12 @@ def test_install_from_git_over_ssh(
     agent = start_agent(
         namespace,
         helm,
-        git=GitSourceSettings(ssh_key=env["TESTENV_GIT_SSH_KEY"], known_hosts=env["TESTENV_KNOWN_HOSTS"]),
+        # the key serves chart.git URLs of the synced repository's host (not synced here)
+        git=GitSourceSettings(
+            url=f"{env['TESTENV_GIT_SSH']}/config.git",
+            ssh_key=env["TESTENV_GIT_SSH_KEY"],
+            known_hosts=env["TESTENV_KNOWN_HOSTS"],
+        ),
     )
     chart = {"git": repo.ssh_url, "ref": "master", "path": "hello"}
     apply(env, hr_manifest("gitssh", namespace, chart))

@@ -73,6 +73,7 @@ def full_spec_fields() -> dict[str, Any]:
         },
         "test": {"enable": True, "ignoreFailures": True, "timeout": 90, "cleanup": False},
         "suspend": True,
+        "serviceAccountName": "deployer",
         "dependsOn": [{"name": "database", "namespace": "data"}, {"name": "cache"}],
         "install": {
             "createNamespace": True,

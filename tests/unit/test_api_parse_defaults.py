@@ -65,6 +65,7 @@ def test_every_spec_field_has_the_helm_operator_default() -> None:
 def test_new_fields_default_to_the_old_operator_behaviour() -> None:
     spec = parse_helmrelease(manifest()).spec
     assert spec.suspend is False
+    assert spec.service_account_name is None
     assert spec.depends_on == ()
     assert spec.install == InstallSpec(
         create_namespace=False,
@@ -120,6 +121,7 @@ def test_every_field_set_is_read() -> None:
     assert spec.test == TestSpec(enable=True, ignore_failures=True, timeout=90, cleanup=False)
     assert spec.helm_version == "v3"
     assert spec.suspend is True
+    assert spec.service_account_name == "deployer"
     assert spec.depends_on == (ObjectRef("database", "data"), ObjectRef("cache", "apps"))
     assert spec.install == InstallSpec(True, InstallRemediationSpec(2, False, False))
     assert spec.upgrade == UpgradeSpec(

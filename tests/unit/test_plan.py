@@ -576,7 +576,7 @@ def test_deletion() -> None:
     assert plan_deletion(rel(3, S.UNINSTALLED), ME).action is Action.NONE
     assert plan_deletion(rel(3, owner=OTHER), ME).action is Action.REFUSE
     assert plan_deletion(rel(3), ME).action is Action.UNINSTALL
-    assert plan_deletion(rel(3, S.FAILED, owner=None), ME).action is Action.UNINSTALL
+    assert plan_deletion(rel(3, S.FAILED, owner=None), ME).action is Action.REFUSE  # not ours
     assert plan_deletion(rel(3, S.PENDING_UPGRADE), ME).action is Action.UNINSTALL
     assert plan_deletion(rel(3), ME, suspended=True).action is Action.SUSPENDED
 
