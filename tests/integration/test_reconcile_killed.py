@@ -26,7 +26,10 @@ def test_an_install_killed_at_the_agents_deadline_counts_and_is_retried_with_bac
         namespace,
         env["HELM_BIN"],
         helm_kill_margin_s=-52.0,
-        retry=RetrySettings(base_s=1.0, max_s=5.0, pending_grace_margin_s=1.0),
+        # the killed helm leaves pending-install, unlocked after the grace (timeout 20 s + 1 s from
+        # its start, about 13 s after the kill); the first backoff step must outlast that, or the
+        # reinstall is due at once and the wait for it is never shown
+        retry=RetrySettings(base_s=40.0, max_s=80.0, pending_grace_margin_s=1.0),
     )
     apply(
         env, hr_manifest("slow", namespace, repo_chart(env), values={"unready": True}, wait=True, timeout=20)
