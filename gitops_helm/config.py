@@ -550,6 +550,9 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
     if cache.sweep_interval_s <= 0:
         raise ConfigError("--cache-sweep-interval: must be more than zero")
     lease_s, renew_deadline_s, retry_period_s = _leader_numbers(get_dur, defaults)
+    http_read_timeout_s = get_dur("http-read-timeout", defaults.http_server.read_timeout_s)
+    if http_read_timeout_s <= 0:  # every request would be late: probes fail, the pod restarts
+        raise ConfigError("--http-read-timeout: must be more than zero")
     return Settings(
         kubeconfig=get("kubeconfig"),
         kube_context=get("kube-context"),
@@ -559,7 +562,7 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         listen=get("listen") or defaults.listen,
         http_server=HTTPServerSettings(
             max_connections=get_count("http-max-connections", defaults.http_server.max_connections),
-            read_timeout_s=get_dur("http-read-timeout", defaults.http_server.read_timeout_s),
+            read_timeout_s=http_read_timeout_s,
         ),
         helm_bin=get("helm-bin") or defaults.helm_bin,
         work_dir=Path(work_dir) if work_dir else defaults.work_dir,

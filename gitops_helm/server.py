@@ -222,16 +222,28 @@ class Server:
             while not self._stopping.is_set():
                 now = time.monotonic()
                 wait = min((p.deadline for p in pending.values()), default=now + 1.0) - now
-                for key, _ in selector.select(timeout=max(0.0, min(wait, 1.0))):
-                    if key.fileobj is self._listener:
-                        self._accept(selector, pending)
-                    elif key.fileobj is not self._wake_r:
-                        self._receive(selector, pending, pending[key.fileobj])  # type: ignore[index]
-                now = time.monotonic()
-                for late in [p for p in pending.values() if p.deadline <= now]:
-                    self._drop(selector, pending, late)
+                try:
+                    self._turn(selector, pending, wait)
+                except Exception as exc:  # this one thread serves every probe: it must not die
+                    log.error("http: serving loop error", error=f"{type(exc).__name__}: {exc}")
             for p in list(pending.values()):
                 self._drop(selector, pending, p)
+
+    def _turn(
+        self, selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending], wait: float
+    ) -> None:
+        for key, _ in selector.select(timeout=max(0.0, min(wait, 1.0))):
+            if key.fileobj is self._listener:
+                self._accept(selector, pending)
+            elif key.fileobj is not self._wake_r:
+                # a connection this same batch already closed (dropped as the oldest, at the
+                # connection cap) is no longer pending
+                entry = pending.get(key.fileobj)  # type: ignore[call-overload]
+                if entry is not None:
+                    self._receive(selector, pending, entry)
+        now = time.monotonic()
+        for late in [p for p in pending.values() if p.deadline <= now]:
+            self._drop(selector, pending, late)
 
     def _accept(self, selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending]) -> None:
         try:

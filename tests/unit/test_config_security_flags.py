@@ -48,3 +48,9 @@ def test_http_server_limits() -> None:
         settings("--http-max-connections", "0")
     with pytest.raises(ConfigError, match="--http-read-timeout"):
         settings("--http-read-timeout", "soon")
+
+
+def test_a_zero_http_read_timeout_is_refused() -> None:
+    # every request would be past its deadline at once: probes would fail and the pod restart-loop
+    with pytest.raises(ConfigError, match="--http-read-timeout: must be more than zero"):
+        settings("--http-read-timeout", "0s")

@@ -147,3 +147,33 @@ def test_an_oversized_head_and_body_are_refused(start: Callable[[HTTPServerSetti
     finally:
         conn.close()
     assert get(server, "/healthz") == (200, b"ok\n")
+
+
+def test_a_connection_dropped_at_the_cap_while_it_is_readable_does_not_stop_the_server(
+    start: Callable[[HTTPServerSettings], Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the connection cap, a new client closes the oldest; when that oldest one has data in the
+    same batch of events (a loaded machine gets to the loop late), the server once looked it up,
+    found it gone, and its one serving thread died: no probe answered any more."""
+    import selectors
+
+    from gitops_helm import server as server_module
+
+    class LateSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+        def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+            time.sleep(0.3)  # events pile up into one batch
+            return super().select(0)
+
+    monkeypatch.setattr(server_module.selectors, "DefaultSelector", LateSelector)
+    server = start(HTTPServerSettings(max_connections=1))
+    oldest = socket.create_connection(("127.0.0.1", server.port))
+    time.sleep(0.8)  # accepted and pending
+    newest = socket.create_connection(("127.0.0.1", server.port))  # the listener turns readable...
+    oldest.send(b"GET /healthz HTTP/1.0\r\n")  # ...and so does the oldest, in the same batch
+    time.sleep(1.0)
+    newest.close()
+    oldest.close()
+    probe = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT_S)
+    probe.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert probe.recv(100).startswith(b"HTTP/1.0 200"), "the server stopped serving"
+    probe.close()
