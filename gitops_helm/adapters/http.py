@@ -70,7 +70,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
@@ -599,17 +599,23 @@ class _GuardedSession(requests.Session):
 
     def __init__(self, policy: Destinations) -> None:
         super().__init__()
-        if policy.checks_addresses:
+        # with no address to check (``--allow-internal-urls``) the environment's proxy is kept: a
+        # cluster that reaches the internet only through one still gets its values
+        self._checks = policy.checks_addresses
+        if self._checks:
             adapter = _GuardedAdapter(policy)
             self.mount("http://", adapter)
             self.mount("https://", adapter)
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
         merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
-        merged["proxies"] = {}  # a proxy would resolve and connect out of the check's reach
+        if self._checks:
+            merged["proxies"] = {}  # a proxy would resolve and connect out of the check's reach
         return merged
 
     def rebuild_proxies(self, prepared_request: requests.PreparedRequest, proxies: Any) -> dict[str, str]:
+        if not self._checks:
+            return cast(dict[str, str], super().rebuild_proxies(prepared_request, proxies))  # type: ignore[no-untyped-call]
         prepared_request.headers.pop("Proxy-Authorization", None)
         return {}  # the same for every redirect hop
 

@@ -194,6 +194,20 @@ def test_a_proxy_from_the_environment_is_not_used_for_checked_urls(
     assert len(server.seen) == 1
 
 
+def test_with_internal_urls_allowed_the_environments_proxy_is_used(
+    http: HTTPClient, serve: Callable[..., LocalServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # nothing to check, so nothing to bypass: a cluster that reaches the internet only through a
+    # proxy keeps getting its values
+    proxy = serve(lambda _: (200, {}, b"from: proxy\n"))
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("http_proxy", proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert reader(http, ALLOW_INTERNAL).url("http://values.example.invalid/values.yaml") == b"from: proxy\n"
+    assert [seen.path for seen in proxy.seen] == ["http://values.example.invalid/values.yaml"]
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.ip_addresses())
 def test_lockdown_refuses_everything_the_default_refuses_and_allow_internal_nothing(
