@@ -28,7 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gitops_helm import log as logging
 from gitops_helm.adapters.kube import Kube
+from gitops_helm.errors import GitopsHelmError
+
+log = logging.get(__name__)
 
 __all__ = ["NotReady", "deadline_written_since", "judged_on_stale_status", "not_ready_resources"]
 
@@ -92,7 +96,15 @@ def judged_on_stale_status(kube: Kube, helm_message: str, started: float) -> boo
     if not resources or not all(r.deadline_exceeded for r in resources):
         return False
     for resource in resources:
-        live = kube.get("apps/v1", "Deployment", resource.namespace, resource.name)
+        try:
+            live = kube.get("apps/v1", "Deployment", resource.namespace, resource.name)
+        except GitopsHelmError as exc:
+            # unknown: judge it a real failure, so that it is recorded and backed off (an error
+            # escaping here would lose the failure and retry at once)
+            log.warning(
+                "cannot read a Deployment to judge a rollout", deployment=resource.name, error=str(exc)
+            )
+            return False
         if live is None or deadline_written_since(live, started):
             return False
     return True

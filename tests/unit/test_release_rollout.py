@@ -67,3 +67,23 @@ def test_an_unjudged_attempt_counts_as_an_interruption_and_is_bounded() -> None:
         pl.ObservedRelease(3, pl.ReleaseStatus.FAILED, 1, "ns/app", "sha256:new"), mem, want, now=0.0
     )
     assert (again.action, again.retry_at) == (pl.Action.WAIT_RETRY, 10.0)
+
+
+def test_a_deployment_that_cannot_be_read_is_judged_a_real_failure() -> None:
+    # an API error while judging must not escape: the failed upgrade would go unrecorded and be
+    # retried at once, without backoff, for as long as the API keeps failing
+    from typing import Any, cast
+
+    from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
+    from gitops_helm.release.rollout import judged_on_stale_status
+
+    class UnreachableAPI:
+        def get(self, *args: Any) -> dict[str, Any] | None:
+            raise KubeError(KubeErrorKind.TEMPORARY, "get deployment", "connection refused")
+
+    message = (
+        "UPGRADE FAILED: resource Deployment/team-a/web not ready. status: Failed, "
+        "message: Progress deadline exceeded"
+    )
+    assert not_ready_resources(message)[0].deadline_exceeded
+    assert judged_on_stale_status(cast(Kube, UnreachableAPI()), message, started=0.0) is False
