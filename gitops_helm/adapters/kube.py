@@ -344,6 +344,18 @@ class Kube:
         except (ValueError, OSError) as exc:
             raise KubeError(KubeErrorKind.INVALID, what, f"cannot decode release record: {exc}") from None
 
+    def label_release(self, stored: StoredRelease, labels: Mapping[str, str]) -> None:
+        """Set labels on a Helm storage Secret: the agent's own labels only; the record and
+        helm's labels are not touched (a merge patch of these keys)."""
+        what = f"label release {stored.namespace}/{stored.secret_name}"
+        body = {"metadata": {"labels": dict(labels)}}
+        try:
+            self.core.patch_namespaced_secret(
+                stored.secret_name, stored.namespace, body, _request_timeout=self._t
+            )
+        except Exception as exc:
+            raise _classify(exc, what) from None
+
     def mark_release_failed(self, stored: StoredRelease) -> None:
         """Unlock a revision left ``pending-*`` by a crash: set its status to ``failed`` in storage.
 

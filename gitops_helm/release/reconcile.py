@@ -47,7 +47,7 @@ from gitops_helm.release import plan as pl
 from gitops_helm.release.actions import ReleaseActions, Target
 from gitops_helm.release.desired import desired_state, plan_policy, unkeyed_digest
 from gitops_helm.release.diagnose import Diagnoser
-from gitops_helm.release.identity import FINALIZER, ReleaseRef
+from gitops_helm.release.identity import DIGEST_LABEL, FINALIZER, ReleaseRef
 from gitops_helm.release.memory import memory_from_status
 from gitops_helm.release.observe import FirstSeen, Observation, drift_of, observe, unready_dependencies
 from gitops_helm.release.report import StatusReport, report_invalid
@@ -257,7 +257,7 @@ class Reconciler:
             if observation is None:
                 observation = observe(identity.kube, target.ref, self.first_seen)
                 report.observed(observation.release)
-                target = _recognise_unkeyed_digest(target, observation)
+                observation, memory = _rekey_unkeyed_digest(identity.kube, target, observation, memory)
             decision = pl.plan(
                 observation.release, memory, target.desired, now=self.clock(), drift_detected=drift_detected
             )
@@ -413,11 +413,28 @@ class Reconciler:
         return Outcome()
 
 
-def _recognise_unkeyed_digest(target: Target, observation: Observation) -> Target:
-    """A release recorded by a version without the digest key carries the unkeyed digest: when it
-    is this desired state's, that is the digest to compare with, so upgrading the agent upgrades no
-    release (the keyed digest is recorded at the release's next change)."""
-    release = observation.release
-    if release is None or not target.unkeyed_digest or release.digest != target.unkeyed_digest:
-        return target
-    return replace(target, desired=replace(target.desired, digest=target.unkeyed_digest))
+def _rekey_unkeyed_digest(
+    kube: Kube, target: Target, observation: Observation, memory: pl.Memory
+) -> tuple[Observation, pl.Memory]:
+    """A release recorded by a version without the digest key carries the unkeyed digest, which
+    anyone reading the label or the status could test guesses of Secret values against. When it
+    is this desired state's, the release is in sync: relabel the latest revision and re-remember
+    with the keyed digest (one label patch, no helm call), so upgrading the agent upgrades no
+    release and leaves no guessable digest on the latest revision or in the status."""
+    release, latest = observation.release, observation.latest
+    unkeyed, keyed = target.unkeyed_digest, target.desired.digest
+    if release is None or latest is None or not unkeyed or release.digest != unkeyed:
+        return observation, memory
+    kube.label_release(latest, {DIGEST_LABEL: keyed})
+    log.info("digest of an earlier version replaced by the keyed digest", release=target.ref.key)
+
+    def rekeyed(digest: str | None) -> str | None:
+        return keyed if digest == unkeyed else digest
+
+    memory = replace(
+        memory,
+        last_applied_digest=rekeyed(memory.last_applied_digest),
+        last_failed_digest=rekeyed(memory.last_failed_digest),
+        last_interrupted_digest=rekeyed(memory.last_interrupted_digest),
+    )
+    return replace(observation, release=replace(release, digest=keyed)), memory

@@ -5,6 +5,7 @@ offline; releases recorded by an earlier, unkeyed version are not upgraded for i
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ def test_the_recorded_digest_is_keyed_with_the_installations_secret(
     assert latest_revision(env, namespace, "app") == (1, "deployed")
 
 
-def test_a_release_recorded_by_an_unkeyed_version_is_not_upgraded(
+def test_a_release_recorded_by_an_unkeyed_version_is_rekeyed_not_upgraded(
     env: Env, namespace: str, start_agent: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # the earlier version: the same agent, with the digest computed as it used to be
@@ -80,8 +81,18 @@ def test_a_release_recorded_by_an_unkeyed_version_is_not_upgraded(
         old.agent.stop()
     assert not unkeyed.startswith("h1-")
 
-    # the new version recognises the same desired state: no helm call, no status write
+    # the new version recognises the same desired state: no helm call; the guessable digest is
+    # replaced by the keyed one on the latest revision and in the status
     new = start_agent(namespace, env["HELM_BIN"], sync=SyncSettings(state_namespace=namespace))
+    rekeyed = new.wait_for(
+        "the keyed digest in the status",
+        lambda: (d := status(new, "app", namespace).get("lastAppliedDigest", "")).startswith("h1-") and d,
+    )
+    (stored,) = release_secrets(env, namespace, "app")
+    assert stored["metadata"]["labels"][DIGEST_LABEL] == rekeyed
+    assert unkeyed not in json.dumps(stored["metadata"]) + json.dumps(status(new, "app", namespace))
+    calls = dict(new.agent.helm.calls)
+    assert set(calls) <= {"version"}, calls  # asked its version at start; nothing else
     assert_quiet_resync(new, "app", namespace)
     assert latest_revision(env, namespace, "app") == (1, "deployed")
 
