@@ -467,6 +467,9 @@ class Agent:
         )
         if self.settings.install_crd:
             install_crd(self.kube)
+        # the agent's own Secret: a refusal here is the agent's RBAC, said at start, not blamed on
+        # a HelmRelease's ServiceAccount at its first reconcile
+        self.digest_key.load()
         self.controller.start()
         self._acting.set()
         threading.Thread(target=self._git_chart_poll_loop, name="git-chart-poll", daemon=True).start()

@@ -331,8 +331,10 @@ class Reconciler:
         Under a ServiceAccount this is how a HelmRelease reaching outside what its account may do
         (a ``targetNamespace`` of another team, a Secret it may not read) ends. Not stalled: a
         RoleBinding may be added without any change to the HelmRelease."""
-        who = f"ServiceAccount {identity.service_account}" if identity.service_account else "the agent"
-        message = f"forbidden for {who}: {exc}"
+        # the HelmRelease itself, its dependencies and the digest key are read as the agent even
+        # under a ServiceAccount: name the request, and say who acts for the release
+        acting = f" (the release is managed as ServiceAccount {identity.service_account})"
+        message = f"forbidden: {exc}{acting if identity.service_account else ''}"
         try:
             report.phase(Phase.FAILED, detail=message)
             report.finished_generation()
