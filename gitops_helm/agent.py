@@ -215,7 +215,7 @@ class Agent:
         self.source: GitSource | None = None
         if not settings.reconcile_only:
             self.sync_loop = SyncLoop(
-                Syncer(self.kube, settings.sync, sync_identity(settings)),
+                Syncer(self.kube, settings.sync, sync_identity(settings), may_act=self._may_act),
                 settings.git.paths,
                 settings.git.poll_interval_s,
             )

@@ -17,6 +17,7 @@ that inventory to its owner and reports an error naming both.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,13 +72,28 @@ def state_configmap_name(sync_name: str) -> str:
     return f"gitops-helm-sync-{source_id(sync_name)}"[:253]
 
 
+class _Fenced(Exception):
+    """This replica lost the Lease during a sync: nothing more may be written."""
+
+
 class Syncer:
-    def __init__(self, kube: Kube, settings: SyncSettings, identity: SourceIdentity) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: SyncSettings,
+        identity: SourceIdentity,
+        *,
+        may_act: Callable[[], bool] = lambda: True,
+    ) -> None:
         """``identity``: what this sync reads (URL without credentials, branch, paths, mode);
-        recorded with the inventory, which only a sync of the same source collects from."""
+        recorded with the inventory, which only a sync of the same source collects from.
+        ``may_act``: whether this replica may still write (leader election's fence); asked before
+        every apply, every deletion and the state write, so a leader that lost the Lease mid-sync
+        (frozen, then resumed) stops where it is instead of finishing an old plan."""
         self.kube = kube
         self.settings = settings
         self.identity = identity
+        self.may_act = may_act
         self.source = source_id(settings.name)
         self._scope: dict[tuple[str, str], bool] = {}
 
@@ -152,6 +168,18 @@ class Syncer:
 
     def sync(self, root: Path, paths: tuple[str, ...], revision: str) -> SyncResult:
         result = SyncResult(revision=revision)
+        try:
+            return self._sync(root, paths, result)
+        except _Fenced:
+            result.errors.append("stopped: this replica no longer leads (nothing more written)")
+            log.error("sync stopped: leadership lost", revision=revision)
+            return result
+
+    def _fence(self) -> None:
+        if not self.may_act():
+            raise _Fenced
+
+    def _sync(self, root: Path, paths: tuple[str, ...], result: SyncResult) -> SyncResult:
         disc = discover(root, list(paths), only_helmreleases=self.settings.only_helmreleases)
         result.errors += [str(e) for e in disc.errors]
         state = self._state()
@@ -185,6 +213,7 @@ class Syncer:
                 )
                 # Applied even when the Git text is the one last applied, to undo hand edits
                 # (drift); a server-side apply that changes nothing does not write.
+                self._fence()
                 out = self.kube.apply(body, FIELD_MANAGER)
                 if same_text and out.get("metadata", {}).get("resourceVersion") == live_meta.get(
                     "resourceVersion"
@@ -255,6 +284,7 @@ class Syncer:
                 result.would_delete.append(str(key))
                 log.info("garbage collection dry run: would delete", object=str(key))
                 return False
+            self._fence()
             self.kube.delete(api_version, key.kind, ns, key.name)
             result.deleted.append(str(key))
             log.info("garbage collected", object=str(key))
@@ -266,6 +296,7 @@ class Syncer:
             return False
 
     def _write_state(self, result: SyncResult, inventory: str, source: str) -> None:
+        self._fence()
         data = {
             "revision": result.revision,
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
