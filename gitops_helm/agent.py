@@ -322,7 +322,11 @@ class Agent:
             log.error("cannot start", error=str(exc))
             return 1
         log.info("running", port=self.server.port if self.server else None)
-        stop.wait()
+        # wake every second: a signal that the kernel hands to another thread only sets a flag,
+        # and Python runs its handler when the main thread next runs; a wait with no timeout
+        # could then sleep through SIGTERM until the kubelet's SIGKILL
+        while not stop.wait(1.0):
+            pass
         clean = self.stop()
         self._election_stop.set()
         if self._election is not None:

@@ -105,3 +105,48 @@ def test_sigterm_lets_a_running_helm_upgrade_finish_and_starts_nothing_new(
     assert st.get("failures") == 1, st
     assert st.get("lastFailedAction") == "upgrade", st
     assert "rolled back" not in log, log[-3000:]
+
+
+def _tgkill(pid: int, tid: int, sig: int) -> None:
+    """Send ``sig`` to one thread of another process (Linux ``tgkill``), as the kernel may do
+    with a process-directed signal when the main thread is not the one it picks."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    sys_tgkill = {"x86_64": 234, "aarch64": 131}[os.uname().machine]
+    if libc.syscall(sys_tgkill, pid, tid, sig) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill")
+
+
+def test_sigterm_received_by_another_thread_still_stops_the_agent(
+    env: Env, namespace: str, tmp_path: Path
+) -> None:
+    """Python runs signal handlers on the main thread only; a SIGTERM that lands on a worker
+    thread just sets a flag. The main thread used to wait with no timeout, so it slept through
+    it: the agent never stopped gracefully (the kubelet's SIGKILL would end it mid-helm)."""
+    port = free_port()
+    log_path = tmp_path / "agent.log"
+    argv = [
+        GITOPS_HELM, "run", "--reconcile-only", "--kubeconfig", env["KUBECONFIG"],
+        "--namespace", namespace, "--helm-bin", env["HELM_BIN"], "--listen", f"127.0.0.1:{port}",
+        "--work-dir", str(tmp_path / "work"),
+    ]  # fmt: skip
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=process_env(env))
+    try:
+        AgentProcess(proc, port, log_path, "", namespace, argv).wait_acting()
+        threads = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid]
+        assert threads, "the agent runs worker threads"
+        _tgkill(proc.pid, threads[0], signal.SIGTERM)
+        try:
+            code = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"the agent slept through SIGTERM:\n{log_path.read_text()[-2000:]}"
+            ) from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert code == 0, log_path.read_text()[-2000:]
+    assert "signal received" in log_path.read_text()
