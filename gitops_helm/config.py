@@ -261,7 +261,7 @@ def _count(text: str | None, name: str, default: int, *, minimum: int) -> int:
     except ValueError:
         raise ConfigError(f"{name}: {text!r} is not a whole number") from None
     if value < minimum:
-        raise ConfigError(f"{name}: must be at least {minimum}")
+        raise ConfigError(f"{name}: must be at least {minimum}" if minimum else f"{name}: must be 0 or more")
     return value
 
 
@@ -469,34 +469,12 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
     if get("git-webhook-secret-file"):
         secret = _read_secret_file(str(get("git-webhook-secret-file")), "--git-webhook-secret-file")
 
-    def get_count(flag: str, default: int) -> int:
-        text = get(flag)
-        try:
-            value = int(text) if text is not None else default
-        except ValueError:
-            raise ConfigError(f"--{flag}: {text!r} is not a number") from None
-        if value < 1:
-            raise ConfigError(f"--{flag}: must be at least 1")
-        return value
+    def get_count(flag: str, default: int, minimum: int = 1) -> int:
+        return _count(get(flag), f"--{flag}", default, minimum=minimum)
 
-    workers_text = get("workers")
-    try:
-        workers = int(workers_text) if workers_text is not None else 4
-    except ValueError:
-        raise ConfigError(f"--workers: {workers_text!r} is not a number") from None
-    if workers < 1:
-        raise ConfigError("--workers: must be at least 1")
-
+    workers = get_count("workers", 4)
     defaults = Settings()
-    interruptions_text = get("max-interruptions")
-    try:
-        max_interruptions = (
-            int(interruptions_text) if interruptions_text is not None else defaults.retry.max_interruptions
-        )
-    except ValueError:
-        raise ConfigError(f"--max-interruptions: {interruptions_text!r} is not a number") from None
-    if max_interruptions < 0:
-        raise ConfigError("--max-interruptions: must be 0 or more")
+    max_interruptions = get_count("max-interruptions", defaults.retry.max_interruptions, minimum=0)
     default_sa = get("default-service-account") or None
     if default_sa is not None and not _SERVICE_ACCOUNT_NAME.fullmatch(default_sa):
         raise ConfigError(f"--default-service-account: {default_sa!r} is not a ServiceAccount name")
@@ -508,8 +486,10 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
     )
     diagnosis = replace(
         defaults.failure_diagnosis,
-        message_max_chars=_count(get("failure-message-max"), "--failure-message-max", 1024, minimum=80),
-        log_lines=_count(get("failure-log-lines"), "--failure-log-lines", 10, minimum=0),
+        message_max_chars=get_count(
+            "failure-message-max", defaults.failure_diagnosis.message_max_chars, minimum=80
+        ),
+        log_lines=get_count("failure-log-lines", defaults.failure_diagnosis.log_lines, minimum=0),
     )
     git = GitSourceSettings(
         url=get("git-url"),

@@ -28,7 +28,7 @@ def test_flags_and_environment() -> None:
     assert from_env.max_interruptions == 5
 
 
-@pytest.mark.parametrize(("value", "error"), [("many", "is not a number"), ("-1", "must be 0 or more")])
+@pytest.mark.parametrize(("value", "error"), [("many", "is not a whole number"), ("-1", "must be 0 or more")])
 def test_a_bad_bound_is_a_clear_error(value: str, error: str) -> None:
     with pytest.raises(ConfigError, match=f"--max-interruptions: .*{error}|--max-interruptions: {error}"):
         settings("--max-interruptions", value)
