@@ -18,7 +18,7 @@ from .state import State, bin_dir, is_ours, process_alive, state_dir, stop_proce
 
 # Stop order: the things that talk to the API server first, etcd last.
 _STOP_ORDER = ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd",
-               "http-servers", "sshd", "registry")
+               "http-servers", "sshd", "registry", "registry-auth")
 
 
 @contextmanager
@@ -91,7 +91,7 @@ def _down_locked(state: State) -> None:
     if etcd_data:
         shutil.rmtree(etcd_data, ignore_errors=True)
     root = state_dir()
-    for sub in ("git", "charts", "registry", "helm"):
+    for sub in ("git", "charts", "registry", "registry-auth", "helm"):
         shutil.rmtree(root / sub, ignore_errors=True)
     State.path().unlink(missing_ok=True)
 
@@ -138,14 +138,25 @@ def helm_env(state: State) -> dict[str, str]:
                 HELM_DATA_HOME=str(home / "data"), NO_COLOR="1", KUBECONFIG=state.env["KUBECONFIG"])
 
 
+def _login_private_registry(helm: str, state: State, env: dict[str, str]) -> None:
+    """Store the private registry's credentials in the environment's own helm home (idempotent)."""
+    out = subprocess.run(
+        [helm, "registry", "login", state.env["TESTENV_REGISTRY_AUTH"], "--plain-http",
+         "--username", state.env["TESTENV_REGISTRY_USER"], "--password-stdin"],
+        input=state.env["TESTENV_REGISTRY_PASSWORD"], env=env, capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise SystemExit(f"helm registry login {state.env['TESTENV_REGISTRY_AUTH']}: {out.stderr.strip()}")
+
+
 def publish_chart(dirs: list[str]) -> list[str]:
-    """Package chart directories into the chart repositories (HTTP, HTTPS+auth, OCI); returns tgz names."""
+    """Package chart directories into the chart repositories (HTTP, HTTPS+auth, OCI, OCI+auth); returns tgz names."""
     state = require_up()
     helm = state.env["HELM_BIN"]
     chart_dir = Path(state.info["chart_dir"])
     env = helm_env(state)
     published = []
     with _lock(), tempfile.TemporaryDirectory() as tmp:
+        _login_private_registry(helm, state, env)
         for d in dirs:
             out = subprocess.run([helm, "package", d, "-d", tmp], env=env, capture_output=True, text=True,
                                  timeout=120)
@@ -153,10 +164,11 @@ def publish_chart(dirs: list[str]) -> list[str]:
                 raise SystemExit(f"helm package {d}: {out.stderr.strip()}")
         for pkg in sorted(Path(tmp).glob("*.tgz")):
             shutil.copy2(pkg, chart_dir / pkg.name)
-            out = subprocess.run([helm, "push", str(pkg), state.env["TESTENV_OCI_CHARTS"], "--plain-http"],
-                                 env=env, capture_output=True, text=True, timeout=120)
-            if out.returncode != 0:
-                raise SystemExit(f"helm push {pkg.name}: {out.stderr.strip()}")
+            for oci in (state.env["TESTENV_OCI_CHARTS"], state.env["TESTENV_OCI_CHARTS_AUTH"]):
+                out = subprocess.run([helm, "push", str(pkg), oci, "--plain-http"],
+                                     env=env, capture_output=True, text=True, timeout=120)
+                if out.returncode != 0:
+                    raise SystemExit(f"helm push {pkg.name} to {oci}: {out.stderr.strip()}")
             published.append(pkg.name)
         out = subprocess.run([helm, "repo", "index", str(chart_dir)], env=env, capture_output=True, text=True,
                              timeout=120)

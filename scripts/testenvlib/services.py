@@ -113,18 +113,49 @@ def start_sshd(state: State, root: Path) -> None:
     })
 
 
-def start_registry(state: State, root: Path) -> None:
+def _bcrypt(password: str) -> str:
+    """A bcrypt hash for the registry's htpasswd file (the registry accepts bcrypt only)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # libxcrypt's bcrypt; the module exists up to Python 3.12
+    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))  # noqa: S324 (bcrypt, not a weak hash)
+
+
+def _registry(state: State, root: Path, name: str, *, htpasswd: Path | None) -> str:
+    """Start one docker-registry; returns its host:port. With ``htpasswd``, every request needs basic auth."""
     registry = _need("docker-registry", "docker-registry")
-    d = root / "registry"
+    d = root / name
     d.mkdir(parents=True, exist_ok=True)
     port, debug_port = free_port(), free_port()
+    auth = f"auth: {{htpasswd: {{realm: testenv, path: {htpasswd}}}}}\n" if htpasswd else ""
     (d / "config.yml").write_text(
         "version: 0.1\nlog: {level: warn}\n"
         f"storage: {{filesystem: {{rootdirectory: {d / 'data'}}}, delete: {{enabled: true}}}}\n"
-        f"http: {{addr: '127.0.0.1:{port}', debug: {{addr: '127.0.0.1:{debug_port}'}}}}\n"
+        f"http: {{addr: '127.0.0.1:{port}', debug: {{addr: '127.0.0.1:{debug_port}'}}}}\n" + auth
     )
-    state.record("registry", spawn("registry", [registry, "serve", str(d / "config.yml")], root / "logs"))
-    wait_for("registry", lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2).status == 200,
-             30, root / "logs" / "registry.log", state.pids["registry"])
-    state.env["TESTENV_REGISTRY"] = f"127.0.0.1:{port}"
-    state.env["TESTENV_OCI_CHARTS"] = f"oci://127.0.0.1:{port}/charts"
+    state.record(name, spawn(name, [registry, "serve", str(d / "config.yml")], root / "logs"))
+
+    def ready() -> bool:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2).status == 200 and not htpasswd
+        except urllib.error.HTTPError as exc:
+            return exc.code == 401 and htpasswd is not None
+
+    wait_for(name, ready, 30, root / "logs" / f"{name}.log", state.pids[name])
+    return f"127.0.0.1:{port}"
+
+
+def start_registry(state: State, root: Path) -> None:
+    open_registry = _registry(state, root, "registry", htpasswd=None)
+    state.env["TESTENV_REGISTRY"] = open_registry
+    state.env["TESTENV_OCI_CHARTS"] = f"oci://{open_registry}/charts"
+    # A second registry behind htpasswd (basic auth on every request), for private charts and images.
+    htpasswd = root / "registry-htpasswd"
+    htpasswd.write_text(f"{USER}:{_bcrypt(PASSWORD)}\n")
+    private = _registry(state, root, "registry-auth", htpasswd=htpasswd)
+    state.env.update({
+        "TESTENV_REGISTRY_AUTH": private,
+        "TESTENV_OCI_CHARTS_AUTH": f"oci://{private}/charts",
+        "TESTENV_REGISTRY_USER": USER, "TESTENV_REGISTRY_PASSWORD": PASSWORD,
+    })

@@ -267,6 +267,17 @@ def test_oci_registry_lists_pushed_manifest(env: Env) -> None:
     assert "0.1.0" in charts["tags"]
 
 
+def test_private_registry_needs_basic_auth_and_holds_the_published_chart(env: dict[str, str]) -> None:
+    url = f"http://{env['TESTENV_REGISTRY_AUTH']}/v2/charts/hello/tags/list"
+    assert requests.get(url, timeout=10).status_code == 401
+    wrong = requests.get(url, auth=(env["TESTENV_REGISTRY_USER"], "not-the-password"), timeout=10)
+    assert wrong.status_code == 401
+    credentials = (env["TESTENV_REGISTRY_USER"], env["TESTENV_REGISTRY_PASSWORD"])
+    listed = requests.get(url, auth=credentials, timeout=10)
+    assert listed.status_code == 200
+    assert "0.1.0" in listed.json()["tags"]
+
+
 def _testenv(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, GITOPS_HELM_TESTENV_STATE=str(state_dir))
     return subprocess.run(
