@@ -192,6 +192,8 @@ class ReleaseActions:
     def _rollback(
         self, report: StatusReport, target: Target, decision: pl.Plan, memory: pl.Memory
     ) -> tuple[pl.Memory, bool]:
+        if decision.restore:
+            return self._restore(report, target, decision, memory)
         p = target.policy
         to = decision.rollback_to or 0
         failed_revision = memory.last_release_revision or 0
@@ -229,6 +231,60 @@ class ReleaseActions:
         report.phase(Phase.ROLLED_BACK, detail=f"to revision {to}")
         report.event(True, "RolledBack", f"{p.release_name} rolled back to revision {to}: {decision.reason}")
         log.info("rolled back", release=target.ref.key, to=to)
+        return memory, True
+
+    def _restore(
+        self, report: StatusReport, target: Target, decision: pl.Plan, memory: pl.Memory
+    ) -> tuple[pl.Memory, bool]:
+        """Roll back to the last deployed revision just before an upgrade (plan row 8f, helm 3).
+
+        No ``--wait``: the rollback only resets the base helm 3 merges the upgrade against, and
+        the upgrade that follows at once waits for what matters, the desired state."""
+        p = target.policy
+        to = decision.rollback_to or 0
+        report.phase(Phase.ROLLING_BACK, detail=f"restoring revision {to} before upgrading")
+        report.write()
+        opts = RollbackOptions(
+            timeout_s=p.rollback.timeout,
+            wait=False,
+            force=False,
+            recreate=False,
+            disable_hooks=p.rollback.disable_hooks,
+            max_history=p.max_history,
+        )
+        try:
+            self.helm.rollback(p.release_name, p.target_namespace, to, opts)
+        except HelmError as exc:
+            if exc.temporary:
+                raise  # not an outcome of the release: the run is retried
+            observed = observe(self.kube, target.ref)
+            after = observed.release
+            memory = pl.record_restore(
+                memory,
+                target.desired,
+                revision=after.revision if after else None,
+                succeeded=False,
+                now=self.clock(),
+            )
+            message = self._explained(exc.message, target, observed.latest_record)
+            report.phase(Phase.ROLLBACK_FAILED, detail=message)
+            report.event(True, "RollbackFailed", f"restoring revision {to} before upgrading: {message}")
+            return memory, False
+        after = observe(self.kube, target.ref).release
+        memory = pl.record_restore(
+            memory,
+            target.desired,
+            revision=after.revision if after else None,
+            succeeded=True,
+            now=self.clock(),
+        )
+        report.event(
+            False,
+            "Restored",
+            f"{p.release_name} restored to revision {to} before upgrading: helm 3 merges an upgrade "
+            "against the last deployed revision, so the failed revision's changes would stay",
+        )
+        log.info("restored before upgrading", release=target.ref.key, to=to)
         return memory, True
 
     def _explained(

@@ -43,9 +43,12 @@ def desired_digest(policy: ReleasePolicy, chart_digest: str, values_digest: str,
     return "h1-" + hmac.new(key, encoded, hashlib.sha256).hexdigest()[:48]
 
 
-def plan_policy(policy: ReleasePolicy, retry: RetrySettings) -> pl.Policy:
+def plan_policy(
+    policy: ReleasePolicy, retry: RetrySettings, *, merges_from_deployed: bool = False
+) -> pl.Policy:
     """The planner's view of the effective policy; the backoff schedule and the bound on
-    interrupted attempts come from the settings."""
+    interrupted attempts come from the settings. ``merges_from_deployed``: the helm in use (3)
+    merges an upgrade against the last deployed revision (see ``plan`` row 8f)."""
     return pl.Policy(
         install=policy.install,
         upgrade=policy.upgrade,
@@ -55,6 +58,7 @@ def plan_policy(policy: ReleasePolicy, retry: RetrySettings) -> pl.Policy:
         # a pending-* revision younger than this may still be another operation's
         pending_grace=float(policy.timeout) + retry.pending_grace_margin_s,
         max_interruptions=retry.max_interruptions,
+        merges_from_deployed=merges_from_deployed,
     )
 
 
@@ -68,6 +72,7 @@ def desired_state(
     key: bytes,
     *,
     adopt_across_namespaces: bool = False,
+    merges_from_deployed: bool = False,
 ) -> pl.Desired:
     """What the release should be. A release without an owner marker may be taken over only in
     the HelmRelease's own namespace, unless ``adopt_across_namespaces``."""
@@ -76,7 +81,7 @@ def desired_state(
         generation=generation,
         owner=ref.owner,
         suspended=False,
-        policy=plan_policy(policy, retry),
+        policy=plan_policy(policy, retry, merges_from_deployed=merges_from_deployed),
         adoptable=adopt_across_namespaces or ref.target_namespace == ref.namespace,
     )
 

@@ -72,6 +72,10 @@ Rows are checked top to bottom; the first match wins.
  8e  ... otherwise (no remediation configured     gated UPGRADE (retry), or WAIT_RETRY
      or allowed, no rollback target, a failed     (backoff; stalled only when a configured
      rollback, revision already remediated)       retry budget is used up)
+ 8f  an UPGRADE of rows 4b, 7 or 8 is due, the    ROLLBACK to ``previous_deployed_revision``
+     latest revision is ours and failed, helm     with ``restore`` first (not a remediation;
+     merges upgrades against the last deployed    failures kept), unless the failed revision
+     revision (``merges_from_deployed``: helm 3)  is itself such a restore; then row 10
  9   latest is ``superseded``/``unknown``         gated UPGRADE
  10  deployed, digest differs from desired       gated UPGRADE (spec, chart or values changed;
                                                   also after a rollback remediation)
@@ -239,6 +243,9 @@ class Policy:
     pending_grace: float = 0.0  # seconds a pending-*/uninstalling revision is left alone
     # interrupted attempts at one desired state that are not failures (the settings' bound)
     max_interruptions: int = 3
+    # helm 3: an upgrade is three-way-merged against the last *deployed* revision, not the latest
+    # failed one, so a field only the failed revision added stays on the live objects (row 8f)
+    merges_from_deployed: bool = False
 
 
 @dataclass(frozen=True)
@@ -303,6 +310,7 @@ class Plan:
     then: Action | None = None  # UNLOCK_PENDING: the expected plan once unlocked
     check_drift: bool = False  # NONE: run drift detection, then plan again with its result
     drifted: bool = False  # NONE in warn mode: drift found and reported only
+    restore: bool = False  # ROLLBACK that restores the merge base before an upgrade (row 8f)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,6 +441,46 @@ def plan(
     drift_detected: bool | None = None,
 ) -> Plan:
     """The next action for a HelmRelease that exists (see the module table)."""
+    decision = _plan(observed, memory, desired, now=now, drift_detected=drift_detected)
+    return _restoring_first(decision, observed, memory, desired)
+
+
+def _restoring_first(decision: Plan, r: ObservedRelease | None, memory: Memory, desired: Desired) -> Plan:
+    """Row 8f: with helm 3, an upgrade after a failed revision first rolls back to the last
+    deployed revision, so that the upgrade's merge base is what the failed revision left live.
+    Otherwise a field the failed revision added (a label, a container) is never removed and a
+    corrected desired state can never become Ready."""
+    if (
+        decision.action is not Action.UPGRADE
+        or decision.adopt
+        or r is None
+        or r.status is not ReleaseStatus.FAILED
+        or not desired.policy.merges_from_deployed
+        or r.owner != desired.owner
+    ):
+        return decision
+    prev = r.previous_deployed_revision
+    if prev is None or prev >= r.revision:
+        return decision
+    if memory.last_release_action is ReleaseAction.ROLLBACK and memory.last_release_revision == r.revision:
+        return decision  # the failed revision is a rollback (a failed restore): upgrade from it
+    return Plan(
+        Action.ROLLBACK,
+        f"{decision.reason}; first restoring revision {prev}, because helm 3 merges an upgrade "
+        f"against the last deployed revision and would keep what failed revision {r.revision} changed",
+        rollback_to=prev,
+        restore=True,
+    )
+
+
+def _plan(
+    observed: ObservedRelease | None,
+    memory: Memory,
+    desired: Desired,
+    *,
+    now: float,
+    drift_detected: bool | None,
+) -> Plan:
     ctx = _Ctx(observed, memory, desired, now)
     r = observed
     p = desired.policy
@@ -705,6 +753,24 @@ def record_rollback(memory: Memory, *, remediated: int, revision: int | None, su
             last_applied_digest=None,
         )
     return replace(m, rollback_count=m.rollback_count + 1) if succeeded else m
+
+
+def record_restore(
+    memory: Memory, desired: Desired, *, revision: int | None, succeeded: bool, now: float
+) -> Memory:
+    """A row 8f rollback ran before an upgrade and wrote ``revision`` (if any). It is not a
+    remediation: ``rollback_count`` stays. A failed one counts as a failure of the upgrade it
+    prepares, so it is retried with the backoff and not in a tight loop."""
+    m = memory
+    if revision is not None:
+        m = replace(
+            m,
+            last_release_revision=revision,
+            last_release_action=ReleaseAction.ROLLBACK,
+            test_state=TestState.PASSED,
+            last_applied_digest=None,
+        )
+    return m if succeeded else _failed_memory(m, desired, ReleaseAction.UPGRADE, now)
 
 
 def record_uninstall(memory: Memory, *, remediated: int | None, succeeded: bool) -> Memory:

@@ -243,6 +243,7 @@ class Reconciler:
             self.settings.retry,
             self.digest_key(),
             adopt_across_namespaces=self.settings.allow_adoption_across_namespaces,
+            merges_from_deployed=identity.helm.major < 4,
         )
         unkeyed = unkeyed_digest(hr.policy, chart.digest, composed.digest)
         return Target(ref, hr.policy, desired, chart, composed.values, unkeyed_digest=unkeyed)

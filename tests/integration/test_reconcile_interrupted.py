@@ -163,16 +163,14 @@ def _kill_during_upgrade(env: Env, namespace: str, agents: Agents, revision: int
     assert latest_revision(env, namespace, "app") == (revision, "pending-upgrade")
 
 
+@pytest.mark.parametrize("helm_var", ["HELM_BIN", "HELM3_BIN"], ids=["helm4", "helm3"])
 def test_killed_during_a_failing_upgrade_then_fixed_values_ends_ready(
-    env: Env, namespace: str, agents: Any, tmp_path: Path
+    env: Env, namespace: str, agents: Any, tmp_path: Path, helm_var: str
 ) -> None:
-    # helm 4 only. With helm 3 the fixed values are never applied, killed agent or not: an
-    # upgrade after a failed revision three-way-merges against the last *deployed* revision, so
-    # the pod label that the failed revision added stays on the live Deployment (seen on this
-    # environment: `helm3 upgrade` after a failed `--set unready=true` leaves the label, every
-    # retry times out). The agent retries it with backoff (Ready=False/RetryScheduled), but it
-    # cannot end Ready until that is solved (issue #8 follow-up).
-    helm = env["HELM_BIN"]
+    # With helm 3 this needs plan row 8f: an upgrade after a failed revision three-way-merges
+    # against the last *deployed* revision, so without restoring that revision first the pod
+    # label the failed revision added stays on the live Deployment and every retry times out.
+    helm = env[helm_var]
     name = publish(tmp_path, unique_name("stale"))
     chart = {"repository": env["TESTENV_CHARTS"], "name": name, "version": "0.1.0"}
     run = agents(helm)

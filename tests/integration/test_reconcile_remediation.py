@@ -1,6 +1,7 @@
 """Remediation (helm 3 and 4): a failed upgrade is rolled back, `rollback.retry` retries up to
 `maxRetries` and then stalls until the spec changes, a failed test rolls the upgrade back or is
-ignored with `test.ignoreFailures`."""
+ignored with `test.ignoreFailures`; without remediation, corrected values after a failed upgrade
+end Ready (with helm 3, by restoring the last deployed revision first)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from tests.integration.reconcile_helpers import (
     wait_ready,
     wait_revision,
 )
+
+
+UNREADY_LABEL = "testenv.gitops-helm.io/unready"
 
 
 def _statuses(env: Env, namespace: str, release: str) -> list[str]:
@@ -89,6 +93,45 @@ def test_rollback_retry_max_retries_then_stalled_until_spec_changes(
     assert st.get("rollbackCount", 0) == 0
     assert agent.condition("app", namespace, "Stalled") is None
     assert user_values(env, helm, namespace, "app")["message"] == "fixed"
+
+
+def test_fixed_values_after_a_failed_upgrade_end_ready_without_the_failed_changes(
+    env: Env, namespace: str, helm: str, start_agent: Any
+) -> None:
+    agent = start_agent(namespace, helm)
+    apply(env, hr_manifest("app", namespace, repo_chart(env), wait=True, values={"message": "good"}))
+    wait_ready(agent, "app", namespace)
+
+    # no remediation configured: the failed revision 2 stays, its pods carry the unready label
+    patch_spec(
+        env, namespace, "app", {"timeout": FAIL_TIMEOUT, "values": {"message": "bad", "unready": True}}
+    )
+    agent.wait_for("the failed upgrade", lambda: latest_revision(env, namespace, "app")[1] == "failed")
+
+    # the user corrects the values (the label's value removed) and restores the default timeout
+    patch_spec(env, namespace, "app", {"timeout": None, "values": {"message": "fixed", "unready": None}})
+    agent.wait_for(
+        "Ready with the fixed values",
+        lambda: (
+            user_values(env, helm, namespace, "app") == {"message": "fixed"}
+            and (agent.condition("app", namespace, "Ready") or {}).get("status") == "True"
+        ),
+        timeout=180,
+    )
+    deployment = env.kube_json("deployment", "app", "-n", namespace)
+    pod_labels = deployment["spec"]["template"]["metadata"].get("labels", {})
+    assert UNREADY_LABEL not in pod_labels, pod_labels
+    assert latest_revision(env, namespace, "app")[1] == "deployed"
+    st = status(agent, "app", namespace)
+    assert st.get("rollbackCount", 0) == 0  # restoring the merge base is not a remediation
+    if agent.agent.helm.major < 4:
+        # helm 3 merged the upgrade against revision 1 and kept the label: revision 1 is
+        # restored first (revision 3), then upgraded (revision 4)
+        assert _statuses(env, namespace, "app") == ["superseded", "failed", "superseded", "deployed"]
+        reasons = [e["reason"] for e in env.kube_json("events", "-n", namespace)["items"]]
+        assert "Restored" in reasons
+    else:
+        assert _statuses(env, namespace, "app") == ["superseded", "failed", "deployed"]
 
 
 def test_failed_test_rolls_back_the_upgrade(env: Env, namespace: str, helm: str, start_agent: Any) -> None:

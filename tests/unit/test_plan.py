@@ -27,6 +27,7 @@ from gitops_helm.release.plan import (
     plan_deletion,
     record_failure,
     record_release,
+    record_restore,
     record_rollback,
     record_test,
     record_uninstall,
@@ -624,6 +625,7 @@ _policy = st.builds(
     backoff=st.lists(st.floats(0, 600), max_size=3).map(tuple),
     pending_grace=st.floats(0, 600),
     max_interruptions=st.integers(0, 3),
+    merges_from_deployed=st.booleans(),
 )
 _desired = st.builds(
     Desired,
@@ -660,6 +662,10 @@ def test_invariants(
         assert p.action not in (Action.UPGRADE, Action.ROLLBACK, Action.TEST, Action.UNLOCK_PENDING)
     if p.action is Action.ROLLBACK:
         assert observed is not None and p.rollback_to is not None and p.rollback_to < observed.revision
+    if p.restore:
+        # row 8f: only with helm 3, only for our own failed revision, never as a remediation
+        assert p.action is Action.ROLLBACK and not p.remediation and want.policy.merges_from_deployed
+        assert observed is not None and observed.status is S.FAILED and observed.owner == ME
     if p.action is Action.WAIT_RETRY:
         assert p.stalled or (p.retry_at is not None and p.retry_at > NOW)
     failed = memory.last_failed_action or ReleaseAction.UPGRADE
@@ -776,7 +782,10 @@ class Sim:
             assert obs is not None
             target = next(r for r in self.revs if r.revision == p.rollback_to)
             rev = self.add(S.DEPLOYED if ok else S.FAILED, target.digest) if ok or writes else None
-            self.memory = record_rollback(m, remediated=obs.revision, revision=rev, succeeded=ok)
+            if p.restore:
+                self.memory = record_restore(m, want, revision=rev, succeeded=ok, now=self.now)
+            else:
+                self.memory = record_rollback(m, remediated=obs.revision, revision=rev, succeeded=ok)
         elif a is Action.UNINSTALL:
             assert obs is not None
             remediated = obs.revision if p.remediation else None
@@ -812,6 +821,7 @@ _finite_policy = st.builds(
     drift=st.sampled_from(list(DriftMode)),
     backoff=st.lists(st.floats(1, 600), min_size=1, max_size=3).map(tuple),
     max_interruptions=st.integers(0, 2),
+    merges_from_deployed=st.booleans(),
 )
 
 
@@ -856,8 +866,11 @@ def test_simulation_terminates_without_hot_loops(
     sim = Sim(Desired(digest, 1, ME, policy=policy), revs, memory=memory)
     result = simulate(sim, outcomes)
     final = result.final
-    # longest chain: finish uninstall -> install -> test fails -> uninstall (remediation)
-    assert result.worst <= 4, "too many Helm calls without time passing"
+    # longest chain: finish uninstall -> install -> test fails -> uninstall (remediation); with
+    # helm 3, unlock -> restore (row 8f) -> upgrade -> test fails -> rollback (remediation)
+    assert result.worst <= (5 if policy.merges_from_deployed else 4), (
+        "too many Helm calls without time passing"
+    )
     if not result.ended:
         # an always failing helm is retried forever only when no retry budget is configured
         # for the failing action, and only with the backoff between attempts
@@ -943,3 +956,69 @@ def test_an_attempt_the_agent_killed_itself_is_not_counted_again_when_unlocked()
     p = run(pending, mem, want)
     assert p.action is Action.UNLOCK_PENDING
     assert "whose failure is recorded" in p.reason
+
+
+# --- row 8f: helm 3 restores the last deployed revision before upgrading a failed one ----------
+
+
+def helm3(digest: str = D2, **policy: Any) -> Desired:
+    return desired(digest, merges_from_deployed=True, **policy)
+
+
+def test_8f_helm3_restores_the_last_deployed_revision_before_upgrading_to_fixed_values() -> None:
+    # revision 2 failed for D1 (the bad values); the user fixed them (D2): no failure counted
+    mem = failed_mem(2, digest=D1)
+    p = run(rel(2, S.FAILED, prev=1, digest=D1), mem, helm3())
+    assert (p.action, p.rollback_to, p.restore, p.remediation) == (Action.ROLLBACK, 1, True, False)
+    assert "restoring revision 1" in p.reason
+    # the restore wrote revision 3 (revision 1's manifest): the upgrade follows at once
+    after = record_restore(mem, helm3(), revision=3, succeeded=True, now=NOW)
+    assert after.rollback_count == mem.rollback_count  # not a remediation
+    nxt = run(rel(3, S.DEPLOYED, prev=1, digest=D1), after, helm3())
+    assert nxt.action is Action.UPGRADE
+
+
+def test_8f_helm4_upgrades_a_failed_revision_directly() -> None:
+    p = run(rel(2, S.FAILED, prev=1, digest=D1), failed_mem(2, digest=D1), desired())
+    assert p.action is Action.UPGRADE and not p.restore
+
+
+def test_8f_a_retry_of_the_same_desired_state_restores_only_when_due() -> None:
+    mem = failed_mem(2, count=1, at=NOW - 1)  # backoff 10 s not yet over
+    assert run(rel(2, S.FAILED, prev=1), mem, helm3()).action is Action.WAIT_RETRY
+    due = failed_mem(2, count=1, at=NOW - 100)
+    p = run(rel(2, S.FAILED, prev=1), due, helm3())
+    assert (p.action, p.restore, p.rollback_to) == (Action.ROLLBACK, True, 1)
+    # the failure count survives the restore, so the budget and backoff still apply afterwards
+    after = record_restore(due, helm3(), revision=3, succeeded=True, now=NOW)
+    assert after.failures == 1
+
+
+def test_8f_a_failed_restore_is_a_failure_and_is_not_repeated_at_once() -> None:
+    mem = failed_mem(2, digest=D1)
+    failed = record_restore(mem, helm3(), revision=3, succeeded=False, now=NOW)
+    assert failed.failures == 1 and failed.last_failure_time == NOW
+    # the latest revision is the failed restore: later, upgrade from it (no restore loop)
+    p = plan(rel(3, S.FAILED, prev=1, digest=D1), failed, helm3(), now=NOW + 1_000)
+    assert p.action is Action.UPGRADE and not p.restore
+    # a restore that wrote nothing is retried only after the backoff
+    nothing = record_restore(mem, helm3(), revision=None, succeeded=False, now=NOW)
+    assert run(rel(2, S.FAILED, prev=1, digest=D1), nothing, helm3()).action is Action.WAIT_RETRY
+
+
+def test_8f_not_for_a_first_install_a_takeover_or_a_configured_remediation() -> None:
+    # a failed install has nothing deployed to restore
+    install = failed_mem(1, action=ReleaseAction.INSTALL, digest=D1)
+    assert not run(rel(1, S.FAILED, digest=D1), install, helm3()).restore
+    # a failed release nobody owns is taken over, not rolled back first
+    assert not run(rel(2, S.FAILED, prev=1, owner=None), Memory(), helm3()).restore
+    # a configured rollback remediation is a remediation, as before
+    want = helm3(upgrade=upgrade_policy(retries=1))
+    p = run(rel(2, S.FAILED, prev=1), failed_mem(2), want)
+    assert (p.action, p.remediation, p.restore) == (Action.ROLLBACK, True, False)
+
+
+def test_8f_an_interrupted_attempt_is_unlocked_then_restored() -> None:
+    # killed during a failing upgrade to D1 (revision 2 left pending); the values are fixed (D2)
+    p = run(rel(2, S.PENDING_UPGRADE, prev=1, digest=D1, modified=0.0), ours(1, D1), helm3())
+    assert (p.action, p.then) == (Action.UNLOCK_PENDING, Action.ROLLBACK)
