@@ -24,7 +24,6 @@ from tests.integration.reconcile_helpers import (
     wait_revision,
 )
 
-
 UNREADY_LABEL = "testenv.gitops-helm.io/unready"
 
 
