@@ -12,7 +12,13 @@ import pytest
 
 from gitops_helm.adapters.git import HTTPAuth, Remote, SSHAuth
 from gitops_helm.config import ImageCommitSettings
-from gitops_helm.images.commit import EditNotApplicable, ImageCommitter, PlannedUpdate, Rewrite
+from gitops_helm.images.commit import (
+    EditNotApplicable,
+    ImageCommitError,
+    ImageCommitter,
+    PlannedUpdate,
+    Rewrite,
+)
 from tests.conftest import Env
 from tests.integration.test_git_mirror import IDENTITY, Work, unique
 
@@ -203,7 +209,9 @@ def test_a_push_that_lands_between_fetch_and_push_is_kept_and_the_edit_redone_on
 
     def racing_rewrite(path: str, content: bytes) -> bytes:
         if not raced:  # the first attempt: someone pushes after our fetch, before our push
-            raced.append(other.commit({"apps/web.yaml": WEB.replace("replicas:    3", "replicas:    5")}, "scale"))
+            raced.append(
+                other.commit({"apps/web.yaml": WEB.replace("replicas:    3", "replicas:    5")}, "scale")
+            )
             other.push(origin.http)
         return inner(path, content)
 
@@ -316,7 +324,14 @@ def test_a_signed_commit_verifies(origin: Origin, tmp_path: Path) -> None:
 
 def _verify(origin: Origin, allowed: Path, rev: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["git", f"--git-dir={origin.check}", "-c", f"gpg.ssh.allowedSignersFile={allowed}", "verify-commit", rev],
+        [
+            "git",
+            f"--git-dir={origin.check}",
+            "-c",
+            f"gpg.ssh.allowedSignersFile={allowed}",
+            "verify-commit",
+            rev,
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -341,3 +356,39 @@ def test_render_diff_shows_the_change_and_commits_nothing(origin: Origin, tmp_pa
     )
     assert origin.head() == origin.initial
 
+
+def test_losing_every_race_ends_in_a_clear_error_and_keeps_the_other_writers_commits(
+    origin: Origin, tmp_path: Path
+) -> None:
+    other = Work(tmp_path / "other")
+    other.git("fetch", "-q", origin.http, "main")
+    other.git("checkout", "-q", "-B", "main", "FETCH_HEAD")
+    theirs: list[str] = []
+    inner = swap("tag: '1.0.0'", "tag: '1.1.0'")
+
+    def always_raced(path: str, content: bytes) -> bytes:
+        theirs.append(other.commit({f"other/{len(theirs)}.yaml": "x: 1\n"}, f"theirs {len(theirs)}"))
+        other.push(origin.http)
+        return inner(path, content)
+
+    images = committer(origin, tmp_path, push_attempts=2)
+    with pytest.raises(
+        ImageCommitError, match="not pushed to main after 2 attempts: .*the branch moved"
+    ) as info:
+        images.commit([replace(web_update(), rewrite=always_raced)])
+    assert info.value.temporary
+    assert origin.head() == theirs[-1] and len(theirs) == 2
+    assert origin.show("main", "apps/web.yaml") == WEB.encode()
+
+
+def test_a_push_the_remote_refuses_is_a_permanent_error(tmp_path: Path) -> None:
+    """A non-bare repository refuses a push to its checked-out branch: declined, not a race."""
+    checked_out = Work(tmp_path / "checked-out")
+    checked_out.commit({"apps/web.yaml": WEB}, "initial")
+    images = ImageCommitter(Remote(checked_out.path.as_uri()), "main", tmp_path / "commit-work")
+    with pytest.raises(
+        ImageCommitError, match=r"push refused by the remote \(branch main: .*checked out"
+    ) as info:
+        images.commit([web_update()])
+    assert not info.value.temporary
+    assert checked_out.git("rev-list", "--count", "main") == "1"
