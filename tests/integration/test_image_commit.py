@@ -373,7 +373,7 @@ def test_losing_every_race_ends_in_a_clear_error_and_keeps_the_other_writers_com
 
     images = committer(origin, tmp_path, push_attempts=2)
     with pytest.raises(
-        ImageCommitError, match="not pushed to main after 2 attempts: .*the branch moved"
+        ImageCommitError, match=r"not pushed to main after 2 attempts: .*the branch moved"
     ) as info:
         images.commit([replace(web_update(), rewrite=always_raced)])
     assert info.value.temporary

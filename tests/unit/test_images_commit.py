@@ -131,7 +131,7 @@ def test_default_message_for_one_and_several_updates() -> None:
     ],
 )
 def test_bad_templates_are_refused_naming_the_flag(template: str, error: str) -> None:
-    with pytest.raises(ConfigError, match="^--image-commit-template: ") as info:
+    with pytest.raises(ConfigError, match=r"^--image-commit-template: ") as info:
         check_template(template)
     assert str(info.value).endswith(error)
 
@@ -175,7 +175,7 @@ def test_author(text: str, expected: tuple[str, str]) -> None:
 
 @pytest.mark.parametrize("text", ["bot@example.com", "<bot@example.com>", "Bot <no-at>", "Bot <a@b> x"])
 def test_bad_author_is_refused(text: str) -> None:
-    with pytest.raises(ConfigError, match='--image-commit-author: .* is not "Name <email>"'):
+    with pytest.raises(ConfigError, match=r'--image-commit-author: .* is not "Name <email>"'):
         parse_author(text)
 
 
@@ -235,5 +235,5 @@ def test_flags_and_environment(tmp_path: Path) -> None:
     assert defaults.message_template is None and defaults.signing_key is None and defaults.push_branch is None
     with pytest.raises(ConfigError, match="--image-push-attempts: must be at least 1"):
         _settings("--image-push-attempts", "0")
-    with pytest.raises(ConfigError, match="--image-signing-key: .* is not a readable file"):
+    with pytest.raises(ConfigError, match=r"--image-signing-key: .* is not a readable file"):
         _settings("--image-signing-key", str(tmp_path / "nope"))
