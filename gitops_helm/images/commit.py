@@ -61,6 +61,7 @@ __all__ = [
     "PlannedUpdate",
     "Rewrite",
     "apply_updates",
+    "check_signing_key",
     "check_template",
     "render_message",
     "unified_diff",

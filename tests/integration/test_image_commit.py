@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops_helm.adapters.git import HTTPAuth, Remote, SSHAuth
+from gitops_helm.adapters.git import GitSigningError, HTTPAuth, Remote, SSHAuth
 from gitops_helm.config import ImageCommitSettings
 from gitops_helm.images.commit import (
     EditNotApplicable,
@@ -392,3 +392,15 @@ def test_a_push_the_remote_refuses_is_a_permanent_error(tmp_path: Path) -> None:
         images.commit([web_update()])
     assert not info.value.temporary
     assert checked_out.git("rev-list", "--count", "main") == "1"
+
+
+def test_an_unusable_signing_key_is_a_permanent_signing_error_and_nothing_is_pushed(
+    origin: Origin, tmp_path: Path
+) -> None:
+    key = tmp_path / "broken_key"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----\n")
+    key.chmod(0o600)
+    with pytest.raises(GitSigningError, match="could not sign the commit") as info:
+        committer(origin, tmp_path, signing_key=key).commit([web_update()])
+    assert not info.value.temporary
+    assert origin.head() == origin.initial
