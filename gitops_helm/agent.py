@@ -32,7 +32,7 @@ from typing import Any
 
 from gitops_helm import log as logging
 from gitops_helm import metrics
-from gitops_helm.adapters.git import GitError, GitSettings, HTTPAuth, SSHAuth, redact_url
+from gitops_helm.adapters.git import GitError, GitSettings, HTTPAuth, Remote, SSHAuth, redact_url
 from gitops_helm.adapters.helm import Helm, HelmSettings
 from gitops_helm.adapters.http import HTTPClient
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind, KubeSettings
@@ -49,6 +49,7 @@ from gitops_helm.charts.usage import ChartUsage
 from gitops_helm.config import ConfigError, Settings, parse_listen
 from gitops_helm.controller import Controller
 from gitops_helm.heartbeat import Heartbeats
+from gitops_helm.images.commit import ImageCommitter
 from gitops_helm.leader import LeaderElector, LeaderSettings
 from gitops_helm.release.digest_key import DigestKey
 from gitops_helm.release.reconcile import Outcome, Reconciler
@@ -137,21 +138,28 @@ def sync_identity(settings: Settings) -> SourceIdentity:
     return SourceIdentity.of(url, g.branch or DEFAULT_BRANCH, g.paths, settings.sync.only_helmreleases)
 
 
+def git_auth(settings: Settings) -> HTTPAuth | SSHAuth | None:
+    """The credentials of ``--git-url``: the SSH key (with its known_hosts) or HTTP user and password.
+    The sync and the image update commits use the same ones, for the same repository only."""
+    g = settings.git
+    if g.ssh_key:
+        if not g.known_hosts:
+            raise ConfigError(
+                "--git-known-hosts is required with --git-ssh-key (host keys are always verified)"
+            )
+        return SSHAuth(private_key=Path(g.ssh_key), known_hosts=Path(g.known_hosts))
+    if g.user or g.password:
+        return HTTPAuth(username=g.user or "git", password=g.password or "")
+    return None
+
+
 def build_source(settings: Settings, on_checkout: Any = None) -> GitSource:
     """The Git source of ``--git-url``: credentials, branch, paths and retry numbers from settings."""
     g = settings.git
     if not g.url:
         raise ConfigError("--git-url is required (or run with --reconcile-only)")
     prepare_work_dir(settings.work_dir)
-    auth: HTTPAuth | SSHAuth | None = None
-    if g.ssh_key:
-        if not g.known_hosts:
-            raise ConfigError(
-                "--git-known-hosts is required with --git-ssh-key (host keys are always verified)"
-            )
-        auth = SSHAuth(private_key=Path(g.ssh_key), known_hosts=Path(g.known_hosts))
-    elif g.user or g.password:
-        auth = HTTPAuth(username=g.user or "git", password=g.password or "")
+    auth = git_auth(settings)
     url = _source_url(g.url)
     key = hashlib.sha256(f"{url}\0{settings.sync.name}".encode()).hexdigest()[:16]
     try:
@@ -170,6 +178,28 @@ def build_source(settings: Settings, on_checkout: Any = None) -> GitSource:
         )
     except (ValueError, GitError) as exc:
         raise ConfigError(f"--git-url: {exc}") from None
+
+
+def build_image_committer(settings: Settings) -> ImageCommitter:
+    """Writes image and chart updates to the repository of ``--git-url`` (its branch, or
+    ``--image-push-branch``) with the sync's credentials and git timeout."""
+    g = settings.git
+    if not g.url:
+        raise ConfigError("--git-url is required to commit image updates")
+    prepare_work_dir(settings.work_dir)
+    url = _source_url(g.url)
+    key = hashlib.sha256(f"{url}\0{settings.sync.name}".encode()).hexdigest()[:16]
+    try:
+        remote = Remote(url, git_auth(settings))
+    except GitError as exc:
+        raise ConfigError(f"--git-url: {exc}") from None
+    return ImageCommitter(
+        remote,
+        g.branch or DEFAULT_BRANCH,
+        settings.work_dir / "images" / "commit" / key,
+        settings.image_commit,
+        GitSettings(timeout_s=g.timeout_s),
+    )
 
 
 def install_crd(kube: Kube, timeout_s: float = 60.0) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "FailureDiagnosisSettings",
     "GitSourceSettings",
     "HTTPServerSettings",
+    "ImageCommitSettings",
     "LivenessSettings",
     "RetrySettings",
     "Settings",
@@ -170,6 +171,39 @@ class HTTPServerSettings:
     max_body_bytes: int = 5 * 1024 * 1024  # a webhook delivery; a push event is far smaller
 
 
+_AUTHOR = re.compile(r"\s*(?P<name>[^<>\n\r]*?)\s*<(?P<email>[^<>\s]+)>\s*")
+
+
+def parse_author(text: str, name: str = "--image-commit-author") -> tuple[str, str]:
+    """``"Name <email>"`` -> (name, email); ConfigError otherwise."""
+    m = _AUTHOR.fullmatch(text)
+    if m is None or not m["name"] or "@" not in m["email"]:
+        raise ConfigError(
+            f'{name}: {text!r} is not "Name <email>" (example: "gitops-helm <bot@example.com>")'
+        )
+    return m["name"], m["email"]
+
+
+@dataclass(frozen=True)
+class ImageCommitSettings:
+    """How image and chart updates are committed back to Git (``--image-*`` flags)."""
+
+    author_name: str = "gitops-helm"
+    author_email: str = "gitops-helm@noreply.invalid"
+    # string.Template text ($summary, $changes, $count, $releases, $files); None: the default
+    message_template: str | None = None
+    # an SSH private key (unencrypted): commits are signed with gpg.format=ssh; None: unsigned
+    signing_key: Path | None = None
+    # push here instead of the sync branch; created from the sync branch when missing
+    push_branch: str | None = None
+    # a push refused because the branch moved is redone on the new head this many times in all
+    push_attempts: int = 5
+    # wait between those attempts (several writers of one branch spread out)
+    push_retry: RetrySettings = field(default_factory=lambda: RetrySettings(base_s=1.0, max_s=30.0))
+    # a file bigger than this is not edited
+    max_file_bytes: int = 4 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Settings:
     kubeconfig: str | None = None
@@ -232,6 +266,7 @@ class Settings:
     git: GitSourceSettings = field(default_factory=GitSourceSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    image_commit: ImageCommitSettings = field(default_factory=ImageCommitSettings)
 
     @property
     def lockdown(self) -> bool:
@@ -437,6 +472,62 @@ def add_git_flags(p: argparse.ArgumentParser) -> None:
     s.add_argument("--state-namespace", help="namespace of the sync-state ConfigMap (default: default)")
 
 
+def add_image_commit_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("image updates: commits")
+    g.add_argument(
+        "--image-commit-template",
+        help="commit message template; $summary, $changes (one line per update), $count, $releases, "
+        "$files, $$ for a dollar (default: $summary, a blank line, $changes)",
+    )
+    g.add_argument(
+        "--image-commit-author",
+        help='author and committer of update commits, "Name <email>" (default: gitops-helm '
+        "<gitops-helm@noreply.invalid>)",
+    )
+    g.add_argument(
+        "--image-signing-key",
+        help="SSH private key (unencrypted) that signs update commits (git gpg.format=ssh; "
+        "default: unsigned)",
+    )
+    g.add_argument(
+        "--image-push-branch",
+        help="push update commits to this branch, created from --git-branch when missing "
+        "(default: --git-branch)",
+    )
+    g.add_argument(
+        "--image-push-attempts",
+        help="attempts of one update commit when its push is refused because the branch moved; each "
+        "redoes the edits on the new head (default: 5)",
+    )
+
+
+def _image_commit_settings(
+    get: Callable[[str], str | None], count: Callable[[str, int], int]
+) -> ImageCommitSettings:
+    defaults = ImageCommitSettings()
+    name, email = defaults.author_name, defaults.author_email
+    author = get("image-commit-author")
+    if author is not None:
+        name, email = parse_author(author)
+    template = get("image-commit-template")
+    if template is not None and not template.strip():
+        raise ConfigError("--image-commit-template: is empty")
+    key = get("image-signing-key")
+    if key is not None and not Path(key).is_file():
+        raise ConfigError(f"--image-signing-key: {key} is not a readable file")
+    push_branch = get("image-push-branch") or None
+    if push_branch is not None and (push_branch.startswith("-") or not push_branch.strip()):
+        raise ConfigError(f"--image-push-branch: {push_branch!r} is not a branch name")
+    return ImageCommitSettings(
+        author_name=name,
+        author_email=email,
+        message_template=template,
+        signing_key=Path(key) if key is not None else None,
+        push_branch=push_branch,
+        push_attempts=count("image-push-attempts", defaults.push_attempts),
+    )
+
+
 def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
     """Merge parsed flags with ``GITOPS_HELM_*`` variables (flags win) into :class:`Settings`."""
     env = dict(os.environ if environ is None else environ)
@@ -572,6 +663,7 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         git=git,
         sync=sync,
         cache=cache,
+        image_commit=_image_commit_settings(get, get_count),
     )
 
 

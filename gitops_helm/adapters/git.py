@@ -32,10 +32,13 @@ every :meth:`Mirror.ensure_mirror` (so a force-pushed branch is followed). It is
 and never stored. ``info/attributes`` in the mirror switches off ``export-ignore``,
 ``export-subst`` and end-of-line conversion, so an export holds exactly the committed bytes.
 
-Writing back (image automation) is not implemented yet. The seam: a ``WorkingClone`` made from
-the mirror (``git clone --shared``), committing with a fixed identity and pushing to
-:attr:`Remote.url` through :meth:`GitRunner.run` with ``remote=`` set, so credentials and error
-classification stay in this module.
+Writing back (image automation, :class:`CommitRepository`): a local bare repository per remote,
+branch heads fetched on demand (``ls-remote`` first, so an unchanged head costs one round trip),
+commits built with plumbing from the head's tree and the new file bytes (no checkout, no
+filters, no hooks), signed with an SSH key (``gpg.format=ssh``) when one is given, and pushed as a
+fast-forward only. A push refused because the branch moved is :class:`GitPushRejected`
+(read from ``git push --porcelain``), one the remote declined is :class:`GitPushDeclined`;
+credentials and error classification are the same as the mirror's.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ from gitops_helm.errors import GitopsHelmError
 __all__ = [
     "Auth",
     "CommitInfo",
+    "CommitRepository",
     "Export",
     "GitAuthError",
     "GitCommandFailed",
@@ -72,12 +76,16 @@ __all__ = [
     "GitError",
     "GitExportError",
     "GitHostKeyError",
+    "GitIdentity",
     "GitPathNotFound",
+    "GitPushDeclined",
+    "GitPushRejected",
     "GitRefNotFound",
     "GitRepositoryNotFound",
     "GitResult",
     "GitRunner",
     "GitSettings",
+    "GitSigningError",
     "GitTimeoutError",
     "GitUnreachableError",
     "HTTPAuth",
@@ -86,7 +94,9 @@ __all__ = [
     "Remote",
     "SSHAuth",
     "TemporaryGitError",
+    "TreeEntry",
     "build_env",
+    "check_branch_name",
     "classify_failure",
     "redact_url",
     "ssh_command",
@@ -779,3 +789,259 @@ class Mirror:
                 "export skipped unsafe entries", url=self.remote.display_url, entries=", ".join(skipped)
             )
         return skipped
+
+
+# --- writing back -------------------------------------------------------------------------------
+
+
+class GitPushRejected(TemporaryGitError):
+    """The branch moved since it was fetched: fetch the new head, redo the change, push again."""
+
+    reason = "push rejected: the branch moved (not a fast-forward)"
+
+
+class GitPushDeclined(PermanentGitError):
+    """The remote refused the push itself (a hook, a protected branch, a read-only repository)."""
+
+    reason = "push refused by the remote"
+
+
+class GitSigningError(PermanentGitError):
+    reason = "could not sign the commit (check the signing key: an unencrypted SSH private key, mode 0600)"
+
+
+@dataclass(frozen=True)
+class GitIdentity:
+    """Author and committer of the commits the agent writes."""
+
+    name: str
+    email: str
+
+    def __post_init__(self) -> None:
+        for value, what in ((self.name, "name"), (self.email, "email")):
+            if not value.strip() or any(c in value for c in "<>\n\r\x00"):
+                raise ValueError(f"commit author {what} {value!r} is empty or holds <, > or a line break")
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """A file of a commit: its mode (``100644``, ``100755``, ``120000`` link, ``160000``
+    submodule) and object id."""
+
+    mode: str
+    object_id: str
+
+    @property
+    def is_regular_file(self) -> bool:
+        return self.mode in ("100644", "100755")
+
+
+# ``git push --porcelain``: "<flag>\t<from>:<to>\t<summary>"; "!" is a refused ref.
+_PUSH_REJECTED_RE = re.compile(r"^!\t[^\t]*\t\[rejected\]", re.MULTILINE)
+_PUSH_DECLINED_RE = re.compile(r"^!\t[^\t]*\t\[remote (?:rejected|failure)\] ?(?P<why>.*)$", re.MULTILINE)
+
+
+def check_branch_name(branch: str) -> str:
+    """``branch`` when it is a valid branch name (``git check-ref-format`` rules); else ValueError."""
+    parts = branch.split("/")
+    bad = (
+        not branch
+        or branch.startswith("-")
+        or branch == "@"
+        or _BAD_REF_CHARS.search(branch) is not None
+        or ".." in branch
+        or "@{" in branch
+        or branch.endswith(".")
+        or any(not part or part.startswith(".") or part.endswith(".lock") for part in parts)
+    )
+    if bad:
+        raise ValueError(f"{branch!r} is not a valid branch name")
+    return branch
+
+
+class CommitRepository:
+    """A local bare repository in ``path`` for writing commits on branches of ``remote``.
+
+    No work tree is ever checked out: a commit is built from the fetched head's tree plus the
+    new file contents (``read-tree``, ``hash-object --no-filters``, ``update-index --cacheinfo``,
+    ``write-tree``, ``commit-tree``), so the bytes given are the bytes committed (no attributes,
+    filters or line-ending conversion) and nothing in the repository (hooks, ``.gitattributes``
+    drivers) runs. Branch heads are fetched into ``refs/gitops-helm/heads/*``. Pushes are plain
+    (fast-forward only): a branch that moved is :class:`GitPushRejected`, never overwritten.
+    Methods are serialised by a lock; every git call has the settings' deadline.
+    """
+
+    _REFS = "refs/gitops-helm/heads"
+
+    def __init__(self, path: Path, remote: Remote, settings: GitSettings | None = None) -> None:
+        self.path = path
+        self.remote = remote
+        self.runner = GitRunner(settings)
+        self._lock = threading.RLock()
+
+    def _ensure(self) -> None:
+        if (self.path / "HEAD").is_file() and (self.path / "objects").is_dir():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}-", dir=self.path.parent))
+        try:
+            init = ["-c", "init.defaultBranch=main", "init", "--bare", "--quiet", str(tmp)]
+            self.runner.run(init, operation="init", url=self.remote.url, cwd=tmp.parent)
+            tmp.rename(self.path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _git(
+        self,
+        args: Sequence[str],
+        operation: str,
+        *,
+        ok: tuple[int, ...] = (0,),
+        output: IO[bytes] | None = None,
+        remote: Remote | None = None,
+    ) -> GitResult:
+        self._ensure()
+        return self.runner.run(
+            [f"--git-dir={self.path.resolve()}", *args],
+            operation=operation,
+            url=self.remote.url,
+            cwd=self.path,
+            ok=ok,
+            output=output,
+            remote=remote,
+        )
+
+    # -- network
+
+    def remote_heads(self, branches: Sequence[str]) -> dict[str, str]:
+        """The commit ids of those of ``branches`` that exist on the remote (one round trip)."""
+        with self._lock:
+            refs = [f"refs/heads/{check_branch_name(b)}" for b in branches]
+            out = self._git(
+                ["ls-remote", "--heads", "--", self.remote.url, *refs], "ls-remote", remote=self.remote
+            )
+            heads: dict[str, str] = {}
+            for line in out.stdout.decode("utf-8", "replace").splitlines():
+                sha, _, ref = line.partition("\t")
+                if ref in refs and _SHA_RE.match(sha):
+                    heads[ref.removeprefix("refs/heads/")] = sha
+            return heads
+
+    def fetch(self, heads: dict[str, str]) -> None:
+        """Fetch the given branches (name -> expected commit) unless their commits are here."""
+        with self._lock:
+            missing = [name for name, sha in heads.items() if not self.has_commit(sha)]
+            if not missing:
+                return
+            specs = [f"+refs/heads/{check_branch_name(b)}:{self._REFS}/{b}" for b in missing]
+            args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--", self.remote.url, *specs]
+            self._git(args, "fetch", remote=self.remote)
+
+    def push(self, sha: str, branch: str) -> None:
+        """Make ``branch`` on the remote point at ``sha``, only as a fast-forward (or a new branch).
+
+        Raises :class:`GitPushRejected` when the branch moved, :class:`GitPushDeclined` when the
+        remote refused it for another reason.
+        """
+        with self._lock:
+            refspec = f"{_check_sha(sha)}:refs/heads/{check_branch_name(branch)}"
+            args = ["push", "--porcelain", "--no-verify", "--", self.remote.url, refspec]
+            result = self._git(args, "push", ok=(0, 1), remote=self.remote)
+            if result.status == 0:
+                return
+            report = _scrub(result.stdout.decode("utf-8", "replace"), self.remote.secrets())
+            if _PUSH_REJECTED_RE.search(report):
+                raise GitPushRejected("push", self.remote.url, f"branch {branch}")
+            declined = _PUSH_DECLINED_RE.search(report)
+            if declined:
+                raise GitPushDeclined("push", self.remote.url, f"branch {branch}: {declined['why'][:200]}")
+            detail = _scrub(_excerpt(result.stderr), self.remote.secrets())
+            raise classify_failure(result.stderr)("push", self.remote.url, detail)
+
+    # -- local
+
+    def has_commit(self, sha: str) -> bool:
+        with self._lock:
+            result = self._git(
+                ["rev-parse", "--verify", "--quiet", f"{_check_sha(sha)}^{{commit}}"],
+                "resolve",
+                ok=(0, 1, 128),
+            )
+            return result.status == 0
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        with self._lock:
+            args = ["merge-base", "--is-ancestor", _check_sha(ancestor), _check_sha(descendant)]
+            return self._git(args, "merge-base", ok=(0, 1)).status == 0
+
+    def entry(self, sha: str, path: str) -> TreeEntry | None:
+        """The file ``path`` of commit ``sha``; None when there is none (a directory is none)."""
+        with self._lock:
+            clean = _clean_subpath(path)
+            args = ["--literal-pathspecs", "ls-tree", "-z", "--full-tree", _check_sha(sha), "--", clean]
+            out = self._git(args, "read").stdout.decode("utf-8", "surrogateescape")
+            for record in out.split("\x00"):
+                meta, _, name = record.partition("\t")
+                fields = meta.split()
+                if name == clean and len(fields) == 3 and fields[1] in ("blob", "commit"):
+                    return TreeEntry(mode=fields[0], object_id=fields[2])
+            return None
+
+    def read_blob(self, object_id: str, max_bytes: int) -> bytes | None:
+        """The bytes of a blob; None when it is larger than ``max_bytes`` (never read then)."""
+        with self._lock:
+            size = int(self._git(["cat-file", "-s", _check_sha(object_id)], "read").stdout.strip() or b"0")
+            if size > max_bytes:
+                return None
+            content = io.BytesIO()
+            self._git(["cat-file", "blob", object_id], "read", output=content)
+            return content.getvalue()
+
+    def commit(
+        self,
+        parent: str,
+        files: dict[str, bytes],
+        message: str,
+        identity: GitIdentity,
+        signing_key: Path | None = None,
+    ) -> str | None:
+        """A new commit on ``parent`` whose tree is the parent's with ``files`` (path -> bytes)
+        replaced, each keeping its mode; None when that tree equals the parent's (nothing to
+        commit: never an empty commit). Every path must be a regular file of ``parent``.
+        ``signing_key`` is an SSH private key (``gpg.format=ssh``: no gpg agent needed)."""
+        with self._lock:
+            _check_sha(parent)
+            self._git(["read-tree", parent], "commit")
+            with tempfile.TemporaryDirectory(prefix="gitops-helm-commit-") as tmp:
+                for path, content in sorted(files.items()):
+                    entry = self.entry(parent, path)
+                    if entry is None or not entry.is_regular_file:
+                        raise GitPathNotFound("commit", self.remote.url, f"{path} is not a regular file")
+                    blob_file = Path(tmp) / "blob"
+                    blob_file.write_bytes(content)
+                    blob = self._git(["hash-object", "-w", "--no-filters", str(blob_file)], "commit")
+                    object_id = blob.stdout.decode().strip()
+                    cacheinfo = f"{entry.mode},{object_id},{_clean_subpath(path)}"
+                    self._git(["update-index", "--cacheinfo", cacheinfo], "commit")
+                tree = self._git(["write-tree"], "commit").stdout.decode().strip()
+                parent_tree = self._git(["rev-parse", f"{parent}^{{tree}}"], "commit").stdout.decode().strip()
+                if tree == parent_tree:
+                    return None
+                message_file = Path(tmp) / "message"
+                message_file.write_text(message, encoding="utf-8")
+                config = ["-c", f"user.name={identity.name}", "-c", f"user.email={identity.email}"]
+                sign: list[str] = []
+                if signing_key is not None:
+                    config += ["-c", "gpg.format=ssh", "-c", f"user.signingKey={signing_key.resolve()}"]
+                    sign = ["-S"]
+                args = [*config, "commit-tree", tree, "-p", parent, "-F", str(message_file), *sign]
+                try:
+                    out = self._git(args, "commit")
+                except GitError as err:
+                    if signing_key is None:
+                        raise
+                    raise GitSigningError("commit", self.remote.url, err.detail) from None
+                return _check_sha(out.stdout.decode().strip())
