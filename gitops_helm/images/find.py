@@ -196,7 +196,7 @@ class _Release:
             quote = f'; quote it: "{node.value}"' if kind in ("float", "int", "bool") else ""
             raise _Skipped(f"{what} ({_dotted(path)}: {node.value}) is read by YAML as a {kind}{quote}", line)
         if located.shared is not None:
-            raise _Skipped(f"{what}: {located.shared}; editing it would change other places too", line)
+            raise _Skipped(f"{located.shared}; editing it would change other places too", line)
         if node.style in ("|", ">"):
             raise _Skipped(f"{what} ({_dotted(path)}) is a block scalar", line)
         start, end = self.file.value_span(node)
@@ -362,7 +362,7 @@ class _Release:
                 self.automate(image, annotations, settings)
             except (_Skipped, PolicyError) as exc:
                 reason = exc.reason if isinstance(exc, _Skipped) else str(exc)
-                self.skip(alias, reason, getattr(exc, "line", None))
+                self.skip(alias, reason, getattr(exc, "line", None), error=getattr(exc, "error", True))
         return aliases
 
     def image_from(self, name: str, shape: Shape, fields: list[ScalarField]) -> FoundImage:
@@ -393,16 +393,17 @@ class _Release:
         return FoundImage(self.path, self.release, name, shape, ref, tuple(fields))
 
     def automate(self, image: FoundImage, annotations: Mapping[str, str], settings: ReleaseSettings) -> None:
+        other = self.clash(image)
+        if other is not None and not settings.automated:
+            return  # a setter marker automates these scalars; that is the only policy
+        if other is not None:
+            raise _Skipped(
+                f"two policies for one image: {AUTOMATED} and {other!r} (a setter marker); keep one",
+                image.line,
+            )
         if not settings.automated:
             raise _Skipped(
                 f'not automated: annotate the HelmRelease {AUTOMATED}: "true"', image.line, error=False
-            )
-        other = self.clash(image)
-        if other is not None:
-            raise _Skipped(
-                f"two policies for one image: also claimed by {other!r} (setter marker or "
-                f"annotation); keep one",
-                image.line,
             )
         self.add(image, image_policy(annotations, settings, image.name), settings)
 
@@ -426,7 +427,8 @@ class _Release:
                 self.automate(image, annotations, settings)
             except (_Skipped, PolicyError) as exc:
                 reason = exc.reason if isinstance(exc, _Skipped) else str(exc)
-                self.skip(name, reason, getattr(exc, "line", None) or self.file.line(values))
+                line = getattr(exc, "line", None) or self.file.line(values)
+                self.skip(name, reason, line, error=getattr(exc, "error", True))
         self.deeper(values)
 
     def detect(self, name: str, path: Path) -> FoundImage:
