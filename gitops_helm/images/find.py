@@ -147,10 +147,20 @@ def _is_helmrelease(yaml_file: YamlFile, index: int) -> bool:
     )
 
 
-class _Plain(str):
+@dataclass(frozen=True)
+class _Plain:
     """An annotation written as a YAML number or bool (Kubernetes refuses it: it must be quoted)."""
 
-    __slots__ = ()
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+_Annotations = Mapping[str, "str | _Plain"]
 
 
 class _Release:
@@ -224,9 +234,9 @@ class _Release:
         self.detected(annotations, settings, aliases)
         self.chart(settings)
 
-    def annotations(self) -> dict[str, str]:
+    def annotations(self) -> dict[str, str | _Plain]:
         node = self.lookup(("metadata", "annotations"))
-        out: dict[str, str] = {}
+        out: dict[str, str | _Plain] = {}
         if not isinstance(node, MappingNode):
             return out
         for key, value in node.value:
@@ -250,7 +260,7 @@ class _Release:
 
     # -- Flux v2 setter markers ---------------------------------------------------------------
 
-    def setters(self, annotations: Mapping[str, str], settings: ReleaseSettings) -> None:
+    def setters(self, annotations: _Annotations, settings: ReleaseSettings) -> None:
         marked: dict[str, list[tuple[str, ScalarNode, Path]]] = {}
         root = self.file.documents[self.index]
         for node, path in _scalars(root):
@@ -282,7 +292,7 @@ class _Release:
         self,
         policy_name: str,
         marks: list[tuple[str, ScalarNode, Path]],
-        annotations: Mapping[str, str],
+        annotations: _Annotations,
         settings: ReleaseSettings,
     ) -> tuple[FoundImage, Policy]:
         roles = {"": Role.REF, "tag": Role.TAG, "name": Role.REPOSITORY, "digest": Role.DIGEST}
@@ -336,7 +346,7 @@ class _Release:
 
     # -- explicit mappings (annotations) ------------------------------------------------------
 
-    def mapped(self, annotations: Mapping[str, str], settings: ReleaseSettings) -> set[str]:
+    def mapped(self, annotations: _Annotations, settings: ReleaseSettings) -> set[str]:
         aliases = {k[len(_REPOSITORY_PREFIX) :] for k in annotations if k.startswith(_REPOSITORY_PREFIX)}
         for prefix in (_TAG_PREFIX, _REGISTRY_PREFIX):
             for key in annotations:
@@ -392,7 +402,7 @@ class _Release:
             raise _Skipped(f"{main.value!r} has no tag", main.line)
         return FoundImage(self.path, self.release, name, shape, ref, tuple(fields))
 
-    def automate(self, image: FoundImage, annotations: Mapping[str, str], settings: ReleaseSettings) -> None:
+    def automate(self, image: FoundImage, annotations: _Annotations, settings: ReleaseSettings) -> None:
         other = self.clash(image)
         if other is not None and not settings.automated:
             return  # a setter marker automates these scalars; that is the only policy
@@ -409,7 +419,7 @@ class _Release:
 
     # -- auto-detected shapes -----------------------------------------------------------------
 
-    def detected(self, annotations: Mapping[str, str], settings: ReleaseSettings, aliases: set[str]) -> None:
+    def detected(self, annotations: _Annotations, settings: ReleaseSettings, aliases: set[str]) -> None:
         values = self.lookup(_VALUES)
         if not isinstance(values, MappingNode):
             return

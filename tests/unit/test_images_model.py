@@ -20,11 +20,24 @@ DIGEST = "sha256:" + "a" * 64
         ("docker.io/nginx:1", "docker.io", "nginx", "1", "", "docker.io/library/nginx"),
         ("index.docker.io/org/app:1", "index.docker.io", "org/app", "1", "", "docker.io/org/app"),
         ("localhost/app:dev", "localhost", "app", "dev", "", "localhost/app"),
-        ("localhost:5000/team/app:1.0.0", "localhost:5000", "team/app", "1.0.0", "", "localhost:5000/team/app"),
+        (
+            "localhost:5000/team/app:1.0.0",
+            "localhost:5000",
+            "team/app",
+            "1.0.0",
+            "",
+            "localhost:5000/team/app",
+        ),
         ("ghcr.io/org/app@" + DIGEST, "ghcr.io", "org/app", "", DIGEST, "ghcr.io/org/app"),
         ("ghcr.io/org/app:1.0.0@" + DIGEST, "ghcr.io", "org/app", "1.0.0", DIGEST, "ghcr.io/org/app"),
-        ("registry.example.com:5000/a/b/c:v2.3.0", "registry.example.com:5000", "a/b/c", "v2.3.0", "",
-         "registry.example.com:5000/a/b/c"),
+        (
+            "registry.example.com:5000/a/b/c:v2.3.0",
+            "registry.example.com:5000",
+            "a/b/c",
+            "v2.3.0",
+            "",
+            "registry.example.com:5000/a/b/c",
+        ),
     ],
 )
 def test_parse_reference(text: str, registry: str, repository: str, tag: str, digest: str, name: str) -> None:
@@ -54,7 +67,7 @@ def test_bad_references_are_clear_errors(text: str, message: str) -> None:
 def test_a_separate_registry_value_is_used_and_not_repeated() -> None:
     ref = parse_reference("team/app:1.0", registry="quay.io")
     assert ref.name == "quay.io/team/app"
-    with pytest.raises(ReferenceError, match="names registry 'ghcr.io' while registry 'quay.io' is given"):
+    with pytest.raises(ReferenceError, match=r"names registry 'ghcr.io' while registry 'quay.io' is given"):
         parse_reference("ghcr.io/team/app", registry="quay.io")
 
 

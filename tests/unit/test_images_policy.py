@@ -168,7 +168,7 @@ def test_durations(text: str, seconds: int) -> None:
 
 @pytest.mark.parametrize("text", ["", "2", "h", "2 hours", "-1h", "1.5h"])
 def test_bad_durations(text: str) -> None:
-    with pytest.raises(PolicyError, match="gitops-helm.io/min-age: .* is not a duration"):
+    with pytest.raises(PolicyError, match=r"gitops-helm\.io/min-age: .* is not a duration"):
         parse_duration(text, "gitops-helm.io/min-age")
 
 
@@ -191,7 +191,9 @@ def test_release_settings_report_problems_instead_of_raising() -> None:
 
 def test_two_policies_for_one_image_is_an_error_naming_both() -> None:
     annotations = {"filter.fluxcd.io/app": "semver:~1", "fluxcd.io/tag.app": "glob:*"}
-    with pytest.raises(PolicyError, match=r"two policies for one image: annotation filter.fluxcd.io/app .* fluxcd"):
+    with pytest.raises(
+        PolicyError, match=r"two policies for one image: annotation filter.fluxcd.io/app .* fluxcd"
+    ):
         image_policy(annotations, release_settings(annotations), "app")
     same = {"filter.fluxcd.io/app": "semver:~1", "fluxcd.io/tag.app": "semver:~1"}
     assert image_policy(same, release_settings(same), "app").filter.text == "semver:~1"
@@ -214,7 +216,12 @@ def test_policy_file_entries_and_their_errors() -> None:
     declared, problems = parse_policy_file(
         {
             "policies": [
-                {"name": "flux-system:app", "image": "ghcr.io/org/app", "filter": "semver:^4", "minAge": "1h"},
+                {
+                    "name": "flux-system:app",
+                    "image": "ghcr.io/org/app",
+                    "filter": "semver:^4",
+                    "minAge": "1h",
+                },
                 {"name": "flux-system:bad", "image": "ghcr.io/org/bad", "filter": "regex:("},
                 {"name": "no-namespace", "image": "x"},
                 {"name": "a:b", "image": "x:1.0"},
@@ -232,7 +239,9 @@ def test_policy_file_entries_and_their_errors() -> None:
     assert "unknown field(s) color" in problems[3]
 
 
-_versions = st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)).map(lambda t: "%d.%d.%d" % t)
+_versions = st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)).map(
+    lambda t: f"{t[0]}.{t[1]}.{t[2]}"
+)
 
 
 @given(st.lists(_versions, min_size=1, max_size=12), _versions, st.permutations(range(12)))
