@@ -1,6 +1,10 @@
-"""Image and chart update automation (issue #10): not built yet; this is its room.
+"""Image and chart update automation (issue #10).
 
-Planned shape: registry scans through ``adapters.http``, tag policies, image references found in
-HelmRelease values, byte-exact YAML edits, and commits pushed through ``adapters.git``. It sits
-beside ``charts``, ``values`` and ``source`` in the layers contract, below the two wings.
+Pure part (no I/O; import-linter keeps it so): ``model`` (references, candidates, found images,
+skips, scalar edits), ``locate`` (YAML nodes with byte spans, ruamel.yaml's composer), ``find``
+(images in HelmRelease values: Flux v1 shapes, annotation mappings, Flux v2 setter markers, chart
+versions), ``policy`` (filters, orderings, min-age, digest pinning, the decision), ``edit``
+(byte-exact scalar replacement). The registry client and the commit/push engine sit beside them.
+The package is a wing beside ``release`` and ``sync``: it may use ``charts`` (semver), ``source``
+and the adapters.
 """
