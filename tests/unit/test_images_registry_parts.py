@@ -165,7 +165,7 @@ def test_docker_config_auth_and_username_password_entries() -> None:
     ],
 )
 def test_a_bad_docker_config_names_the_source_and_entry_never_the_secret(data: str, message: str) -> None:
-    with pytest.raises(CredentialsError, match="^Secret ns/regcred key .dockerconfigjson") as info:
+    with pytest.raises(CredentialsError, match=r"^Secret ns/regcred key \.dockerconfigjson") as info:
         parse_pull_secret("ns", "regcred", {".dockerconfigjson": data.encode()})
     assert message in str(info.value)
     assert "nocolon" not in str(info.value)
@@ -176,7 +176,7 @@ def test_a_legacy_dockercfg_secret_and_a_secret_without_either_key() -> None:
     assert parse_pull_secret("ns", "old", {".dockercfg": legacy}).for_host("quay.io") == RegistryLogin(
         "robot", "tok"
     )
-    with pytest.raises(CredentialsError, match="Secret ns/opaque: has no .dockerconfigjson"):
+    with pytest.raises(CredentialsError, match=r"Secret ns/opaque: has no \.dockerconfigjson"):
         parse_pull_secret("ns", "opaque", {"password": b"x"})
 
 

@@ -239,7 +239,7 @@ def test_an_unreachable_registry_and_a_missing_tag(registry: TokenRegistry, http
         RegistryUnreachableError, match=f"registry {host}, repository a/b: tag list: unreachable"
     ):
         client.list_tags(ImageRepository(host, "a/b"))
-    with pytest.raises(ImageNotFoundError, match="tag 9.9.9: HTTP 404 not found"):
+    with pytest.raises(ImageNotFoundError, match=r"tag 9\.9\.9: HTTP 404 not found"):
         client_for(registry, http).image(registry.repo("team/app"), "9.9.9")
 
 
