@@ -60,6 +60,7 @@ from gitops_helm.adapters.http import (
     Identity,
     Limits,
     Response,
+    origin,
 )
 from gitops_helm.config import ImageScanSettings
 from gitops_helm.errors import GitopsHelmError
@@ -501,6 +502,15 @@ class RegistryClient:
         url = token_url(challenge, key[2]) if challenge else None
         if url is None:
             return False
+        scheme, realm_host, port = origin(url)
+        realm = realm_host if port in (None, 80) else f"{realm_host}:{port}"
+        if scheme != "https" and identity is not ANONYMOUS and realm not in self._plain_http:
+            # basic credentials in clear to a host nobody declared local: refused, not sent
+            raise RegistryUnauthorizedError(
+                repository,
+                f"the token service {realm} is plain HTTP; credentials are sent to it only when it "
+                "is listed in --oci-plain-http",
+            )
         self._limiter.acquire(repository.api_host)
         try:
             resp = self._http.get(url, limits=self._limits(), identity=identity)

@@ -40,6 +40,7 @@ class TokenRegistry:
         self.server = LocalServer(self.handle)
         self.etag: str | None = None
         self.throttle: list[Reply] = []  # answers given before the real one (429s)
+        self.realm: str | None = None  # the token service's URL, when not this server's /token
 
     def handle(self, request: Seen) -> Reply:
         url = urlsplit(request.path)
@@ -54,9 +55,8 @@ class TokenRegistry:
         if repo == "team/app":
             allowed.add(f"Bearer tok-anonymous-repository:{repo}:pull")
         if request.authorization not in allowed:
-            challenge = (
-                f'Bearer realm="{self.server.url}/token",service="test",scope="repository:{repo}:pull"'
-            )
+            realm = self.realm or f"{self.server.url}/token"
+            challenge = f'Bearer realm="{realm}",service="test",scope="repository:{repo}:pull"'
             return 401, {"WWW-Authenticate": challenge}, b""
         if self.throttle:
             return self.throttle.pop(0)
@@ -253,3 +253,16 @@ def test_a_scan_reports_each_repositorys_failure_and_scans_the_rest(
     assert results[app].tags is not None and results[app].tags.tags == tuple(TAGS)
     assert isinstance(results[private].error, RegistryUnauthorizedError)
     assert registry.paths().count("/v2/team/app/tags/list") == 2  # challenged once, then listed once
+
+
+def test_credentials_never_go_in_clear_to_a_token_service_not_declared_plain_http(
+    registry: TokenRegistry, http: HTTPClient
+) -> None:
+    registry.realm = registry.server.url.replace("127.0.0.1", "localhost") + "/token"
+    alice = client_for(registry, http, RegistryCredentials({registry.host: ALICE}))
+    with pytest.raises(RegistryUnauthorizedError, match=r"the token service localhost:\d+ is plain HTTP"):
+        alice.list_tags(registry.repo("team/private"))
+    assert "/token" not in registry.paths()
+    # anonymous, there is nothing to protect: the token is asked for
+    assert client_for(registry, http).list_tags(registry.repo("team/app")).tags == tuple(TAGS)
+    assert "/token" in registry.paths()
