@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urljoin
 
@@ -26,19 +26,29 @@ OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 TIMEOUT = (10, 60)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Registry:
     """A registry of the test environment: ``host:port`` over plain HTTP, with optional login."""
 
     host: str
     username: str | None = None
     password: str | None = None
+    _uploaded_layers: dict[str, str] = field(default_factory=dict)
 
     def _auth(self) -> tuple[str, str] | None:
         return (self.username, self.password) if self.username and self.password else None
 
     def _url(self, path: str) -> str:
         return f"http://{self.host}/v2/{path}"
+
+    def _layer(self, repo: str) -> tuple[bytes, str]:
+        """One small layer per repository, uploaded once: every request to the htpasswd registry
+        costs a bcrypt check, so a test pushes no more than it needs. (Images still differ: each
+        has its own config.)"""
+        layer = f"the layer of {repo}".encode()
+        if repo not in self._uploaded_layers:
+            self._uploaded_layers[repo] = self.push_blob(repo, layer)
+        return layer, self._uploaded_layers[repo]
 
     def push_blob(self, repo: str, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -83,8 +93,7 @@ class Registry:
         if created is not None:
             config["created"] = created.isoformat().replace("+00:00", "Z")
         config_bytes = json.dumps(config).encode()
-        # a unique layer per image: digests differ even for equal configs
-        layer = f"layer of {repo}:{tag} {arch} {uuid.uuid4()}".encode()
+        layer, layer_digest = self._layer(repo)
         manifest = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -93,7 +102,7 @@ class Registry:
                 "digest": self.push_blob(repo, config_bytes),
                 "size": len(config_bytes),
             },
-            "layers": [{"mediaType": OCI_LAYER, "digest": self.push_blob(repo, layer), "size": len(layer)}],
+            "layers": [{"mediaType": OCI_LAYER, "digest": layer_digest, "size": len(layer)}],
         }
         body = json.dumps(manifest).encode()
         reference = tag or "sha256:" + hashlib.sha256(body).hexdigest()

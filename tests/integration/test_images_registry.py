@@ -51,6 +51,15 @@ def _private(env: Env) -> Registry:
     )
 
 
+@pytest.fixture(scope="module")
+def private_repo(testenv_session: Env) -> tuple[Registry, str, dict[str, str]]:
+    """The four release tags in one repository of the htpasswd registry, pushed once for the
+    module (every request there pays a bcrypt check): (registry, path, digest by tag)."""
+    private = _private(testenv_session)
+    path = unique_repo("private")
+    return private, path, _push_release_tags(private, path)
+
+
 def _docker_config(host: str, user: str, password: str) -> str:
     auth = base64.b64encode(f"{user}:{password}".encode()).decode()
     return json.dumps({"auths": {f"http://{host}/": {"auth": auth}}})
@@ -116,11 +125,9 @@ def test_the_private_registry_is_scanned_with_a_pull_secret_from_the_cluster(
 
 
 def test_the_private_registry_without_or_with_wrong_credentials_is_a_clear_unauthorized_error(
-    env: Env, tmp_path: Path
+    tmp_path: Path, private_repo: tuple[Registry, str, dict[str, str]]
 ) -> None:
-    private = _private(env)
-    path = unique_repo("private")
-    private.push_image(path, "1.0.0", CREATED["1.0.0"])
+    private, path, _ = private_repo
     repo = ImageRepository.parse(f"{private.host}/{path}")
     wrong = tmp_path / "config.json"
     wrong.write_text(_docker_config(private.host, private.username or "", "not-the-password"))
@@ -141,20 +148,16 @@ def test_the_private_registry_without_or_with_wrong_credentials_is_a_clear_unaut
     assert "not-the-password" not in str(info.value)
 
 
-def test_an_unchanged_repository_costs_one_request_per_scan(env: Env, tmp_path: Path) -> None:
-    private = _private(env)
+def test_an_unchanged_repository_costs_one_request_per_scan(env: Env) -> None:
+    registry = Registry(env["TESTENV_REGISTRY"])
     path = unique_repo("cache")
-    _push_release_tags(private, path)
-    config = tmp_path / "config.json"
-    config.write_text(_docker_config(private.host, private.username or "", private.password or ""))
+    _push_release_tags(registry, path)
     exchanges: list[Exchange] = []
     clock = Clock()
     settings = ImageScanSettings(manifest_refresh_s=600)
-    repo = ImageRepository.parse(f"{private.host}/{path}")
+    repo = ImageRepository.parse(f"{registry.host}/{path}")
     with HTTPClient(on_exchange=exchanges.append) as http:
-        client = RegistryClient(
-            settings, http, load_docker_config(config), plain_http_hosts=[private.host], clock=clock
-        )
+        client = RegistryClient(settings, http, plain_http_hosts=[registry.host], clock=clock)
 
         def scan() -> tuple[bool, dict[str, datetime | None]]:
             listing = client.scan([repo])[repo].tags
@@ -179,8 +182,8 @@ def test_an_unchanged_repository_costs_one_request_per_scan(env: Env, tmp_path: 
 
         # a moved tag and a new one are seen
         moved = datetime(2026, 5, 5, tzinfo=UTC)
-        private.push_image(path, "1.1.0", moved)
-        private.push_image(path, "1.2.0", moved)
+        registry.push_image(path, "1.1.0", moved)
+        registry.push_image(path, "1.2.0", moved)
         clock.now += 601
         exchanges.clear()
         unchanged, created = scan()
