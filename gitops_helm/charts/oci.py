@@ -199,7 +199,7 @@ class OciClient:
             raise error from exc
         if tok.status != 200:
             return False
-        _json(tok, f"oci://{host}/{repo}: token response")
+        _json(tok, f"oci://{host}/{repo}: token response")  # not a JSON object: a repository error
         token = read_token(tok.body)
         if token is None:
             return False  # no usable token: the original 401 is reported
