@@ -42,6 +42,7 @@ __all__ = [
     "parse_docker_config",
     "parse_pull_secret",
     "read_pull_secrets",
+    "registry_credentials",
 ]
 
 DOCKER_HUB = "docker.io"
@@ -172,3 +173,13 @@ def read_pull_secrets(kube: PullSecretReader, refs: Sequence[tuple[str, str]]) -
             raise CredentialsError(f"--image-pull-secrets: Secret {namespace}/{name} not found")
         merged = merged.merged(parse_pull_secret(namespace, name, data))
     return merged
+
+
+def registry_credentials(
+    docker_config: str | None, pull_secrets: Sequence[tuple[str, str]], kube: PullSecretReader
+) -> RegistryCredentials:
+    """Every login of ``--image-docker-config`` and ``--image-pull-secrets``, the Secrets
+    winning over the file for the same host (what the composition root calls, at start and
+    whenever it re-reads the Secrets)."""
+    from_file = load_docker_config(docker_config) if docker_config else RegistryCredentials()
+    return from_file.merged(read_pull_secrets(kube, pull_secrets))

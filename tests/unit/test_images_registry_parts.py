@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -27,6 +28,7 @@ from gitops_helm.images.credentials import (
     parse_docker_config,
     parse_pull_secret,
     read_pull_secrets,
+    registry_credentials,
 )
 from gitops_helm.images.manifest import ManifestError, Platform
 from gitops_helm.images.ratelimit import HostRateLimiter, RateLimitSettings
@@ -199,6 +201,29 @@ def test_pull_secrets_merge_in_order_and_a_missing_one_is_named() -> None:
     assert merged.for_host("reg.example") == RegistryLogin("second", "pw")
     with pytest.raises(CredentialsError, match="Secret c/missing not found"):
         read_pull_secrets(reader, [("a", "first"), ("c", "missing")])
+
+
+def test_the_file_and_the_secrets_together_secrets_winning(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps({"auths": {"reg.example": {"auth": _b64("file:pw")}, "only.file": {"auth": _b64("f:pw")}}})
+    )
+    secret = {
+        ".dockerconfigjson": json.dumps({"auths": {"reg.example": {"auth": _b64("secret:pw")}}}).encode()
+    }
+    creds = registry_credentials(str(config), [("ns", "s")], _Secrets({("ns", "s"): secret}))
+    assert creds.for_host("reg.example") == RegistryLogin("secret", "pw")
+    assert creds.for_host("only.file") == RegistryLogin("f", "pw")
+    with pytest.raises(CredentialsError, match=r"^--image-docker-config .*missing\.json: cannot read it"):
+        registry_credentials(str(tmp_path / "missing.json"), [], _Secrets({}))
+
+
+@given(st.binary(max_size=300))
+def test_any_docker_config_bytes_give_logins_or_a_credentials_error(data: bytes) -> None:
+    try:
+        parse_docker_config(data, "fuzz")
+    except CredentialsError:
+        pass
 
 
 def test_registry_host_normalisation() -> None:
@@ -386,3 +411,18 @@ def test_requests_never_go_faster_than_burst_plus_rate_times_time(ops: list[str]
             limiter.limited("h", 1.0)
         else:
             clock.now += 0.3
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(max_size=12), _JSON, max_size=4))
+def test_any_auths_shape_gives_logins_or_a_credentials_error(auths: dict[str, object]) -> None:
+    try:
+        parse_docker_config(json.dumps({"auths": auths}), "fuzz")
+    except CredentialsError as exc:
+        assert str(exc).startswith("fuzz")
