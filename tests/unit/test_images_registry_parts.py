@@ -221,9 +221,11 @@ def test_the_file_and_the_secrets_together_secrets_winning(tmp_path: Path) -> No
 @given(st.binary(max_size=300))
 def test_any_docker_config_bytes_give_logins_or_a_credentials_error(data: bytes) -> None:
     try:
-        parse_docker_config(data, "fuzz")
-    except CredentialsError:
-        pass
+        creds = parse_docker_config(data, "fuzz")
+    except CredentialsError as exc:
+        assert str(exc).startswith("fuzz")
+    else:
+        assert all(login.username for login in creds.logins.values())
 
 
 def test_registry_host_normalisation() -> None:
