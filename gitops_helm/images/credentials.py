@@ -34,6 +34,7 @@ from gitops_helm.errors import ConfigError
 
 __all__ = [
     "DOCKER_HUB",
+    "CredentialsError",
     "PullSecretReader",
     "RegistryCredentials",
     "RegistryLogin",
