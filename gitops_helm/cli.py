@@ -18,6 +18,7 @@ from gitops_helm import log as logging
 from gitops_helm.config import (
     add_common_flags,
     add_git_flags,
+    add_image_scan_flags,
     add_run_flags,
     settings_from_args,
 )
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_flags(run)
     add_run_flags(run)
     add_git_flags(run)
+    add_image_scan_flags(run)
 
     sync = sub.add_parser("sync", help="one Git sync (apply + garbage collection), then exit")
     sync.add_argument("--once", action="store_true", required=True, help="required: sync once and exit")

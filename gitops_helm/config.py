@@ -23,6 +23,7 @@ __all__ = [
     "GitSourceSettings",
     "HTTPServerSettings",
     "ImageCommitSettings",
+    "ImageScanSettings",
     "LivenessSettings",
     "RetrySettings",
     "Settings",
@@ -149,6 +150,30 @@ class CacheSettings:
     sweep_interval_s: float = 300.0  # how often the janitor looks
 
 
+@dataclass(frozen=True)
+class ImageScanSettings:
+    """Registry scans for image automation (``images.registry``). Times in seconds, sizes in bytes.
+
+    The rate numbers are per registry host; the caps bound what one repository may cost."""
+
+    scan_interval_s: float = 300.0  # how often the scan loop looks at every repository in use
+    docker_config: str | None = None  # a Docker config file with registry logins (``auths``)
+    pull_secrets: tuple[tuple[str, str], ...] = ()  # (namespace, name) of dockerconfigjson Secrets
+    platform: str = "linux/amd64"  # the image of a multi-platform tag whose build time is read
+    rate_per_s: float = 5.0
+    burst: int = 10
+    rate_limit_retries: int = 2  # a request answered 429 is repeated (after Retry-After) this often
+    max_retry_after_s: float = 300.0  # a longer Retry-After is capped to this
+    tag_page_size: int = 1000  # tags asked for per page (``n=``)
+    max_tag_pages: int = 20
+    max_tags: int = 10000  # a repository with more is an error, not a silent truncation
+    manifest_refresh_s: float = 3600.0  # a tag's image is looked up again (conditionally) after this
+    timeout_s: float = 30.0  # connect timeout, and the longest wait for the next bytes
+    total_timeout_s: float = 120.0  # a whole exchange
+    max_document_bytes: int = 4 * 1024 * 1024  # a tag list page, a manifest, a config blob, a token
+    max_cached_images: int = 20000  # tag -> image entries kept (least recently used go first)
+
+
 _SIZE_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
 
 
@@ -267,6 +292,7 @@ class Settings:
     sync: SyncSettings = field(default_factory=SyncSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     image_commit: ImageCommitSettings = field(default_factory=ImageCommitSettings)
+    images: ImageScanSettings = field(default_factory=ImageScanSettings)
 
     @property
     def lockdown(self) -> bool:
@@ -525,6 +551,85 @@ def _image_commit_settings(
         signing_key=Path(key) if key is not None else None,
         push_branch=push_branch,
         push_attempts=count("image-push-attempts", defaults.push_attempts),
+def add_image_scan_flags(p: argparse.ArgumentParser) -> None:
+    """Registry scan flags (image automation): credentials, pacing and caps."""
+    i = p.add_argument_group("image scans")
+    i.add_argument(
+        "--image-scan-interval", help="scan the image repositories in use this often (default: 5m)"
+    )
+    i.add_argument(
+        "--image-docker-config",
+        help="Docker config file (auths) with registry logins for image scans",
+    )
+    i.add_argument(
+        "--image-pull-secrets",
+        help="NS/NAME,... of kubernetes.io/dockerconfigjson Secrets with registry logins for image "
+        "scans (later ones win for the same registry)",
+    )
+    i.add_argument(
+        "--image-platform",
+        help="the platform of a multi-platform image whose build time is read (default: linux/amd64)",
+    )
+    i.add_argument("--image-registry-rps", help="requests per second to one registry host (default: 5)")
+    i.add_argument("--image-registry-burst", help="requests to one registry host at once (default: 10)")
+    i.add_argument(
+        "--image-retry-after-max",
+        help="longest pause a registry's 429 Retry-After may impose before the scan of that "
+        "repository gives up (default: 5m)",
+    )
+    i.add_argument(
+        "--image-max-tags", help="a repository with more tags is reported, not scanned (default: 10000)"
+    )
+    i.add_argument("--image-max-tag-pages", help="tag list pages read per repository (default: 20)")
+
+
+def _pull_secret_refs(text: str | None) -> tuple[tuple[str, str], ...]:
+    refs: list[tuple[str, str]] = []
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        namespace, sep, name = item.partition("/")
+        if (
+            not sep
+            or not _SERVICE_ACCOUNT_NAME.fullmatch(namespace)
+            or not _SERVICE_ACCOUNT_NAME.fullmatch(name)
+        ):
+            raise ConfigError(f"--image-pull-secrets: {item!r} is not NAMESPACE/NAME")
+        refs.append((namespace, name))
+    return tuple(refs)
+
+
+def _image_scan_settings(
+    get: Callable[[str], str | None],
+    get_dur: Callable[[str, float], float],
+    get_count: Callable[[str, int], int],
+    defaults: ImageScanSettings,
+) -> ImageScanSettings:
+    platform = get("image-platform") or defaults.platform
+    parts = platform.split("/")
+    if len(parts) not in (2, 3) or not all(re.fullmatch(r"[a-z0-9_.-]+", part) for part in parts):
+        raise ConfigError(
+            f"--image-platform: {platform!r} is not a platform (like linux/amd64 or linux/arm/v7)"
+        )
+    rps_text = get("image-registry-rps")
+    try:
+        rate = defaults.rate_per_s if rps_text is None else float(rps_text)
+    except ValueError:
+        raise ConfigError(f"--image-registry-rps: {rps_text!r} is not a number") from None
+    if not rate > 0:
+        raise ConfigError("--image-registry-rps: must be more than zero")
+    interval = get_dur("image-scan-interval", defaults.scan_interval_s)
+    if interval <= 0:
+        raise ConfigError("--image-scan-interval: must be more than zero")
+    return replace(
+        defaults,
+        scan_interval_s=interval,
+        docker_config=get("image-docker-config") or None,
+        pull_secrets=_pull_secret_refs(get("image-pull-secrets")),
+        platform=platform,
+        rate_per_s=rate,
+        burst=get_count("image-registry-burst", defaults.burst),
+        max_retry_after_s=get_dur("image-retry-after-max", defaults.max_retry_after_s),
+        max_tags=get_count("image-max-tags", defaults.max_tags),
+        max_tag_pages=get_count("image-max-tag-pages", defaults.max_tag_pages),
     )
 
 
@@ -664,6 +769,7 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         sync=sync,
         cache=cache,
         image_commit=_image_commit_settings(get, get_count),
+        images=_image_scan_settings(get, get_dur, get_count, defaults.images),
     )
 
 

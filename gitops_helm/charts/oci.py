@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlencode
 
+from gitops_helm.adapters.distribution import parse_challenge, read_token, token_url
 from gitops_helm.adapters.http import (
     HTTPClient,
     HTTPError,
@@ -90,9 +90,6 @@ class OciChart:
     version: str
     digest: str  # sha256:<hex> of the chart archive
     path: Path  # the .tgz in the content-addressed store
-
-
-_BEARER = re.compile(r'(\w+)="([^"]*)"')
 
 
 def parse_reference(repository: str, name: str) -> tuple[str, str]:
@@ -183,18 +180,15 @@ class OciClient:
         return self._call(host, repo, creds, what, get)
 
     def _authenticate(self, host: str, repo: str, challenge: str | None, creds: OciCredentials) -> bool:
-        if not challenge or not challenge.lower().startswith("bearer"):
+        parsed = parse_challenge(challenge)
+        url = token_url(parsed, f"repository:{repo}:pull") if parsed else None
+        if url is None:
             return False
-        params = dict(_BEARER.findall(challenge))
-        realm = params.pop("realm", "")
-        if not realm:
-            return False
-        params.setdefault("scope", f"repository:{repo}:pull")
         with self._lock:
             self.requests_made += 1
         try:
             tok = self.http.get(
-                f"{realm}?{urlencode(params)}",
+                url,
                 limits=self._limits(self.settings.max_document_bytes),
                 identity=creds.identity(),
             )
@@ -205,12 +199,12 @@ class OciClient:
             raise error from exc
         if tok.status != 200:
             return False
-        body = _json(tok, f"oci://{host}/{repo}: token response")
-        token = body.get("token") or body.get("access_token")
-        if not isinstance(token, str) or not token.isprintable():
+        _json(tok, f"oci://{host}/{repo}: token response")  # not a JSON object: a repository error
+        token = read_token(tok.body)
+        if token is None:
             return False  # no usable token: the original 401 is reported
         with self._lock:
-            self._tokens[(host, repo, creds.identity().key)] = str(token)
+            self._tokens[(host, repo, creds.identity().key)] = token
         return True
 
     def tags(self, host: str, repo: str, creds: OciCredentials) -> list[str]:
