@@ -551,6 +551,9 @@ def _image_commit_settings(
         signing_key=Path(key) if key is not None else None,
         push_branch=push_branch,
         push_attempts=count("image-push-attempts", defaults.push_attempts),
+    )
+
+
 def add_image_scan_flags(p: argparse.ArgumentParser) -> None:
     """Registry scan flags (image automation): credentials, pacing and caps."""
     i = p.add_argument_group("image scans")
