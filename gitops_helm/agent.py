@@ -34,7 +34,7 @@ from gitops_helm import log as logging
 from gitops_helm import metrics
 from gitops_helm.adapters.git import GitError, GitSettings, HTTPAuth, Remote, SSHAuth, redact_url
 from gitops_helm.adapters.helm import Helm, HelmSettings
-from gitops_helm.adapters.http import HTTPClient
+from gitops_helm.adapters.http import Destinations, HTTPClient
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind, KubeSettings
 from gitops_helm.api.crd import load_crd
 from gitops_helm.charts.access import ssh_address
@@ -100,7 +100,13 @@ def prepare_work_dir(path: Path) -> None:
 
 
 def build_kube(settings: Settings) -> Kube:
-    return Kube(KubeSettings(kubeconfig=settings.kubeconfig, context=settings.kube_context))
+    return Kube(
+        KubeSettings(
+            kubeconfig=settings.kubeconfig,
+            context=settings.kube_context,
+            max_identities=settings.max_impersonated_clients,
+        )
+    )
 
 
 def ssh_key_hosts(settings: Settings) -> tuple[str, ...]:
@@ -114,6 +120,26 @@ def ssh_key_hosts(settings: Settings) -> tuple[str, ...]:
     host, port = address
     host = f"[{host}]" if ":" in host else host  # IPv6
     return (f"{host}:{port}" if port else host,)
+
+
+def chart_destinations(settings: Settings) -> Destinations:
+    """Which addresses chart sources (repositories, registries, an http(s) ``chart.git``) may reach.
+
+    As values URLs (``release.values_reader.url_destinations``), with one difference: outside
+    lockdown loopback is allowed, because a single-team agent with a repository on its own host
+    is ordinary. Link-local addresses (cloud metadata endpoints) are refused always, loopback and
+    private ones in lockdown; ``--allow-internal-urls`` lifts all of it. The environment's proxy
+    keeps working: the destination is then checked on the agent's own resolution before the
+    request (see ``adapters.http.Destinations.via_proxy``)."""
+    if settings.allow_internal_urls:
+        return Destinations(refuse_local=False, refuse_internal=False)
+    return Destinations(
+        refuse_link_local=True,
+        refuse_local=settings.lockdown,
+        refuse_internal=settings.lockdown,
+        via_proxy=True,
+        https_upgrade=True,
+    )
 
 
 def _is_local_path(url: str) -> bool:
@@ -236,6 +262,7 @@ class Agent:
                 kubeconfig=settings.kubeconfig,
                 kube_context=settings.kube_context,
                 margin_s=settings.helm_kill_margin_s,
+                max_identities=settings.max_impersonated_clients,
             ),
             before_run=self.heartbeats.allow,
             may_act=self._may_act,
@@ -285,12 +312,20 @@ class Agent:
         refresh = settings.chart_refresh_interval_s
         self.http = HTTPClient()  # one per process: it keeps a session per credential identity
         self.repos = HelmRepoClient(
-            HelmRepoSettings(cache_dir=work / "cache", min_refresh_interval=refresh),
+            HelmRepoSettings(
+                cache_dir=work / "cache",
+                min_refresh_interval=refresh,
+                destinations=chart_destinations(settings),
+            ),
             http=self.http,
             repositories=repositories,
         )
         self.oci = OciClient(
-            OciSettings(plain_http_hosts=settings.oci_plain_http_hosts, refresh_s=refresh),
+            OciSettings(
+                plain_http_hosts=settings.oci_plain_http_hosts,
+                refresh_s=refresh,
+                destinations=chart_destinations(settings),
+            ),
             self.cache,
             self.http,
         )
@@ -304,6 +339,7 @@ class Agent:
                 known_hosts=settings.git.known_hosts,
                 ssh_key_hosts=ssh_key_hosts(settings),
                 git=GitSettings(timeout_s=settings.git.timeout_s),
+                destinations=chart_destinations(settings),
             ),
             self.kube,
             self.helm,

@@ -255,6 +255,10 @@ class Settings:
     allow_local_chart_git: bool = False
     # values URLs may reach loopback, link-local and (in lockdown) private addresses
     allow_internal_urls: bool = False
+    # clients kept for impersonated ServiceAccounts (one Kubernetes connection pool and one helm
+    # discovery cache each), least recently used first out; more accounts than this only cost
+    # a new client (a connection and an API discovery) when an evicted one is needed again
+    max_impersonated_clients: int = 64
     update_chart_deps: bool = True
     git_default_ref: str = "master"
     repositories_file: str | None = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import enum
+import hashlib
 import json
 import os
 import re
@@ -23,7 +24,7 @@ import signal
 import subprocess
 import tempfile
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -138,6 +139,9 @@ class HelmSettings:
     margin_s: float = 30.0
     query_timeout_s: float = 60.0  # status/history/get/version/test-less calls
     plugins_dir: str | None = None  # HELM_PLUGINS for downloader plugins
+    # impersonating copies kept (least recently used first out; an evicted one's discovery
+    # cache directory is removed)
+    max_identities: int = 64
 
 
 @dataclass(frozen=True)
@@ -222,7 +226,8 @@ class Helm:
         self._killed: set[int] = set()
         self._cancelled: str | None = None
         self.user: str | None = None  # set on a copy by impersonating(): helm acts as this user
-        self._identities: dict[str, Helm] = {}  # those copies, one per user, guarded by _lock
+        # those copies, one per user, least recently used first, guarded by _lock
+        self._identities: OrderedDict[str, Helm] = OrderedDict()
         for sub in ("cache", "config", "data"):
             (settings.home / sub).mkdir(parents=True, exist_ok=True)
         self.version = self._detect_version()
@@ -241,13 +246,29 @@ class Helm:
         """
         if self.user is not None:
             raise ValueError("an impersonating helm cannot impersonate again")
+        evicted: list[Helm] = []
         with self._lock:
             found = self._identities.get(user)
             if found is None:
                 found = copy.copy(self)
                 found.user = user
                 self._identities[user] = found
-            return found
+                while len(self._identities) > max(1, self.settings.max_identities):
+                    evicted.append(self._identities.popitem(last=False)[1])
+            self._identities.move_to_end(user)
+        for old in evicted:
+            # a helm of that identity still running tolerates it: client-go rewrites (or does
+            # without) its discovery cache
+            shutil.rmtree(old.kube_cache_dir, ignore_errors=True)
+        return found
+
+    @property
+    def kube_cache_dir(self) -> Path:
+        """helm's Kubernetes cache (API discovery, and HTTP responses of discovery) for this
+        identity: client-go keys it by server URL only, and the answers differ by identity (a
+        user sees what RBAC and aggregated APIs show it), so identities never share one."""
+        who = "agent" if self.user is None else hashlib.sha256(self.user.encode()).hexdigest()[:32]
+        return self.settings.home / "kube-cache" / who
 
     # -- process plumbing -------------------------------------------------------------------
 
@@ -259,6 +280,8 @@ class Helm:
             "HELM_CACHE_HOME": str(home / "cache"),
             "HELM_CONFIG_HOME": str(home / "config"),
             "HELM_DATA_HOME": str(home / "data"),
+            # without it client-go uses $HOME/.kube/cache, one for every identity
+            "KUBECACHEDIR": str(self.kube_cache_dir),
             "NO_COLOR": "1",
             "HELM_COLOR": "never",
         }

@@ -39,14 +39,17 @@ server that drips its body a byte at a time is cut off at the first read after
 ``Limits.total_s``: at most ``read_s`` late. (The status line and headers are bounded by the
 read timeout per receive and by http.client's limits on header lines.)
 
-Destinations. A caller that fetches a URL written by a user (``externalSourceRef``) passes a
-:class:`Destinations` policy. Then only http and https are spoken, a redirect may not change the
-scheme, and the addresses a host name resolves to are checked when the connection is made: the
-name is resolved once, every address it resolves to is checked (one refused address refuses the
-request), and the socket connects to one of exactly those addresses, so a DNS answer that changes
-between a check and the connect (rebinding) cannot slip through. Every connection is checked when
+Destinations. A caller that fetches a URL written by a user (``externalSourceRef``, a chart
+repository, an OCI registry) passes a :class:`Destinations` policy. Then only http and https
+are spoken, a redirect may not change the scheme, and the addresses a host name resolves to are
+checked when the connection is made: the name is resolved once, every address it resolves to
+is checked (one refused address refuses the request), and the socket connects to one of exactly
+those addresses, so a DNS answer that changes between a check and the connect (rebinding)
+cannot slip through. Every connection is checked when
 it is opened, so every redirect hop is checked the same way. Such a session ignores proxy
-settings from the environment (a proxy would resolve the name itself, out of reach of the check).
+settings from the environment (a proxy would resolve the name itself, out of reach of the check),
+unless the policy says ``via_proxy``: then a request the environment sends through a proxy has
+its destination checked on our own resolution before each hop, and the proxy resolves it again.
 
 Size limits apply to the decoded body while it streams, before anything is buffered, and up
 front from ``Content-Length``. Messages and logs show URLs without userinfo and with a query
@@ -78,7 +81,7 @@ import requests.adapters
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
-from requests.utils import parse_header_links
+from requests.utils import parse_header_links, select_proxy
 
 from gitops_helm import log as logging
 from gitops_helm.errors import GitopsHelmError
@@ -103,6 +106,7 @@ __all__ = [
     "Limits",
     "Response",
     "Stream",
+    "check_destination",
     "origin",
     "redact_url",
 ]
@@ -362,19 +366,28 @@ class Destinations:
 
     refuse_local: bool = True
     refuse_internal: bool = False
+    # link-local and the cloud metadata endpoints only, loopback allowed (implied by the others):
+    # chart sources outside lockdown, where a repository on the agent's own host is ordinary
+    refuse_link_local: bool = False
+    # an environment proxy (HTTPS_PROXY, ...) may carry the request: the destination is then
+    # checked against our own resolution of its host before each hop, and the proxy resolves it
+    # again (a DNS answer that changes in between is out of reach; without a proxy it is not)
+    via_proxy: bool = False
+    # a redirect from http to https is followed (repositories commonly send one); https to http
+    # never is
+    https_upgrade: bool = False
 
     @property
     def checks_addresses(self) -> bool:
-        return self.refuse_local or self.refuse_internal
+        return self.refuse_local or self.refuse_internal or self.refuse_link_local
 
     def refusal(self, address: str) -> str | None:
         """Why ``address`` (an IP address as getaddrinfo gives it) is refused, or None."""
         ip = _effective(ipaddress.ip_address(address.split("%", 1)[0]))  # without an IPv6 scope id
-        if self.refuse_local or self.refuse_internal:
-            if ip.is_loopback or ip.is_unspecified:
-                return "loopback"
-            if ip.is_link_local or ip in _METADATA_ADDRESSES:
-                return "link-local (cloud metadata)"
+        if (self.refuse_local or self.refuse_internal) and (ip.is_loopback or ip.is_unspecified):
+            return "loopback"
+        if self.checks_addresses and (ip.is_link_local or ip in _METADATA_ADDRESSES):
+            return "link-local (cloud metadata)"
         if self.refuse_internal and not ip.is_global:
             return "private or cluster-internal"
         return None
@@ -518,15 +531,41 @@ def _retry_after(value: str | None, now: float) -> float | None:
 # guarded connections (Destinations)
 
 
-def _connect_checked(
-    host: str, port: int, timeout: Any, source_address: Any, options: Any, policy: Destinations
-) -> socket.socket:
-    """Resolve ``host`` once, refuse it when any address is refused, connect to a checked one."""
+def _resolve_checked(host: str, port: int, policy: Destinations) -> list[Any]:
+    """Resolve ``host`` once; refuse it when any of its addresses is refused."""
     infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
     for *_, sockaddr in infos:
         kind = policy.refusal(str(sockaddr[0]))
         if kind is not None:
             raise _AddressRefused(host, str(sockaddr[0]), kind)
+    return infos
+
+
+def check_destination(url: str, policy: Destinations) -> None:
+    """Refuse ``url`` now when its host resolves to an address ``policy`` refuses.
+
+    For a connection this module does not make itself (``git`` fetching an https chart
+    repository): the check is on our resolution, and the other program resolves the name again,
+    so a DNS answer that changes in between is not caught. Connections made here are checked
+    when they are made instead (see "Destinations" in the module docstring). Raises
+    :class:`HTTPAddressRefusedError`, or :class:`HTTPConnectionError` when the name does not
+    resolve."""
+    _, host, port = origin(url)
+    if not policy.checks_addresses or not host:
+        return
+    try:
+        _resolve_checked(host.strip("[]"), port or 0, policy)
+    except _AddressRefused as exc:
+        raise HTTPAddressRefusedError(url, f"refused: {exc}") from None
+    except OSError as exc:
+        raise HTTPConnectionError(url, "name resolution failed") from exc
+
+
+def _connect_checked(
+    host: str, port: int, timeout: Any, source_address: Any, options: Any, policy: Destinations
+) -> socket.socket:
+    """Resolve ``host`` once, refuse it when any address is refused, connect to a checked one."""
+    infos = _resolve_checked(host, port, policy)
     last: OSError | None = None
     for family, socktype, proto, _, sockaddr in infos:
         sock = socket.socket(family, socktype, proto)
@@ -592,6 +631,15 @@ class _GuardedAdapter(requests.adapters.HTTPAdapter):
         # an instance attribute: the module-wide default stays untouched
         self.poolmanager.pool_classes_by_scheme = _guarded_pools(self._policy)
 
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        # through a proxy (only under ``via_proxy``) the connection made is to the proxy, which
+        # the operator chose: check the destination itself first, at every hop
+        proxies = kwargs.get("proxies") or {}
+        if proxies and select_proxy(str(request.url), proxies):
+            _, host, port = origin(str(request.url))
+            _resolve_checked(host.strip("[]"), port or 0, self._policy)
+        return super().send(request, *args, **kwargs)
+
 
 class _GuardedSession(requests.Session):
     """A session under a :class:`Destinations` policy: checked connections, no proxy from the
@@ -601,8 +649,11 @@ class _GuardedSession(requests.Session):
         super().__init__()
         # with no address to check (``--allow-internal-urls``) the environment's proxy is kept: a
         # cluster that reaches the internet only through one still gets its values
-        self._checks = policy.checks_addresses
-        if self._checks:
+        # a proxy is dropped unless the policy allows one (the destination is then checked
+        # before each hop by the adapter, on our own resolution)
+        self._checks = policy.checks_addresses and not policy.via_proxy
+        self._https_upgrade = policy.https_upgrade
+        if policy.checks_addresses:
             adapter = _GuardedAdapter(policy)
             self.mount("http://", adapter)
             self.mount("https://", adapter)
@@ -624,7 +675,8 @@ class _GuardedSession(requests.Session):
         if target is not None:
             here = str(resp.url)
             there = urlsplit(urljoin(here, target)).scheme.lower()
-            if there != urlsplit(here).scheme.lower():
+            upgrade = self._https_upgrade and (urlsplit(here).scheme.lower(), there) == ("http", "https")
+            if there != urlsplit(here).scheme.lower() and not upgrade:
                 resp.close()
                 scheme = urlsplit(here).scheme.lower()
                 raise HTTPInvalidRequestError(here, f"redirect from {scheme} to {there or '?'} refused")

@@ -21,6 +21,7 @@ import json
 import os
 import socket
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from typing import Any, cast
 import urllib3
 from kubernetes import client, config, dynamic, watch
 from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.discovery import LazyDiscoverer
 from kubernetes.dynamic.exceptions import (
     DynamicApiError,
     ResourceNotFoundError,
@@ -105,6 +107,8 @@ class KubeSettings:
     keepalive_idle_s: int = 30
     keepalive_interval_s: int = 15
     keepalive_count: int = 9
+    # impersonating clients kept (least recently used first out, closed when evicted)
+    max_identities: int = 64
 
 
 @dataclass(frozen=True)
@@ -165,14 +169,16 @@ class Kube:
         self.custom = client.CustomObjectsApi(self.api)
         self._dynamic: dynamic.DynamicClient | None = None
         self._t = settings.request_timeout_s
-        self._identities: dict[str, Kube] = {}
+        self._identities: OrderedDict[str, Kube] = OrderedDict()  # least recently used first
         self._identities_lock = threading.Lock()
 
     def impersonating(self, user: str) -> Kube:
         """A client whose every request acts as ``user`` (``Impersonate-User``), made once per user.
 
         Each identity has its own ``ApiClient`` (connection pool, discovery cache, headers), never
-        shared with another identity, and the same timeouts as this one. Only the user is sent:
+        shared with another identity, and the same timeouts as this one. At most
+        ``settings.max_identities`` are kept: the least recently used is closed and dropped.
+        Only the user is sent:
         for a ServiceAccount user (``system:serviceaccount:NS:NAME``) the API server adds the groups
         a real token of that ServiceAccount has (``system:serviceaccounts``,
         ``system:serviceaccounts:NS``, ``system:authenticated``) and checks the ``impersonate``
@@ -181,11 +187,30 @@ class Kube:
         """
         if self.user is not None:
             raise ValueError("an impersonating client cannot impersonate again")
+        evicted: list[Kube] = []
         with self._identities_lock:
             found = self._identities.get(user)
             if found is None:
                 found = self._identities[user] = Kube(self.settings, _base=self, _user=user)
-            return found
+                while len(self._identities) > max(1, self.settings.max_identities):
+                    evicted.append(self._identities.popitem(last=False)[1])
+            self._identities.move_to_end(user)
+        for old in evicted:
+            old.close()
+        return found
+
+    def close(self) -> None:
+        """Close the connection pool (and those of the impersonating clients made from this one).
+
+        A request still under way finishes (its connection is dropped afterwards) and a later
+        request opens a new pool: an evicted impersonating client that a run still holds keeps
+        working, it just no longer keeps connections open."""
+        with self._identities_lock:
+            others = list(self._identities.values())
+            self._identities.clear()
+        for other in others:
+            other.close()
+        self.api.close()
 
     # -- HelmReleases -------------------------------------------------------------------
 
@@ -688,7 +713,7 @@ class Kube:
     def dynamic(self) -> dynamic.DynamicClient:
         if self._dynamic is None:
             try:
-                self._dynamic = dynamic.DynamicClient(self.api)
+                self._dynamic = dynamic.DynamicClient(self.api, discoverer=_MemoryDiscoverer)
             except Exception as exc:
                 raise _classify(exc, "API discovery") from None
         return self._dynamic
@@ -782,6 +807,23 @@ class Kube:
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}}
         body["data"] = dict(data)
         self.apply(body, field_manager)
+
+
+class _MemoryDiscoverer(LazyDiscoverer):
+    """API discovery kept in memory by one client, never in a file.
+
+    The library's default is a file in the shared temporary directory named after the server
+    URL alone: read by every client of every process on the host (each impersonated identity
+    included) and writable by any local user before the agent creates it. Each client (one per
+    identity) discovers once and keeps the answer; a CRD applied later is found by
+    ``invalidate_cache`` as before, in memory."""
+
+    def __init__(self, client: Any, cache_file: Any) -> None:
+        # a path that can never exist (a file below /dev/null), so nothing is ever read
+        super().__init__(client, os.path.join(os.devnull, "discovery.json"))
+
+    def _write_cache(self) -> None:
+        """Nothing is written: the cache lives in this object only."""
 
 
 def _keepalive_socket_options(settings: KubeSettings) -> list[tuple[int, int, int]]:

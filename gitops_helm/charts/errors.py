@@ -13,6 +13,7 @@ from __future__ import annotations
 from gitops_helm.errors import GitopsHelmError
 
 __all__ = [
+    "AddressRefusedError",
     "ArchiveError",
     "AuthConfigError",
     "ChartError",
@@ -77,3 +78,16 @@ class RepositoryUnavailableError(ChartError):
     """Connection error, timeout, HTTP 429 or 5xx: the repository may answer later."""
 
     temporary = True
+
+
+class AddressRefusedError(RepositoryError):
+    """The chart source's host resolves to an address the agent may not reach (link-local and
+    cloud metadata always; loopback and private addresses in lockdown)."""
+
+    @classmethod
+    def of(cls, field: str, detail: str) -> AddressRefusedError:
+        """``field``: the HelmRelease field that names the address (``spec.chart.repository``)."""
+        return cls(
+            f"{field}: {detail}; chart sources may not reach link-local (metadata) addresses, "
+            "nor loopback or private ones in lockdown mode (--allow-internal-urls lifts this)"
+        )

@@ -45,12 +45,15 @@ from gitops_helm.adapters.git import (
     SSHAuth,
 )
 from gitops_helm.adapters.helm import Helm, HelmError
+from gitops_helm.adapters.http import Destinations, HTTPAddressRefusedError, HTTPError, check_destination
 from gitops_helm.adapters.kube import Kube, KubeError
 from gitops_helm.api import GitChartSource
 from gitops_helm.charts.access import ssh_key_allowed
 from gitops_helm.charts.artifact import FetchedChart
 from gitops_helm.charts.errors import (
+    AddressRefusedError,
     AuthConfigError,
+    ChartError,
     ChartNotFoundError,
     RepositoryError,
     RepositoryUnavailableError,
@@ -73,6 +76,8 @@ class GitChartSettings:
     known_hosts: str | None = None
     ssh_key_hosts: tuple[str, ...] = ()  # the key is used only for SSH URLs of these hosts
     git: GitSettings = field(default_factory=GitSettings)
+    # which addresses an http(s) chart.git may resolve to (None: any); see ``agent.chart_destinations``
+    destinations: Destinations | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,7 @@ class GitCharts:
             mirror, fetched_at = entry
             mirror.remote = Remote(source.git, auth)
         if force or time.monotonic() - fetched_at >= self.settings.refresh_s:
+            self._check_address(source.git)
             try:
                 mirror.ensure_mirror()
             except GitError as exc:
@@ -315,11 +321,31 @@ class GitCharts:
         except GitError:
             return True
 
+    def _check_address(self, url: str) -> None:
+        """Refuse an http(s) ``url`` whose host resolves to an address the settings refuse.
+
+        git resolves the name again itself: a DNS answer that changes between this check and
+        git's own lookup is not caught (SSH URLs are not checked: the agent's key is already
+        limited to the hosts the operator lists)."""
+        policy = self.settings.destinations
+        if policy is None or not url.lower().startswith(("http://", "https://")):
+            return
+        try:
+            check_destination(url, policy)
+        except HTTPAddressRefusedError as exc:
+            raise AddressRefusedError.of("spec.chart.git", f"{exc.url}: {exc.detail}") from None
+        except HTTPError as exc:
+            raise RepositoryUnavailableError(f"chart.git {exc.url}: {exc.detail}") from None
+
     def _refresh(self, key: str, mirror: Mirror, fetched_at: float) -> bool:
         if time.monotonic() - fetched_at < self.settings.refresh_s:
             return True
         try:
+            self._check_address(mirror.remote.url)
             mirror.ensure_mirror()
+        except ChartError as exc:
+            log.warning("Git chart poll refused", url=mirror.remote.display_url, error=str(exc))
+            return False
         except GitError as exc:
             log.warning("Git chart poll failed", url=mirror.remote.display_url, error=str(exc))
             return False

@@ -43,6 +43,8 @@ from typing import Any, TypeVar
 
 from gitops_helm import log as logging
 from gitops_helm.adapters.http import (
+    Destinations,
+    HTTPAddressRefusedError,
     HTTPClient,
     HTTPDeadlineError,
     HTTPError,
@@ -66,6 +68,7 @@ from gitops_helm.charts.auth import (
 )
 from gitops_helm.charts.cache import ChartCache, is_sha256
 from gitops_helm.charts.errors import (
+    AddressRefusedError,
     ChartError,
     ChartNotFoundError,
     IndexFormatError,
@@ -108,6 +111,8 @@ class HelmRepoSettings:
     max_chart_bytes: int = 20 * _MiB
     max_parsed_indexes: int = 16  # parsed indexes kept in memory (LRU)
     user_agent: str = "gitops-helm"
+    # which addresses repositories may be reached at (None: any); see ``agent.chart_destinations``
+    destinations: Destinations | None = None
 
 
 @dataclass(frozen=True)
@@ -495,7 +500,10 @@ class HelmRepoClient:
         for attempt in range(1, attempts + 1):
             try:
                 limits = self._limits(max_bytes)
-                with self._http.stream(url, limits=limits, identity=identity, headers=headers) as response:
+                where = self.settings.destinations
+                with self._http.stream(
+                    url, limits=limits, identity=identity, headers=headers, destinations=where
+                ) as response:
                     return read(response)
             except HTTPError as exc:
                 error = _chart_error(exc, what, auth_hint, not_found)
@@ -533,6 +541,8 @@ def _chart_error(
     not_found: type[ChartError],
 ) -> ChartError:
     """The chart source's error for an HTTP failure, by the failure's type and status code."""
+    if isinstance(error, HTTPAddressRefusedError):
+        return AddressRefusedError.of("spec.chart.repository", f"{what}: {error.detail}")
     if isinstance(error, HTTPStatusError):
         code = error.status
         if code in (401, 403):

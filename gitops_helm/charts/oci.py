@@ -32,6 +32,8 @@ from typing import Any, TypeVar
 
 from gitops_helm.adapters.distribution import parse_challenge, read_token, token_url
 from gitops_helm.adapters.http import (
+    Destinations,
+    HTTPAddressRefusedError,
     HTTPClient,
     HTTPError,
     HTTPSizeLimitError,
@@ -43,6 +45,7 @@ from gitops_helm.adapters.http import (
 from gitops_helm.charts import semver
 from gitops_helm.charts.cache import ChartCache
 from gitops_helm.charts.errors import (
+    AddressRefusedError,
     ChartError,
     ChartNotFoundError,
     RepositoryAuthError,
@@ -72,6 +75,8 @@ class OciSettings:
     max_document_bytes: int = 4 * 1024 * 1024  # a manifest, a tag list page, a token response
     max_tag_pages: int = 50  # tag list pagination is bounded
     plain_http_hosts: tuple[str, ...] = ()
+    # which addresses registries (and their token services) may be reached at (None: any)
+    destinations: Destinations | None = None
 
 
 @dataclass(frozen=True)
@@ -175,7 +180,8 @@ class OciClient:
         limits = self._limits(self.settings.max_document_bytes)
 
         def get(identity: Identity) -> Response:
-            return self.http.get(url, limits=limits, identity=identity, headers=headers)
+            where = self.settings.destinations
+            return self.http.get(url, limits=limits, identity=identity, headers=headers, destinations=where)
 
         return self._call(host, repo, creds, what, get)
 
@@ -191,6 +197,7 @@ class OciClient:
                 url,
                 limits=self._limits(self.settings.max_document_bytes),
                 identity=creds.identity(),
+                destinations=self.settings.destinations,
             )
         except HTTPStatusError:
             return False  # the original 401 is reported
@@ -280,7 +287,9 @@ class OciClient:
             what = f"chart oci://{host}/{repo}:{tag}"
 
             def store(identity: Identity) -> Path:
-                with self.http.stream(url, limits=limits, identity=identity) as blob:
+                with self.http.stream(
+                    url, limits=limits, identity=identity, destinations=self.settings.destinations
+                ) as blob:
                     return self.cache.store(
                         blob.iter_bytes(), expected=hexdigest, max_bytes=limits.max_bytes, what=what
                     )[1]
@@ -323,6 +332,8 @@ _STATUS_DETAIL = {401: "unauthorized", 403: "forbidden", 404: "not found"}
 
 def _chart_error(error: HTTPError, what: str) -> ChartError:
     """The chart source's error for an HTTP failure, by the failure's type and status code."""
+    if isinstance(error, HTTPAddressRefusedError):
+        return AddressRefusedError.of("spec.chart.repository", f"{what}: {error.detail}")
     if isinstance(error, HTTPStatusError):
         code = error.status
         kind: type[ChartError] = RepositoryError

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitops_helm import yamlio
-from gitops_helm.adapters.kube import Kube, KubeError, StoredRelease
+from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind, StoredRelease
 from gitops_helm.api import (
     ConditionStatus,
     ConditionType,
@@ -188,11 +188,25 @@ def drift_of(observation: Observation, target_namespace: str, spec: DriftDetecti
     return detect_drift(observation.kube, manifest, target_namespace, spec.ignore)
 
 
-def unready_dependencies(kube: Kube, depends_on: tuple[ObjectRef, ...]) -> list[str]:
-    """The ``dependsOn`` HelmReleases that are missing or not Ready for their current generation."""
+def unready_dependencies(
+    kube: Kube, depends_on: tuple[ObjectRef, ...], service_account: str | None = None
+) -> list[str]:
+    """The ``dependsOn`` HelmReleases that are missing or not Ready for their current generation.
+
+    Read through ``kube``: the HelmRelease's identity, so that a tenant learns nothing of a
+    HelmRelease its ServiceAccount (``service_account``, "namespace/name", for the message) may
+    not read. A refused read names the dependency only: the API answers 403 whether it exists
+    or not, and the answer's text is not repeated."""
     waiting = []
     for dep in depends_on:
-        obj = kube.get_helmrelease(dep.namespace, dep.name)
+        try:
+            obj = kube.get_helmrelease(dep.namespace, dep.name)
+        except KubeError as exc:
+            if exc.kind is not KubeErrorKind.FORBIDDEN:
+                raise
+            who = f"ServiceAccount {service_account}" if service_account else "the agent"
+            waiting.append(f"{dep.namespace}/{dep.name} (forbidden: {who} may not get it)")
+            continue
         if obj is None:
             waiting.append(f"{dep.namespace}/{dep.name} (not found)")
             continue

@@ -73,8 +73,9 @@ class Identity:
 
     Every helm call and every Kubernetes read done for the release (its storage, values sources,
     chart credentials, drift, the antecedent probe, namespace creation) goes through ``kube`` and
-    ``helm``. The HelmRelease object itself (status, finalizer, Events) and ``dependsOn`` are read
-    and written as the agent: they are the agent's bookkeeping, not the tenant's cluster state.
+    ``helm``, and so is the readiness of its ``dependsOn`` HelmReleases (a tenant learns nothing
+    its ServiceAccount may not read). The HelmRelease object itself (status, finalizer, Events) is
+    read and written as the agent: that is the agent's bookkeeping, not the tenant's cluster state.
     """
 
     kube: Kube
@@ -196,7 +197,7 @@ class Reconciler:
             foreign = cross_namespace_references(hr)
             if foreign:
                 return self._refuse_references(report, foreign)
-        waiting = unready_dependencies(self.kube, hr.policy.depends_on)
+        waiting = unready_dependencies(identity.kube, hr.policy.depends_on, identity.service_account)
         if waiting:
             message = f"waiting for dependencies: {', '.join(waiting)}"
             report.waiting_for_dependencies(message)
@@ -332,7 +333,7 @@ class Reconciler:
         Under a ServiceAccount this is how a HelmRelease reaching outside what its account may do
         (a ``targetNamespace`` of another team, a Secret it may not read) ends. Not stalled: a
         RoleBinding may be added without any change to the HelmRelease."""
-        # the HelmRelease itself, its dependencies and the digest key are read as the agent even
+        # the HelmRelease itself and the digest key are read as the agent even
         # under a ServiceAccount: name the request, and say who acts for the release
         acting = f" (the release is managed as ServiceAccount {identity.service_account})"
         message = f"forbidden: {exc}{acting if identity.service_account else ''}"

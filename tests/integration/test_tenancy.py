@@ -45,6 +45,9 @@ from tests.integration.test_kube_deadlines import (  # the fixture and its helpe
 
 OWNER_LABEL = "gitops-helm.io/owner"
 ACCOUNT = "deployer"
+# the tenants' agents; the test environment's chart repositories and Git server are on loopback,
+# which chart sources may reach in lockdown only with --allow-internal-urls
+LOCKDOWN: dict[str, Any] = {"default_service_account": ACCOUNT, "allow_internal_urls": True}
 
 
 def _namespace(env: Env, prefix: str) -> str:
@@ -117,8 +120,8 @@ def test_tenant_b_cannot_install_into_adopt_or_uninstall_in_tenant_as_namespace(
     env: Env, tenants: tuple[str, str], helm: str, start_agent: Any
 ) -> None:
     ns_a, ns_b = tenants
-    agent_a = start_agent(ns_a, helm, default_service_account=ACCOUNT)
-    agent_b = start_agent(ns_b, helm, default_service_account=ACCOUNT)
+    agent_a = start_agent(ns_a, helm, **LOCKDOWN)
+    agent_b = start_agent(ns_b, helm, **LOCKDOWN)
 
     # tenant A's own release works, as its ServiceAccount
     apply(env, hr_manifest("app", ns_a, repo_chart(env), values={"message": "tenant-a"}))
@@ -160,7 +163,7 @@ def test_tenant_b_cannot_read_tenant_as_secrets(
     repo.commit_and_push("add chart")
     monkeypatch.setenv("GIT_SSL_CAINFO", env["TESTENV_CA_FILE"])  # the agent's git trusts this CA
     # cross-namespace references allowed: the ServiceAccount's RBAC is what stops tenant B here
-    agent = start_agent(ns_b, env["HELM_BIN"], default_service_account=ACCOUNT)
+    agent = start_agent(ns_b, env["HELM_BIN"], **LOCKDOWN)
 
     values_ref = [{"secretKeyRef": {"name": "values", "namespace": ns_a}}]
     apply(env, hr_manifest("by-values", ns_b, repo_chart(env), valuesFrom=values_ref))
@@ -197,7 +200,7 @@ def test_spec_service_account_name_wins_and_helm_acts_as_it(
         "create", "rolebinding", "storage-only", "-n", ns_b,
         "--role=storage-only", f"--serviceaccount={ns_b}:storage-only",
     )  # fmt: skip
-    agent = start_agent(ns_b, helm, default_service_account=ACCOUNT)
+    agent = start_agent(ns_b, helm, **LOCKDOWN)
     apply(env, hr_manifest("limited", ns_b, repo_chart(env), serviceAccountName="storage-only"))
     message = _wait_message(agent, "limited", ns_b, "deployments", "forbidden")
     assert f"system:serviceaccount:{ns_b}:storage-only" in message
@@ -289,7 +292,10 @@ def test_a_chart_secret_ref_in_another_namespace_is_refused_without_cross_namesp
     repo.add_chart("charts/hello")
     repo.commit_and_push("add chart")
     monkeypatch.setenv("GIT_SSL_CAINFO", env["TESTENV_CA_FILE"])
-    agent = start_agent(namespace, env["HELM_BIN"], allow_cross_namespace_refs=False)
+    # lockdown: the chart sources on loopback need --allow-internal-urls
+    agent = start_agent(
+        namespace, env["HELM_BIN"], allow_cross_namespace_refs=False, allow_internal_urls=True
+    )
     chart = {
         "git": f"{env['TESTENV_GIT_HTTPS']}/auth/{repo.name}.git",
         "ref": "master",
@@ -346,3 +352,45 @@ def test_a_chart_git_on_the_agents_disk_is_refused_unless_allowed(
     allowing = start_agent(namespace, env["HELM_BIN"], allow_local_chart_git=True)
     wait_ready(allowing, "app", namespace)
     assert config_message(env, namespace, "app") == "from-disk"
+
+
+# -- dependsOn is read as the ServiceAccount ------------------------------------------------------
+
+
+def _grant_helmrelease_reads(env: Env, namespace: str, account_namespace: str) -> None:
+    """Let ``account_namespace``'s deployer read HelmReleases of ``namespace`` (what the
+    aggregated ClusterRole ``gitops-helm-view`` of deploy/rbac.yaml gives ``admin``)."""
+    role = f"helmrelease-reader-{account_namespace}"[:63]
+    if env.kubectl("get", "role", role, "-n", namespace, "--ignore-not-found") == "":
+        env.kubectl(
+            "create", "role", role, "-n", namespace,
+            "--verb=get,list,watch", "--resource=helmreleases.helm.fluxcd.io",
+        )  # fmt: skip
+    env.kubectl(
+        "create", "rolebinding", role, "-n", namespace,
+        f"--role={role}", f"--serviceaccount={account_namespace}:{ACCOUNT}",
+    )  # fmt: skip
+
+
+def test_depends_on_is_read_as_the_service_account(
+    env: Env, tenants: tuple[str, str], start_agent: Any
+) -> None:
+    ns_a, ns_b = tenants
+    helm = env["HELM_BIN"]
+    agent_a = start_agent(ns_a, helm, **LOCKDOWN)
+    agent_b = start_agent(ns_b, helm, **LOCKDOWN)
+    apply(env, hr_manifest("db", ns_a, repo_chart(env)))
+    wait_ready(agent_a, "db", ns_a)
+
+    # tenant B waits on A's HelmRelease: B's ServiceAccount may not read it, so B learns nothing
+    # of it (not even that it is Ready) and installs nothing
+    apply(env, hr_manifest("app", ns_b, repo_chart(env), dependsOn=[{"name": "db", "namespace": ns_a}]))
+    message = _wait_message(agent_b, "app", ns_b, f"{ns_a}/db", "forbidden", ctype="Ready")
+    assert f"ServiceAccount {ns_b}/{ACCOUNT} may not get it" in message
+    assert "waiting for dependencies" in message
+    assert release_secrets(env, ns_b, "app") == []
+
+    # once A lets B's ServiceAccount read its HelmReleases, B sees db Ready and installs
+    _grant_helmrelease_reads(env, ns_a, ns_b)
+    wait_ready(agent_b, "app", ns_b)
+    assert latest_revision(env, ns_b, "app") == (1, "deployed")
