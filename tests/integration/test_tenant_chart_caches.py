@@ -1,0 +1,149 @@
+"""Credentials never cross identities: a chart that tenant A fetched with its credentials is not
+served to tenant B from the agent's caches.
+
+Two tenant namespaces, one agent process for the chart step: tenant B's agent fetches charts
+through tenant A's agent's chart clients (``start_agent(chart_sources_of=...)``), so B sees every
+cache A filled (HTTP sessions, repository index, OCI token and tag digest, archive store). Tenant
+A installs a chart from the private HTTPS repository (basic auth) or the private OCI registry
+(htpasswd) and is Ready; right after (well within the cache's refresh interval) tenant B names
+the same chart and version with no credentials, or with wrong ones. B must not install, its
+status must say that the repository or registry refused it (401) naming the chart, without the
+password; A's release stays as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import Env, release_finalizers
+from tests.integration.reconcile_helpers import (
+    apply,
+    hr_manifest,
+    latest_revision,
+    release_secrets,
+    status,
+    wait_ready,
+)
+
+# A's caches stay fresh for the whole test, so B always asks while they are (the case that matters)
+HOUR = 3600.0
+
+
+@pytest.fixture
+def tenant_b(env: Env) -> Iterator[str]:
+    """A second tenant namespace (the ``namespace`` fixture is tenant A's)."""
+    name = f"tenant-b-{uuid.uuid4().hex[:6]}"
+    env.kubectl("create", "namespace", name)
+    yield name
+    release_finalizers(env, name)
+    env.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def _secret(env: Env, namespace: str, name: str, **literals: str) -> None:
+    args = [f"--from-literal={key}={value}" for key, value in literals.items() if key != "ca"]
+    if "ca" in literals:
+        args.append(f"--from-file=ca.crt={literals['ca']}")
+    env.kubectl("create", "secret", "generic", name, "-n", namespace, *args)
+
+
+def _refused(agent: Any, name: str, namespace: str) -> str:
+    """Wait until the HelmRelease's current generation is Ready=False because of a 401, and
+    return its Ready message."""
+
+    def check() -> str | None:
+        hr = agent.hr(name, namespace)
+        st = hr.get("status") or {}
+        ready = next((c for c in st.get("conditions", []) if c["type"] == "Ready"), None)
+        current = st.get("observedGeneration") == hr["metadata"]["generation"]
+        if ready and current and ready["status"] == "False" and "401" in ready.get("message", ""):
+            return str(ready["message"])
+        return None
+
+    try:
+        return str(agent.wait_for(f"{namespace}/{name} refused with HTTP 401", check, timeout=90))
+    except AssertionError as exc:
+        shown = json.dumps(agent.hr(name, namespace).get("status"), indent=1)
+        raise AssertionError(f"{exc}\nstatus: {shown}") from None
+
+
+def _assert_b_refused_and_a_untouched(
+    env: Env, agent_b: Any, names: list[str], tenant_b: str, namespace: str, chart_text: str, password: str
+) -> None:
+    for name in names:
+        message = _refused(agent_b, name, tenant_b)
+        assert chart_text in message, message
+        assert password not in json.dumps(agent_b.hr(name, tenant_b)), "the password is in B's HelmRelease"
+        events = env.kubectl("get", "events", "-n", tenant_b, "-o", "json")
+        assert password not in events, "the password is in an Event of tenant B"
+        assert release_secrets(env, tenant_b, name) == [], f"{tenant_b}/{name} was installed"
+    assert latest_revision(env, namespace, "private") == (1, "deployed")
+
+
+def test_a_private_repository_chart_fetched_by_one_tenant_is_refused_to_another(
+    env: Env, namespace: str, tenant_b: str, helm: str, start_agent: Any
+) -> None:
+    password = env["TESTENV_CHARTS_PASSWORD"]
+    repository = env["TESTENV_CHARTS_AUTH"]
+    agent_a = start_agent(namespace, helm, chart_refresh_interval_s=HOUR)
+    _secret(
+        env,
+        namespace,
+        "pull",
+        username=env["TESTENV_CHARTS_USER"],
+        password=password,
+        ca=env["TESTENV_CA_FILE"],
+    )
+    chart = {"repository": repository, "name": "hello", "version": "0.1.0"}
+    apply(env, hr_manifest("private", namespace, {**chart, "chartPullSecret": {"name": "pull"}}))
+    wait_ready(agent_a, "private", namespace)
+    installed = release_secrets(env, namespace, "private")
+
+    agent_b = start_agent(tenant_b, helm, chart_sources_of=agent_a)
+    # B trusts the repository's CA (so TLS is not what stops it) but has no user name; and then
+    # a user name with the wrong password.
+    _secret(env, tenant_b, "ca-only", ca=env["TESTENV_CA_FILE"])
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    _secret(
+        env, tenant_b, "wrong", username=env["TESTENV_CHARTS_USER"], password=wrong, ca=env["TESTENV_CA_FILE"]
+    )
+    apply(env, hr_manifest("anonymous", tenant_b, {**chart, "chartPullSecret": {"name": "ca-only"}}))
+    apply(env, hr_manifest("wrong", tenant_b, {**chart, "chartPullSecret": {"name": "wrong"}}))
+
+    _assert_b_refused_and_a_untouched(
+        env, agent_b, ["anonymous", "wrong"], tenant_b, namespace, repository, password
+    )
+    assert wrong not in json.dumps(agent_b.hr("wrong", tenant_b))
+    assert release_secrets(env, namespace, "private") == installed
+    assert status(agent_a, "private", namespace)["releaseStatus"] == "deployed"
+
+
+def test_a_private_oci_chart_fetched_by_one_tenant_is_refused_to_another(
+    env: Env, namespace: str, tenant_b: str, helm: str, start_agent: Any
+) -> None:
+    password = env["TESTENV_REGISTRY_PASSWORD"]
+    repository = env["TESTENV_OCI_CHARTS_AUTH"]
+    plain_http = (env["TESTENV_REGISTRY"], env["TESTENV_REGISTRY_AUTH"])
+    agent_a = start_agent(namespace, helm, oci_plain_http_hosts=plain_http, chart_refresh_interval_s=HOUR)
+    _secret(env, namespace, "pull", username=env["TESTENV_REGISTRY_USER"], password=password)
+    chart = {"repository": repository, "name": "hello", "version": "0.1.0"}
+    apply(env, hr_manifest("private", namespace, {**chart, "chartPullSecret": {"name": "pull"}}))
+    wait_ready(agent_a, "private", namespace)
+    installed = release_secrets(env, namespace, "private")
+
+    agent_b = start_agent(tenant_b, helm, chart_sources_of=agent_a, oci_plain_http_hosts=plain_http)
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    _secret(env, tenant_b, "wrong", username=env["TESTENV_REGISTRY_USER"], password=wrong)
+    apply(env, hr_manifest("anonymous", tenant_b, chart))
+    apply(env, hr_manifest("wrong", tenant_b, {**chart, "chartPullSecret": {"name": "wrong"}}))
+
+    chart_text = f"{repository}/hello:0.1.0"
+    _assert_b_refused_and_a_untouched(
+        env, agent_b, ["anonymous", "wrong"], tenant_b, namespace, chart_text, password
+    )
+    assert wrong not in json.dumps(agent_b.hr("wrong", tenant_b))
+    assert release_secrets(env, namespace, "private") == installed
