@@ -1,4 +1,6 @@
-"""Credentials never cross identities: a chart that tenant A fetched with its credentials is not
+"""The agent's chart caches are trusted only as far as they deserve.
+
+Credentials never cross identities: a chart that tenant A fetched with its credentials is not
 served to tenant B from the agent's caches.
 
 Two tenant namespaces, one agent process for the chart step: tenant B's agent fetches charts
@@ -13,9 +15,12 @@ password; A's release stays as it was.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +28,15 @@ import pytest
 from tests.conftest import Env, release_finalizers
 from tests.integration.reconcile_helpers import (
     apply,
+    config_message,
     hr_manifest,
     latest_revision,
+    patch_spec,
+    publish,
     release_secrets,
+    repo_chart,
     status,
+    unique_name,
     wait_ready,
 )
 
@@ -147,3 +157,26 @@ def test_a_private_oci_chart_fetched_by_one_tenant_is_refused_to_another(
     )
     assert wrong not in json.dumps(agent_b.hr("wrong", tenant_b))
     assert release_secrets(env, namespace, "private") == installed
+
+
+def test_a_corrupted_cached_archive_is_detected_on_use_and_fetched_again(
+    env: Env, namespace: str, start_agent: Any, tmp_path: Path
+) -> None:
+    name = publish(tmp_path, unique_name("cached"))  # a chart of its own: nobody republishes it
+    # the index is not looked at again during the test: only the archive can be re-fetched
+    agent = start_agent(namespace, env["HELM_BIN"], chart_refresh_interval_s=HOUR)
+    apply(env, hr_manifest("hello", namespace, repo_chart(env, name), values={"message": "before"}))
+    wait_ready(agent, "hello", namespace)
+    cache = agent.settings.work_dir / "cache" / "charts"
+    [archive] = (cache / "sha256").glob("*.tgz")
+    hexdigest = archive.name.removesuffix(".tgz")
+    # The bytes change on disk (corruption, or someone with access to the work directory), and
+    # the unpacked copy is gone (as after the janitor evicted it): the next use reads the archive.
+    archive.write_bytes(b"not the chart that was verified when it was stored")
+    shutil.rmtree(cache / "unpacked" / hexdigest)
+
+    patch_spec(env, namespace, "hello", {"values": {"message": "after"}})
+    wait_ready(agent, "hello", namespace)
+    assert latest_revision(env, namespace, "hello") == (2, "deployed")
+    assert config_message(env, namespace, "hello") == "after"
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == hexdigest
