@@ -27,8 +27,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from gitops_helm.charts.archive import DEFAULT_LIMITS, ExtractLimits, extract_chart
 from gitops_helm import log as logging
+from gitops_helm.charts.archive import DEFAULT_LIMITS, ExtractLimits, extract_chart
 from gitops_helm.charts.errors import ArchiveError, DigestMismatchError, SizeLimitError
 
 __all__ = ["ChartCache", "ExtractLimits", "extract_chart", "is_sha256"]
