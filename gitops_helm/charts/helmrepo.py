@@ -328,7 +328,13 @@ class HelmRepoClient:
     ) -> ChartArtifact:
         """Resolve and download a chart (or find it in the cache); see the module docstring."""
         auth = self._auth(repository, auth)
-        chart = self.resolve(repository, name, version, auth)
+        try:
+            chart = self.resolve(repository, name, version, auth)
+        except ChartNotFoundError:
+            raise  # names the chart already
+        except ChartError as exc:  # the index failed: say which chart it was wanted for
+            error = type(exc)(f'chart "{name}" version "{version}": {exc}', retry_after=exc.retry_after)
+            raise error from exc
         what = f'chart "{name}" version "{chart.version}" from {redact_url(chart.url)}'
         if chart.digest is not None and not is_sha256(chart.digest):
             raise IndexFormatError(f"{what}: the index has an invalid digest")

@@ -124,8 +124,9 @@ def test_a_private_repository_chart_fetched_by_one_tenant_is_refused_to_another(
     apply(env, hr_manifest("anonymous", tenant_b, {**chart, "chartPullSecret": {"name": "ca-only"}}))
     apply(env, hr_manifest("wrong", tenant_b, {**chart, "chartPullSecret": {"name": "wrong"}}))
 
+    chart_text = f'chart "hello" version "0.1.0": index of Helm repository {repository}'
     _assert_b_refused_and_a_untouched(
-        env, agent_b, ["anonymous", "wrong"], tenant_b, namespace, repository, password
+        env, agent_b, ["anonymous", "wrong"], tenant_b, namespace, chart_text, password
     )
     assert wrong not in json.dumps(agent_b.hr("wrong", tenant_b))
     assert release_secrets(env, namespace, "private") == installed
