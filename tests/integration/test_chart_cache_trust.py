@@ -181,3 +181,29 @@ def test_a_corrupted_cached_archive_is_detected_on_use_and_fetched_again(
     assert latest_revision(env, namespace, "hello") == (2, "deployed")
     assert config_message(env, namespace, "hello") == "after"
     assert hashlib.sha256(archive.read_bytes()).hexdigest() == hexdigest
+
+
+def test_the_agents_netrc_login_is_not_lent_to_a_tenant_without_credentials(
+    env: Env, namespace: str, start_agent: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent's user has a ``.netrc`` login for the private repository's host (an operator's
+    convenience for its own ``helm`` or ``curl``); a tenant with no credentials of its own must
+    not be served through it."""
+    host = env["TESTENV_CHARTS_AUTH"].split("://", 1)[1].split(":", 1)[0]
+    netrc = tmp_path / "netrc"
+    user, password = env["TESTENV_CHARTS_USER"], env["TESTENV_CHARTS_PASSWORD"]
+    netrc.write_text(f"machine {host} login {user} password {password}\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    agent = start_agent(namespace, env["HELM_BIN"])
+    _secret(env, namespace, "ca-only", ca=env["TESTENV_CA_FILE"])
+    chart = {
+        **repo_chart(env),
+        "repository": env["TESTENV_CHARTS_AUTH"],
+        "chartPullSecret": {"name": "ca-only"},
+    }
+    apply(env, hr_manifest("anonymous", namespace, chart))
+    message = _refused(agent, "anonymous", namespace)
+    assert "no credentials were given" in message, message
+    assert password not in json.dumps(agent.hr("anonymous", namespace))
+    assert release_secrets(env, namespace, "anonymous") == []
