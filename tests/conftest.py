@@ -242,6 +242,10 @@ def start_agent(env: Env, tmp_path: Path) -> Iterator[Any]:
 
     The agent watches only ``namespace`` (so tests and the helm 3/helm 4 variants never see each
     other's HelmReleases), reconciles with short retry delays, and is stopped after the test.
+
+    ``chart_sources_of=<RunningAgent>`` makes the new agent fetch charts through the chart
+    clients (HTTP sessions, index, token and digest caches, archive store) of a running one: two
+    tenant namespaces served by what is, for the chart step, one agent process.
     """
     from gitops_helm import log as gh_log
     from gitops_helm.agent import Agent
@@ -250,7 +254,9 @@ def start_agent(env: Env, tmp_path: Path) -> Iterator[Any]:
     gh_log.setup("text", "info")
     started: list[Any] = []
 
-    def factory(namespace: str, helm_bin: str, **overrides: Any) -> RunningAgent:
+    def factory(
+        namespace: str, helm_bin: str, *, chart_sources_of: RunningAgent | None = None, **overrides: Any
+    ) -> RunningAgent:
         base: dict[str, Any] = {
             "kubeconfig": env["KUBECONFIG"],
             "namespace": namespace,
@@ -266,6 +272,10 @@ def start_agent(env: Env, tmp_path: Path) -> Iterator[Any]:
         base.update(overrides)
         settings = Settings(**base)
         agent = Agent(settings)
+        if chart_sources_of is not None:
+            shared = chart_sources_of.agent
+            agent.resolver.repos, agent.resolver.oci = shared.repos, shared.oci
+            agent.resolver.cache, agent.cache = shared.cache, shared.cache
         running = RunningAgent(agent=agent, settings=settings, env=env)
         running.count_reconciles()
         agent.start()

@@ -23,7 +23,8 @@ own errors by type and status code, never by text.
                                             redirect to another scheme under a policy
 
 Sessions. A ``requests.Session`` keeps cookies and a connection pool, so one is never shared
-between credentials. :class:`HTTPClient` keeps one session per (origin of the URL,
+between credentials, and it never adds credentials of its own (``requests`` reads ``~/.netrc``
+for a request without any; ours do not). :class:`HTTPClient` keeps one session per (origin of the URL,
 :attr:`Identity.key`); the key is a salted hash of everything that authenticates the caller or
 decides whom it trusts (basic credentials, bearer token, client certificate, CA bundle,
 verification). A request carries only the credentials of the identity it names, and callers may
@@ -78,6 +79,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 import requests.adapters
+import requests.auth
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
@@ -641,7 +643,36 @@ class _GuardedAdapter(requests.adapters.HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
-class _GuardedSession(requests.Session):
+class _NoAuth(requests.auth.AuthBase):
+    """Sends nothing: set as a session's default, it keeps ``requests`` from reading ``~/.netrc``."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+
+class _IdentitySession(requests.Session):
+    """A session that sends only what its :class:`Identity` holds. ``requests`` would add the
+    agent's ``~/.netrc`` (or ``$NETRC``) credentials to a request without its own, and to every
+    redirect hop: the operator's login for a host would then go with a tenant's anonymous
+    request. (Proxies from the environment are still used.)"""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.auth = _NoAuth()
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        # requests' own rule for a redirect, without its netrc lookup: credentials are dropped
+        # when the hop leaves the original host
+        previous = response.request.url if response.request is not None else None
+        headers = prepared_request.headers
+        target = prepared_request.url
+        if "Authorization" not in headers or not previous or not target:
+            return
+        if self.should_strip_auth(previous, target):  # type: ignore[no-untyped-call]
+            del headers["Authorization"]
+
+
+class _GuardedSession(_IdentitySession):
     """A session under a :class:`Destinations` policy: checked connections, no proxy from the
     environment, and no redirect to another scheme."""
 
@@ -817,7 +848,7 @@ class HTTPClient:
         with self._lock:
             entry = self._sessions.get(key)
             if entry is None:
-                session = requests.Session() if destinations is None else _GuardedSession(destinations)
+                session = _IdentitySession() if destinations is None else _GuardedSession(destinations)
                 entry = self._sessions[key] = _Session(session, identity)
                 while len(self._sessions) > self.settings.max_sessions:
                     _, old = self._sessions.popitem(last=False)

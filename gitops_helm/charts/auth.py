@@ -33,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 from gitops_helm import yamlio
 from gitops_helm.adapters.http import Identity, origin, redact_url
 from gitops_helm.charts.errors import AuthConfigError
+from gitops_helm.charts.identity import FingerprintKey, Part
 
 __all__ = [
     "Material",
@@ -97,17 +98,14 @@ class RepositoryAuth:
         if (self.cert is None) != (self.key is None):
             raise AuthConfigError(f"a client certificate and its key must be given together{where}")
 
-    def fingerprint(self, salt: bytes) -> str:
-        """A salted hash of everything that decides what the repository lets us see.
-
-        Used to keep the in-memory index state of different identities apart; the salt is
-        per process, so the value is useless outside it and never written to disk."""
-        h = hashlib.sha256(salt)
-        for part in (self.username, self.password, self.ca, self.cert, self.key):
-            data = b"" if part is None else part if isinstance(part, bytes) else f"path:{part}".encode()
-            h.update(len(data).to_bytes(8, "big") + data)
-        h.update(bytes([self.insecure_skip_tls_verify, self.pass_credentials]))
-        return h.hexdigest()
+    def fingerprint(self, key: FingerprintKey) -> str:
+        """A keyed hash of everything that decides what the repository lets us see (see
+        `charts.identity`): different credentials, a different fingerprint; no secret in it."""
+        parts: list[Part] = [self.username, self.password]
+        for material in (self.ca, self.cert, self.key):
+            parts.append(f"path:{material}" if isinstance(material, Path) else material)
+        parts += [self.insecure_skip_tls_verify, self.pass_credentials]
+        return key.fingerprint(parts)
 
 
 _SECRET_KEYS = {"ca": ("ca.crt", "caFile"), "cert": ("tls.crt", "certFile"), "key": ("tls.key", "keyFile")}

@@ -2,7 +2,11 @@
 
 Place in the data flow: `helmrepo` streams a downloaded chart archive into `ChartCache.store`,
 which verifies its sha256 and publishes it as `<root>/charts/sha256/<hex>.tgz` (temp file +
-rename, so a reader never sees a partial file). A cached digest is never downloaded again.
+rename, so a reader never sees a partial file). A cached digest is never downloaded again while
+its file is intact: `ChartCache.lookup` hashes the file on every use, and a file whose content
+no longer matches its name (disk corruption, a replaced file) is discarded and reported missing,
+so the caller fetches it again (and the store's digest check refuses a source that serves the
+wrong bytes once more).
 The helm adapter is given that `.tgz`; code that needs the chart's files (values
 `chartFileRef`, dependency handling) calls `ChartCache.unpack`, which extracts with
 `archive.extract_chart` (bounded streaming checks of every member before anything is written:
@@ -23,12 +27,15 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from gitops_helm import log as logging
 from gitops_helm.charts.archive import DEFAULT_LIMITS, ExtractLimits, extract_chart
 from gitops_helm.charts.errors import ArchiveError, DigestMismatchError, SizeLimitError
 
 __all__ = ["ChartCache", "ExtractLimits", "extract_chart", "is_sha256"]
 
+_log = logging.get(__name__)
 _MiB = 1024 * 1024
+_HASH_CHUNK = _MiB
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -56,9 +63,44 @@ class ChartCache:
         return self._unpacked / hexdigest
 
     def lookup(self, hexdigest: str) -> Path | None:
-        """The cached archive with this digest, or None."""
+        """The cached archive with this digest, verified now, or None.
+
+        A file whose content does not hash to its digest is removed (unless it was replaced
+        meanwhile, e.g. by a concurrent re-fetch) and None is returned: the caller fetches it
+        again. The unpacked directory of a digest is left alone: it was extracted from a
+        verified archive, and a helm run may be reading it."""
         path = self.archive_path(hexdigest)
-        return path if path.is_file() else None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:  # missing, or a link planted in the cache
+            if path.is_symlink():
+                self._discard(path, None, hexdigest, "a symbolic link")
+            return None
+        with os.fdopen(fd, "rb") as fh:
+            opened = os.fstat(fh.fileno())
+            digest = hashlib.sha256()
+            while chunk := fh.read(_HASH_CHUNK):
+                digest.update(chunk)
+        actual = digest.hexdigest()
+        if actual == hexdigest:
+            return path
+        self._discard(path, opened, hexdigest, f"content sha256:{actual}")
+        return None
+
+    @staticmethod
+    def _discard(path: Path, opened: os.stat_result | None, hexdigest: str, found: str) -> None:
+        try:
+            current = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if opened is not None and (current.st_ino, current.st_dev) != (opened.st_ino, opened.st_dev):
+            return  # replaced since it was read: not the file that failed
+        path.unlink(missing_ok=True)
+        _log.warning(
+            "cached chart archive does not match its digest; discarded, it will be fetched again",
+            digest=f"sha256:{hexdigest}",
+            found=found,
+        )
 
     def store(
         self, chunks: Iterable[bytes], *, expected: str | None, max_bytes: int, what: str
@@ -86,7 +128,7 @@ class ChartCache:
             actual = digest.hexdigest()
             if expected is not None and actual != expected:
                 raise DigestMismatchError(
-                    f"{what}: digest mismatch: the index says sha256:{expected}, downloaded sha256:{actual}"
+                    f"{what}: digest mismatch: the source says sha256:{expected}, downloaded sha256:{actual}"
                 )
             final = self.archive_path(actual)
             os.chmod(tmp, 0o644)

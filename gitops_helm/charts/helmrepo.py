@@ -6,18 +6,21 @@ auth)` for a HelmRelease with `chart.repository`. The client
 1. gets the repository index (`<repository>/index.yaml`): at most one request per repository and
    identity per `min_refresh_interval`; that request is conditional (`If-None-Match` /
    `If-Modified-Since`), so an unchanged index costs one 304 and no parsing. The reduced index
-   is kept on disk (`<cache>/index/<sha256 of normalised URL>.{meta,entries}.json`) and parsed
-   indexes stay in memory keyed by the sha256 of the index body they came from;
+   is kept on disk (`<cache>/index/<fingerprint of URL and credentials>.{meta,entries}.json`)
+   and parsed indexes stay in memory keyed by that and the sha256 of the index body;
 2. resolves `version` (exact or a semver range, via `semver.select_version`) to one concrete
    version: callers compare that, so a range never causes a spurious upgrade;
 3. downloads the chart archive into the content-addressed `cache.ChartCache` (a cached digest
    is never downloaded again), verifying the index's sha256 digest;
 4. returns a `ChartArtifact` (name, version, digest, path of the `.tgz`) for the helm adapter.
 
-Index state is kept per repository *and* credentials (a salted fingerprint), so a caller
-without credentials never rides on an index that another caller fetched with them; it makes
-its own (conditional) request, which the server answers 401. Parsing and resolution are the
-pure functions of `repoindex`.
+Index state, in memory and on disk, is kept per repository *and* credentials (a keyed
+fingerprint, `charts.identity`, whose key is `<cache>/identity.key`), so a caller without
+credentials, or with others, never rides on an index that another caller fetched with them: it
+makes its own request, which the server answers 401. The archive store is shared (same digest,
+same bytes), but an identity reaches an archive only through its own index (the digest it
+lists) or its own download of the chart URL. Parsing and resolution are the pure functions of
+`repoindex`.
 
 HTTP goes through `gitops_helm.adapters.http` (sessions per identity, deadlines, size limits,
 TLS); this module retries its temporary errors with the delays of `HelmRepoSettings` and turns
@@ -77,6 +80,7 @@ from gitops_helm.charts.errors import (
     RepositoryUnavailableError,
     SizeLimitError,
 )
+from gitops_helm.charts.identity import FingerprintKey
 from gitops_helm.charts.repoindex import (
     ChartVersion,
     RepoIndex,
@@ -263,9 +267,9 @@ class HelmRepoClient:
         self._sleep = sleep
         self._files = SecretFiles()
         self._disk = _DiskIndexCache(settings.cache_dir / "index")
-        self._salt = os.urandom(16)
+        self._fingerprints = FingerprintKey.load_or_create(settings.cache_dir / "identity.key")
         self._lock = threading.Lock()
-        self._states: dict[tuple[str, str], _RepoState] = {}
+        self._states: dict[str, _RepoState] = {}  # index key (repository + identity) -> state
         self._parsed: OrderedDict[tuple[str, str], RepoIndex] = OrderedDict()
         self._url_digests: dict[tuple[str, str], str] = {}  # for index entries without a digest
         self._downloads: dict[str, threading.Lock] = {}
@@ -302,9 +306,10 @@ class HelmRepoClient:
                 if self.cache.lookup(digest) is None:
                     del self._url_digests[identity]
 
-    def index_files(self, repository: str) -> tuple[Path, ...]:
-        """The files in which the index of ``repository`` is cached on disk."""
-        return self._disk.files(hashlib.sha256(normalise_url(repository).encode()).hexdigest())
+    def index_files(self, repository: str, auth: RepositoryAuth | None = None) -> tuple[Path, ...]:
+        """The files in which the index of ``repository``, as seen with ``auth`` (or the
+        repositories file's credentials when None), is cached on disk."""
+        return self._disk.files(self._index_key(repository, self._auth(repository, auth)))
 
     def resolve(
         self, repository: str, name: str, version: str, auth: RepositoryAuth | None = None
@@ -328,7 +333,13 @@ class HelmRepoClient:
     ) -> ChartArtifact:
         """Resolve and download a chart (or find it in the cache); see the module docstring."""
         auth = self._auth(repository, auth)
-        chart = self.resolve(repository, name, version, auth)
+        try:
+            chart = self.resolve(repository, name, version, auth)
+        except ChartNotFoundError:
+            raise  # names the chart already
+        except ChartError as exc:  # the index failed: say which chart it was wanted for
+            error = type(exc)(f'chart "{name}" version "{version}": {exc}', retry_after=exc.retry_after)
+            raise error from exc
         what = f'chart "{name}" version "{chart.version}" from {redact_url(chart.url)}'
         if chart.digest is not None and not is_sha256(chart.digest):
             raise IndexFormatError(f"{what}: the index has an invalid digest")
@@ -363,11 +374,15 @@ class HelmRepoClient:
         return auth
 
     def _fingerprint(self, auth: RepositoryAuth | None) -> str:
-        return "anonymous" if auth is None else auth.fingerprint(self._salt)
+        return (auth or RepositoryAuth()).fingerprint(self._fingerprints)  # anonymous: no fields
 
-    def _state(self, key: str, auth: RepositoryAuth | None) -> _RepoState:
+    def _index_key(self, repository: str, auth: RepositoryAuth | None) -> str:
+        """The key of a repository's index as one identity sees it (memory and file names)."""
+        return self._fingerprints.fingerprint(["index", normalise_url(repository), self._fingerprint(auth)])
+
+    def _state(self, key: str) -> _RepoState:
         with self._lock:
-            return self._states.setdefault((key, self._fingerprint(auth)), _RepoState())
+            return self._states.setdefault(key, _RepoState())
 
     def _parsed_get(self, key: str, sha256: str) -> RepoIndex | None:
         with self._lock:
@@ -386,8 +401,8 @@ class HelmRepoClient:
     def _index(self, repository: str, auth: RepositoryAuth | None, refresh: bool) -> tuple[RepoIndex, bool]:
         """(index, whether a request was made)."""
         normalised = normalise_url(repository)
-        key = hashlib.sha256(normalised.encode()).hexdigest()
-        state = self._state(key, auth)
+        key = self._index_key(repository, auth)
+        state = self._state(key)
         with state.lock:
             now = self._clock()
             fresh = (

@@ -155,7 +155,7 @@ class ChartResolver:
 
     def _repo(self, user: str, reader: Kube, namespace: str, source: RepoChartSource) -> FetchedChart:
         auth = self._repo_auth(reader, namespace, source)
-        for index_file in self.repos.index_files(source.repository):
+        for index_file in self.repos.index_files(source.repository, auth):
             self.usage.claim(user, index_file)
         for _attempt in range(2):  # a second time when evicted between the fetch and the claim
             art = self.repos.fetch(source.repository, source.name, source.version, auth)

@@ -118,7 +118,8 @@ def test_https_with_basic_auth_and_ca(env: Env, make_client: Callable[..., Made]
         client.fetch(repo, "hello", "0.1.0", ca_only)
     assert not exc.value.temporary
     assert str(exc.value) == (
-        f"index of Helm repository {repo}: authentication required (HTTP 401); no credentials were "
+        f'chart "hello" version "0.1.0": index of Helm repository {repo}: authentication required '
+        "(HTTP 401); no credentials were "
         "given; set chart.chartPullSecret or add the repository to repositories.yaml"
     )
 

@@ -6,6 +6,7 @@ import hashlib
 import io
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,9 +48,44 @@ def test_store_and_lookup(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda path: path.write_bytes(b"other bytes"), id="replaced-content"),
+        pytest.param(lambda path: path.write_bytes(path.read_bytes()[:-1]), id="truncated"),
+        pytest.param(
+            lambda path: (path.unlink(), path.symlink_to(path.parent / "elsewhere.tgz")), id="symlink"
+        ),
+    ],
+)
+def test_a_tampered_cached_archive_is_discarded_on_use_and_stored_again(tmp_path: Path, tamper: Any) -> None:
+    cache = ChartCache(tmp_path)
+    body = b"chart bytes"
+    digest, path = cache.store([body], expected=None, max_bytes=100, what="chart app")
+    (path.parent / "elsewhere.tgz").write_bytes(b"planted")
+    tamper(path)
+    assert cache.lookup(digest) is None
+    assert not path.exists() and not path.is_symlink()
+    # fetched again: the same digest is stored and served
+    assert cache.store([body], expected=digest, max_bytes=100, what="chart app") == (digest, path)
+    assert cache.lookup(digest) == path
+
+
+def test_unpack_refuses_a_tampered_archive_it_has_not_extracted_yet(tmp_path: Path) -> None:
+    cache = ChartCache(tmp_path)
+    archive = _tgz(tmp_path / "a.tgz", CHART)
+    digest, path = cache.store([archive.read_bytes()], expected=None, max_bytes=10**6, what="chart app")
+    path.write_bytes(
+        _tgz(tmp_path / "b.tgz", ("app/Chart.yaml", b"name: app\nversion: 6.6.6\n")).read_bytes()
+    )
+    with pytest.raises(ArchiveError, match=f"chart sha256:{digest} is not in the cache"):
+        cache.unpack(digest)
+    assert not cache.unpacked_path(digest).exists()
+
+
+@pytest.mark.parametrize(
     ("expected", "max_bytes", "error", "message"),
     [
-        ("0" * 64, 100, DigestMismatchError, "chart app: digest mismatch: the index says sha256:000"),
+        ("0" * 64, 100, DigestMismatchError, "chart app: digest mismatch: the source says sha256:000"),
         (None, 5, SizeLimitError, "chart app is larger than the limit of 5 bytes"),
     ],
 )

@@ -214,12 +214,12 @@ def test_cache_size_flag() -> None:
 def test_repository_state_idle_longer_than_the_limit_is_forgotten(tmp_path: Path) -> None:
     now = [100.0]
     client = HelmRepoClient(HelmRepoSettings(cache_dir=tmp_path), clock=lambda: now[0])
-    client._state("busy", None).checked_at = 100.0
-    client._state("idle", None).checked_at = 10.0
+    client._state("busy").checked_at = 100.0
+    client._state("idle").checked_at = 10.0
     client._url_digests[("id", "https://h/c.tgz")] = "0" * 64  # its archive is not cached
     now[0] = 150.0
     client.forget_idle(60.0)
-    assert [key for key, _ in client._states] == ["busy"]
+    assert list(client._states) == ["busy"]
     assert client._url_digests == {}
     client.close()
 

@@ -317,3 +317,21 @@ def test_no_library_exception_leaks() -> None:
     for kind in (HTTPError, HTTPConnectionError, HTTPTimeoutError, HTTPStatusError, HTTPSizeLimitError):
         assert issubclass(kind, GitopsHelmError)
         assert not issubclass(kind, requests.RequestException | urllib3.exceptions.HTTPError | OSError)
+
+
+def test_the_agents_netrc_is_never_sent_for_an_identity(
+    client: HTTPClient, serve: Callable[..., LocalServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``requests`` adds ``$NETRC``/``~/.netrc`` credentials to a request without its own and to
+    every redirect hop; an anonymous tenant's request must not carry the operator's login."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login operator password operator-pw\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    server = serve(lambda r: (302, {"Location": "/final"}, b"") if r.path == "/" else (200, {}, b"ok"))
+    assert client.get(server.url + "/", limits=LIMITS).body == b"ok"
+    assert client.get(server.url + "/", limits=LIMITS, identity=BOB).body == b"ok"
+    anonymous, anonymous_hop, bob, bob_hop = server.seen
+    assert (anonymous.path, anonymous_hop.path) == ("/", "/final")
+    assert anonymous.authorization is None and anonymous_hop.authorization is None
+    assert bob.authorization == bob_hop.authorization == requests.auth._basic_auth_str("bob", "bob-pw")
