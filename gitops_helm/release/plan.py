@@ -675,14 +675,24 @@ def _failed(ctx: _Ctx, r: ObservedRelease, what: str) -> Plan:
     return ctx.gated(Action.UPGRADE, f"{head}: upgrading again")
 
 
-def plan_deletion(observed: ObservedRelease | None, owner: str, *, suspended: bool = False) -> Plan:
+def plan_deletion(
+    observed: ObservedRelease | None,
+    owner: str,
+    *,
+    suspended: bool = False,
+    now: float = 0.0,
+    pending_grace: float = 0.0,
+) -> Plan:
     """What to do with the release when its HelmRelease is deleted.
 
     UNINSTALL only a release this HelmRelease owns (its owner marker, or the Helm Operator's
     antecedent naming it): NONE when there is no release, REFUSE when another HelmRelease owns it
     or it has no owner marker (installed outside the agent, or never taken over: a HelmRelease
     whose chart never fetched must not remove a release that merely has its name), SUSPENDED when
-    the HelmRelease is suspended (the release is kept, as in Flux).
+    the HelmRelease is suspended (the release is kept, as in Flux). Like row 4a, a revision that
+    is ``pending-*`` or ``uninstalling`` and changed less than ``pending_grace`` ago may belong to
+    an operation still running (a person's helm, an old leader's): WAIT_RETRY until the grace
+    has passed, so two helm operations never run on one release.
     """
     if observed is None or observed.status is ReleaseStatus.UNINSTALLED:
         return Plan(Action.NONE, "no release to uninstall")
@@ -696,6 +706,16 @@ def plan_deletion(observed: ObservedRelease | None, owner: str, *, suspended: bo
         return Plan(Action.REFUSE, f"release is managed by {observed.owner!r}: left in place")
     if suspended:
         return Plan(Action.SUSPENDED, "HelmRelease is suspended: release left in place")
+    busy = observed.status.pending or observed.status is ReleaseStatus.UNINSTALLING
+    if busy and observed.last_modified is not None and now < observed.last_modified + pending_grace:
+        until = observed.last_modified + pending_grace
+        return Plan(
+            Action.WAIT_RETRY,
+            f"HelmRelease deleted, but revision {observed.revision} is {observed.status.value} since "
+            f"{now - observed.last_modified:.0f}s; another operation may be running, waiting "
+            f"{until - now:.0f}s more before uninstalling",
+            retry_at=until,
+        )
     return Plan(Action.UNINSTALL, f"HelmRelease deleted: uninstalling revision {observed.revision}")
 
 

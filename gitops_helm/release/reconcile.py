@@ -387,7 +387,7 @@ class Reconciler:
         try:
             ref = ReleaseRef.of(hr)
             try:
-                observed = observe(identity.kube, ref).release
+                observed = observe(identity.kube, ref, self.first_seen).release
             except KubeError as exc:
                 if exc.kind is not KubeErrorKind.FORBIDDEN or identity.service_account is None:
                     raise
@@ -395,7 +395,18 @@ class Reconciler:
                 # have installed it: nothing there is this HelmRelease's to uninstall.
                 report.event(True, "UninstallSkipped", f"release left in place: {exc}")
                 observed = None
-            decision = pl.plan_deletion(observed, ref.owner, suspended=p.suspend)
+            decision = pl.plan_deletion(
+                observed,
+                ref.owner,
+                suspended=p.suspend,
+                now=self.clock(),
+                pending_grace=plan_policy(p, self.settings.retry).pending_grace,
+            )
+            if decision.action is pl.Action.WAIT_RETRY:
+                log.info("uninstall waits", release=hr.key, reason=decision.reason)
+                report.event(False, "UninstallDelayed", decision.reason)
+                delay = max(1.0, (decision.retry_at or self.clock()) - self.clock())
+                return Outcome(requeue_after=delay, message=decision.reason)
             if decision.action is pl.Action.UNINSTALL:
                 if self.stopping.is_set() or not self.may_act():
                     return Outcome(requeue_after=self.settings.retry.base_s, message="stopping")

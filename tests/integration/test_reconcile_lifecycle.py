@@ -195,6 +195,79 @@ def test_a_running_helm_upgrade_is_not_hijacked(
     assert events.strip(), "no PendingReleaseUnlocked event"
 
 
+def test_deleting_a_helmrelease_while_a_helm_upgrade_runs_waits_for_the_grace(
+    env: Env, namespace: str, helm: str, start_agent: Any, tmp_path: Path
+) -> None:
+    """A person's `helm upgrade --wait` is running on the release (pending-upgrade) when its
+    HelmRelease is deleted: the agent must not run `helm uninstall` beside it. Once that helm is
+    gone and the pending grace has passed, the release is uninstalled and the finalizer removed."""
+    from gitops_helm.config import RetrySettings
+
+    margin_s = 15.0
+    agent = start_agent(
+        namespace, helm, retry=RetrySettings(base_s=1.0, max_s=5.0, pending_grace_margin_s=margin_s)
+    )
+    apply(
+        env,
+        hr_manifest(
+            "app", namespace, repo_chart(env), values={"message": "declared"}, timeout=RUNNING_TIMEOUT_S
+        ),
+    )
+    wait_ready(agent, "app", namespace)
+    log = (tmp_path / "helm-upgrade.log").open("w")
+    upgrade = subprocess.Popen(
+        [
+            helm, "upgrade", "app", str(CHARTS / "hello"), "-n", namespace,
+            "--reuse-values", "--set", "unready=true", "--wait", "--timeout", "15m",
+        ],
+        env=env.environ(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        agent.wait_for(
+            "helm's upgrade to write revision 2",
+            lambda: latest_revision(env, namespace, "app") == (2, "pending-upgrade"),
+        )
+        calls = dict(agent.agent.helm.calls)
+        env.kubectl("delete", "helmrelease", "app", "-n", namespace, "--wait=false")
+        uninstalls = calls.get("uninstall", 0)
+        agent.wait_for(
+            "the agent to act on the deletion",
+            lambda: (
+                "another operation may be running" in _events_text(env, namespace, "UninstallDelayed")
+                or agent.agent.helm.calls.get("uninstall", 0) > uninstalls
+            ),
+        )
+        for _ in range(3):  # later attempts (requeues, resyncs) wait as well
+            time.sleep(1.0)
+            assert agent.agent.helm.calls.get("uninstall", 0) == uninstalls, (
+                "uninstalled beside a running helm"
+            )
+            assert _storage(env, namespace, "app") == [(1, "deployed"), (2, "pending-upgrade")]
+            assert upgrade.poll() is None, f"helm upgrade exited {upgrade.returncode}: see {log.name}"
+    finally:
+        upgrade.kill()  # SIGKILL: helm leaves revision 2 pending-upgrade
+        upgrade.wait()
+        log.close()
+
+    # after the grace (timeout + margin from helm's revision 2), the release is uninstalled
+    agent.wait_for(
+        "the uninstall after the grace",
+        lambda: not release_secrets(env, namespace, "app"),
+        timeout=RUNNING_TIMEOUT_S + margin_s + 120,
+    )
+    agent.wait_for(
+        "the HelmRelease to be gone",
+        lambda: not env.kubectl("get", "helmrelease", "-n", namespace, "-o", "name").strip(),
+    )
+
+
+def _events_text(env: Env, namespace: str, reason: str) -> str:
+    events = env.kube_json("events", "-n", namespace)["items"]
+    return " ".join(e.get("message", "") for e in events if e.get("reason") == reason)
+
+
 def test_depends_on_waits_until_the_dependency_is_ready(
     env: Env, namespace: str, helm: str, start_agent: Any
 ) -> None:

@@ -582,6 +582,20 @@ def test_deletion() -> None:
     assert plan_deletion(rel(3), ME, suspended=True).action is Action.SUSPENDED
 
 
+def test_deletion_waits_for_a_pending_revision_within_its_grace() -> None:
+    for status in (S.PENDING_UPGRADE, S.PENDING_INSTALL, S.PENDING_ROLLBACK, S.UNINSTALLING):
+        young = rel(3, status, modified=NOW - 10)
+        p = plan_deletion(young, ME, now=NOW, pending_grace=300)
+        assert (p.action, p.retry_at) == (Action.WAIT_RETRY, NOW + 290), status
+        assert "another operation may be running" in p.reason
+        assert plan_deletion(young, ME, now=NOW + 291, pending_grace=300).action is Action.UNINSTALL
+    # a deployed or failed revision is not busy, however recent
+    assert (
+        plan_deletion(rel(3, S.FAILED, modified=NOW), ME, now=NOW, pending_grace=300).action
+        is Action.UNINSTALL
+    )
+
+
 # --- properties over arbitrary inputs -------------------------------------------------------
 
 _digests = st.sampled_from([D1, D2])
@@ -686,11 +700,16 @@ def test_invariants(
         assert p.action in (Action.SUSPENDED, Action.REFUSE)
 
 
-@given(_observed, st.booleans())
-def test_deletion_invariants(observed: ObservedRelease | None, suspended: bool) -> None:
-    p = plan_deletion(observed, ME, suspended=suspended)
+@given(_observed, st.booleans(), st.floats(0, 600))
+def test_deletion_invariants(observed: ObservedRelease | None, suspended: bool, grace: float) -> None:
+    p = plan_deletion(observed, ME, suspended=suspended, now=NOW, pending_grace=grace)
     if p.action is Action.UNINSTALL:
         assert observed is not None and observed.owner in (None, ME) and not suspended
+        busy = observed.status.pending or observed.status is S.UNINSTALLING
+        # never while another operation may still be running on the release
+        assert not (busy and observed.last_modified is not None and observed.last_modified + grace > NOW)
+    if p.action is Action.WAIT_RETRY:
+        assert p.retry_at is not None and p.retry_at > NOW
     if observed is not None and observed.owner == OTHER and observed.status is not S.UNINSTALLED:
         assert p.action is Action.REFUSE
 
