@@ -261,12 +261,11 @@ def build_chart_clients(settings: Settings, http: HTTPClient) -> tuple[HelmRepoC
     return repos, oci
 
 
-def helmrelease_files(root: Path, paths: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """The files of a checkout holding HelmReleases, read as the Git sync reads them (the same
-    walk and ``--git-path``\\ s), and the problems met on the way (``path:line: message``)."""
+def helmrelease_files(root: Path, paths: tuple[str, ...]) -> list[str]:
+    """The files of a checkout holding HelmReleases, found as the Git sync finds them (the same
+    walk and ``--git-path``\\ s). Problems with other files are the sync's to report."""
     found = discover(root, paths, only_helmreleases=True)
-    files = sorted({m.origin.path for m in (*found.objects, *found.ignored)})
-    return files, [str(e) for e in found.errors]
+    return sorted({m.origin.path for m in (*found.objects, *found.ignored)})
 
 
 def load_image_policies(settings: Settings) -> dict[str, DeclaredPolicy]:
@@ -699,8 +698,7 @@ class Agent:
         except (CredentialsError, KubeError) as exc:
             log.warning("registry logins not re-read; the previous ones are used", error=str(exc))
             metrics.IMAGE_ERRORS.labels(reason="credentials").inc()
-        files, problems = helmrelease_files(checkout.path, self.settings.git.paths)
-        plan = self.images.plan(checkout.path, files, problems)
+        plan = self.images.plan(checkout.path, helmrelease_files(checkout.path, self.settings.git.paths))
         if not self._may_act() or self.stopping.is_set():
             return None  # the Lease was lost during the scan: write nothing
         result = self.images.apply(plan, self.image_committer)

@@ -178,8 +178,7 @@ def images(settings: Settings, *, update: bool, dry_run: bool) -> int:
     try:
         charts = build_chart_clients(settings, http)
         automation = build_image_automation(settings, http, charts, image_credentials(settings))
-        files, problems = helmrelease_files(checkout.path, settings.git.paths)
-        plan = automation.plan(checkout.path, files, problems)
+        plan = automation.plan(checkout.path, helmrelease_files(checkout.path, settings.git.paths))
         print(f"# {settings.git.url} at {checkout.sha[:12]}")
         _print_plan(plan)
         if committer is None:

@@ -233,11 +233,11 @@ class ImageAutomation:
 
     # -- planning -----------------------------------------------------------------------------
 
-    def plan(self, root: Path, files: Iterable[str], file_errors: Sequence[str] = ()) -> Plan:
+    def plan(self, root: Path, files: Iterable[str]) -> Plan:
         """Read ``files`` (relative to ``root``), scan, decide; nothing is written."""
         automations: list[Automation] = []
         skips: list[Skip] = []
-        errors = list(file_errors)
+        errors: list[str] = []
         for rel in files:
             try:
                 data = (root / rel).read_bytes()
