@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops_helm import log as logging
-from gitops_helm import metrics
+from gitops_helm import metrics, yamlio
 from gitops_helm.adapters.git import GitError, GitSettings, HTTPAuth, Remote, SSHAuth, redact_url
 from gitops_helm.adapters.helm import Helm, HelmSettings
 from gitops_helm.adapters.http import Destinations, HTTPClient
@@ -49,7 +49,11 @@ from gitops_helm.charts.usage import ChartUsage
 from gitops_helm.config import ConfigError, Settings, parse_listen
 from gitops_helm.controller import Controller
 from gitops_helm.heartbeat import Heartbeats
+from gitops_helm.images.automation import ChartVersions, ImageAutomation, PassResult
 from gitops_helm.images.commit import ImageCommitter
+from gitops_helm.images.credentials import CredentialsError, RegistryCredentials, registry_credentials
+from gitops_helm.images.policy import DeclaredPolicy, parse_policy_file
+from gitops_helm.images.registry import RegistryClient
 from gitops_helm.leader import LeaderElector, LeaderSettings
 from gitops_helm.release.digest_key import DigestKey
 from gitops_helm.release.reconcile import Outcome, Reconciler
@@ -57,6 +61,7 @@ from gitops_helm.server import Hooks, Server
 from gitops_helm.source.gitsource import DEFAULT_BRANCH, GitSource, GitSourceConfig, SourceSettings
 from gitops_helm.source.watch import DirectoryWatcher, WatchSettings
 from gitops_helm.sync.apply import Syncer
+from gitops_helm.sync.discover import discover
 from gitops_helm.sync.loop import SyncLoop
 from gitops_helm.sync.plan import SourceIdentity
 
@@ -228,6 +233,90 @@ def build_image_committer(settings: Settings) -> ImageCommitter:
     )
 
 
+def build_chart_clients(settings: Settings, http: HTTPClient) -> tuple[HelmRepoClient, OciClient]:
+    """The Helm repository and OCI chart clients (the reconciler's, and the chart version scan's)."""
+    work = settings.work_dir
+    repositories: RepositoriesFile | None = None
+    if settings.repositories_file:
+        repositories = load_repositories_file(Path(settings.repositories_file))
+    refresh = settings.chart_refresh_interval_s
+    repos = HelmRepoClient(
+        HelmRepoSettings(
+            cache_dir=work / "cache",
+            min_refresh_interval=refresh,
+            destinations=chart_destinations(settings),
+        ),
+        http=http,
+        repositories=repositories,
+    )
+    oci = OciClient(
+        OciSettings(
+            plain_http_hosts=settings.oci_plain_http_hosts,
+            refresh_s=refresh,
+            destinations=chart_destinations(settings),
+        ),
+        ChartCache(work / "cache"),
+        http,
+    )
+    return repos, oci
+
+
+def helmrelease_files(root: Path, paths: tuple[str, ...]) -> list[str]:
+    """The files of a checkout holding HelmReleases, found as the Git sync finds them (the same
+    walk and ``--git-path``\\ s). Problems with other files are the sync's to report."""
+    found = discover(root, paths, only_helmreleases=True)
+    return sorted({m.origin.path for m in (*found.objects, *found.ignored)})
+
+
+def load_image_policies(settings: Settings) -> dict[str, DeclaredPolicy]:
+    """The policies of ``--image-policy-file``; ConfigError naming the file and the entry."""
+    path = settings.images.policy_file
+    if not path:
+        return {}
+    try:
+        data = yamlio.load(yamlio.read_file(path).decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yamlio.YAMLError) as exc:
+        raise ConfigError(f"--image-policy-file {path}: {exc}") from None
+    declared, problems = parse_policy_file(data, path)
+    if problems:
+        raise ConfigError(f"--image-policy-file: {'; '.join(problems)}")
+    return declared
+
+
+def image_credentials(settings: Settings, kube: Kube | None = None) -> RegistryCredentials:
+    """The registry logins of ``--image-docker-config`` and ``--image-pull-secrets`` (the
+    Secrets read now; Kubernetes is reached only when Secrets are named)."""
+    scan = settings.images
+    if not scan.pull_secrets:
+        return registry_credentials(scan.docker_config, (), _NO_SECRETS)
+    return registry_credentials(scan.docker_config, scan.pull_secrets, kube or build_kube(settings))
+
+
+class _NoSecrets:
+    def get_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        del namespace, name
+        return None
+
+
+_NO_SECRETS = _NoSecrets()
+
+
+def build_image_automation(
+    settings: Settings,
+    http: HTTPClient,
+    charts: tuple[HelmRepoClient, OciClient],
+    credentials: RegistryCredentials,
+) -> ImageAutomation:
+    """The image automation pass: registry client (logins, plain-HTTP hosts of
+    ``--oci-plain-http``), chart version lister, the policy file's policies."""
+    registry = RegistryClient(
+        settings.images, http, credentials, plain_http_hosts=settings.oci_plain_http_hosts
+    )
+    repos, oci = charts
+    declared = load_image_policies(settings)
+    return ImageAutomation(registry, ChartVersions(repos, oci, credentials), declared)
+
+
 def install_crd(kube: Kube, timeout_s: float = 60.0) -> None:
     """Server-side apply the HelmRelease CRD and wait until it is Established."""
     crd = load_crd()
@@ -278,6 +367,18 @@ class Agent:
             )
             self.source = build_source(settings, self.sync_loop.on_checkout)
             self.sync_loop.source = self.source
+        self.images: ImageAutomation | None = None
+        self.image_committer: ImageCommitter | None = None
+        if settings.images.automation:
+            if settings.reconcile_only:
+                raise ConfigError(
+                    "--image-automation commits to --git-url: it cannot run with --reconcile-only"
+                )
+            self.image_committer = build_image_committer(settings)
+            # logins are read at each pass (pull Secrets may change); none yet
+            self.images = build_image_automation(
+                settings, self.http, (self.repos, self.oci), RegistryCredentials()
+            )
         self.server: Server | None = None
         self.elector: LeaderElector | None = None
         self._election: threading.Thread | None = None
@@ -562,6 +663,49 @@ class Agent:
                 watcher = DirectoryWatcher(local, self.source.trigger, WatchSettings(ignored_names=()))
                 watcher.start()
                 self._watchers.append(watcher)
+        if self.images is not None:
+            live = self.settings.liveness
+            beat = self.heartbeats.register(
+                "image-automation", self.settings.images.scan_interval_s + live.sync_s + live.margin_s
+            )
+            threading.Thread(
+                target=self._image_loop, args=(beat,), name="image-automation", daemon=True
+            ).start()
+
+    def _image_loop(self, beat: Callable[[], None]) -> None:
+        """Image automation: a pass every ``--image-scan-interval`` in its own thread, so scans
+        never hold up reconciles or the Git sync."""
+        while True:
+            beat()
+            try:
+                self.image_pass()
+            except Exception as exc:  # never let the loop die: the next pass tries again
+                log.error("image automation pass crashed", error=f"{type(exc).__name__}: {exc}")
+            if self.stopping.wait(self.settings.images.scan_interval_s):
+                return
+
+    def image_pass(self) -> PassResult | None:
+        """One pass over the last checkout: scan, decide, commit; a commit makes the Git source
+        fetch at once, so the sync applies it without waiting for the poll. Only while this
+        replica may act (it writes to Git: the leader fence applies as to the sync)."""
+        if self.images is None or self.image_committer is None or self.source is None:
+            return None
+        checkout = self.source.checkout
+        if checkout is None or not self._may_act():
+            return None
+        try:
+            self.images.set_credentials(image_credentials(self.settings, self.kube))
+        except (CredentialsError, KubeError) as exc:
+            log.warning("registry logins not re-read; the previous ones are used", error=str(exc))
+            metrics.IMAGE_ERRORS.labels(reason="credentials").inc()
+        plan = self.images.plan(checkout.path, helmrelease_files(checkout.path, self.settings.git.paths))
+        if not self._may_act() or self.stopping.is_set():
+            return None  # the Lease was lost during the scan: write nothing
+        result = self.images.apply(plan, self.image_committer)
+        if result.commit is not None:
+            log.info("image updates pushed; fetching now", commit=result.commit[:12])
+            self.source.trigger()
+        return result
 
     def _git_chart_poll_loop(self) -> None:
         """Reconcile a HelmRelease as soon as a commit changes its Git chart (not at the resync)."""

@@ -4,6 +4,8 @@ gitops-helm run [--git-url URL ... | --reconcile-only]   the agent
 gitops-helm sync --once --git-url URL ...                 one Git sync, then exit (non-zero on errors)
 gitops-helm diff --git-url URL ...                        what a sync would create, change or delete
 gitops-helm status                                        HelmReleases and the Git sync state
+gitops-helm images list --git-url URL ...                 images and chart versions found, and their updates
+gitops-helm images update [--dry-run] --git-url URL ...   one image update pass (commit, or print the diff)
 gitops-helm crd                                           print the HelmRelease CRD
 gitops-helm version
 """
@@ -18,7 +20,10 @@ from gitops_helm import log as logging
 from gitops_helm.config import (
     add_common_flags,
     add_git_flags,
+    add_image_automation_flag,
+    add_image_commit_flags,
     add_image_scan_flags,
+    add_image_source_flags,
     add_run_flags,
     settings_from_args,
 )
@@ -39,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_flags(run)
     add_git_flags(run)
     add_image_scan_flags(run)
+    add_image_commit_flags(run)
+    add_image_automation_flag(run)
 
     sync = sub.add_parser("sync", help="one Git sync (apply + garbage collection), then exit")
     sync.add_argument("--once", action="store_true", required=True, help="required: sync once and exit")
@@ -57,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--leader-election-namespace", help="namespace of the Lease (default: --state-namespace)"
     )
     status.add_argument("--leader-election-id", help="name of the Lease (default: gitops-helm)")
+
+    images = sub.add_parser("images", help="image and chart version automation, one pass")
+    images_sub = images.add_subparsers(dest="images_command", required=True, metavar="ACTION")
+    listing = images_sub.add_parser(
+        "list", help="print every image and chart version found, its policy and the update it would get"
+    )
+    update = images_sub.add_parser("update", help="one pass: commit the updates (or print them)")
+    update.add_argument("--dry-run", action="store_true", help="print the unified diff, commit nothing")
+    for parser in (listing, update):
+        add_common_flags(parser)
+        add_git_flags(parser)
+        add_image_scan_flags(parser)
+        add_image_source_flags(parser)
+    add_image_commit_flags(update)
 
     sub.add_parser("crd", help="print the HelmRelease CustomResourceDefinition (YAML)")
     sub.add_parser("version", help="print the version")
@@ -85,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.command == "run":
             return commands.run(settings)
+        if args.command == "images":
+            update = args.images_command == "update"
+            return commands.images(settings, update=update, dry_run=update and args.dry_run)
         if args.command in ("sync", "diff"):
             return commands.sync_once(settings, diff_only=args.command == "diff")
         return commands.status(settings)

@@ -3,7 +3,8 @@
 Place in the flow: ``cli.py`` parses the flags into :class:`Settings` and calls one function here;
 the parts are built by the composition root (``agent``). ``run`` is the long-running agent;
 ``sync --once`` and ``diff`` do one fetch and one apply (or server-side dry run) and exit;
-``status`` reads the HelmReleases and the sync state; ``crd`` prints the CRD.
+``status`` reads the HelmReleases and the sync state; ``images list``/``images update`` run one
+image automation pass; ``crd`` prints the CRD.
 """
 
 from __future__ import annotations
@@ -16,11 +17,24 @@ from types import FrameType
 
 from gitops_helm import log as logging
 from gitops_helm import yamlio
+from gitops_helm.adapters.http import HTTPClient
 from gitops_helm.adapters.kube import Kube, KubeError
-from gitops_helm.agent import Agent, build_kube, build_source, sync_identity
+from gitops_helm.agent import (
+    Agent,
+    build_chart_clients,
+    build_image_automation,
+    build_image_committer,
+    build_kube,
+    build_source,
+    helmrelease_files,
+    image_credentials,
+    sync_identity,
+)
 from gitops_helm.api import ConditionType, find_condition, parse_status
 from gitops_helm.api.crd import load_crd
 from gitops_helm.config import Settings
+from gitops_helm.images.automation import ImageReport, PassResult, Plan
+from gitops_helm.images.policy import Action
 from gitops_helm.sync.apply import Syncer, state_configmap_name
 from gitops_helm.sync.plan import load_identity
 
@@ -145,3 +159,87 @@ def _print_leader(kube: Kube, settings: Settings) -> None:
         f"leader ({namespace}/{settings.leader_election_id}): {spec.get('holderIdentity') or 'none'}, "
         f"renewed {spec.get('renewTime') or '-'}"
     )
+
+
+# -- image automation ----------------------------------------------------------------------------
+
+
+def images(settings: Settings, *, update: bool, dry_run: bool) -> int:
+    """``images list`` (what a pass finds and would pick), ``images update [--dry-run]`` (one pass:
+    commit, or print the diff). Exit 0 when no error was reported, 1 otherwise (an image or file
+    with an error, the Git fetch, or the commit), 2 for bad flags (``cli``)."""
+    source = build_source(settings)
+    checkout = source.poll_once() or source.checkout
+    if checkout is None:
+        print(f"gitops-helm: cannot fetch {settings.git.url}: {source.last_error}", file=sys.stderr)
+        return 1
+    committer = build_image_committer(settings) if update else None
+    http = HTTPClient()
+    try:
+        charts = build_chart_clients(settings, http)
+        automation = build_image_automation(settings, http, charts, image_credentials(settings))
+        plan = automation.plan(checkout.path, helmrelease_files(checkout.path, settings.git.paths))
+        print(f"# {settings.git.url} at {checkout.sha[:12]}")
+        _print_plan(plan)
+        if committer is None:
+            errors = plan.errors
+        else:
+            result = automation.apply(plan, committer, dry_run=dry_run)
+            _print_result(result, dry_run=dry_run)
+            errors = result.errors
+    finally:
+        http.close()
+    if errors:
+        print(f"{len(errors)} error(s):", file=sys.stderr)
+        for error in errors:
+            print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_plan(plan: Plan) -> None:
+    for report in plan.reports:
+        print(_report_line(report))
+    for skip in plan.skips:
+        print(f"{'error' if skip.error else 'skipped'}: {skip}")
+    for problem in plan.file_errors:
+        print(f"error: {problem}")
+
+
+def _report_line(report: ImageReport) -> str:
+    automation = report.automation
+    image = automation.image
+    policy = automation.policy
+    head = (
+        f"{image.file}:{image.line}  HelmRelease {image.release}  {image.name}  {image.ref}  "
+        f"policy {policy.filter.text} ({policy.source})"
+    )
+    if report.error:
+        return f"{head}  -> error ({report.reason}): {report.error}"
+    decision = report.decision
+    assert decision is not None  # noqa: S101 - a report holds a decision or an error
+    if decision.action is Action.UPDATE:
+        new = f"{decision.tag}@{decision.digest}" if decision.digest else decision.tag
+        outcome = f"update to {new}: {decision.reason}"
+    else:
+        outcome = f"{decision.action}: {decision.reason}"
+    notes = "".join(f"\n    note: {note}" for note in report.notes)
+    return f"{head}  -> {outcome}{notes}"
+
+
+def _print_result(result: PassResult, *, dry_run: bool) -> None:
+    if dry_run:
+        if result.diff:
+            print(result.diff, end="")
+        else:
+            print("dry run: nothing would change")
+        return
+    if result.commit is not None:
+        print(f"committed {result.commit[:12]}: {len(result.committed)} update(s)")
+        for update in result.committed:
+            print(f"  {update.line}")
+    elif result.commit_error is None:
+        print("nothing to commit")
+    for report in result.plan.reports:
+        if report.reason == "changed-shape" and report.error:
+            print(f"not written: {report.image}: {report.error}")

@@ -157,6 +157,10 @@ class ImageScanSettings:
     The rate numbers are per registry host; the caps bound what one repository may cost."""
 
     scan_interval_s: float = 300.0  # how often the scan loop looks at every repository in use
+    # ``gitops-helm run`` scans and commits image/chart updates (off: nothing changes for users
+    # who did not ask for it)
+    automation: bool = False
+    policy_file: str | None = None  # the agent's policy file (setter markers' ``ns:name`` policies)
     docker_config: str | None = None  # a Docker config file with registry logins (``auths``)
     pull_secrets: tuple[tuple[str, str], ...] = ()  # (namespace, name) of dockerconfigjson Secrets
     platform: str = "linux/amd64"  # the image of a multi-platform tag whose build time is read
@@ -588,6 +592,36 @@ def add_image_scan_flags(p: argparse.ArgumentParser) -> None:
         "--image-max-tags", help="a repository with more tags is reported, not scanned (default: 10000)"
     )
     i.add_argument("--image-max-tag-pages", help="tag list pages read per repository (default: 20)")
+    i.add_argument(
+        "--image-policy-file",
+        help="YAML file of image policies referenced by Flux v2 setter markers (policies: [{name: "
+        "NS:NAME, image: REPO, filter: semver:~1.2, minAge: 2h, pinDigest: true}])",
+    )
+
+
+def add_image_source_flags(p: argparse.ArgumentParser) -> None:
+    """``images list|update``: how registries and chart repositories are reached (``run`` has
+    these among its reconciler flags)."""
+    c = p.add_argument_group("registries and chart repositories")
+    c.add_argument(
+        "--oci-plain-http", action="append", help="registry host:port spoken to over plain HTTP (repeatable)"
+    )
+    c.add_argument("--repositories-file", help="helm repositories.yaml with chart repository credentials")
+    c.add_argument(
+        "--allow-internal-urls",
+        help="chart repositories may be reached at link-local addresses too (default: false)",
+    )
+
+
+def add_image_automation_flag(p: argparse.ArgumentParser) -> None:
+    """``run`` only: the switch of the image update loop."""
+    p.add_argument(
+        "--image-automation",
+        action="store_true",
+        default=None,
+        help="scan the images and chart versions of the HelmReleases in Git every "
+        "--image-scan-interval and commit updates back to --git-url (leader only; default: off)",
+    )
 
 
 def _pull_secret_refs(text: str | None) -> tuple[tuple[str, str], ...]:
@@ -609,6 +643,7 @@ def _image_scan_settings(
     get_dur: Callable[[str, float], float],
     get_count: Callable[[str, int], int],
     defaults: ImageScanSettings,
+    get_bool: Callable[[str, bool], bool],
 ) -> ImageScanSettings:
     platform = get("image-platform") or defaults.platform
     parts = platform.split("/")
@@ -637,6 +672,8 @@ def _image_scan_settings(
         max_retry_after_s=get_dur("image-retry-after-max", defaults.max_retry_after_s),
         max_tags=get_count("image-max-tags", defaults.max_tags),
         max_tag_pages=get_count("image-max-tag-pages", defaults.max_tag_pages),
+        automation=get_bool("image-automation", defaults.automation),
+        policy_file=get("image-policy-file") or None,
     )
 
 
@@ -776,7 +813,7 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         sync=sync,
         cache=cache,
         image_commit=_image_commit_settings(get, get_count),
-        images=_image_scan_settings(get, get_dur, get_count, defaults.images),
+        images=_image_scan_settings(get, get_dur, get_count, defaults.images, get_bool),
     )
 
 

@@ -49,3 +49,25 @@ SYNC_LAST_SUCCESS = Gauge(
 def observe_action(action: str, key: str, ok: bool, seconds: float) -> None:
     del key  # per-release labels would grow without bound on large fleets
     ACTION_DURATION.labels(action=action, success=str(ok).lower()).observe(seconds)
+
+
+IMAGE_SCANS = Counter(
+    "gitops_helm_image_scans_total",
+    "Image automation passes, by result (ok, error: some image or file had an error).",
+    ["result"],
+    registry=REGISTRY,
+)
+IMAGE_ERRORS = Counter(
+    "gitops_helm_image_errors_total",
+    "Images (or chart versions) not updated because of an error, by reason (unreachable, "
+    "unauthorized, not-found, rate-limited, bad-answer, chart-repository, invalid, changed-shape, "
+    "file, commit).",
+    ["reason"],
+    registry=REGISTRY,
+)
+IMAGE_UPDATES = Counter(
+    "gitops_helm_image_updates_total",
+    "Image and chart version updates committed to Git, by kind (image, chart).",
+    ["kind"],
+    registry=REGISTRY,
+)
