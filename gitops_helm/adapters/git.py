@@ -719,22 +719,7 @@ class Mirror:
                     raise GitPathNotFound(
                         "export", self.remote.url, f"no directory {subpath!r} in {sha[:12]}"
                     )
-            try:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-            except OSError as err:
-                raise GitExportError("export", self.remote.url, f"{dest}: {err.strerror}") from None
-            try:
-                skipped = self._archive_into(treeish, tmp)
-                tmp.chmod(0o755)
-                tmp.rename(dest)
-            except OSError as err:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise GitExportError("export", self.remote.url, f"{dest}: {err.strerror or err}") from None
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            return Export(sha=sha, path=dest, skipped=tuple(skipped))
+            return Export(sha=sha, path=dest, skipped=self._publish(treeish, dest))
 
     def export_paths(self, sha: str, dest: Path, paths: Sequence[str]) -> Export:
         """Write only the directories ``paths`` of commit ``sha`` to ``dest`` (which must not
@@ -750,22 +735,28 @@ class Mirror:
             for spec in specs:
                 if self.tree_id(sha, spec) is None:
                     raise GitPathNotFound("export", self.remote.url, f"no directory {spec!r} in {sha[:12]}")
-            try:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-            except OSError as err:
-                raise GitExportError("export", self.remote.url, f"{dest}: {err.strerror}") from None
-            try:
-                skipped = self._archive_into(sha, tmp, specs)
-                tmp.chmod(0o755)
-                tmp.rename(dest)
-            except OSError as err:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise GitExportError("export", self.remote.url, f"{dest}: {err.strerror or err}") from None
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            return Export(sha=sha, path=dest, skipped=tuple(skipped))
+            return Export(sha=sha, path=dest, skipped=self._publish(sha, dest, specs))
+
+    def _publish(self, treeish: str, dest: Path, paths: Sequence[str] = ()) -> tuple[str, ...]:
+        """Archive ``treeish`` (only ``paths``, when given) into a private temporary directory
+        beside ``dest`` and rename it into place, so ``dest`` appears complete or not at all.
+        Returns the skipped members."""
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+        except OSError as err:
+            raise GitExportError("export", self.remote.url, f"{dest}: {err.strerror}") from None
+        try:
+            skipped = self._archive_into(treeish, tmp, paths)
+            tmp.chmod(0o755)
+            tmp.rename(dest)
+        except OSError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise GitExportError("export", self.remote.url, f"{dest}: {err.strerror or err}") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return tuple(skipped)
 
     def _archive_into(self, treeish: str, target: Path, paths: Sequence[str] = ()) -> list[str]:
         skipped: list[str] = []
