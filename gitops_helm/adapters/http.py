@@ -515,18 +515,24 @@ def classify(exc: BaseException, url: str) -> HTTPError:
     raise exc
 
 
+#: a ``Retry-After`` longer than this is read as this (a hostile or broken server may send a
+#: number of any length; ``float`` would make it infinite)
+MAX_RETRY_AFTER_S = 86_400.0
+
+
 def _retry_after(value: str | None, now: float) -> float | None:
-    """Seconds from a ``Retry-After`` value: delta-seconds or an HTTP date (never negative)."""
+    """Seconds from a ``Retry-After`` value: delta-seconds or an HTTP date (never negative, at
+    most :data:`MAX_RETRY_AFTER_S`)."""
     text = (value or "").strip()
     if text.isdigit():
-        return float(text)
+        return min(float(text), MAX_RETRY_AFTER_S)
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
+    return min(max(0.0, when.timestamp() - now), MAX_RETRY_AFTER_S)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -350,7 +350,9 @@ class Reconciler:
     def _chart_failed(self, report: StatusReport, exc: ChartError) -> Outcome:
         report.chart_failed(str(exc), temporary=exc.temporary)
         retry = self.settings.retry
-        delay = exc.retry_after or (retry.base_s if exc.temporary else retry.max_s)
+        # a server's Retry-After is honoured up to the longest backoff of the settings
+        delay = min(exc.retry_after, retry.max_s) if exc.retry_after else None
+        delay = delay or (retry.base_s if exc.temporary else retry.max_s)
         return Outcome(requeue_after=delay, ok=False, message=str(exc))
 
     def _drifted(self, report: StatusReport, observation: Observation) -> bool:

@@ -19,6 +19,7 @@ import requests
 import urllib3
 
 from gitops_helm.adapters.http import (
+    MAX_RETRY_AFTER_S,
     HTTPClient,
     HTTPConnectionError,
     HTTPDeadlineError,
@@ -84,16 +85,19 @@ def test_status_errors_carry_the_code_and_whether_to_retry(
 
 def test_retry_after_in_seconds_or_as_a_date(client: HTTPClient, serve: Callable[..., LocalServer]) -> None:
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
-    answers = iter(["7", later, "soon"])
+    in_ten_years = format_datetime(datetime.now(UTC) + timedelta(days=3650), usegmt=True)
+    answers = iter(["7", later, "soon", "9" * 400, in_ten_years])
     server = serve(lambda r: (503, {"Retry-After": next(answers)}, b""))
     seen = []
-    for _ in range(3):
+    for _ in range(5):
         with pytest.raises(HTTPStatusError) as exc:
             client.get(server.url, limits=LIMITS)
         seen.append(exc.value.retry_after)
     assert seen[0] == 7.0
     assert seen[1] is not None and 100 < seen[1] <= 120
     assert seen[2] is None
+    # a hostile server's endless wait is read as one day (float("9" * 400) would be infinite)
+    assert seen[3] == seen[4] == MAX_RETRY_AFTER_S == 86_400.0
 
 
 def test_connection_refused_is_temporary(client: HTTPClient) -> None:
