@@ -6,6 +6,7 @@ gitops-helm diff --git-url URL ...                        what a sync would crea
 gitops-helm status                                        HelmReleases and the Git sync state
 gitops-helm images list --git-url URL ...                 images and chart versions found, and their updates
 gitops-helm images update [--dry-run] --git-url URL ...   one image update pass (commit, or print the diff)
+gitops-helm render PATH [--output-dir DIR]                every HelmRelease under PATH rendered offline
 gitops-helm crd                                           print the HelmRelease CRD
 gitops-helm version
 """
@@ -18,12 +19,14 @@ from collections.abc import Sequence
 
 from gitops_helm import log as logging
 from gitops_helm.config import (
+    Settings,
     add_common_flags,
     add_git_flags,
     add_image_automation_flag,
     add_image_commit_flags,
     add_image_scan_flags,
     add_image_source_flags,
+    add_render_flags,
     add_run_flags,
     settings_from_args,
 )
@@ -79,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_image_source_flags(parser)
     add_image_commit_flags(update)
 
+    render = sub.add_parser(
+        "render",
+        help="render every HelmRelease under PATH to manifests with helm template (offline: no cluster)",
+    )
+    add_render_flags(render)
+
     sub.add_parser("crd", help="print the HelmRelease CustomResourceDefinition (YAML)")
     sub.add_parser("version", help="print the version")
     return p
@@ -100,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gitops-helm: {exc}", file=sys.stderr)
         return 2
+    if args.command == "render":
+        return _render(args, settings)
     logging.setup(settings.log_format, settings.log_level)
     try:
         from gitops_helm import commands
@@ -112,6 +123,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("sync", "diff"):
             return commands.sync_once(settings, diff_only=args.command == "diff")
         return commands.status(settings)
+    except ConfigError as exc:
+        print(f"gitops-helm: {exc}", file=sys.stderr)
+        return 2
+    except GitopsHelmError as exc:
+        print(f"gitops-helm: {exc}", file=sys.stderr)
+        return 1
+
+
+def _render(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from gitops_helm.render import RenderOptions, render
+
+    logging.setup(settings.log_format, args.log_level or "warning")  # stderr is for the problems
+    options = RenderOptions(
+        path=Path(args.path),
+        output_dir=Path(args.output_dir) if args.output_dir else None,
+        include_crds=bool(args.include_crds),
+        kube_version=args.kube_version,
+        api_versions=tuple(args.api_versions or ()),
+    )
+    try:
+        return render(settings, options)
     except ConfigError as exc:
         print(f"gitops-helm: {exc}", file=sys.stderr)
         return 2

@@ -613,6 +613,43 @@ def add_image_source_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_render_flags(p: argparse.ArgumentParser) -> None:
+    """``render``: offline, so none of the cluster flags; where charts come from and how helm
+    renders them. ``--work-dir``, ``--default-namespace`` and the chart source flags keep the
+    names (and ``GITOPS_HELM_*`` variables) they have for ``run``."""
+    p.add_argument("path", metavar="PATH", help="directory (or file) of manifests holding HelmReleases")
+    o = p.add_argument_group("output")
+    o.add_argument(
+        "--output-dir", help="write one file per HelmRelease, DIR/NAMESPACE/NAME.yaml (default: stdout)"
+    )
+    o.add_argument(
+        "--include-crds",
+        action="store_true",
+        default=None,
+        help="include the charts' crds/ (not for a HelmRelease with skipCRDs: true)",
+    )
+    o.add_argument("--kube-version", help="Kubernetes version the templates see (default: helm's)")
+    o.add_argument(
+        "--api-versions", action="append", help="API version the templates see as available (repeatable)"
+    )
+    c = p.add_argument_group("charts and values")
+    c.add_argument("--helm-bin", help="helm 3 or helm 4 binary (default: helm on PATH)")
+    c.add_argument("--repositories-file", help="helm repositories.yaml with chart repository credentials")
+    c.add_argument(
+        "--oci-plain-http", action="append", help="registry host:port spoken to over plain HTTP (repeatable)"
+    )
+    c.add_argument(
+        "--allow-internal-urls",
+        help="charts and values URLs may be reached at loopback and link-local addresses (default: false)",
+    )
+    c.add_argument("--default-namespace", help="namespace of manifests that give none (default: default)")
+    c.add_argument("--git-default-ref", help="chart.ref when a Git chart gives none (default: master)")
+    c.add_argument("--git-ssh-key", help="private key for SSH chart.git URLs")
+    c.add_argument("--git-known-hosts", help="known_hosts file for SSH chart.git URLs")
+    c.add_argument("--work-dir", help="chart cache and scratch directory (default: $TMPDIR/gitops-helm)")
+    c.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: warning")
+
+
 def add_image_automation_flag(p: argparse.ArgumentParser) -> None:
     """``run`` only: the switch of the image update loop."""
     p.add_argument(

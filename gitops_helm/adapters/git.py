@@ -1036,3 +1036,64 @@ class CommitRepository:
                         raise
                     raise GitSigningError("commit", self.remote.url, err.detail) from None
                 return _check_sha(out.stdout.decode().strip())
+
+
+# --- a local work tree (gitops-helm render) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkTree:
+    """The git work tree a local directory belongs to, and the URLs of its remotes."""
+
+    root: Path
+    remote_urls: tuple[str, ...]
+
+
+def same_repository_url(a: str, b: str) -> bool:
+    """Whether two remote URLs name the same repository: credentials, the scheme's case, a
+    trailing ``/`` or ``.git`` and the scp-like spelling of SSH (``git@host:path`` =
+    ``ssh://git@host/path``) do not count."""
+    return _comparable_url(a) == _comparable_url(b)
+
+
+def _comparable_url(url: str) -> str:
+    text = url.strip()
+    scp = _SCP_RE.match(text) if "://" not in text and not text.startswith("/") else None
+    if scp:
+        text = f"ssh://{scp['host']}/{scp['path'].lstrip('/')}"
+    if "://" in text:
+        parts = urlsplit(text)
+        host = (parts.hostname or "").lower()
+        port = f":{parts.port}" if parts.port else ""
+        text = f"{parts.scheme.lower()}://{host}{port}{parts.path}"
+    text = text.rstrip("/")
+    return text[: -len(".git")] if text.endswith(".git") else text
+
+
+def find_work_tree(path: Path, settings: GitSettings | None = None) -> WorkTree | None:
+    """The work tree holding ``path`` (a directory), or None when it is in none (or git cannot
+    tell, e.g. a repository another user owns): a local question, no network."""
+    runner = GitRunner(settings)
+    where = str(path)
+    try:
+        top = runner.run(
+            ["rev-parse", "--show-toplevel"], operation="rev-parse", url=where, cwd=path, ok=(0, 128)
+        )
+        if top.status != 0:
+            return None
+        root = Path(top.stdout.decode("utf-8", "replace").strip())
+        remotes = runner.run(
+            ["config", "--get-regexp", r"^remote\..*\.url$"],
+            operation="config",
+            url=where,
+            cwd=root,
+            ok=(0, 1),
+        )
+    except GitError:
+        return None
+    urls = tuple(
+        line.split(" ", 1)[1]
+        for line in remotes.stdout.decode("utf-8", "replace").splitlines()
+        if " " in line
+    )
+    return WorkTree(root, urls)

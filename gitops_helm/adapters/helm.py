@@ -162,6 +162,14 @@ class UpgradeOptions:
 
 
 @dataclass(frozen=True)
+class TemplateOptions:
+    include_crds: bool = False  # the chart's crds/ directory in the output
+    kube_version: str | None = None  # Capabilities.KubeVersion (helm's default otherwise)
+    api_versions: tuple[str, ...] = ()  # added to Capabilities.APIVersions
+    timeout_s: float = 120.0  # rendering runs no hooks and reaches no cluster
+
+
+@dataclass(frozen=True)
 class RollbackOptions:
     timeout_s: int = 300
     wait: bool = False
@@ -536,6 +544,30 @@ class Helm:
             )
             for r in rows
         ]
+
+    def template(
+        self,
+        release: str,
+        namespace: str,
+        chart: str,
+        values: Mapping[str, Any],
+        opts: TemplateOptions,
+    ) -> str:
+        """``helm template``: the chart's manifests rendered client-side, as helm prints them
+        (documents separated by ``---``, each with helm's ``# Source:`` comment). No cluster is
+        contacted: helm's built-in capabilities stand in for the API server's (``kube_version``
+        and ``api_versions`` override them)."""
+        with self._values_file(values) as vf:
+            args: list[str] = ["template", release, chart, "--namespace", namespace, "-f", vf]
+            if opts.include_crds:
+                args.append("--include-crds")
+            else:
+                args.append("--skip-crds")
+            if opts.kube_version:
+                args += ["--kube-version", opts.kube_version]
+            for api_version in opts.api_versions:
+                args += ["--api-versions", api_version]
+            return self._run("template", args, opts.timeout_s)
 
     def dependency_update(self, chart_dir: Path, timeout_s: float = 300) -> None:
         self._run("dependency-update", ["dependency", "update", str(chart_dir), "--skip-refresh"], timeout_s)

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from gitops_helm import yamlio
@@ -41,6 +41,7 @@ __all__ = [
     "RepositoryAuth",
     "RepositoryEntry",
     "SecretFiles",
+    "SecretReader",
     "auth_from_secret",
     "http_identity",
     "load_repositories_file",
@@ -53,6 +54,15 @@ Material = bytes | Path
 """PEM content, or the path of a file holding it."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class SecretReader(Protocol):
+    """Where chart credentials' Secrets are read: the Kubernetes adapter (as the HelmRelease's
+    identity) in the agent, the manifests of a directory in ``gitops-helm render``."""
+
+    def get_secret_data(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        """The Secret's decoded ``data``, or None when it does not exist."""
+        ...
 
 
 # ---------------------------------------------------------------------------------------------

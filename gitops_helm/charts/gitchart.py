@@ -46,10 +46,11 @@ from gitops_helm.adapters.git import (
 )
 from gitops_helm.adapters.helm import Helm, HelmError
 from gitops_helm.adapters.http import Destinations, HTTPAddressRefusedError, HTTPError, check_destination
-from gitops_helm.adapters.kube import Kube, KubeError
+from gitops_helm.adapters.kube import KubeError
 from gitops_helm.api import GitChartSource
 from gitops_helm.charts.access import ssh_key_allowed
 from gitops_helm.charts.artifact import FetchedChart
+from gitops_helm.charts.auth import SecretReader
 from gitops_helm.charts.errors import (
     AddressRefusedError,
     AuthConfigError,
@@ -93,7 +94,7 @@ class _Use:
 
 class GitCharts:
     def __init__(
-        self, settings: GitChartSettings, kube: Kube, helm: Helm, usage: ChartUsage | None = None
+        self, settings: GitChartSettings, kube: SecretReader, helm: Helm, usage: ChartUsage | None = None
     ) -> None:
         self.settings = settings
         self.usage = usage or ChartUsage()
@@ -104,7 +105,7 @@ class GitCharts:
         self._export_locks: dict[str, threading.Lock] = {}
         self._uses: dict[str, _Use] = {}  # HelmRelease key -> its last fetch
 
-    def _auth(self, source: GitChartSource, secrets: Kube) -> HTTPAuth | SSHAuth | None:
+    def _auth(self, source: GitChartSource, secrets: SecretReader) -> HTTPAuth | SSHAuth | None:
         url = source.git
         if url.startswith("https://") and source.secret_ref is not None:
             ref = source.secret_ref
@@ -136,7 +137,7 @@ class GitCharts:
         secret = f"{source.secret_ref.namespace}/{source.secret_ref.name}" if source.secret_ref else ""
         return hashlib.sha256(f"{source.git}\0{secret}".encode()).hexdigest()[:24]
 
-    def _mirror(self, source: GitChartSource, force: bool, secrets: Kube) -> Mirror:
+    def _mirror(self, source: GitChartSource, force: bool, secrets: SecretReader) -> Mirror:
         auth = self._auth(source, secrets)
         key = self._mirror_key(source)
         with self._lock:
@@ -163,7 +164,7 @@ class GitCharts:
                 self._mirrors[key] = (mirror, time.monotonic())
         return mirror
 
-    def fetch(self, key: str, source: GitChartSource, *, secrets: Kube | None = None) -> FetchedChart:
+    def fetch(self, key: str, source: GitChartSource, *, secrets: SecretReader | None = None) -> FetchedChart:
         """The chart at ``source`` for the HelmRelease ``key`` (namespace/name, remembered for ``poll``).
 
         ``chart.secretRef`` is read through ``secrets`` (the HelmRelease's identity; default: the

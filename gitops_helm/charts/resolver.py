@@ -18,15 +18,22 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
 from gitops_helm.adapters.helm import Helm, HelmError
-from gitops_helm.adapters.kube import Kube, KubeError
+from gitops_helm.adapters.kube import KubeError
 from gitops_helm.api import ChartSource, GitChartSource, OciChartSource, RepoChartSource
 from gitops_helm.charts.access import is_local_git_url
 from gitops_helm.charts.artifact import FetchedChart
-from gitops_helm.charts.auth import RepositoriesFile, RepositoryAuth, auth_from_secret, redact_url
+from gitops_helm.charts.auth import (
+    RepositoriesFile,
+    RepositoryAuth,
+    SecretReader,
+    auth_from_secret,
+    redact_url,
+)
 from gitops_helm.charts.cache import ChartCache
 from gitops_helm.charts.errors import (
     AuthConfigError,
@@ -43,13 +50,15 @@ from gitops_helm.charts.usage import ChartUsage
 
 
 class GitCharts(Protocol):
-    def fetch(self, key: str, source: GitChartSource, *, secrets: Kube | None = None) -> FetchedChart: ...
+    def fetch(
+        self, key: str, source: GitChartSource, *, secrets: SecretReader | None = None
+    ) -> FetchedChart: ...
 
 
 class ChartResolver:
     def __init__(
         self,
-        kube: Kube,
+        kube: SecretReader,
         helm: Helm,
         repos: HelmRepoClient,
         oci: OciClient,
@@ -74,7 +83,7 @@ class ChartResolver:
         self._lock = threading.Lock()
 
     def fetch(
-        self, namespace: str, name: str, source: ChartSource, *, secrets: Kube | None = None
+        self, namespace: str, name: str, source: ChartSource, *, secrets: SecretReader | None = None
     ) -> FetchedChart:
         """The chart of the HelmRelease ``namespace``/``name``; Secrets are read in ``namespace``
         through ``secrets`` (the HelmRelease's identity; default: the agent's own client).
@@ -121,7 +130,7 @@ class ChartResolver:
     # -- credentials -------------------------------------------------------------------------
 
     @staticmethod
-    def _pull_secret(reader: Kube, namespace: str, name: str | None) -> dict[str, bytes] | None:
+    def _pull_secret(reader: SecretReader, namespace: str, name: str | None) -> Mapping[str, bytes] | None:
         if not name:
             return None
         try:
@@ -136,7 +145,9 @@ class ChartResolver:
             raise AuthConfigError(f"chartPullSecret {namespace}/{name} not found")
         return data
 
-    def _repo_auth(self, reader: Kube, namespace: str, source: RepoChartSource) -> RepositoryAuth | None:
+    def _repo_auth(
+        self, reader: SecretReader, namespace: str, source: RepoChartSource
+    ) -> RepositoryAuth | None:
         data = self._pull_secret(reader, namespace, source.chart_pull_secret)
         if data is not None:
             return auth_from_secret(data, secret_ref=f"{namespace}/{source.chart_pull_secret}")
@@ -153,7 +164,7 @@ class ChartResolver:
         except ChartError as exc:
             raise type(exc)(f"{what}: {exc}") from exc
 
-    def _repo(self, user: str, reader: Kube, namespace: str, source: RepoChartSource) -> FetchedChart:
+    def _repo(self, user: str, reader: SecretReader, namespace: str, source: RepoChartSource) -> FetchedChart:
         auth = self._repo_auth(reader, namespace, source)
         for index_file in self.repos.index_files(source.repository, auth):
             self.usage.claim(user, index_file)
@@ -173,7 +184,7 @@ class ChartResolver:
             chart_dir=chart_dir,
         )
 
-    def _oci(self, user: str, reader: Kube, namespace: str, source: OciChartSource) -> FetchedChart:
+    def _oci(self, user: str, reader: SecretReader, namespace: str, source: OciChartSource) -> FetchedChart:
         data = self._pull_secret(reader, namespace, source.chart_pull_secret)
         creds = OciCredentials()
         if data is not None:

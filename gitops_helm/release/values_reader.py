@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 from gitops_helm import values as values_mod
 from gitops_helm import yamlio
 from gitops_helm.adapters.http import Destinations, HTTPClient, HTTPStatusError, Limits
-from gitops_helm.adapters.kube import Kube
 from gitops_helm.api import HelmReleaseSpec
 from gitops_helm.config import Settings
 
@@ -34,12 +34,28 @@ def url_destinations(settings: Settings) -> Destinations:
     return Destinations(refuse_local=True, refuse_internal=settings.lockdown)
 
 
+class ObjectDataReader(Protocol):
+    """Where ConfigMaps and Secrets are read: the Kubernetes adapter in the agent, the manifests
+    of a directory in ``gitops-helm render`` (``release.manifest_objects``)."""
+
+    def get_configmap_data(self, namespace: str, name: str) -> Mapping[str, str] | None: ...
+
+    def get_secret_data(self, namespace: str, name: str) -> Mapping[str, bytes] | None: ...
+
+
+def url_limits(settings: Settings) -> Limits:
+    """The deadlines and size limit of one values URL download."""
+    timeout = settings.values_url_timeout_s
+    return Limits(timeout, timeout, settings.values_url_total_timeout_s, settings.values_url_max_bytes)
+
+
 class ClusterValuesReader:
-    """`values.ValuesSourceReader` over the Kubernetes API, HTTP and the fetched chart."""
+    """`values.ValuesSourceReader` over the Kubernetes API (or another :class:`ObjectDataReader`),
+    HTTP and the fetched chart."""
 
     def __init__(
         self,
-        kube: Kube,
+        kube: ObjectDataReader,
         chart_dir: Path | None,
         http: HTTPClient,
         url_limits: Limits,
