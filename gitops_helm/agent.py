@@ -211,9 +211,7 @@ def build_source(settings: Settings, on_checkout: Any = None) -> GitSource:
         raise ConfigError(f"--git-url: {exc}") from None
 
 
-def build_image_committer(
-    settings: Settings, may_act: Callable[[], bool] = lambda: True
-) -> ImageCommitter:
+def build_image_committer(settings: Settings, may_act: Callable[[], bool] = lambda: True) -> ImageCommitter:
     """Writes image and chart updates to the repository of ``--git-url`` (its branch, or
     ``--image-push-branch``) with the sync's credentials and git timeout; ``may_act`` (the
     leader fence) is asked before every push."""
