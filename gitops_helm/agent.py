@@ -211,9 +211,10 @@ def build_source(settings: Settings, on_checkout: Any = None) -> GitSource:
         raise ConfigError(f"--git-url: {exc}") from None
 
 
-def build_image_committer(settings: Settings) -> ImageCommitter:
+def build_image_committer(settings: Settings, may_act: Callable[[], bool] = lambda: True) -> ImageCommitter:
     """Writes image and chart updates to the repository of ``--git-url`` (its branch, or
-    ``--image-push-branch``) with the sync's credentials and git timeout."""
+    ``--image-push-branch``) with the sync's credentials and git timeout; ``may_act`` (the
+    leader fence) is asked before every push."""
     g = settings.git
     if not g.url:
         raise ConfigError("--git-url is required to commit image updates")
@@ -230,6 +231,7 @@ def build_image_committer(settings: Settings) -> ImageCommitter:
         settings.work_dir / "images" / "commit" / key,
         settings.image_commit,
         GitSettings(timeout_s=g.timeout_s),
+        may_act=may_act,
     )
 
 
@@ -374,7 +376,7 @@ class Agent:
                 raise ConfigError(
                     "--image-automation commits to --git-url: it cannot run with --reconcile-only"
                 )
-            self.image_committer = build_image_committer(settings)
+            self.image_committer = build_image_committer(settings, self._may_act)
             # logins are read at each pass (pull Secrets may change); none yet
             self.images = build_image_automation(
                 settings, self.http, (self.repos, self.oci), RegistryCredentials()

@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing = images_sub.add_parser(
         "list", help="print every image and chart version found, its policy and the update it would get"
     )
+    listing.add_argument(
+        "-o",
+        "--output",
+        choices=("table", "json"),
+        default="table",
+        help="table (default) or json: one machine-readable document of images, skips and errors",
+    )
     update = images_sub.add_parser("update", help="one pass: commit the updates (or print them)")
     update.add_argument("--dry-run", action="store_true", help="print the unified diff, commit nothing")
     for parser in (listing, update):
@@ -119,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.run(settings)
         if args.command == "images":
             update = args.images_command == "update"
-            return commands.images(settings, update=update, dry_run=update and args.dry_run)
+            output = "table" if update else args.output
+            return commands.images(settings, update=update, dry_run=update and args.dry_run, output=output)
         if args.command in ("sync", "diff"):
             return commands.sync_once(settings, diff_only=args.command == "diff")
         return commands.status(settings)

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 from gitops_helm import log as logging
 from gitops_helm import yamlio
@@ -34,6 +35,7 @@ from gitops_helm.api import ConditionType, find_condition, parse_status
 from gitops_helm.api.crd import load_crd
 from gitops_helm.config import Settings
 from gitops_helm.images.automation import ImageReport, PassResult, Plan
+from gitops_helm.images.model import Shape
 from gitops_helm.images.policy import Action
 from gitops_helm.sync.apply import Syncer, state_configmap_name
 from gitops_helm.sync.plan import load_identity
@@ -164,10 +166,11 @@ def _print_leader(kube: Kube, settings: Settings) -> None:
 # -- image automation ----------------------------------------------------------------------------
 
 
-def images(settings: Settings, *, update: bool, dry_run: bool) -> int:
+def images(settings: Settings, *, update: bool, dry_run: bool, output: str = "table") -> int:
     """``images list`` (what a pass finds and would pick), ``images update [--dry-run]`` (one pass:
     commit, or print the diff). Exit 0 when no error was reported, 1 otherwise (an image or file
-    with an error, the Git fetch, or the commit), 2 for bad flags (``cli``)."""
+    with an error, the Git fetch, or the commit), 2 for bad flags (``cli``). ``output`` ``json``
+    (``images list -o json``): one JSON document on stdout instead of the table."""
     source = build_source(settings)
     checkout = source.poll_once() or source.checkout
     if checkout is None:
@@ -179,6 +182,10 @@ def images(settings: Settings, *, update: bool, dry_run: bool) -> int:
         charts = build_chart_clients(settings, http)
         automation = build_image_automation(settings, http, charts, image_credentials(settings))
         plan = automation.plan(checkout.path, helmrelease_files(checkout.path, settings.git.paths))
+        if output == "json":
+            document = plan_document(plan, settings.git.url or "", checkout.sha)
+            print(json.dumps(document, indent=2, sort_keys=True))
+            return 1 if plan.errors else 0
         print(f"# {settings.git.url} at {checkout.sha[:12]}")
         _print_plan(plan)
         if committer is None:
@@ -195,6 +202,52 @@ def images(settings: Settings, *, update: bool, dry_run: bool) -> int:
             print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def plan_document(plan: Plan, url: str, revision: str) -> dict[str, Any]:
+    """``images list -o json``: every image and chart version found (``images``), what was
+    skipped and why (``skipped``), and every error line (``errors``, non-empty: exit 1)."""
+    return {
+        "source": {"url": url, "revision": revision},
+        "images": [_report_document(report) for report in plan.reports],
+        "skipped": [
+            {
+                "file": skip.file,
+                "line": skip.line,
+                "release": str(skip.release) if skip.release else None,
+                "name": skip.name,
+                "reason": skip.reason,
+                "error": skip.error,
+            }
+            for skip in plan.skips
+        ],
+        "errors": plan.errors,
+    }
+
+
+def _report_document(report: ImageReport) -> dict[str, Any]:
+    automation = report.automation
+    image, policy, decision = automation.image, automation.policy, report.decision
+    update = decision if decision is not None and decision.action is Action.UPDATE else None
+    return {
+        "file": image.file,
+        "line": image.line,
+        "release": str(image.release),
+        "name": image.name,
+        "kind": "chart" if image.shape is Shape.CHART else "image",
+        "reference": str(image.ref),
+        "tag": image.ref.tag,
+        "digest": image.ref.digest or None,
+        "policy": policy.filter.text,
+        "policySource": policy.source,
+        "action": str(decision.action) if decision else "error",
+        "newTag": (update.tag or None) if update else None,
+        "newDigest": (update.digest or None) if update else None,
+        "reason": decision.reason if decision else None,
+        "error": report.error,
+        "errorReason": (report.reason or None) if report.error else None,
+        "notes": list(report.notes),
+    }
 
 
 def _print_plan(plan: Plan) -> None:

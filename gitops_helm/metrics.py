@@ -61,7 +61,7 @@ IMAGE_ERRORS = Counter(
     "gitops_helm_image_errors_total",
     "Images (or chart versions) not updated because of an error, by reason (unreachable, "
     "unauthorized, not-found, rate-limited, bad-answer, chart-repository, invalid, changed-shape, "
-    "file, commit).",
+    "file, commit, fenced: a replica that lost the leader Lease pushed nothing, credentials).",
     ["reason"],
     registry=REGISTRY,
 )

@@ -40,7 +40,14 @@ from gitops_helm.charts.oci import OciClient, OciCredentials
 from gitops_helm.charts.oci import parse_reference as parse_oci_reference
 from gitops_helm.charts.semver import VersionError, parse_version
 from gitops_helm.errors import GitopsHelmError
-from gitops_helm.images.commit import CommitOutcome, EditNotApplicable, ImageCommitter, PlannedUpdate, Rewrite
+from gitops_helm.images.commit import (
+    CommitOutcome,
+    EditNotApplicable,
+    ImageCommitFenced,
+    ImageCommitter,
+    PlannedUpdate,
+    Rewrite,
+)
 from gitops_helm.images.credentials import RegistryCredentials
 from gitops_helm.images.edit import apply_edits
 from gitops_helm.images.find import Automation, find_in_file
@@ -354,7 +361,8 @@ class ImageAutomation:
                 message = f"image updates not committed: {exc}"
                 result = replace(result, commit_error=message)
                 log.error("image updates not committed", error=str(exc))
-                metrics.IMAGE_ERRORS.labels(reason="commit").inc()
+                reason = "fenced" if isinstance(exc, ImageCommitFenced) else "commit"
+                metrics.IMAGE_ERRORS.labels(reason=reason).inc()
         _record(result.plan, dry_run=dry_run)
         metrics.IMAGE_SCANS.labels(result="error" if result.errors else "ok").inc()
         return result

@@ -22,6 +22,9 @@ Behaviour (:meth:`ImageCommitter.commit`):
   fetch, rewrite, commit, push; at most ``ImageCommitSettings.push_attempts`` times with the
   settings' backoff in between. No merge commits, and the concurrent commits stay.
 - One commit at a time per committer (a lock): two scans never race each other.
+- Fenced: ``may_act`` (leader election's fence, as for the Git sync) is asked right before every
+  push, a retry's included; a replica that lost its Lease mid-pass pushes nothing
+  (:class:`ImageCommitFenced`), so the new leader is the only writer of the branch.
 - :meth:`ImageCommitter.render_diff` does the same up to the commit and returns the unified
   diff instead (``images update --dry-run``).
 """
@@ -57,6 +60,7 @@ __all__ = [
     "EditNotApplicable",
     "FileChange",
     "ImageCommitError",
+    "ImageCommitFenced",
     "ImageCommitter",
     "PlannedUpdate",
     "Rewrite",
@@ -91,6 +95,17 @@ class ImageCommitError(GitopsHelmError):
     def __init__(self, message: str, *, temporary: bool) -> None:
         super().__init__(message)
         self.temporary = temporary
+
+
+class ImageCommitFenced(ImageCommitError):
+    """The commit was made locally but not pushed: this replica no longer leads."""
+
+    def __init__(self, branch: str) -> None:
+        super().__init__(
+            f"image update commit not pushed to {branch}: this replica no longer leads "
+            "(the new leader's next pass makes it)",
+            temporary=True,
+        )
 
 
 @dataclass(frozen=True)
@@ -259,6 +274,7 @@ class ImageCommitter:
         git: GitSettings | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self.settings = settings or ImageCommitSettings()
         self.template = self.settings.message_template or DEFAULT_TEMPLATE
@@ -279,6 +295,7 @@ class ImageCommitter:
             raise ConfigError("--image-push-attempts: must be at least 1")
         self.repo = CommitRepository(workdir, remote, git)
         self._sleep = sleep
+        self.may_act = may_act
         self._lock = threading.Lock()
 
     # -- the two entry points
@@ -287,7 +304,8 @@ class ImageCommitter:
         """At most one commit holding every applicable update, pushed; see the module docstring.
 
         Raises the classified ``GitError`` when the remote cannot be read, and
-        :class:`ImageCommitError` when every push attempt lost the race or the remote refused it.
+        :class:`ImageCommitError` when every push attempt lost the race or the remote refused it
+        (:class:`ImageCommitFenced` when ``may_act`` said no right before a push).
         """
         with self._lock:
             attempt = 0
@@ -320,6 +338,9 @@ class ImageCommitter:
                 sha = self.repo.commit(base, files, message, self.identity, self.settings.signing_key)
                 if sha is None:
                     return outcome
+                if not self.may_act():
+                    log.warning("image update commit not pushed: leadership lost", branch=self.push_branch)
+                    raise ImageCommitFenced(self.push_branch)
                 try:
                     self.repo.push(sha, self.push_branch)
                 except GitPushRejected as err:

@@ -385,6 +385,11 @@ spec:
 
         wait_for("the HelmRelease Ready with the new image", upgraded, timeout=180, interval=1)
         assert len(repo.commits_since_initial()) == 1  # later passes find nothing to change
+        metrics = agent.request("GET", "/metrics")[1].splitlines()
+        assert 'gitops_helm_image_updates_total{kind="image"} 1.0' in metrics
+        scans = [line for line in metrics if line.startswith('gitops_helm_image_scans_total{result="ok"} ')]
+        assert scans and float(scans[0].split()[-1]) >= 1  # the committing pass at least
+        assert not [line for line in metrics if line.startswith("gitops_helm_image_errors_total{")]
         agent.assert_running()
     finally:
         agent.stop()

@@ -5,6 +5,7 @@ empty commits, another push branch, the configured author and message, SSH-signe
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from gitops_helm.config import ImageCommitSettings
 from gitops_helm.images.commit import (
     EditNotApplicable,
     ImageCommitError,
+    ImageCommitFenced,
     ImageCommitter,
     PlannedUpdate,
     Rewrite,
@@ -151,7 +153,11 @@ def origin(env: Env, tmp_path: Path) -> Origin:
 
 
 def committer(
-    origin: Origin, tmp_path: Path, remote: Remote | None = None, **settings: object
+    origin: Origin,
+    tmp_path: Path,
+    remote: Remote | None = None,
+    may_act: Callable[[], bool] = lambda: True,
+    **settings: object,
 ) -> ImageCommitter:
     base = ImageCommitSettings(author_name="Image Bot", author_email="image-bot@example.invalid")
     return ImageCommitter(
@@ -159,6 +165,7 @@ def committer(
         "main",
         tmp_path / "commit-work",
         replace(base, **settings),  # type: ignore[arg-type]
+        may_act=may_act,
     )
 
 
@@ -404,3 +411,52 @@ def test_an_unusable_signing_key_is_a_permanent_signing_error_and_nothing_is_pus
         committer(origin, tmp_path, signing_key=key).commit([web_update()])
     assert not info.value.temporary
     assert origin.head() == origin.initial
+
+
+def test_a_committer_that_lost_the_lease_before_its_push_pushes_nothing(
+    origin: Origin, tmp_path: Path
+) -> None:
+    """The Lease is lost while the edits are made (after the fetch, before the push): the commit
+    exists only locally, nothing reaches the branch, and the error says why."""
+    leading = [True]
+    inner = swap("tag: '1.0.0'", "tag: '1.1.0'")
+
+    def lease_lost_meanwhile(path: str, content: bytes) -> bytes:
+        leading[0] = False
+        return inner(path, content)
+
+    images = committer(origin, tmp_path, may_act=lambda: leading[0])
+    with pytest.raises(ImageCommitFenced, match="not pushed to main: this replica no longer leads"):
+        images.commit([replace(web_update(), rewrite=lease_lost_meanwhile), api_update()])
+    assert origin.head() == origin.initial
+    assert origin.show("main", "apps/web.yaml") == WEB.encode()
+
+
+def test_a_retry_after_a_lost_race_asks_the_fence_again_and_pushes_nothing_once_fenced(
+    origin: Origin, tmp_path: Path
+) -> None:
+    """First push refused (another writer moved the branch); before the retry's push the Lease is
+    gone: the other writer's commit stays the head, ours is never pushed."""
+    other = Work(tmp_path / "other")
+    other.git("fetch", "-q", origin.http, "main")
+    other.git("checkout", "-q", "-B", "main", "FETCH_HEAD")
+    theirs: list[str] = []
+    asked: list[bool] = []
+    inner = swap("tag: '1.0.0'", "tag: '1.1.0'")
+
+    def raced_once(path: str, content: bytes) -> bytes:
+        if not theirs:
+            theirs.append(other.commit({"other/theirs.yaml": "x: 1\n"}, "theirs"))
+            other.push(origin.http)
+        return inner(path, content)
+
+    def may_act() -> bool:
+        asked.append(not asked)  # leads for the first push only
+        return asked[-1]
+
+    images = committer(origin, tmp_path, may_act=may_act, push_attempts=3)
+    with pytest.raises(ImageCommitFenced):
+        images.commit([replace(web_update(), rewrite=raced_once)])
+    assert asked == [True, False]  # asked before each push, the retry's included
+    assert origin.head() == theirs[0]
+    assert origin.show("main", "apps/web.yaml") == WEB.encode()
