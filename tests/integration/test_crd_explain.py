@@ -1,4 +1,4 @@
-"""`kubectl explain helmrelease.spec.X` shows the CRD's descriptions (the ones the field reference is made of).
+"""`kubectl explain helmrelease.spec.X` shows the CRD's descriptions (the field reference's source).
 
 The test installs a copy of the packaged CRD under a group of its own, so that agents of other tests,
 which install the real CRD at start, cannot replace the schema under it; the schema is the same.
