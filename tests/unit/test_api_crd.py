@@ -169,7 +169,7 @@ def test_schema_has_free_form_values() -> None:
     values = schema()["properties"]["spec"]["properties"]["values"]
     assert values == {
         "type": "object",
-        "description": "Inline values; highest precedence.",
+        "description": "Inline values; highest precedence, merged over valueFileSecrets and valuesFrom.",
         "x-kubernetes-preserve-unknown-fields": True,
     }
 
