@@ -36,6 +36,7 @@ from gitops_helm.adapters.git import GitError, GitSettings, HTTPAuth, Remote, SS
 from gitops_helm.adapters.helm import Helm, HelmSettings
 from gitops_helm.adapters.http import Destinations, HTTPClient
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind, KubeSettings
+from gitops_helm.api import condition_pairs
 from gitops_helm.api.crd import load_crd
 from gitops_helm.charts.access import ssh_address
 from gitops_helm.charts.auth import RepositoriesFile, load_repositories_file
@@ -110,6 +111,7 @@ def build_kube(settings: Settings) -> Kube:
             kubeconfig=settings.kubeconfig,
             context=settings.kube_context,
             max_identities=settings.max_impersonated_clients,
+            recent_events=settings.recent_events,
         )
     )
 
@@ -460,6 +462,7 @@ class Agent:
             allow_local_git=settings.allow_local_chart_git,
         )
         self.controller = Controller(self.kube, self._reconcile, settings, self.heartbeats)
+        metrics.RELEASE_CONDITIONS.source = self._condition_samples
         # keys the desired-state digests written to status and storage labels (created once)
         self.digest_key = DigestKey(self.kube, settings.sync.state_namespace)
         self.reconciler = Reconciler(
@@ -573,16 +576,34 @@ class Agent:
     # -- parts ----------------------------------------------------------------------------------
 
     def _reconcile(self, obj: dict[str, Any]) -> Outcome:
+        started = time.monotonic()
         outcome = self.reconciler.reconcile(obj)
-        metrics.RECONCILES.labels(result="ok" if outcome.ok else "error").inc()
+        result = "ok" if outcome.ok else "error"
+        metrics.RECONCILES.labels(result=result).inc()
+        metrics.RECONCILE_DURATION.labels(action=outcome.action, outcome=result).observe(
+            time.monotonic() - started
+        )
         return outcome
 
     def _refresh_metrics(self) -> None:
         metrics.LEADER.set(1 if self._acting.is_set() else 0)
-        for command, count in self.helm.calls.items():
-            metrics.HELM_CALLS.labels(command=command).set(count)
-        metrics.QUEUE_LENGTH.set(len(self.controller.queue))
+        depth = len(self.controller.queue)
+        metrics.QUEUE_DEPTH.set(depth)
+        metrics.QUEUE_LENGTH.set(depth)
         metrics.RELEASE_COUNT.set(len(self.controller.cache))
+        fetched = self.source.last_success_time if self.source is not None else None
+        if fetched is not None:
+            metrics.GIT_LAST_FETCH.set(fetched.timestamp())
+            metrics.SYNC_LAG.set(max(0.0, time.time() - fetched.timestamp()))
+
+    def _condition_samples(self) -> list[metrics.ConditionSample]:
+        """``release_condition_info``: the conditions of every HelmRelease in the watch cache."""
+        return [
+            metrics.ConditionSample(str(meta.get("namespace")), str(meta.get("name")), ctype, cstatus)
+            for obj in list(self.controller.cache.values())
+            for meta in [obj.get("metadata") or {}]
+            for ctype, cstatus in condition_pairs(obj)
+        ]
 
     def _alive(self) -> tuple[bool, str]:
         """/healthz: every loop making progress. While stopping, loops end on purpose and helm may

@@ -263,6 +263,8 @@ class Settings:
     # discovery cache each), least recently used first out; more accounts than this only cost
     # a new client (a connection and an API discovery) when an evicted one is needed again
     max_impersonated_clients: int = 64
+    # Events remembered so that a repeated failure increments one Event's count (bounded memory)
+    recent_events: int = 1024
     update_chart_deps: bool = True
     git_default_ref: str = "master"
     repositories_file: str | None = None

@@ -1,33 +1,65 @@
 """Prometheus metrics of the agent (served on ``/metrics`` by ``server.py``).
 
-Names follow the Helm Operator's where a user's alerts may depend on them (``release_*``), with
-the prefix ``gitops_helm_``. Labels never carry values from Secrets.
+Names follow the Prometheus conventions: counters end ``_total``, durations are ``_seconds``
+histograms, gauges carry no reserved suffix (``_count``, ``_total``, ``_sum``, ``_bucket``).
+The prefix is ``gitops_helm_``; ``release_*`` names follow the Helm Operator's where a user's
+alerts may depend on them. Labels never carry values from Secrets, and per-HelmRelease labels
+appear only on ``gitops_helm_release_condition_info`` (one series per condition of each
+HelmRelease the agent knows, gone with the HelmRelease).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# process_* (CPU, memory, open files, start time) and python_info, on our own registry
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+_DURATION_BUCKETS = (0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 ACTION_DURATION = Histogram(
     "gitops_helm_release_action_duration_seconds",
     "Duration of release actions (install, upgrade, test, rollback, uninstall, ...).",
     ["action", "success"],
-    buckets=(0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800),
+    buckets=_DURATION_BUCKETS,
+    registry=REGISTRY,
+)
+RECONCILE_DURATION = Histogram(
+    "gitops_helm_reconcile_duration_seconds",
+    "Duration of HelmRelease reconcile runs, by the last helm action the run took (none: the "
+    "release was in sync, waiting, or failed before any helm action) and outcome (ok, error).",
+    ["action", "outcome"],
+    buckets=_DURATION_BUCKETS,
     registry=REGISTRY,
 )
 RECONCILES = Counter(
     "gitops_helm_reconciles_total", "HelmRelease reconciles run, by result.", ["result"], registry=REGISTRY
 )
-HELM_CALLS = Gauge(
-    "gitops_helm_helm_calls",
-    "helm subprocess calls made since start, by subcommand.",
-    ["command"],
+HELM_CALLS_TOTAL = Counter(
+    "gitops_helm_helm_calls_total",
+    "helm subprocess calls, by verb (install, upgrade, test, status, ...) and outcome (ok, or the "
+    "error class: failed, temporary, locked, not-found, chart, interrupted).",
+    ["verb", "outcome"],
     registry=REGISTRY,
 )
+# The gauge ``gitops_helm_helm_calls`` is gone, not kept deprecated: a counter's family name is
+# its name without ``_total``, so the two cannot be served side by side.
+QUEUE_DEPTH = Gauge(
+    "gitops_helm_queue_depth", "HelmRelease keys waiting in the work queue.", registry=REGISTRY
+)
 QUEUE_LENGTH = Gauge(
-    "gitops_helm_release_queue_length_count", "Keys waiting in the work queue.", registry=REGISTRY
+    "gitops_helm_release_queue_length_count",
+    "DEPRECATED (removed in the next release): use gitops_helm_queue_depth.",
+    registry=REGISTRY,
 )
 LEADER = Gauge(
     "gitops_helm_leader",
@@ -44,6 +76,30 @@ SYNC_LAST_SUCCESS = Gauge(
     "Time of the last successful Git sync.",
     registry=REGISTRY,
 )
+GIT_FETCHES = Counter(
+    "gitops_helm_git_fetches_total",
+    "Fetches of the Git repository the agent syncs, by result (ok, error).",
+    ["result"],
+    registry=REGISTRY,
+)
+GIT_LAST_FETCH = Gauge(
+    "gitops_helm_git_last_fetch_success_timestamp_seconds",
+    "Time of the last successful fetch of the Git repository.",
+    registry=REGISTRY,
+)
+SYNC_LAG = Gauge(
+    "gitops_helm_sync_lag_seconds",
+    "Seconds since the last successful Git fetch (how stale the applied state may be); 0 until "
+    "the first one.",
+    registry=REGISTRY,
+)
+REGISTRY_REQUESTS = Counter(
+    "gitops_helm_registry_requests_total",
+    "Requests to OCI registries and chart repositories, by kind (oci, helm-repository) and outcome "
+    "(ok, or the error class: unreachable, tls, unauthorized, not-found, rate-limited, error).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
 
 
 def observe_action(action: str, key: str, ok: bool, seconds: float) -> None:
@@ -51,6 +107,46 @@ def observe_action(action: str, key: str, ok: bool, seconds: float) -> None:
     ACTION_DURATION.labels(action=action, success=str(ok).lower()).observe(seconds)
 
 
+@dataclass(frozen=True)
+class ConditionSample:
+    """One condition of one HelmRelease, as ``release_condition_info`` shows it."""
+
+    namespace: str
+    name: str
+    condition: str
+    status: str  # True, False, Unknown
+
+
+# the Helm Operator's values: alerts written against it (== -1: False) keep working
+_CONDITION_VALUE = {"True": 1.0, "False": -1.0}
+
+
+class ReleaseConditions(Collector):
+    """``gitops_helm_release_condition_info``, read at scrape time from the agent's cache of
+    HelmReleases: a deleted HelmRelease's series disappear with it, no bookkeeping to forget."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[ConditionSample]] = lambda: ()
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "gitops_helm_release_condition_info",
+            "Conditions of each HelmRelease: 1 True, 0 Unknown, -1 False (the status is a label too).",
+            labels=["namespace", "name", "condition", "status"],
+        )
+        for sample in self.source():
+            family.add_metric(
+                [sample.namespace, sample.name, sample.condition, sample.status],
+                _CONDITION_VALUE.get(sample.status, 0.0),
+            )
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+RELEASE_CONDITIONS = ReleaseConditions()
+REGISTRY.register(RELEASE_CONDITIONS)
 IMAGE_SCANS = Counter(
     "gitops_helm_image_scans_total",
     "Image automation passes, by result (ok, error: some image or file had an error).",

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitops_helm import yamlio
+from gitops_helm import metrics, yamlio
 from gitops_helm.errors import GitopsHelmError
 
 
@@ -361,6 +361,18 @@ class Helm:
         return proc
 
     def _run(self, action: str, args: Sequence[str], timeout_s: float) -> str:
+        outcome = "error"
+        try:
+            out = self._run_once(action, args, timeout_s)
+            outcome = "ok"
+            return out
+        except HelmError as exc:
+            outcome = exc.kind.value
+            raise
+        finally:
+            metrics.HELM_CALLS_TOTAL.labels(verb=action, outcome=outcome).inc()
+
+    def _run_once(self, action: str, args: Sequence[str], timeout_s: float) -> str:
         argv = [self.settings.binary, *args]
         if self.settings.kube_context:
             argv += ["--kube-context", self.settings.kube_context]

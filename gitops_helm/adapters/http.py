@@ -16,6 +16,7 @@ own errors by type and status code, never by text.
     ├── HTTPStatusError          by status  .status, .retry_after, .challenge; temporary for
     │                                       408, 425, 429 and 5xx, permanent for the rest
     ├── HTTPTLSVerifyError       permanent  the server's certificate could not be verified
+    ├── HTTPNoTLSError           permanent  an https:// URL, and the server answers in plain HTTP
     ├── HTTPSizeLimitError       permanent  the body is larger than Limits.max_bytes
     ├── HTTPAddressRefusedError  permanent  the host resolves to an address the Destinations
     │                                       policy refuses (loopback, link-local, internal)
@@ -198,6 +199,13 @@ class HTTPStatusError(HTTPError):
 
 class HTTPTLSVerifyError(HTTPError):
     """The server's TLS certificate could not be verified (unknown CA, wrong host name, expired)."""
+
+    temporary = False
+
+
+class HTTPNoTLSError(HTTPError):
+    """The server does not speak TLS: an ``https://`` request got a plain-HTTP answer (the TLS
+    record layer read ``HTTP/1.1 400`` as a record). Retrying will not help; plain HTTP might."""
 
     temporary = False
 
@@ -472,6 +480,10 @@ _CONNECTION_DETAILS: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
+# OpenSSL's reasons when the "TLS record" it read was a plain-HTTP answer (by OpenSSL version)
+_PLAIN_HTTP_REPLY = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
+
+
 def classify(exc: BaseException, url: str) -> HTTPError:
     """The one mapping of ``requests``/``urllib3``/socket failures to :class:`HTTPError`.
 
@@ -488,6 +500,9 @@ def classify(exc: BaseException, url: str) -> HTTPError:
     if verify is not None:
         reason = getattr(verify, "verify_message", "") or "unknown reason"
         return HTTPTLSVerifyError(url, f"TLS certificate verification failed ({reason})")
+    plain = next((e for e in chain if isinstance(e, ssl.SSLError) and e.reason in _PLAIN_HTTP_REPLY), None)
+    if plain is not None:
+        return HTTPNoTLSError(url, f"the server does not speak TLS (TLS handshake failed: {plain.reason})")
     if isinstance(exc, requests.TooManyRedirects):
         return HTTPInvalidRequestError(url, "too many redirects")
     if isinstance(

@@ -37,6 +37,7 @@ from kubernetes.dynamic.exceptions import (
     ResourceNotUniqueError,
 )
 
+from gitops_helm.adapters.recent_events import RecentEvents, Written, event_key
 from gitops_helm.api.model import GROUP, PLURAL, VERSION
 from gitops_helm.errors import GitopsHelmError
 
@@ -109,6 +110,8 @@ class KubeSettings:
     keepalive_count: int = 9
     # impersonating clients kept (least recently used first out, closed when evicted)
     max_identities: int = 64
+    # Events remembered so that a repeat increments its count instead of creating a new object
+    recent_events: int = 1024
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,10 @@ class Kube:
         self._dynamic: dynamic.DynamicClient | None = None
         self._t = settings.request_timeout_s
         self._identities: OrderedDict[str, Kube] = OrderedDict()  # least recently used first
+        # one memory of written Events for the agent and every identity it impersonates
+        self._recent_events: RecentEvents = (
+            _base._recent_events if _base is not None else RecentEvents(settings.recent_events)
+        )
         self._identities_lock = threading.Lock()
 
     def impersonating(self, user: str) -> Kube:
@@ -518,13 +525,38 @@ class Kube:
     def emit_event(
         self, involved: Mapping[str, Any], event_type: str, reason: str, message: str, component: str
     ) -> None:
-        """Record a Kubernetes Event on ``involved`` (best effort: failures are swallowed)."""
+        """Record a Kubernetes Event on ``involved`` (best effort: failures are swallowed).
+
+        A repeat of an Event this process wrote (same object, type, reason and message) patches
+        that Event's ``count`` and ``lastTimestamp`` instead of creating another object."""
         meta = involved.get("metadata", {})
+        namespace = meta.get("namespace") or "default"
+        message = message[:1024]
         now = datetime.now(UTC)
+        key = event_key(
+            namespace,
+            str(involved.get("kind", "")),
+            str(meta.get("name", "")),
+            str(meta.get("uid", "")),
+            event_type,
+            reason,
+            message,
+        )
+        before = self._recent_events.seen(key)
+        if before is not None:
+            count = before.count + 1
+            patch = {"count": count, "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            try:
+                self.core.patch_namespaced_event(before.name, namespace, patch, _request_timeout=self._t)
+            except Exception as exc:
+                if _classify(exc, "patch event").kind is not KubeErrorKind.NOT_FOUND:
+                    return
+                self._recent_events.forget(key)  # expired (the API server's event TTL): a new one
+            else:
+                self._recent_events.remember(key, Written(namespace, before.name, count))
+                return
         body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(
-                generate_name=f"{meta.get('name', 'object')}.", namespace=meta.get("namespace")
-            ),
+            metadata=client.V1ObjectMeta(generate_name=f"{meta.get('name', 'object')}.", namespace=namespace),
             involved_object=client.V1ObjectReference(
                 api_version=involved.get("apiVersion"),
                 kind=involved.get("kind"),
@@ -535,7 +567,7 @@ class Kube:
             ),
             type=event_type,
             reason=reason,
-            message=message[:1024],
+            message=message,
             source=client.V1EventSource(component=component),
             first_timestamp=now,
             last_timestamp=now,
@@ -543,12 +575,14 @@ class Kube:
             reporting_component=component,
         )
         try:
-            self.core.create_namespaced_event(
-                meta.get("namespace") or "default", body, _request_timeout=self._t
-            )
+            created = self.core.create_namespaced_event(namespace, body, _request_timeout=self._t)
         except Exception as exc:
             err = _classify(exc, "create event")
             del err
+            return
+        name = getattr(getattr(created, "metadata", None), "name", None)
+        if isinstance(name, str) and name:
+            self._recent_events.remember(key, Written(namespace, name, 1))
 
     # -- failure diagnosis: workloads, their pods, Events, log tails ---------------------------
     # Read only after a failed helm action, each with the caller's (shorter) deadline; objects are

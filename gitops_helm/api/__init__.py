@@ -56,6 +56,7 @@ from gitops_helm.api.spec import (
 from gitops_helm.api.status import (
     HelmReleaseStatus,
     Phase,
+    condition_pairs,
     parse_status,
     phase_message,
     record_phase,
@@ -109,6 +110,7 @@ __all__ = [
     "UpgradeRemediationSpec",
     "UpgradeSpec",
     "ValuesSource",
+    "condition_pairs",
     "cross_namespace_references",
     "default_release_name",
     "find_condition",

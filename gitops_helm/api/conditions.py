@@ -7,8 +7,11 @@ the caller passes `now`, so every transition is reproducible in tests.
 Condition types:
 - `ChartFetched`, `Deployed`, `Released`, `RolledBack`, `Tested`: the Helm Operator's five types,
   with the same meaning. `Released` is the overall outcome (its message is the printer column).
-- `Ready`: mirrors `Released` (same status, reason and message) so `kubectl wait
-  --for=condition=Ready` and Flux-style tooling work.
+- `Ready`: mirrors `Released` (same status and message) so `kubectl wait
+  --for=condition=Ready` and Flux-style tooling work. When it is False its reason names the step
+  that failed (`ChartFetchFailed`, `ValuesFailed`, `InstallFailed`, `UpgradeFailed`,
+  `TestFailed`, `DependencyNotReady`, `Forbidden`, ...), and it stays so while a retry is
+  scheduled; it is `Unknown` (reason `Progressing`) while an install or upgrade runs.
 - `Reconciling` and `Stalled`: kstatus computes the health of a custom resource from
   `observedGeneration` plus these two "abnormal-true" conditions; `Ready` alone is not read by it.
   `Reconciling=True` while a sync is running, `Stalled=True` when the agent has given up until

@@ -103,7 +103,7 @@ def parse_chart(r: Reader, spec: Mapping[str, Any], namespace: str) -> ChartSour
         )
         return None
     if git_complete:
-        _warn_unused(r, chart, at, (*_REPO_KEYS, "chartPullSecret"), "a Git chart source")
+        _warn_unused(r, chart, at, (*_REPO_KEYS, "chartPullSecret", "plainHTTP"), "a Git chart source")
         return _git_chart(r, chart, at, text, namespace)
     if repo_complete:
         _warn_unused(
@@ -163,7 +163,10 @@ def _repo_chart(
     if repository is None or name is None or version is None:
         return None
     if repository.lower().startswith("oci://"):
-        return OciChartSource(repository, name, version, pull_secret)
+        plain_http = r.boolean(chart, "plainHTTP", at, False)
+        return OciChartSource(repository, name, version, pull_secret, plain_http)
+    if chart.get("plainHTTP") not in (None, False):
+        r.warn(join(at, "plainHTTP"), "ignored for a Helm repository: its URL's scheme says http or https")
     return RepoChartSource(repository, name, version, pull_secret)
 
 

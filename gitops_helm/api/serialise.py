@@ -21,6 +21,7 @@ from gitops_helm.api.spec import (
     GitChartSource,
     HelmReleaseSpec,
     ObjectRef,
+    OciChartSource,
     SecretValuesSource,
     ValuesSource,
 )
@@ -143,6 +144,7 @@ def _chart(chart: ChartSource) -> dict[str, Any]:
             "name": chart.name,
             "version": chart.version,
             "chartPullSecret": pull_secret,
+            "plainHTTP": True if isinstance(chart, OciChartSource) and chart.plain_http else None,
         }
     )
 

@@ -120,6 +120,9 @@ class OciChartSource:
     name: str
     version: str
     chart_pull_secret: str | None = None
+    # speak plain HTTP to this registry (``spec.chart.plainHTTP``); the agent-wide equivalent is
+    # ``--oci-plain-http HOST``. Credentials are sent in clear only to hosts the agent lists.
+    plain_http: bool = False
 
     @property
     def kind(self) -> ChartSourceKind:

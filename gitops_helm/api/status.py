@@ -55,6 +55,7 @@ from gitops_helm.api.conditions import (
 __all__ = [
     "HelmReleaseStatus",
     "Phase",
+    "condition_pairs",
     "parse_status",
     "phase_message",
     "record_phase",
@@ -170,11 +171,14 @@ def record_phase(
     detail: str | None = None,
     revision: str | None = None,
     ignore_test_failures: bool = False,
+    ready_reason: str | None = None,
 ) -> HelmReleaseStatus:
     """Record a phase and write the conditions it implies (the Helm Operator's table).
 
     - Every condition written gets reason = the phase name and the `phase_message`.
-    - `Ready` is written whenever `Released` is, with the same status, reason and message.
+    - `Ready` is written whenever `Released` is, with the same status and message; its reason is
+      `ready_reason` when given (the step that failed: `InstallFailed`, `ValuesFailed`, ...),
+      else the phase name.
     - Installing/Upgrading: `lastAttemptedRevision = revision` when given.
     - TestFailed: `Released=False` only when `ignore_test_failures` is false.
     - Succeeded: removes `RolledBack`, resets `rollbackCount`, `revision = revision` when given.
@@ -187,7 +191,8 @@ def record_phase(
             continue
         targets = (type_, ConditionType.READY) if type_ is ConditionType.RELEASED else (type_,)
         for target in targets:
-            conditions = set_condition(conditions, target, value, reason=phase, message=message, now=now)
+            reason = ready_reason if target is ConditionType.READY and ready_reason else str(phase)
+            conditions = set_condition(conditions, target, value, reason=reason, message=message, now=now)
     result = replace(status, phase=phase, conditions=conditions)
     if phase in (Phase.INSTALLING, Phase.UPGRADING) and revision is not None:
         result = replace(result, last_attempted_revision=revision)
@@ -320,6 +325,11 @@ def parse_status(raw: object) -> HelmReleaseStatus:
         interruptions=number("interruptions") or 0,
         last_interrupted_digest=text("lastInterruptedDigest"),
     )
+
+
+def condition_pairs(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(type, status)`` of each condition of a HelmRelease object (as leniently as the status)."""
+    return [(c.type, str(c.status)) for c in parse_status(obj.get("status")).conditions]
 
 
 def _parse_conditions(raw: object) -> tuple[Condition, ...]:

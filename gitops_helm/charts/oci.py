@@ -30,14 +30,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gitops_helm import metrics
 from gitops_helm.adapters.distribution import parse_challenge, read_token, token_url
 from gitops_helm.adapters.http import (
     Destinations,
     HTTPAddressRefusedError,
     HTTPClient,
     HTTPError,
+    HTTPNoTLSError,
     HTTPSizeLimitError,
     HTTPStatusError,
+    HTTPTLSVerifyError,
     Identity,
     Limits,
     Response,
@@ -81,8 +84,12 @@ class OciSettings:
 
 @dataclass(frozen=True)
 class OciCredentials:
+    """How one HelmRelease reaches a registry: its credentials, and whether it asked for plain
+    HTTP (``spec.chart.plainHTTP``; hosts in ``plain_http_hosts`` get it for everyone)."""
+
     username: str = ""
     password: str = field(default="", repr=False)
+    plain_http: bool = False
 
     def identity(self) -> Identity:
         """The HTTP identity of these credentials (anonymous without a user name)."""
@@ -137,8 +144,8 @@ class OciClient:
             for token_key in [k for k in self._tokens if k not in active]:
                 del self._tokens[token_key]
 
-    def _base(self, host: str) -> str:
-        scheme = "http" if host in self.settings.plain_http_hosts else "https"
+    def _base(self, host: str, plain_http: bool = False) -> str:
+        scheme = "http" if plain_http or host in self.settings.plain_http_hosts else "https"
         return f"{scheme}://{host}/v2"
 
     def _limits(self, max_bytes: int) -> Limits:
@@ -162,20 +169,24 @@ class OciClient:
                 self.requests_made += 1
             identity = Identity(token=token) if token else creds.identity()
             try:
-                return call(identity)
+                result = call(identity)
             except HTTPStatusError as exc:
+                metrics.REGISTRY_REQUESTS.labels(kind="oci", outcome=_outcome(exc)).inc()
                 challenged = exc.status == 401 and attempt == 1
                 if challenged and self._authenticate(host, repo, exc.challenge, creds):
                     continue
-                raise _chart_error(exc, what) from exc
+                raise _chart_error(exc, what, host) from exc
             except HTTPError as exc:
-                raise _chart_error(exc, what) from exc
+                metrics.REGISTRY_REQUESTS.labels(kind="oci", outcome=_outcome(exc)).inc()
+                raise _chart_error(exc, what, host) from exc
+            metrics.REGISTRY_REQUESTS.labels(kind="oci", outcome="ok").inc()
+            return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _get(
         self, host: str, repo: str, path: str, creds: OciCredentials, what: str, accept: str | None = None
     ) -> Response:
-        url = f"{self._base(host)}/{repo}/{path}"
+        url = f"{self._base(host, creds.plain_http)}/{repo}/{path}"
         headers = {"Accept": accept} if accept else None
         limits = self._limits(self.settings.max_document_bytes)
 
@@ -202,7 +213,7 @@ class OciClient:
         except HTTPStatusError:
             return False  # the original 401 is reported
         except HTTPError as exc:
-            error = _chart_error(exc, f"oci://{host}/{repo}: token request")
+            error = _chart_error(exc, f"oci://{host}/{repo}: token request", host)
             raise error from exc
         if tok.status != 200:
             return False
@@ -262,9 +273,17 @@ class OciClient:
         """Resolve ``version`` (exact or range) and return the chart archive, downloading only new content."""
         creds = creds or OciCredentials()
         host, repo = parse_reference(repository, name)
+        if creds.plain_http and creds.username and host not in self.settings.plain_http_hosts:
+            raise RepositoryAuthError(
+                f"oci://{host}/{repo}: spec.chart.plainHTTP is set together with chartPullSecret; the "
+                f"agent sends registry credentials over plain HTTP only to hosts listed in its "
+                f"--oci-plain-http flag: add --oci-plain-http {host} to the agent, or serve the "
+                "registry over TLS and remove plainHTTP"
+            )
         resolved = self.resolve_version(host, repo, version, creds)
         tag = resolved.replace("+", "_")
-        key = (host, repo, tag, creds.identity().key)  # what one identity saw is not another's
+        # what one identity saw is not another's (nor what plain HTTP said what TLS would)
+        key = (host, repo, tag, f"{creds.identity().key}{'+http' if creds.plain_http else ''}")
         now = time.monotonic()
         with self._lock:
             cached = self._digests.get(key)
@@ -282,7 +301,7 @@ class OciClient:
         hexdigest = layer_digest.split(":", 1)[1]
         path = self.cache.lookup(hexdigest)
         if path is None:
-            url = f"{self._base(host)}/{repo}/blobs/{layer_digest}"
+            url = f"{self._base(host, creds.plain_http)}/{repo}/blobs/{layer_digest}"
             limits = self._limits(self.settings.max_chart_bytes)
             what = f"chart oci://{host}/{repo}:{tag}"
 
@@ -327,24 +346,58 @@ def _chart_layer(manifest: dict[str, Any], what: str, max_bytes: int) -> str:
     return digest
 
 
+def _outcome(error: HTTPError) -> str:
+    """The ``registry_requests_total`` outcome of a failed request (a small, closed set)."""
+    if isinstance(error, HTTPStatusError):
+        if error.status in (401, 403):
+            return "unauthorized"
+        return {404: "not-found", 429: "rate-limited"}.get(error.status, "error")
+    if isinstance(error, HTTPTLSVerifyError | HTTPNoTLSError):
+        return "tls"
+    return "unreachable" if error.temporary else "error"
+
+
 _STATUS_DETAIL = {401: "unauthorized", 403: "forbidden", 404: "not found"}
 
 
-def _chart_error(error: HTTPError, what: str) -> ChartError:
-    """The chart source's error for an HTTP failure, by the failure's type and status code."""
+def _chart_error(error: HTTPError, what: str, host: str) -> ChartError:
+    """The chart source's error for an HTTP failure, by the failure's type and status code, with
+    the next step a user can take."""
     if isinstance(error, HTTPAddressRefusedError):
         return AddressRefusedError.of("spec.chart.repository", f"{what}: {error.detail}")
+    if isinstance(error, HTTPNoTLSError):
+        return RepositoryError(
+            f"{what}: the registry {host} does not speak TLS (it answered in plain HTTP); if it is "
+            f"meant to serve plain HTTP, set spec.chart.plainHTTP: true on this HelmRelease or "
+            f"start the agent with --oci-plain-http {host}"
+        )
+    if isinstance(error, HTTPTLSVerifyError):
+        return RepositoryError(
+            f"{what}: {error.detail}; the registry's certificate is not trusted by the agent: add "
+            "its CA to the agent's trust store (SSL_CERT_FILE or REQUESTS_CA_BUNDLE)"
+        )
     if isinstance(error, HTTPStatusError):
         code = error.status
-        kind: type[ChartError] = RepositoryError
         if error.temporary:
-            kind = RepositoryUnavailableError
-        elif code in (401, 403):
-            kind = RepositoryAuthError
-        elif code == 404:
-            kind = ChartNotFoundError
-        return kind(f"{what}: HTTP {code} {_STATUS_DETAIL.get(code, '')}".rstrip())
+            return RepositoryUnavailableError(
+                f"{what}: HTTP {code} {_STATUS_DETAIL.get(code, '')}".rstrip(), retry_after=error.retry_after
+            )
+        if code in (401, 403):
+            return RepositoryAuthError(
+                f"{what}: HTTP {code} {_STATUS_DETAIL[code]}; check spec.chart.chartPullSecret (a "
+                "Secret with username and password keys the registry accepts for this repository)"
+            )
+        if code == 404:
+            return ChartNotFoundError(
+                f"{what}: HTTP 404 not found; check spec.chart.repository, name and version"
+            )
+        return RepositoryError(f"{what}: HTTP {code}")
     if isinstance(error, HTTPSizeLimitError):
         return SizeLimitError(f"{what} is larger than the limit of {error.limit} bytes")
+    if error.temporary and "name resolution" in error.detail:
+        return RepositoryUnavailableError(
+            f"{what}: {error.detail}: the host name {host.rsplit(':', 1)[0]} does not resolve; check "
+            "spec.chart.repository and the agent's DNS"
+        )
     kind = RepositoryUnavailableError if error.temporary else RepositoryError
     return kind(f"{what}: {error.detail}")

@@ -186,10 +186,12 @@ class ChartResolver:
 
     def _oci(self, user: str, reader: SecretReader, namespace: str, source: OciChartSource) -> FetchedChart:
         data = self._pull_secret(reader, namespace, source.chart_pull_secret)
-        creds = OciCredentials()
+        creds = OciCredentials(plain_http=source.plain_http)
         if data is not None:
             creds = OciCredentials(
-                username=data.get("username", b"").decode(), password=data.get("password", b"").decode()
+                username=data.get("username", b"").decode(),
+                password=data.get("password", b"").decode(),
+                plain_http=source.plain_http,
             )
         for _attempt in range(2):  # a second time when evicted between the fetch and the claim
             chart = self.oci.fetch(source.repository, source.name, source.version, creds)

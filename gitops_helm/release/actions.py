@@ -73,7 +73,7 @@ class ReleaseActions:
         """Perform ``decision`` (a helm action) and return the memory that records its outcome."""
         action = decision.action
         started = time.monotonic()
-        ok = True
+        ok = False  # stays False when the action raises (a temporary helm or API error)
         try:
             if action in (pl.Action.INSTALL, pl.Action.UPGRADE, pl.Action.CORRECT_DRIFT):
                 memory, ok = self._install_or_upgrade(report, target, decision, memory, observation)
@@ -85,8 +85,22 @@ class ReleaseActions:
                 memory, ok = self._uninstall(report, target, decision, memory, observation)
             elif action is pl.Action.UNLOCK_PENDING and observation.release is not None:
                 memory = self._unlock(report, target, memory, observation)
+                ok = True
+            else:
+                ok = True
         finally:
-            self.on_action(str(action), target.ref.key, ok, time.monotonic() - started)
+            seconds = time.monotonic() - started
+            self.on_action(str(action), target.ref.key, ok, seconds)
+            # the one line per action a log search finds (its details are logged by the action)
+            log.info(
+                "action finished",
+                release=target.ref.key,
+                action=str(action),
+                revision=memory.last_release_revision,
+                chart_revision=target.chart.revision,
+                duration_s=round(seconds, 3),
+                outcome="succeeded" if ok else "failed",
+            )
         return memory
 
     def _install_or_upgrade(
@@ -145,7 +159,7 @@ class ReleaseActions:
                 message = (
                     self._explained(exc.message, target, observed.latest_record) if wrote else exc.message
                 )
-            report.phase(Phase.DEPLOY_FAILED, detail=message)
+            report.phase(Phase.DEPLOY_FAILED, detail=message, step=f"{verb.capitalize()}Failed")
             report.event(True, f"{verb.capitalize()}Failed", message)
             log.warning(f"{verb} failed", release=ref.key, error=message, revision=wrote)
             return memory, False

@@ -91,6 +91,7 @@ class Outcome:
     requeue_after: float | None = None  # None: only on the next event or periodic resync
     ok: bool = True
     message: str = ""
+    action: str = "none"  # the last helm action the run took (metrics, the action's log line)
 
 
 class Reconciler:
@@ -251,6 +252,13 @@ class Reconciler:
 
     def _drive(self, report: StatusReport, target: Target, identity: Identity) -> Outcome:
         """Observe, plan, act, record; until the plan needs no helm call (or no progress is made)."""
+        taken: list[pl.Action] = []
+        outcome = self._drive_steps(report, target, identity, taken)
+        return replace(outcome, action=str(taken[-1])) if taken else outcome
+
+    def _drive_steps(
+        self, report: StatusReport, target: Target, identity: Identity, taken: list[pl.Action]
+    ) -> Outcome:
         memory = memory_from_status(report.status)
         last_action: pl.Action | None = None
         drift_detected: bool | None = None
@@ -278,6 +286,7 @@ class Reconciler:
                 report.write()
                 return stop_here
             last_action = decision.action
+            taken.append(decision.action)
             memory = identity.actions.run(report, target, decision, memory, observation)
             observation, drift_detected = None, None  # the action changed the release: read it again
             report.remember(memory)
@@ -319,7 +328,7 @@ class Reconciler:
             f"references outside namespace {report.hr.namespace!r} are not allowed in this agent "
             f"(--no-cross-namespace-refs): {'; '.join(foreign)}"
         )
-        report.phase(Phase.FAILED, detail=message)
+        report.phase(Phase.FAILED, detail=message, step="CrossNamespaceReference")
         report.finished_generation()
         report.stalled("CrossNamespaceReference", message)
         report.write()
@@ -338,7 +347,7 @@ class Reconciler:
         acting = f" (the release is managed as ServiceAccount {identity.service_account})"
         message = f"forbidden: {exc}{acting if identity.service_account else ''}"
         try:
-            report.phase(Phase.FAILED, detail=message)
+            report.phase(Phase.FAILED, detail=message, step="Forbidden")
             report.finished_generation()
             report.write()
             report.event(True, "Forbidden", message)

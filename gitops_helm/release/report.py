@@ -23,6 +23,7 @@ from gitops_helm.api import (
     SpecError,
     find_condition,
     parse_status,
+    phase_message,
     record_phase,
     serialise_status,
     set_condition,
@@ -37,6 +38,9 @@ from gitops_helm.release.memory import release_action, status_with_memory
 log = logging.get(__name__)
 
 MAX_MESSAGE = 1024  # status condition messages and Events are cut to this length
+
+# While these phases run, Reconciling=True (kstatus: InProgress).
+_PHASES_IN_PROGRESS = (Phase.INSTALLING, Phase.UPGRADING, Phase.TESTING, Phase.ROLLING_BACK)
 
 # After these phases a run that needs no helm call records Succeeded again (Released=True).
 _PHASES_BEFORE_SUCCESS = (Phase.DEPLOYED, Phase.TESTED, Phase.CHART_FETCHED, Phase.ROLLED_BACK, Phase.FAILED)
@@ -70,7 +74,10 @@ class StatusReport:
         self.kube.patch_helmrelease_status(self.hr.namespace, self.hr.name, body)
         self.written = body
 
-    def phase(self, phase: Phase, detail: str | None = None, revision: str | None = None) -> None:
+    def phase(
+        self, phase: Phase, detail: str | None = None, revision: str | None = None, *, step: str | None = None
+    ) -> None:
+        """Record ``phase``; ``step`` names a failed step for Ready's reason (``InstallFailed``)."""
         p = self.hr.policy
         self.status = record_phase(
             self.status,
@@ -83,7 +90,15 @@ class StatusReport:
             ignore_test_failures=pl.ignores_test_failures(
                 self.policy, release_action(self.status.last_release_action)
             ),
+            ready_reason=step,
         )
+        if phase in _PHASES_IN_PROGRESS:
+            # kstatus reads InProgress; `kubectl wait --for=condition=Ready` does not take a
+            # previous generation's Ready=True for this run's outcome
+            message = phase_message(phase, p.release_name, p.target_namespace, detail)
+            self.reconciling(str(phase), message)
+            if phase in (Phase.INSTALLING, Phase.UPGRADING):
+                self._ready(ConditionStatus.UNKNOWN, "Progressing", message)
 
     def remember(self, memory: pl.Memory) -> None:
         self.status = status_with_memory(self.status, memory)
@@ -106,12 +121,15 @@ class StatusReport:
         self.status = set_reconciling(self.status, reason=reason, message=message, now=self.now())
 
     def _not_ready(self, reason: str, message: str) -> None:
+        self._ready(ConditionStatus.FALSE, reason, message)
+
+    def _ready(self, value: ConditionStatus, reason: str, message: str) -> None:
         self.status = replace(
             self.status,
             conditions=set_condition(
                 self.status.conditions,
                 ConditionType.READY,
-                ConditionStatus.FALSE,
+                value,
                 reason=reason,
                 message=message,
                 now=self.now(),
@@ -123,6 +141,7 @@ class StatusReport:
     def waiting_for_dependencies(self, message: str) -> None:
         self.reconciling("DependencyNotReady", message)
         self._not_ready("DependencyNotReady", message)
+        self.finished_generation()
         self.write()
 
     def suspended(self) -> None:
@@ -137,6 +156,7 @@ class StatusReport:
                 now=self.now(),
             ),
         )
+        self.finished_generation()
         self.write()
 
     def chart_fetched(self, name: str, revision: str) -> None:
@@ -160,7 +180,7 @@ class StatusReport:
         log.warning("chart fetch failed", release=self.hr.key, error=message, temporary=temporary)
 
     def values_failed(self, message: str) -> None:
-        self.phase(Phase.FAILED, detail=f"failed to compose values: {message}")
+        self.phase(Phase.FAILED, detail=f"failed to compose values: {message}", step="ValuesFailed")
         self.finished_generation()
         self.write()
         self.event(True, "ValuesError", message)
@@ -186,7 +206,7 @@ class StatusReport:
                 self.phase(Phase.SUCCEEDED, revision=chart_revision)
             self.status = settle(self.status)
         elif decision.action is pl.Action.REFUSE:
-            self.phase(Phase.FAILED, detail=decision.reason)
+            self.phase(Phase.FAILED, detail=decision.reason, step="ReleaseNotOwned")
             self.stalled("ReleaseNotOwned", decision.reason)
             if self.written.get("phase") != "Failed":
                 self.event(True, "ReleaseNotOwned", decision.reason)
@@ -206,7 +226,11 @@ class StatusReport:
         released = find_condition(self.status.conditions, ConditionType.RELEASED)
         why = released.message if released is not None and released.status is ConditionStatus.FALSE else ""
         message = (why[: MAX_MESSAGE - len(suffix)] + suffix).strip()
-        self._not_ready("RetryScheduled", message)
+        # Ready keeps naming the step that failed (InstallFailed, TestFailed, ...); the retry
+        # is in the message and in Reconciling
+        ready = find_condition(self.status.conditions, ConditionType.READY)
+        failed_step = ready.reason if ready is not None and ready.status is ConditionStatus.FALSE else ""
+        self._not_ready(failed_step or "RetryScheduled", message)
 
 
 def report_invalid(kube: Kube, obj: dict[str, Any], key: str, exc: SpecError, now: datetime) -> str:

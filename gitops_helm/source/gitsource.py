@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from gitops_helm import log as logging
+from gitops_helm import metrics
 from gitops_helm.adapters.git import (
     Auth,
     CommitInfo,
@@ -279,6 +280,7 @@ class GitSource:
             self._last_error = None
             self._last_success = self._now()
             self._schedule(self.config.poll_interval_s)
+        metrics.GIT_FETCHES.labels(result="ok").inc()
 
     def _record_failure(self, err: Exception) -> None:
         temporary = getattr(err, "temporary", True)
@@ -292,6 +294,7 @@ class GitSource:
             delay = self._schedule(delay)
             failures = self._failures
         kind = "temporary" if temporary else "permanent"
+        metrics.GIT_FETCHES.labels(result="error").inc()
         log.warning(
             "source attempt failed", attempt=failures, kind=kind, error=str(err), retry_in=round(delay)
         )
