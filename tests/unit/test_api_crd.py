@@ -106,7 +106,8 @@ def value_paths(value: Any, path: str = "", stop: frozenset[str] = frozenset({".
 
 def full_objects() -> list[dict[str, Any]]:
     return [
-        serialise_helmrelease(parse_helmrelease(full_manifest(c))) for c in (GIT_CHART, REPO_CHART, OCI_CHART)
+        serialise_helmrelease(parse_helmrelease(full_manifest(c)))
+        for c in (GIT_CHART, REPO_CHART, {**OCI_CHART, "plainHTTP": True})
     ]
 
 
