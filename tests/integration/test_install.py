@@ -213,7 +213,7 @@ def test_the_agent_works_under_the_shipped_rbac_with_nothing_forbidden(
         "--default-service-account",
         TENANT_ACCOUNT,
         "--only-helmreleases=true",
-        "--allow-internal-urls",
+        "--allow-internal-urls=true",
         "--sync-garbage-collection=true",
     )
     try:
