@@ -6,7 +6,7 @@ the prefix ``gitops_helm_``. Labels never carry values from Secrets.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -69,5 +69,12 @@ IMAGE_UPDATES = Counter(
     "gitops_helm_image_updates_total",
     "Image and chart version updates committed to Git, by kind (image, chart).",
     ["kind"],
+    registry=REGISTRY,
+)
+
+SHARD = Info(
+    "gitops_helm_shard",
+    "Which HelmReleases this agent serves: its --shard (empty: none) and the whole label selector "
+    "it watches with (empty: every HelmRelease).",
     registry=REGISTRY,
 )
