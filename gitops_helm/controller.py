@@ -333,13 +333,18 @@ class Controller:
 
     def _on_event(self, etype: str, obj: dict[str, Any]) -> None:
         key = key_of(obj)
-        outside = not self.selector.matches_object(obj)
+        # A watch with a label selector sends DELETED, with the object as it was before, when
+        # the labels stop matching: that DELETED has no deletionTimestamp; a real deletion of
+        # one of ours has (our finalizer held it until its release was handled).
+        left = bool(self.selector) and not (
+            etype == "DELETED" and obj.get("metadata", {}).get("deletionTimestamp")
+        )
         with self._lock:
             old = self.cache.get(key)
-            if etype == "DELETED" or outside:
+            if etype == "DELETED" or not self.selector.matches_object(obj):
                 self.cache.pop(key, None)
                 self.refs.replace(key, ())
-                if outside and old is not None:
+                if old is not None and left:
                     log.info("HelmRelease left this agent's label selector: dropped", release=key)
                 return
             self.cache[key] = obj
