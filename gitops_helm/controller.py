@@ -276,10 +276,9 @@ class Controller:
             return key in self.cache
 
     def on_refs(self, key: str, refs: tuple[WatchedObject, ...]) -> None:
-        with self._lock:
-            if key not in self.cache:
-                return  # dropped (deleted, or left the selector) while its run read its values
-            self.refs.replace(key, refs)
+        # a key dropped while its run read its values may come back here: a values change then
+        # finds it out of the cache (no reconcile), and the janitor's forget() removes it
+        self.refs.replace(key, refs)
 
     # -- watch --------------------------------------------------------------------------------
 
