@@ -476,6 +476,7 @@ class Agent:
             stopping=self.stopping,
             digest_key=self.digest_key.load,
             may_act=self._may_act,
+            in_scope=self.controller.watches,
         )
 
     # -- the long-running process -------------------------------------------------------------
@@ -587,6 +588,9 @@ class Agent:
 
     def _refresh_metrics(self) -> None:
         metrics.LEADER.set(1 if self._acting.is_set() else 0)
+        metrics.SHARD.info(
+            {"shard": self.settings.shard or "", "selector": self.settings.watch_label_selector}
+        )
         depth = len(self.controller.queue)
         metrics.QUEUE_DEPTH.set(depth)
         metrics.QUEUE_LENGTH.set(depth)
@@ -658,6 +662,8 @@ class Agent:
             helm=self.helm.version,
             workers=self.settings.workers,
             namespace=self.settings.namespace or "(all)",
+            shard=self.settings.shard or "(none)",
+            selector=self.settings.watch_label_selector or "(all HelmReleases)",
         )
         if self.settings.install_crd:
             install_crd(self.kube)

@@ -28,6 +28,7 @@ from gitops_helm.config import (
     add_image_source_flags,
     add_render_flags,
     add_run_flags,
+    add_shard_flags,
     settings_from_args,
 )
 from gitops_helm.errors import ConfigError, GitopsHelmError
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the agent (Git sync + release reconciler)")
     add_common_flags(run)
     add_run_flags(run)
+    add_shard_flags(run)
     add_git_flags(run)
     add_image_scan_flags(run)
     add_image_commit_flags(run)

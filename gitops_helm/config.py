@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from gitops_helm.api.selector import SelectorError, parse_selector, shard_selector
 from gitops_helm.errors import ConfigError
 
 __all__ = [
@@ -36,6 +37,10 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _SERVICE_ACCOUNT_NAME = re.compile(
     r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 )
+
+
+# a shard name is a label value and the tail of a Lease name: a DNS label
+_SHARD_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 def parse_duration(text: str, name: str = "duration") -> float:
@@ -238,6 +243,11 @@ class Settings:
     kubeconfig: str | None = None
     kube_context: str | None = None
     namespace: str | None = None  # watch HelmReleases only here; None = all namespaces
+    # Sharding: only HelmReleases whose labels match (``--watch-label-selector``, and
+    # ``gitops-helm.io/shard=<shard>`` for ``--shard``), as the API server reads a labelSelector;
+    # "" = every HelmRelease. Checked at startup (``api.selector.parse_selector``).
+    watch_label_selector: str = ""
+    shard: str | None = None  # the shard this agent serves (``--shard``), for logs and metrics
     workers: int = 4
     resync_interval_s: float = 180.0
     resync_jitter_max_s: float = 30.0  # periodic resyncs are spread over up to this long
@@ -467,6 +477,21 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         "--max-interruptions",
         help="interrupted release attempts (the agent killed mid-upgrade) retried for one desired "
         "state before each further one counts as a failure (default: 3)",
+    )
+
+
+def add_shard_flags(p: argparse.ArgumentParser) -> None:
+    """Which HelmReleases this agent serves, when several agents split them (sharding)."""
+    g = p.add_argument_group("sharding")
+    g.add_argument(
+        "--watch-label-selector",
+        help="reconcile only HelmReleases whose labels match this Kubernetes label selector "
+        "(e.g. 'team=web' or '!gitops-helm.io/shard' for those of no shard; default: all)",
+    )
+    g.add_argument(
+        "--shard",
+        help="reconcile only HelmReleases labelled gitops-helm.io/shard=NAME (with "
+        "--watch-label-selector: both must match); the Lease becomes gitops-helm-NAME",
     )
 
 
@@ -809,6 +834,7 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
     if cache.sweep_interval_s <= 0:
         raise ConfigError("--cache-sweep-interval: must be more than zero")
     lease_s, renew_deadline_s, retry_period_s = _leader_numbers(get_dur, defaults)
+    selector, shard = _shard_settings(get)
     http_read_timeout_s = get_dur("http-read-timeout", defaults.http_server.read_timeout_s)
     if http_read_timeout_s <= 0:  # every request would be late: probes fail, the pod restarts
         raise ConfigError("--http-read-timeout: must be more than zero")
@@ -841,7 +867,9 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         oci_plain_http_hosts=plain_http,
         leader_elect=get_bool("leader-elect", False),
         leader_election_namespace=get("leader-election-namespace"),
-        leader_election_id=get("leader-election-id") or "gitops-helm",
+        leader_election_id=get("leader-election-id") or _default_lease_name(shard),
+        watch_label_selector=selector,
+        shard=shard,
         leader_election_lease_s=lease_s,
         leader_election_renew_deadline_s=renew_deadline_s,
         leader_election_retry_period_s=retry_period_s,
@@ -854,6 +882,34 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         image_commit=_image_commit_settings(get, get_count),
         images=_image_scan_settings(get, get_dur, get_count, defaults.images, get_bool),
     )
+
+
+def _shard_settings(get: Callable[[str], str | None]) -> tuple[str, str | None]:
+    """The label selector of ``--watch-label-selector`` and ``--shard`` together, checked as the
+    API server would (ConfigError naming the flag and the problem), and the shard name."""
+    text = get("watch-label-selector") or ""
+    try:
+        selector = parse_selector(text)
+    except SelectorError as exc:
+        raise ConfigError(
+            f"--watch-label-selector {text!r}: {exc} (a Kubernetes label selector, e.g. "
+            "'team=web,tier!=db' or '!gitops-helm.io/shard')"
+        ) from None
+    shard = get("shard") or None
+    if shard is not None:
+        if len(shard) > 63 - len("gitops-helm-") or not _SHARD_NAME.fullmatch(shard):
+            raise ConfigError(
+                f"--shard: {shard!r} is not a shard name (lower-case letters, digits and '-', "
+                "starting and ending with a letter or digit, at most 51 characters: it is a label "
+                "value and part of the Lease name)"
+            )
+        selector = shard_selector(shard).with_requirements(selector)
+    return str(selector), shard
+
+
+def _default_lease_name(shard: str | None) -> str:
+    """Each shard elects its own leader: ``gitops-helm-<shard>``; unsharded, ``gitops-helm``."""
+    return f"gitops-helm-{shard}" if shard else "gitops-helm"
 
 
 def _cross_namespace_refs(get_bool: Callable[[str, bool], bool], given: dict[str, object]) -> bool:

@@ -8,6 +8,12 @@ failures come back with exponential backoff (numbers from settings); every key i
 least every ``resync_interval`` (cheap: an unchanged release costs no helm call). Status-only
 updates -- the agent's own writes -- do not enqueue. Changes to ConfigMaps and Secrets that a
 HelmRelease reads its values from enqueue that HelmRelease.
+
+Sharding: with a label selector (``--watch-label-selector``/``--shard``) the list and watch ask
+the API server for matching HelmReleases only, and every object is matched again here. One whose
+labels leave the selector (the watch sends DELETED) is dropped at once: out of the cache, so a
+queued key, a retry, a values change or the resync finds nothing to reconcile, and
+:meth:`Controller.watches` tells a run under way to take no further helm step.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 
 from gitops_helm import log as logging
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
+from gitops_helm.api.selector import parse_selector
 from gitops_helm.config import Settings
 from gitops_helm.heartbeat import Heartbeats
 from gitops_helm.release.reconcile import Outcome
@@ -188,6 +195,7 @@ class Controller:
         self.kube = kube
         self.reconcile_fn = reconcile
         self.namespace = settings.namespace
+        self.selector = parse_selector(settings.watch_label_selector)
         self.workers = settings.workers
         self.resync_interval_s = settings.resync_interval_s
         self.resync_jitter_max_s = settings.resync_jitter_max_s
@@ -261,16 +269,26 @@ class Controller:
         for key in self.refs.keys() - keep:
             self.refs.replace(key, ())
 
+    def watches(self, key: str) -> bool:
+        """Whether ``key`` is still one of this agent's HelmReleases (present and inside its label
+        selector, as the watch last said)."""
+        with self._lock:
+            return key in self.cache
+
     def on_refs(self, key: str, refs: tuple[WatchedObject, ...]) -> None:
+        # a key dropped while its run read its values may come back here: a values change then
+        # finds it out of the cache (no reconcile), and the janitor's forget() removes it
         self.refs.replace(key, refs)
 
     # -- watch --------------------------------------------------------------------------------
 
     def _list(self) -> str:
-        items, rv = self.kube.list_helmreleases(self.namespace)
+        items, rv = self.kube.list_helmreleases(self.namespace, str(self.selector))
         seen = set()
         with self._lock:
             for obj in items:
+                if not self.selector.matches_object(obj):
+                    continue  # the server filtered already; never act on what it should not send
                 key = key_of(obj)
                 seen.add(key)
                 old = self.cache.get(key)
@@ -279,6 +297,7 @@ class Controller:
                     self.queue.add(key)
             for gone in set(self.cache) - seen:
                 del self.cache[gone]
+                self.refs.replace(gone, ())
         self.synced.set()
         return rv
 
@@ -290,7 +309,7 @@ class Controller:
             try:
                 if not rv:
                     rv = self._list()
-                for etype, obj in self.kube.watch_helmreleases(self.namespace, rv):
+                for etype, obj in self.kube.watch_helmreleases(self.namespace, rv, str(self.selector)):
                     beat()
                     if self._stop.is_set():
                         return
@@ -313,11 +332,19 @@ class Controller:
 
     def _on_event(self, etype: str, obj: dict[str, Any]) -> None:
         key = key_of(obj)
+        # A watch with a label selector sends DELETED, with the object as it was before, when
+        # the labels stop matching: that DELETED has no deletionTimestamp; a real deletion of
+        # one of ours has (our finalizer held it until its release was handled).
+        left = bool(self.selector) and not (
+            etype == "DELETED" and obj.get("metadata", {}).get("deletionTimestamp")
+        )
         with self._lock:
             old = self.cache.get(key)
-            if etype == "DELETED":
+            if etype == "DELETED" or not self.selector.matches_object(obj):
                 self.cache.pop(key, None)
                 self.refs.replace(key, ())
+                if old is not None and left:
+                    log.info("HelmRelease left this agent's label selector: dropped", release=key)
                 return
             self.cache[key] = obj
         if needs_reconcile(old, obj):

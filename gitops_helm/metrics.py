@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -165,5 +165,12 @@ IMAGE_UPDATES = Counter(
     "gitops_helm_image_updates_total",
     "Image and chart version updates committed to Git, by kind (image, chart).",
     ["kind"],
+    registry=REGISTRY,
+)
+
+SHARD = Info(
+    "gitops_helm_shard",
+    "Which HelmReleases this agent serves: its --shard (empty: none) and the whole label selector "
+    "it watches with (empty: every HelmRelease).",
     registry=REGISTRY,
 )

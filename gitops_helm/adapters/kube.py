@@ -221,26 +221,36 @@ class Kube:
 
     # -- HelmReleases -------------------------------------------------------------------
 
-    def list_helmreleases(self, namespace: str | None = None) -> tuple[list[dict[str, Any]], str]:
-        """All HelmReleases (in ``namespace`` or everywhere) and the list's resourceVersion."""
+    def list_helmreleases(
+        self, namespace: str | None = None, label_selector: str = ""
+    ) -> tuple[list[dict[str, Any]], str]:
+        """All HelmReleases (in ``namespace`` or everywhere; only those matching
+        ``label_selector``, filtered by the API server) and the list's resourceVersion."""
         what = "list helmreleases"
+        extra: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
         try:
             if namespace:
                 res = self.custom.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, _request_timeout=self._t
+                    GROUP, VERSION, namespace, PLURAL, _request_timeout=self._t, **extra
                 )
             else:
-                res = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, _request_timeout=self._t)
+                res = self.custom.list_cluster_custom_object(
+                    GROUP, VERSION, PLURAL, _request_timeout=self._t, **extra
+                )
         except Exception as exc:
             raise _classify(exc, what) from None
         data = cast(dict[str, Any], res)
         return list(data.get("items", [])), str(data.get("metadata", {}).get("resourceVersion", ""))
 
     def watch_helmreleases(
-        self, namespace: str | None, resource_version: str
+        self, namespace: str | None, resource_version: str, label_selector: str = ""
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Watch events ``(type, object)`` from ``resource_version``; ends after the watch timeout."""
+        """Watch events ``(type, object)`` from ``resource_version``; ends after the watch timeout.
+
+        With ``label_selector``, the API server sends only matching objects, and an object whose
+        labels stop matching comes as DELETED (one that starts matching, as ADDED)."""
         w = watch.Watch()
+        extra: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
         if namespace:
             fn: Any = self.custom.list_namespaced_custom_object
             args: tuple[Any, ...] = (GROUP, VERSION, namespace, PLURAL)
@@ -255,6 +265,7 @@ class Kube:
                 timeout_seconds=self.settings.watch_timeout_s,
                 allow_watch_bookmarks=True,
                 _request_timeout=self.settings.watch_timeout_s + 30,
+                **extra,
             ):
                 etype = str(ev.get("type"))
                 obj = ev.get("object")

@@ -39,6 +39,7 @@ from gitops_helm.api import (
     service_account_of,
     service_account_user,
 )
+from gitops_helm.api.selector import parse_selector
 from gitops_helm.charts.artifact import FetchedChart
 from gitops_helm.charts.errors import ChartError
 from gitops_helm.config import Settings
@@ -109,8 +110,15 @@ class Reconciler:
         stopping: threading.Event | None = None,
         digest_key: Callable[[], bytes],
         may_act: Callable[[], bool] | None = None,
+        in_scope: Callable[[str], bool] | None = None,
     ) -> None:
         self.kube = kube
+        # Sharding: only HelmReleases matching the agent's label selector are acted on here. A
+        # fresh object that does not match is left alone; ``in_scope(key)`` (the controller's
+        # watch: False once the HelmRelease left the selector) is asked before every helm action,
+        # so a run under way when the label moved takes no further step: another shard owns it.
+        self.selector = parse_selector(settings.watch_label_selector)
+        self.in_scope = in_scope or (lambda key: True)
         self.digest_key = digest_key  # the installation's key (``release.digest_key``), loaded lazily
         # set when the agent shuts down: the action under way finishes, no other one starts
         self.stopping = stopping or threading.Event()
@@ -147,6 +155,9 @@ class Reconciler:
             return Outcome(requeue_after=retry_soon, ok=False, message=str(exc))
         if fresh is None:
             return Outcome()  # deleted meanwhile
+        if not self.selector.matches_object(fresh):
+            log.info("not this agent's HelmRelease (labels outside its shard): left alone", release=key)
+            return Outcome(message="outside this agent's label selector")
         try:
             hr = parse_helmrelease(fresh)
         except SpecError as exc:
@@ -300,6 +311,15 @@ class Reconciler:
         if decision.action is last_action and decision.action is not pl.Action.TEST:
             # The same action twice in one run means storage did not move as expected.
             return Outcome(requeue_after=self.settings.retry.base_s, message="no progress; retrying later")
+        if not self.in_scope(target.ref.key):
+            # Its labels moved it to another shard during this run: the agent of that shard goes
+            # on (a pending revision of a helm call still running here makes it wait).
+            log.info(
+                "left this agent's shard: next helm action left to its new shard",
+                release=target.ref.key,
+                action=str(decision.action),
+            )
+            return Outcome(message="outside this agent's label selector")
         if self.stopping.is_set() or not self.may_act():
             # Shutting down, or no longer the leader: start no helm action (one already run
             # finished and is recorded); whoever reconciles next (this agent restarted, or the
@@ -419,6 +439,8 @@ class Reconciler:
                 delay = max(1.0, (decision.retry_at or self.clock()) - self.clock())
                 return Outcome(requeue_after=delay, message=decision.reason)
             if decision.action is pl.Action.UNINSTALL:
+                if not self.in_scope(hr.key):
+                    return Outcome(message="outside this agent's label selector")
                 if self.stopping.is_set() or not self.may_act():
                     return Outcome(requeue_after=self.settings.retry.base_s, message="stopping")
                 identity.actions.uninstall_on_deletion(report, p)
