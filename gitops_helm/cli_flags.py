@@ -320,7 +320,7 @@ class FlagParser(argparse.ArgumentParser):
         self, name: str, legacy: LegacyFlag, has_value: str, value: str, given: set[str], notices: list[str]
     ) -> str | None:
         """One legacy flag as the word to parse (None: dropped), its notice added."""
-        origin = f"{name} (of the {legacy.origin})"
+        origin = f"{name} (a {legacy.origin} flag)"
         if legacy.kind is Legacy.REFUSED:
             raise ConfigError(f"{origin} is no longer supported: {legacy.reason}")
         if legacy.kind is Legacy.IGNORED:

@@ -94,7 +94,7 @@ def test_renamed_flags_work_with_a_notice(capsys: pytest.CaptureFixture[str]) ->
     s = settings_from_args(ns, {})
     assert (s.resync_interval_s, s.namespace, s.git.poll_interval_s) == (420.0, "team", 120.0)
     assert any(
-        "--charts-sync-interval (of the Helm Operator) is deprecated: use --resync-interval" in n
+        "--charts-sync-interval (a Helm Operator flag) is deprecated: use --resync-interval" in n
         for n in ns.flag_notices
     )
     s = settings("run", "--k8s-allow-namespace", "apps", "--sync-garbage-collection-dry")
@@ -136,7 +136,7 @@ def test_ignored_flags_are_dropped_with_their_values() -> None:
     [
         (
             ["--tiller-namespace", "kube-system"],
-            "--tiller-namespace (of the Helm Operator) is no longer supported: Helm 2",
+            "--tiller-namespace (a Helm Operator flag) is no longer supported: Helm 2",
         ),
         (["--tiller-tls-enable"], "Tiller"),
         (["--enabled-helm-versions", "v2,v3"], "enables Helm 2"),
@@ -214,7 +214,7 @@ def test_deprecation_notice_is_said_before_anything_else(capsys: pytest.CaptureF
     assert main(["run", "--charts-sync-interval", "3m", "--workers", "0"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[0] == (
-        "gitops-helm: warning: --charts-sync-interval (of the Helm Operator) is deprecated: "
+        "gitops-helm: warning: --charts-sync-interval (a Helm Operator flag) is deprecated: "
         "use --resync-interval"
     )
     assert err[1] == "gitops-helm: --workers: must be at least 1"
