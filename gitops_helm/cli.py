@@ -8,17 +8,21 @@ gitops-helm images list --git-url URL ...                 images and chart versi
 gitops-helm images update [--dry-run] --git-url URL ...   one image update pass (commit, or print the diff)
 gitops-helm render PATH [--output-dir DIR]                every HelmRelease under PATH rendered offline
 gitops-helm crd                                           print the HelmRelease CRD
-gitops-helm version
+gitops-helm version [--short] [-o text|json]           the agent's, helm's and git's versions
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
+from gitops_helm import __version__
 from gitops_helm import log as logging
+from gitops_helm.cli_flags import FlagParser, document_flags
 from gitops_helm.config import (
+    ENV_PREFIX,
     Settings,
     add_common_flags,
     add_git_flags,
@@ -38,9 +42,12 @@ from gitops_helm.errors import ConfigError, GitopsHelmError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="gitops-helm", description="Keep Helm releases equal to a Git repository."
+    p = FlagParser(
+        prog="gitops-helm",
+        description="Keep Helm releases equal to a Git repository. Boolean flags: --flag, "
+        "--flag=true|false (also 1/0, yes/no, on/off); list flags: repeat them or separate with commas.",
     )
+    p.add_argument("--version", action="version", version=f"gitops-helm {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the agent (Git sync + release reconciler)")
@@ -98,17 +105,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_render_flags(render)
 
     sub.add_parser("crd", help="print the HelmRelease CustomResourceDefinition (YAML)")
-    sub.add_parser("version", help="print the version")
+    version = sub.add_parser("version", help="print the agent's version and the helm and git it would run")
+    version.add_argument("--short", action="store_true", help="the agent's version only")
+    version.add_argument("-o", "--output", choices=("text", "json"), default="text", help="default: text")
+    version.add_argument("--helm-bin", help="helm 3 or helm 4 binary (default: helm on PATH)")
+    document_flags(p)
     return p
+
+
+def _show_notices(args: argparse.Namespace) -> None:
+    """Deprecated and ignored flags, said before anything else happens."""
+    for notice in getattr(args, "flag_notices", None) or ():
+        print(f"gitops-helm: warning: {notice}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "version":
-        from gitops_helm import __version__
+    _show_notices(args)
+    if args.command == "version":  # before the settings: a bad variable must not hide the version
+        from gitops_helm.cli_version import version
 
-        print(f"gitops-helm {__version__}")
-        return 0
+        helm_bin = args.helm_bin or os.environ.get(f"{ENV_PREFIX}HELM_BIN") or Settings.helm_bin
+        return version(helm_bin, short=bool(args.short), output=args.output)
     if args.command == "crd":
         from gitops_helm.commands import crd
 
@@ -129,16 +147,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "images":
             update = args.images_command == "update"
             output = "table" if update else args.output
-            return commands.images(settings, update=update, dry_run=update and args.dry_run, output=output)
-        if args.command in ("sync", "diff"):
-            return commands.sync_once(settings, diff_only=args.command == "diff")
+            return commands.images(
+                settings, update=update, dry_run=update and bool(args.dry_run), output=output
+            )
+        if args.command == "diff":
+            return commands.diff(settings)
+        if args.command == "sync":
+            return commands.sync_once(settings, diff_only=False)
         return commands.status(settings)
     except ConfigError as exc:
         print(f"gitops-helm: {exc}", file=sys.stderr)
         return 2
     except GitopsHelmError as exc:
         print(f"gitops-helm: {exc}", file=sys.stderr)
-        return 1
+        # diff, like kubectl diff: 1 means "there are differences", so an error is 2
+        return 2 if args.command == "diff" else 1
 
 
 def _render(args: argparse.Namespace, settings: Settings) -> int:

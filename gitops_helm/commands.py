@@ -37,7 +37,7 @@ from gitops_helm.config import Settings
 from gitops_helm.images.automation import ImageReport, PassResult, Plan
 from gitops_helm.images.model import Shape
 from gitops_helm.images.policy import Action
-from gitops_helm.sync.apply import Syncer, state_configmap_name
+from gitops_helm.sync.apply import UNCHANGED, Syncer, state_configmap_name
 from gitops_helm.sync.plan import load_identity
 
 log = logging.get(__name__)
@@ -66,7 +66,9 @@ def run(settings: Settings) -> int:
 
 
 def sync_once(settings: Settings, *, diff_only: bool) -> int:
-    """``sync --once`` (apply, exit 1 on any error) and ``diff`` (show, change nothing)."""
+    """``sync --once`` (apply, exit 1 on any error) and ``diff`` (show, change nothing: :func:`diff`)."""
+    if diff_only:
+        return diff(settings)
     kube = build_kube(settings)
     source = build_source(settings)
     checkout = source.poll_once()
@@ -75,14 +77,6 @@ def sync_once(settings: Settings, *, diff_only: bool) -> int:
         print(f"gitops-helm: cannot fetch {settings.git.url}: {source.last_error}", file=sys.stderr)
         return 1
     syncer = Syncer(kube, settings.sync, sync_identity(settings))
-    if diff_only:
-        lines, errors = syncer.diff(checkout.path, settings.git.paths)
-        print(f"# {settings.git.url} at {checkout.sha[:12]}")
-        for line in lines:
-            print(line)
-        for err in errors:
-            print(f"error: {err}", file=sys.stderr)
-        return 1 if errors else 0
     result = syncer.sync(checkout.path, settings.git.paths, checkout.sha)
     print(
         f"synced {checkout.sha[:12]}: {len(result.applied)} applied, {len(result.unchanged)} unchanged, "
@@ -95,6 +89,34 @@ def sync_once(settings: Settings, *, diff_only: bool) -> int:
     for err in result.errors:
         print(f"error: {err}", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+# ``diff``'s exit codes, those of ``kubectl diff``
+DIFF_NONE = 0
+DIFF_FOUND = 1
+DIFF_ERROR = 2
+
+
+def diff(settings: Settings) -> int:
+    """``gitops-helm diff``: what a sync of the Git head would create, update or delete (server-side
+    dry run, nothing changes). Exit 0 when nothing would change, 1 when something would, 2 on an
+    error (the fetch, a manifest, a dry run), whatever else was found."""
+    kube = build_kube(settings)
+    source = build_source(settings)
+    checkout = source.poll_once() or source.checkout
+    if checkout is None:
+        print(f"gitops-helm: cannot fetch {settings.git.url}: {source.last_error}", file=sys.stderr)
+        return DIFF_ERROR
+    syncer = Syncer(kube, settings.sync, sync_identity(settings))
+    lines, errors = syncer.diff(checkout.path, settings.git.paths)
+    print(f"# {settings.git.url} at {checkout.sha[:12]}")
+    for line in lines:
+        print(line)
+    for err in errors:
+        print(f"error: {err}", file=sys.stderr)
+    if errors:
+        return DIFF_ERROR
+    return DIFF_FOUND if any(not line.startswith(UNCHANGED) for line in lines) else DIFF_NONE
 
 
 def status(settings: Settings) -> int:

@@ -11,9 +11,10 @@ import argparse
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from gitops_helm.api.selector import SelectorError, parse_selector, shard_selector
 from gitops_helm.errors import ConfigError
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 ENV_PREFIX = "GITOPS_HELM_"
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 # a DNS subdomain (RFC 1123), what Kubernetes accepts as a ServiceAccount name
 _SERVICE_ACCOUNT_NAME = re.compile(
@@ -325,13 +329,97 @@ def _env_name(flag: str) -> str:
     return ENV_PREFIX + flag.lstrip("-").upper().replace("-", "_")
 
 
-def _bool(text: str, name: str) -> bool:
+# The words a boolean flag or variable takes, case-insensitive: Go's strconv.ParseBool words (what
+# Flux v1 and the Helm Operator accepted as --flag=VALUE) plus yes/no and on/off.
+TRUE_WORDS = frozenset({"true", "t", "1", "yes", "y", "on"})
+FALSE_WORDS = frozenset({"false", "f", "0", "no", "n", "off"})
+
+
+def parse_bool(text: str, name: str) -> bool:
+    """A boolean flag's value; ConfigError naming the flag otherwise."""
     low = text.strip().lower()
-    if low in ("1", "true", "yes", "on"):
+    if low in TRUE_WORDS:
         return True
-    if low in ("0", "false", "no", "off", ""):
+    if low in FALSE_WORDS:
         return False
-    raise ConfigError(f"{name}: {text!r} is not a boolean (true/false)")
+    raise ConfigError(f"{name}: {text!r} is not a boolean (true/false, 1/0, yes/no, on/off)")
+
+
+def _bool(text: str, name: str) -> bool:
+    # an empty variable (GITOPS_HELM_X=) is false, as it always was
+    return False if not text.strip() else parse_bool(text, name)
+
+
+class BoolFlag(argparse.Action):
+    """A boolean flag: bare ``--flag`` is true; ``--flag=false`` (any word of :func:`parse_bool`)
+    and the older ``--flag false`` set it either way. Unset, it stays ``None`` so that the
+    ``GITOPS_HELM_*`` variable and then the default apply.
+
+    The CLI's parser (``cli_flags.FlagParser``) also makes every ``action="store_true"`` flag one
+    of these, and rewrites a bare ``--flag`` into ``--flag=true`` before parsing, so a boolean flag
+    never takes the next word (a positional argument) as its value."""
+
+    def __init__(
+        self,
+        option_strings: Sequence[str],
+        dest: str,
+        default: object = None,
+        required: bool = False,
+        help: str | None = None,
+        **_ignored: object,
+    ) -> None:
+        super().__init__(
+            option_strings,
+            dest,
+            nargs="?",
+            const="true",
+            default=default,
+            required=required,
+            help=help,
+            metavar="true|false",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[object] | None,
+        option_string: str | None = None,
+    ) -> None:
+        text = values if isinstance(values, str) else "true"
+        try:
+            setattr(namespace, self.dest, parse_bool(text, option_string or self.dest))
+        except ConfigError:
+            # kept as given: the settings name the flag and its value (exit 2, no usage dump)
+            setattr(namespace, self.dest, text)
+
+
+class ListFlag(argparse.Action):
+    """A list flag: repeatable, and each value may be a comma-separated list (``--git-path a,b
+    --git-path c`` is ``[a, b, c]``), as Flux v1's flags were. Empty items are dropped."""
+
+    def __init__(
+        self,
+        option_strings: Sequence[str],
+        dest: str,
+        default: object = None,
+        required: bool = False,
+        help: str | None = None,
+        metavar: str | None = None,
+        **_ignored: object,
+    ) -> None:
+        super().__init__(option_strings, dest, default=default, required=required, help=help, metavar=metavar)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[object] | None,
+        option_string: str | None = None,
+    ) -> None:
+        items = list(getattr(namespace, self.dest, None) or [])
+        items += [item.strip() for item in str(values).split(",") if item.strip()]
+        setattr(namespace, self.dest, items)
 
 
 def _count(text: str | None, name: str, default: int, *, minimum: int) -> int:
@@ -361,15 +449,17 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--namespace", help="only HelmReleases in this namespace (default: all)")
     g.add_argument("--helm-bin", help="helm 3 or helm 4 binary (default: helm on PATH)")
     g.add_argument("--work-dir", help="cache and scratch directory (default: $TMPDIR/gitops-helm)")
-    g.add_argument("--log-format", choices=["text", "json"], help="log format (default: text)")
-    g.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: info")
+    g.add_argument("--log-format", choices=LOG_FORMATS, help="log format (default: text)")
+    g.add_argument("--log-level", choices=LOG_LEVELS, help="default: info")
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
     r = p.add_argument_group("reconciler")
     r.add_argument("--workers", type=int, help="parallel release workers (default: 4)")
     r.add_argument("--resync-interval", help="re-check every HelmRelease this often (default: 3m)")
-    r.add_argument("--listen", help="HTTP address for /metrics, /healthz, /readyz, webhooks (default: :3030)")
+    r.add_argument(
+        "--listen", "-l", help="HTTP address for /metrics, /healthz, /readyz, webhooks (default: :3030)"
+    )
     r.add_argument(
         "--http-max-connections",
         help="HTTP connections read at once; a new one beyond closes the oldest (default: 256)",
@@ -378,16 +468,18 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         "--http-read-timeout",
         help="an HTTP client must send its whole request within this long (default: 10s)",
     )
-    r.add_argument("--reconcile-only", action="store_true", default=None, help="no Git sync")
-    r.add_argument("--install-crd", help="install/upgrade the HelmRelease CRD at start (default: true)")
+    r.add_argument("--reconcile-only", action=BoolFlag, help="no Git sync")
+    r.add_argument(
+        "--install-crd", action=BoolFlag, help="install/upgrade the HelmRelease CRD at start (default: true)"
+    )
     r.add_argument(
         "--allow-cross-namespace-refs",
+        action=BoolFlag,
         help="valuesFrom, chart.secretRef and dependsOn may name other namespaces (default: true)",
     )
     r.add_argument(
         "--no-cross-namespace-refs",
-        action="store_true",
-        default=None,
+        action=BoolFlag,
         help="every reference of a HelmRelease stays in its own namespace (the same as "
         "--allow-cross-namespace-refs=false); turns on lockdown mode",
     )
@@ -399,19 +491,26 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     )
     r.add_argument(
         "--allow-local-chart-git",
+        action=BoolFlag,
         help="chart.git may be a file:// URL or a path on the agent's disk (default: false)",
     )
     r.add_argument(
         "--allow-adoption-across-namespaces",
+        action=BoolFlag,
         help="take over a release installed outside the agent (no owner marker) even when it lives "
         "outside the HelmRelease's own namespace (default: false)",
     )
     r.add_argument(
         "--allow-internal-urls",
+        action=BoolFlag,
         help="valuesFrom.externalSourceRef may reach loopback and link-local addresses, and in "
         "lockdown mode private and cluster-internal ones (default: false)",
     )
-    r.add_argument("--update-chart-deps", help="run helm dependency update for Git charts (default: true)")
+    r.add_argument(
+        "--update-chart-deps",
+        action=BoolFlag,
+        help="run helm dependency update for Git charts (default: true)",
+    )
     r.add_argument("--git-default-ref", help="chart.ref when a Git chart gives none (default: master)")
     r.add_argument("--repositories-file", help="helm repositories.yaml with chart repository credentials")
     r.add_argument(
@@ -419,10 +518,14 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         help="re-check a chart repository index or OCI tag at most this often (default: 1m)",
     )
     r.add_argument(
-        "--oci-plain-http", action="append", help="registry host:port spoken to over plain HTTP (repeatable)"
+        "--oci-plain-http",
+        action=ListFlag,
+        help="registry host:port spoken to over plain HTTP (repeatable, or comma-separated)",
     )
     r.add_argument(
-        "--leader-elect", help="run several replicas: only the holder of a Lease acts (default: false)"
+        "--leader-elect",
+        action=BoolFlag,
+        help="run several replicas: only the holder of a Lease acts (default: false)",
     )
     r.add_argument("--leader-election-namespace", help="namespace of the Lease (default: --state-namespace)")
     r.add_argument("--leader-election-id", help="name of the Lease (default: gitops-helm)")
@@ -499,34 +602,44 @@ def add_git_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("git source")
     g.add_argument("--git-url", help="config repository (ssh://, https://, file:// or a path)")
     g.add_argument("--git-branch", help="branch to sync (default: main)")
-    g.add_argument("--git-path", action="append", help="directory in the repository to sync (repeatable)")
+    g.add_argument(
+        "--git-path",
+        action=ListFlag,
+        help="directory in the repository to sync (repeatable, or comma-separated)",
+    )
     g.add_argument("--git-poll-interval", help="fetch this often (default: 1m)")
     g.add_argument("--git-timeout", help="timeout of one git operation (default: 60s)")
     g.add_argument("--git-ssh-key", help="private key for SSH URLs")
     g.add_argument("--git-known-hosts", help="known_hosts file for SSH URLs")
     g.add_argument(
         "--git-ssh-key-hosts",
-        action="append",
-        help="host or host:port of chart.git SSH URLs that may use --git-ssh-key (repeatable; "
-        "default: the host of --git-url only)",
+        action=ListFlag,
+        help="host or host:port of chart.git SSH URLs that may use --git-ssh-key (repeatable, or "
+        "comma-separated; default: the host of --git-url only)",
     )
     g.add_argument("--git-user", help="user name for HTTPS URLs")
     g.add_argument("--git-password-file", help="file holding the HTTPS password or token")
     g.add_argument("--git-webhook-secret-file", help="file holding the webhook shared secret")
     s = p.add_argument_group("sync")
     s.add_argument("--sync-name", help="name of this sync source (labels applied objects; default: default)")
-    s.add_argument("--sync-garbage-collection", help="delete objects that left Git (default: false)")
+    s.add_argument(
+        "--sync-garbage-collection", action=BoolFlag, help="delete objects that left Git (default: false)"
+    )
     s.add_argument(
         "--sync-garbage-collection-dry-run",
+        action=BoolFlag,
         help="only log and report what would be deleted; implies --sync-garbage-collection (default: false)",
     )
     s.add_argument(
         "--sync-take-over-inventory",
+        action=BoolFlag,
         help="make this source the owner of the inventory of --sync-name when it was recorded for "
         "another URL, branch or paths; garbage collection then deletes what that source applied and "
         "this one does not declare (default: false)",
     )
-    s.add_argument("--only-helmreleases", help="apply only HelmReleases from Git (default: false)")
+    s.add_argument(
+        "--only-helmreleases", action=BoolFlag, help="apply only HelmReleases from Git (default: false)"
+    )
     s.add_argument(
         "--default-namespace", help="namespace for namespaced objects without one (default: default)"
     )
@@ -601,6 +714,7 @@ def add_image_scan_flags(p: argparse.ArgumentParser) -> None:
     )
     i.add_argument(
         "--image-pull-secrets",
+        action=ListFlag,
         help="NS/NAME,... of kubernetes.io/dockerconfigjson Secrets with registry logins for image "
         "scans (later ones win for the same registry)",
     )
@@ -631,11 +745,14 @@ def add_image_source_flags(p: argparse.ArgumentParser) -> None:
     these among its reconciler flags)."""
     c = p.add_argument_group("registries and chart repositories")
     c.add_argument(
-        "--oci-plain-http", action="append", help="registry host:port spoken to over plain HTTP (repeatable)"
+        "--oci-plain-http",
+        action=ListFlag,
+        help="registry host:port spoken to over plain HTTP (repeatable, or comma-separated)",
     )
     c.add_argument("--repositories-file", help="helm repositories.yaml with chart repository credentials")
     c.add_argument(
         "--allow-internal-urls",
+        action=BoolFlag,
         help="chart repositories may be reached at link-local addresses too (default: false)",
     )
 
@@ -681,8 +798,7 @@ def add_image_automation_flag(p: argparse.ArgumentParser) -> None:
     """``run`` only: the switch of the image update loop."""
     p.add_argument(
         "--image-automation",
-        action="store_true",
-        default=None,
+        action=BoolFlag,
         help="scan the images and chart versions of the HelmReleases in Git every "
         "--image-scan-interval and commit updates back to --git-url (leader only; default: off)",
     )
@@ -741,15 +857,17 @@ def _image_scan_settings(
     )
 
 
-def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
+def settings_from_args(ns: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
     """Merge parsed flags with ``GITOPS_HELM_*`` variables (flags win) into :class:`Settings`."""
-    env = dict(os.environ if environ is None else environ)
+    env: Mapping[str, str] = os.environ if environ is None else environ
     given = vars(ns)
 
     def get(flag: str) -> str | None:
         key = flag.replace("-", "_")
         value = given.get(key)
-        if value is not None and value != []:
+        if isinstance(value, list):  # a ListFlag: the same comma text as its variable
+            value = ",".join(str(item) for item in value) or None
+        if value is not None:
             return value if isinstance(value, str) else str(value)
         return env.get(_env_name(flag))
 
@@ -841,7 +959,7 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
     return Settings(
         kubeconfig=get("kubeconfig"),
         kube_context=get("kube-context"),
-        namespace=get("namespace"),
+        namespace=_namespace(get("namespace")),
         workers=workers,
         resync_interval_s=get_dur("resync-interval", defaults.resync_interval_s),
         listen=get("listen") or defaults.listen,
@@ -851,8 +969,8 @@ def settings_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = 
         ),
         helm_bin=get("helm-bin") or defaults.helm_bin,
         work_dir=Path(work_dir) if work_dir else defaults.work_dir,
-        log_format=get("log-format") or "text",
-        log_level=get("log-level") or "info",
+        log_format=_choice(get("log-format"), "--log-format", LOG_FORMATS, "text"),
+        log_level=_choice(get("log-level"), "--log-level", LOG_LEVELS, "info"),
         reconcile_only=get_bool("reconcile-only", False),
         install_crd=get_bool("install-crd", True),
         allow_cross_namespace_refs=_cross_namespace_refs(get_bool, given),
@@ -910,6 +1028,48 @@ def _shard_settings(get: Callable[[str], str | None]) -> tuple[str, str | None]:
 def _default_lease_name(shard: str | None) -> str:
     """Each shard elects its own leader: ``gitops-helm-<shard>``; unsharded, ``gitops-helm``."""
     return f"gitops-helm-{shard}" if shard else "gitops-helm"
+
+
+def _choice(text: str | None, name: str, choices: Sequence[str], default: str) -> str:
+    """A flag's or variable's value among ``choices`` (the variable is not checked by argparse)."""
+    if text is None or not text.strip():
+        return default
+    if text.strip() not in choices:
+        raise ConfigError(f"{name}: {text!r} is not one of {', '.join(choices)}")
+    return text.strip()
+
+
+def _namespace(text: str | None) -> str | None:
+    if text is None or not text.strip():
+        return None
+    if "," in text:
+        raise ConfigError(
+            f"--namespace: {text!r}: the agent watches one namespace or all of them; run one agent "
+            "per namespace (each with its own --sync-name) or select HelmReleases by label"
+        )
+    if not _NAMESPACE.fullmatch(text.strip()):
+        raise ConfigError(f"--namespace: {text!r} is not a namespace name")
+    return text.strip()
+
+
+class _ReadRecorder(dict[str, str]):
+    """An empty environment that remembers which variables were asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return default
+
+
+def environment_variables_read() -> frozenset[str]:
+    """The ``GITOPS_HELM_*`` variables :func:`settings_from_args` reads (for ``--help``): asked of
+    an empty environment, so the answer is the code's own, not a list kept beside it."""
+    recorder = _ReadRecorder()
+    settings_from_args(argparse.Namespace(), recorder)
+    return frozenset(recorder.asked)
 
 
 def _cross_namespace_refs(get_bool: Callable[[str, bool], bool], given: dict[str, object]) -> bool:

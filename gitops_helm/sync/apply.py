@@ -51,6 +51,9 @@ log = logging.get(__name__)
 
 FIELD_MANAGER = "gitops-helm"
 SYNC_REQUESTED_ANNOTATION = "gitops-helm.io/sync-requested"
+# the word of a Syncer.diff line for an object a sync would leave as it is (every other line is a
+# difference: create, update, delete)
+UNCHANGED = "unchanged"
 
 
 @dataclass
@@ -410,7 +413,7 @@ class Syncer:
                     continue
                 lines.append(f"{verb:9} {m.key}  ({m.origin})")
         for m in plan.unchanged:
-            lines.append(f"unchanged {m.key}")
+            lines.append(f"{UNCHANGED} {m.key}")
         if self.settings.garbage_collection and plan.garbage_collection:
             lines += [f"delete    {key}" for key in plan.delete]
         return lines, errors

@@ -82,7 +82,7 @@ def test_diff_previews_and_changes_nothing(env: Env, namespace: str, tmp_path: P
         }
     )
     out = cli(env, "diff", *sync_flags(env, namespace, "diff"), "--git-url", url, *gc)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stdout + out.stderr  # there are differences (as kubectl diff)
     lines = [" ".join(line.split()) for line in out.stdout.splitlines()]
     assert "update ConfigMap a (a.yaml:1)" in lines, out.stdout
     assert "create ConfigMap c (c.yaml:1)" in lines, out.stdout
@@ -181,7 +181,7 @@ def test_a_foreign_repository_under_the_same_sync_name_deletes_nothing(
     other.replace({"c.yaml": configmap("other-c", {"v": "1"})})
 
     out = cli(env, "diff", *sync_flags(env, namespace, "shared"), "--git-url", other_url, *gc)
-    assert out.returncode == 1, out.stdout + out.stderr
+    assert out.returncode == 2, out.stdout + out.stderr  # an error, not "differences"
     assert not [line for line in out.stdout.splitlines() if line.startswith("delete")], out.stdout
     assert first_url in out.stderr and other_url in out.stderr, out.stderr
     assert "--sync-take-over-inventory" in out.stderr, out.stderr
