@@ -292,12 +292,21 @@ def test_each_shard_renders_a_deployment_with_its_own_lease(env: Env, helm: str)
         ]
     ).stdout
     deployments = [d for d in documents(out) if d["kind"] == "Deployment"]
-    assert [d["metadata"]["name"] for d in deployments] == ["agents-gitops-helm-a", "agents-gitops-helm-b"]
-    for shard, deployment in zip("ab", deployments, strict=True):
+    names = [d["metadata"]["name"] for d in deployments]
+    assert names == ["agents-gitops-helm", "agents-gitops-helm-a", "agents-gitops-helm-b"]
+    main, *shards = deployments
+    # the first runs the Git sync and serves the HelmReleases without a shard label
+    main_args = main["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--watch-label-selector=!gitops-helm.io/shard" in main_args
+    assert any(a.startswith("--git-url=") for a in main_args)
+    for shard, deployment in zip("ab", shards, strict=True):
         args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-        assert f"--shard={shard}" in args
+        assert f"--shard={shard}" in args and "--reconcile-only=true" in args
         assert f"--leader-election-id=agents-gitops-helm-{shard}" in args
-        assert deployment["spec"]["selector"]["matchLabels"]["gitops-helm.io/shard"] == shard
+        assert not any(a.startswith("--git-url=") for a in args)  # one Git sync only
+    # no Deployment's selector matches another's pods
+    selectors = [d["spec"]["selector"]["matchLabels"]["app"] for d in deployments]
+    assert len(set(selectors)) == 3
     nameless = env.run([helm, "template", "x", str(CHART), "--set", "shards[0].args={--a}"], check=False)
     assert nameless.returncode != 0 and "shards: every entry needs a name" in nameless.stderr
 
