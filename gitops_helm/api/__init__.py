@@ -53,6 +53,11 @@ from gitops_helm.api.spec import (
     UpgradeSpec,
     ValuesSource,
 )
+from gitops_helm.api.requests import (
+    FLUX_RECONCILE_REQUEST_ANNOTATION,
+    RECONCILE_REQUEST_ANNOTATION,
+    reconcile_request,
+)
 from gitops_helm.api.status import (
     HelmReleaseStatus,
     Phase,
@@ -68,6 +73,8 @@ from gitops_helm.api.tenancy import cross_namespace_references, service_account_
 
 __all__ = [
     "API_VERSION",
+    "FLUX_RECONCILE_REQUEST_ANNOTATION",
+    "RECONCILE_REQUEST_ANNOTATION",
     "GROUP",
     "KIND",
     "PLURAL",
@@ -116,6 +123,7 @@ __all__ = [
     "parse_helmrelease",
     "parse_status",
     "phase_message",
+    "reconcile_request",
     "record_phase",
     "remove_condition",
     "serialise_helmrelease",
