@@ -27,6 +27,11 @@ from gitops_helm.api.errors import APIError, Problem, SpecError
 from gitops_helm.api.model import API_VERSION, GROUP, KIND, PLURAL, VERSION, HelmRelease, ObjectMeta
 from gitops_helm.api.parse import parse_helmrelease
 from gitops_helm.api.policy import UNLIMITED, ReleasePolicy, Remediation, TestPolicy, default_release_name
+from gitops_helm.api.requests import (
+    FLUX_RECONCILE_REQUEST_ANNOTATION,
+    RECONCILE_REQUEST_ANNOTATION,
+    reconcile_request,
+)
 from gitops_helm.api.serialise import serialise_helmrelease, serialise_spec
 from gitops_helm.api.spec import (
     ChartFileValuesSource,
@@ -53,11 +58,6 @@ from gitops_helm.api.spec import (
     UpgradeSpec,
     ValuesSource,
 )
-from gitops_helm.api.requests import (
-    FLUX_RECONCILE_REQUEST_ANNOTATION,
-    RECONCILE_REQUEST_ANNOTATION,
-    reconcile_request,
-)
 from gitops_helm.api.status import (
     HelmReleaseStatus,
     Phase,
@@ -74,10 +74,10 @@ from gitops_helm.api.tenancy import cross_namespace_references, service_account_
 __all__ = [
     "API_VERSION",
     "FLUX_RECONCILE_REQUEST_ANNOTATION",
-    "RECONCILE_REQUEST_ANNOTATION",
     "GROUP",
     "KIND",
     "PLURAL",
+    "RECONCILE_REQUEST_ANNOTATION",
     "UNLIMITED",
     "VERSION",
     "APIError",

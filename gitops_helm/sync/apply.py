@@ -51,6 +51,9 @@ log = logging.get(__name__)
 
 FIELD_MANAGER = "gitops-helm"
 SYNC_REQUESTED_ANNOTATION = "gitops-helm.io/sync-requested"
+# on every sync-state ConfigMap, so the CLI finds them in whatever namespace the agent writes them
+SYNC_STATE_LABEL = "gitops-helm.io/sync-state"
+_STATE_LABELS = {SYNC_STATE_LABEL: "true"}
 
 
 @dataclass
@@ -312,7 +315,11 @@ class Syncer:
         }
         try:
             self.kube.apply_configmap(
-                self.settings.state_namespace, state_configmap_name(self.settings.name), data, FIELD_MANAGER
+                self.settings.state_namespace,
+                state_configmap_name(self.settings.name),
+                data,
+                FIELD_MANAGER,
+                _STATE_LABELS,
             )
         except KubeError as exc:
             log.warning("cannot write sync state", error=exc.message)
@@ -329,6 +336,7 @@ class Syncer:
                 state_configmap_name(self.settings.name),
                 data,
                 FIELD_MANAGER + "-source",
+                _STATE_LABELS,
             )
         except KubeError as exc:
             log.debug("cannot write source state", error=exc.message)
