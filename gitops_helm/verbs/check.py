@@ -30,6 +30,7 @@ class Permission:
     resource: str
     why: str
     subresource: str = ""
+    namespaced: bool = True
 
     def text(self) -> str:
         resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
@@ -38,7 +39,9 @@ class Permission:
 
 #: What the agent itself does in every namespace (the releases' own objects come on top).
 AGENT_PERMISSIONS = (
-    Permission(("get", "list", "watch", "patch"), GROUP, PLURAL, "watch HelmReleases, set their finalizer"),
+    Permission(
+        ("get", "list", "watch", "patch"), GROUP, PLURAL, "watch HelmReleases and set their finalizer"
+    ),
     Permission(("patch",), GROUP, PLURAL, "write the status of HelmReleases", subresource="status"),
     Permission(("create",), "", "events", "record Events on HelmReleases"),
     Permission(
@@ -50,12 +53,13 @@ AGENT_PERMISSIONS = (
     Permission(
         ("get", "list", "watch", "create", "patch"), "", "configmaps", "values sources and the Git sync state"
     ),
-    Permission(("get", "create"), "", "namespaces", "create a release's target namespace"),
+    Permission(("get", "create"), "", "namespaces", "create a release's target namespace", namespaced=False),
     Permission(
         ("get", "create", "patch"),
         "apiextensions.k8s.io",
         "customresourcedefinitions",
         "install the HelmRelease CRD at start (--install-crd)",
+        namespaced=False,
     ),
 )
 #: With ``--leader-elect``, in the Lease's namespace.
@@ -170,7 +174,11 @@ def _permissions(out: _Checklist, kube: Kube, who: str, lease_namespace: str, le
     if leader_elect:
         wanted += [(p, lease_namespace) for p in LEADER_PERMISSIONS]
     for permission, namespace in wanted:
-        where = f"in namespace {namespace}" if namespace else "in every namespace"
+        where = (
+            f"in namespace {namespace}"
+            if namespace
+            else ("in every namespace" if permission.namespaced else "cluster-wide")
+        )
         missing = []
         for verb in permission.verbs:
             try:

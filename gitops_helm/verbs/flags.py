@@ -8,6 +8,7 @@ context's namespace as with kubectl.
 from __future__ import annotations
 
 import argparse
+import os
 
 __all__ = ["VERBS", "add_verbs"]
 
@@ -94,7 +95,11 @@ def add_verbs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "check", help="prerequisites: API server, CRD, helm, git, RBAC of the current identity"
     )
     _cluster(check, all_namespaces=False)
-    check.add_argument("--helm-bin", default="helm", help="helm binary (default: helm on PATH)")
+    check.add_argument(
+        "--helm-bin",
+        default=os.environ.get("GITOPS_HELM_HELM_BIN") or "helm",
+        help="helm binary (default: $GITOPS_HELM_HELM_BIN, else helm on PATH)",
+    )
     check.add_argument("--git-bin", default="git", help="git binary (default: git on PATH)")
     check.add_argument(
         "--as",
