@@ -195,9 +195,7 @@ def _permissions(out: _Checklist, kube: Kube, who: str, lease_namespace: str, le
             if not allowed:
                 missing.append(verb + (f" ({reason})" if reason else ""))
         if missing:
-            out.line(
-                False,
-                f"RBAC: {who} may not {'; '.join(missing)} {permission.text()} {where}: {permission.why}",
-            )
+            out.line(False, f"RBAC: {permission.text()} {where}: {who} may not {', '.join(missing)}")
+            out.note(f"needed to {permission.why}")
         else:
             out.line(True, f"RBAC: {permission.text()} {where} ({permission.why})")
