@@ -3,7 +3,12 @@
 gitops-helm run [--git-url URL ... | --reconcile-only]   the agent
 gitops-helm sync --once --git-url URL ...                 one Git sync, then exit (non-zero on errors)
 gitops-helm diff --git-url URL ...                        what a sync would create, change or delete
-gitops-helm status                                        HelmReleases and the Git sync state
+gitops-helm get [hr] [NAME] [-n NS | -A] [-o table|wide|json|yaml]   HelmReleases as a table
+gitops-helm status [-n NS] [-o ...]                       HelmReleases, the Git sync state, the leader
+gitops-helm reconcile NAME [-n NS] [--with-source]        reconcile now, wait, exit 0 Ready / 1 not / 2 error
+gitops-helm suspend NAME | resume NAME                    spec.suspend (resume waits like reconcile)
+gitops-helm events [NAME] [-n NS | -A]                    Events of HelmReleases, newest last
+gitops-helm check [--as USER]                             API server, CRD, helm, git, RBAC
 gitops-helm images list --git-url URL ...                 images and chart versions found, and their updates
 gitops-helm images update [--dry-run] --git-url URL ...   one image update pass (commit, or print the diff)
 gitops-helm render PATH [--output-dir DIR]                every HelmRelease under PATH rendered offline
@@ -36,6 +41,7 @@ from gitops_helm.config import (
     settings_from_args,
 )
 from gitops_helm.errors import ConfigError, GitopsHelmError
+from gitops_helm.verbs.flags import VERBS, add_verbs
 
 # Nothing heavy is imported at start: ``--help`` and ``version`` never load the Kubernetes client;
 # ``commands`` (and through it the agent) is imported only for a command that needs it.
@@ -68,14 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_flags(diff)
     add_git_flags(diff)
 
-    status = sub.add_parser("status", help="show HelmReleases and the Git sync state")
-    add_common_flags(status)
-    status.add_argument("--sync-name", help="sync source to show (default: default)")
-    status.add_argument("--state-namespace", help="namespace of the sync-state ConfigMap (default: default)")
-    status.add_argument(
-        "--leader-election-namespace", help="namespace of the Lease (default: --state-namespace)"
-    )
-    status.add_argument("--leader-election-id", help="name of the Lease (default: gitops-helm)")
+    add_verbs(sub)
 
     images = sub.add_parser("images", help="image and chart version automation, one pass")
     images_sub = images.add_subparsers(dest="images_command", required=True, metavar="ACTION")
@@ -131,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gitops_helm.commands import crd
 
         return crd()
+    if args.command in VERBS:
+        from gitops_helm.verbs.dispatch import run_verb
+
+        return run_verb(args)
     try:
         settings = settings_from_args(args)
     except ConfigError as exc:
@@ -154,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.diff(settings)
         if args.command == "sync":
             return commands.sync_once(settings, diff_only=False)
-        return commands.status(settings)
+        print(f"gitops-helm: unknown command {args.command!r}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"gitops-helm: {exc}", file=sys.stderr)
         return 2

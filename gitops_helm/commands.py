@@ -1,9 +1,10 @@
-"""What each CLI command does, in one place: run the agent, sync once, preview, show status.
+"""What each CLI command does: run the agent, sync once, preview (the verbs that look at and
+drive a running agent, ``status`` among them, are in ``gitops_helm.verbs``).
 
 Place in the flow: ``cli.py`` parses the flags into :class:`Settings` and calls one function here;
 the parts are built by the composition root (``agent``). ``run`` is the long-running agent;
 ``sync --once`` and ``diff`` do one fetch and one apply (or server-side dry run) and exit;
-``status`` reads the HelmReleases and the sync state; ``images list``/``images update`` run one
+``images list``/``images update`` run one
 image automation pass; ``crd`` prints the CRD.
 """
 
@@ -19,7 +20,6 @@ from typing import Any
 from gitops_helm import log as logging
 from gitops_helm import yamlio
 from gitops_helm.adapters.http import HTTPClient
-from gitops_helm.adapters.kube import Kube, KubeError
 from gitops_helm.agent import (
     Agent,
     build_chart_clients,
@@ -31,14 +31,12 @@ from gitops_helm.agent import (
     image_credentials,
     sync_identity,
 )
-from gitops_helm.api import ConditionType, find_condition, parse_status
 from gitops_helm.api.crd import load_crd
 from gitops_helm.config import Settings
 from gitops_helm.images.automation import ImageReport, PassResult, Plan
 from gitops_helm.images.model import Shape
 from gitops_helm.images.policy import Action
-from gitops_helm.sync.apply import UNCHANGED, Syncer, state_configmap_name
-from gitops_helm.sync.plan import load_identity
+from gitops_helm.sync.apply import UNCHANGED, Syncer
 
 log = logging.get(__name__)
 
@@ -117,72 +115,6 @@ def diff(settings: Settings) -> int:
     if errors:
         return DIFF_ERROR
     return DIFF_FOUND if any(not line.startswith(UNCHANGED) for line in lines) else DIFF_NONE
-
-
-def status(settings: Settings) -> int:
-    kube = build_kube(settings)
-    try:
-        items, _ = kube.list_helmreleases(settings.namespace)
-    except KubeError as exc:
-        print(f"gitops-helm: {exc}", file=sys.stderr)
-        return 1
-    rows = [("NAMESPACE", "NAME", "RELEASE", "PHASE", "STATUS", "READY", "MESSAGE")]
-    for obj in sorted(items, key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"])):
-        st = parse_status(obj.get("status"))
-        ready = find_condition(st.conditions, ConditionType.READY)
-        rows.append(
-            (
-                obj["metadata"]["namespace"],
-                obj["metadata"]["name"],
-                st.release_name or "-",
-                str(st.phase or "-"),
-                st.release_status or "-",
-                str(ready.status) if ready else "Unknown",
-                (ready.message if ready else "")[:80],
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1])
-    state = kube.get_configmap_data(settings.sync.state_namespace, state_configmap_name(settings.sync.name))
-    if state:
-        print()
-        print(
-            f"git sync '{settings.sync.name}': revision {state.get('revision', '-')[:12]} "
-            f"at {state.get('time', '-')} ({state.get('result', '-')}; {state.get('applied', '0')} applied, "
-            f"{state.get('unchanged', '0')} unchanged); next poll {state.get('nextPoll', '-')}"
-        )
-        owner = load_identity(state.get("source") or "")
-        if owner is not None:
-            print(f"  source: {owner.describe()}")
-        elif state.get("inventory"):
-            print("  source: not recorded yet (the next sync of this name records its own)")
-        for name in json.loads(state.get("wouldDelete") or "[]"):
-            print(f"  would delete (dry run): {name}")
-        if state.get("fetchError"):
-            print(f"  fetch error: {state['fetchError']}")
-        for err in json.loads(state.get("errors") or "[]"):
-            print(f"  error: {err}")
-    _print_leader(kube, settings)
-    return 0
-
-
-def _print_leader(kube: Kube, settings: Settings) -> None:
-    """Who acts, when replicas run with --leader-elect (the Lease they share)."""
-    namespace = settings.leader_election_namespace or settings.sync.state_namespace
-    try:
-        lease = kube.get_lease(namespace, settings.leader_election_id)
-    except KubeError as exc:
-        print(f"\nleader: unknown ({exc.message})")
-        return
-    if lease is None:
-        return
-    spec = lease.get("spec") or {}
-    print()
-    print(
-        f"leader ({namespace}/{settings.leader_election_id}): {spec.get('holderIdentity') or 'none'}, "
-        f"renewed {spec.get('renewTime') or '-'}"
-    )
 
 
 # -- image automation ----------------------------------------------------------------------------

@@ -848,10 +848,124 @@ class Kube:
             meta["namespace"] = namespace
         self.apply({"apiVersion": api_version, "kind": kind, "metadata": meta}, field_manager)
 
-    def apply_configmap(self, namespace: str, name: str, data: Mapping[str, str], field_manager: str) -> None:
-        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}}
-        body["data"] = dict(data)
-        self.apply(body, field_manager)
+    def apply_configmap(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, str],
+        field_manager: str,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        meta: dict[str, Any] = {"name": name, "namespace": namespace}
+        if labels:
+            meta["labels"] = dict(labels)
+        self.apply(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": dict(data)}, field_manager
+        )
+
+    # -- the CLI's reads and requests (get, reconcile, events, check) ---------------------------
+
+    def patch_helmrelease(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """JSON merge patch of a HelmRelease (annotations, ``spec.suspend``); NOT_FOUND when absent."""
+        try:
+            return cast(
+                dict[str, Any],
+                self.custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURAL,
+                    name,
+                    dict(patch),
+                    _request_timeout=self._t,
+                    _content_type="application/merge-patch+json",
+                ),
+            )
+        except Exception as exc:
+            raise _classify(exc, f"patch helmrelease {namespace}/{name}") from None
+
+    def list_configmaps(self, label_selector: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """ConfigMaps matching ``label_selector`` (in ``namespace``, or everywhere), as plain data."""
+        what = f"list configmaps ({label_selector}) in {namespace or 'all namespaces'}"
+        try:
+            if namespace:
+                res = self.core.list_namespaced_config_map(
+                    namespace, label_selector=label_selector, _request_timeout=self._t
+                )
+            else:
+                res = self.core.list_config_map_for_all_namespaces(
+                    label_selector=label_selector, _request_timeout=self._t
+                )
+        except Exception as exc:
+            raise _classify(exc, what) from None
+        return [cast(dict[str, Any], self.api.sanitize_for_serialization(c)) for c in res.items]
+
+    def list_kind_events(
+        self, namespace: str | None, kind: str, name: str | None, *, limit: int
+    ) -> list[dict[str, Any]]:
+        """Events about objects of ``kind`` (one of them when ``name`` is given), in ``namespace``
+        or everywhere, at most ``limit``, in the API server's order: the caller sorts them."""
+        selector = f"involvedObject.kind={kind}" + (f",involvedObject.name={name}" if name else "")
+        what = f"list events of {kind} {name or ''} in {namespace or 'all namespaces'}".replace("  ", " ")
+        try:
+            if namespace:
+                res = self.core.list_namespaced_event(
+                    namespace, field_selector=selector, limit=limit, _request_timeout=self._t
+                )
+            else:
+                res = self.core.list_event_for_all_namespaces(
+                    field_selector=selector, limit=limit, _request_timeout=self._t
+                )
+        except Exception as exc:
+            raise _classify(exc, what) from None
+        return [cast(dict[str, Any], self.api.sanitize_for_serialization(e)) for e in res.items[:limit]]
+
+    def server_version(self) -> str:
+        """The API server's version (``/version``'s gitVersion): the cheapest "is it there?"."""
+        try:
+            info = client.VersionApi(self.api).get_code(_request_timeout=self._t)
+        except Exception as exc:
+            raise _classify(exc, "get API server version") from None
+        return str(info.git_version)
+
+    def get_crd(self, name: str) -> dict[str, Any] | None:
+        """A CustomResourceDefinition as plain data, or None when it is not installed."""
+        api = client.ApiextensionsV1Api(self.api)
+        try:
+            crd = api.read_custom_resource_definition(name, _request_timeout=self._t)
+        except Exception as exc:
+            err = _classify(exc, f"get customresourcedefinition {name}")
+            if err.kind is KubeErrorKind.NOT_FOUND:
+                return None
+            raise err from None
+        return cast(dict[str, Any], self.api.sanitize_for_serialization(crd))
+
+    def may(
+        self, verb: str, group: str, resource: str, *, namespace: str | None = None, subresource: str = ""
+    ) -> tuple[bool, str]:
+        """Whether this client's identity may ``verb`` the resource (a SelfSubjectAccessReview),
+        and the authorizer's reason when it says why."""
+        body = client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(
+                    verb=verb,
+                    group=group,
+                    resource=resource,
+                    subresource=subresource or None,
+                    namespace=namespace,
+                )
+            )
+        )
+        try:
+            review = client.AuthorizationV1Api(self.api).create_self_subject_access_review(
+                body, _request_timeout=self._t
+            )
+        except Exception as exc:
+            raise _classify(exc, f"access review {verb} {resource}") from None
+        status = review.status
+        return bool(status and status.allowed), str(
+            (status and (status.reason or status.evaluation_error)) or ""
+        )
 
 
 class _MemoryDiscoverer(LazyDiscoverer):
@@ -906,3 +1020,21 @@ def _default_request_timeout(api: client.ApiClient, timeout: tuple[float, float]
 
 def _in_cluster() -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def context_namespace(kubeconfig: str | None, context: str | None) -> str:
+    """The namespace a kubeconfig context names (kubectl's default for ``-n``), else the
+    in-cluster Pod's own namespace, else ``default``."""
+    if kubeconfig or not _in_cluster():
+        try:
+            contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
+        except (config.ConfigException, OSError, TypeError, ValueError):
+            return "default"
+        chosen = next((c for c in contexts or () if c.get("name") == context), None) if context else active
+        namespace = ((chosen or {}).get("context") or {}).get("namespace")
+        return str(namespace) if namespace else "default"
+    try:
+        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace", encoding="utf-8") as f:
+            return f.read().strip() or "default"
+    except OSError:
+        return "default"

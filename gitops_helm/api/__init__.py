@@ -27,6 +27,11 @@ from gitops_helm.api.errors import APIError, Problem, SpecError
 from gitops_helm.api.model import API_VERSION, GROUP, KIND, PLURAL, VERSION, HelmRelease, ObjectMeta
 from gitops_helm.api.parse import parse_helmrelease
 from gitops_helm.api.policy import UNLIMITED, ReleasePolicy, Remediation, TestPolicy, default_release_name
+from gitops_helm.api.requests import (
+    FLUX_RECONCILE_REQUEST_ANNOTATION,
+    RECONCILE_REQUEST_ANNOTATION,
+    reconcile_request,
+)
 from gitops_helm.api.serialise import serialise_helmrelease, serialise_spec
 from gitops_helm.api.spec import (
     ChartFileValuesSource,
@@ -69,9 +74,11 @@ from gitops_helm.api.tenancy import cross_namespace_references, service_account_
 
 __all__ = [
     "API_VERSION",
+    "FLUX_RECONCILE_REQUEST_ANNOTATION",
     "GROUP",
     "KIND",
     "PLURAL",
+    "RECONCILE_REQUEST_ANNOTATION",
     "UNLIMITED",
     "VERSION",
     "APIError",
@@ -118,6 +125,7 @@ __all__ = [
     "parse_helmrelease",
     "parse_status",
     "phase_message",
+    "reconcile_request",
     "record_phase",
     "remove_condition",
     "serialise_helmrelease",

@@ -34,6 +34,9 @@ Status fields (camelCase in the object):
 - `interruptions`, `lastInterruptedDigest`: how often the agent's own attempt at that desired
   digest was found interrupted (pending after a crash or kill) and unlocked; bounded by the
   agent's `--max-interruptions`, past which each one counts as a failure.
+- `lastHandledReconcileAt`: the value of the reconcile request annotation
+  (`gitops-helm.io/reconcile-requested-at`, else Flux's `reconcile.fluxcd.io/requestedAt`) that
+  the last finished run saw, as Flux records it: `gitops-helm reconcile` waits for it.
 """
 
 from __future__ import annotations
@@ -145,6 +148,7 @@ class HelmReleaseStatus:
     last_remediated_revision: int | None = None
     interruptions: int = 0
     last_interrupted_digest: str | None = None
+    last_handled_reconcile_at: str | None = None
 
 
 def phase_message(phase: Phase, release_name: str, namespace: str, detail: str | None = None) -> str:
@@ -254,6 +258,7 @@ _SCALARS: tuple[tuple[str, str], ...] = (
     ("last_remediated_revision", "lastRemediatedRevision"),
     ("interruptions", "interruptions"),
     ("last_interrupted_digest", "lastInterruptedDigest"),
+    ("last_handled_reconcile_at", "lastHandledReconcileAt"),
 )
 
 
@@ -324,6 +329,7 @@ def parse_status(raw: object) -> HelmReleaseStatus:
         last_remediated_revision=number("lastRemediatedRevision"),
         interruptions=number("interruptions") or 0,
         last_interrupted_digest=text("lastInterruptedDigest"),
+        last_handled_reconcile_at=text("lastHandledReconcileAt"),
     )
 
 

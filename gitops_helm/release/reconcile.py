@@ -36,6 +36,7 @@ from gitops_helm.api import (
     SpecError,
     cross_namespace_references,
     parse_helmrelease,
+    reconcile_request,
     service_account_of,
     service_account_user,
 )
@@ -93,6 +94,9 @@ class Outcome:
     ok: bool = True
     message: str = ""
     action: str = "none"  # the last helm action the run took (metrics, the action's log line)
+    # False when the run ended before looking at the release (a write conflict): a reconcile
+    # request is then not marked handled, the next run answers it
+    handled: bool = True
 
 
 class Reconciler:
@@ -158,18 +162,31 @@ class Reconciler:
         if not self.selector.matches_object(fresh):
             log.info("not this agent's HelmRelease (labels outside its shard): left alone", release=key)
             return Outcome(message="outside this agent's label selector")
+        # the reconcile request (``gitops-helm reconcile``) this run answers: recorded at its end
+        requested = reconcile_request((fresh.get("metadata") or {}).get("annotations"))
         try:
             hr = parse_helmrelease(fresh)
         except SpecError as exc:
-            message = report_invalid(self.kube, fresh, key, exc, datetime.fromtimestamp(self.clock(), UTC))
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            message = report_invalid(self.kube, fresh, key, exc, now, handled_request=requested)
             return Outcome(ok=False, message=message)
         report = StatusReport(self.kube, fresh, hr, plan_policy(hr.policy, self.settings.retry), self.clock)
         identity = self.identity(hr)
+        outcome = self._run(report, identity)
+        if outcome.handled and not hr.metadata.deletion_timestamp:
+            report.handled_request(requested)
+        return outcome
+
+    def _run(self, report: StatusReport, identity: Identity) -> Outcome:
+        """Finalize or reconcile; every error ends here as an :class:`Outcome`."""
+        hr, key = report.hr, report.hr.key
+        retry_soon = self.settings.retry.base_s
         try:
             if hr.metadata.deletion_timestamp:
                 return self._finalize(report, identity)
             if FINALIZER not in hr.metadata.finalizers and not self._add_finalizer(hr):
-                return Outcome(requeue_after=self.settings.conflict_retry_s)
+                # not handled: the newer object on its way is reconciled next
+                return Outcome(requeue_after=self.settings.conflict_retry_s, handled=False)
             return self._reconcile(report, identity)
         except KubeError as exc:
             if exc.kind is not KubeErrorKind.FORBIDDEN:
@@ -329,7 +346,7 @@ class Reconciler:
                 release=target.ref.key,
                 action=str(decision.action),
             )
-            return Outcome(requeue_after=self.settings.retry.base_s, message="stopping")
+            return Outcome(requeue_after=self.settings.retry.base_s, message="stopping", handled=False)
         return None
 
     def _settled_outcome(self, decision: pl.Plan) -> Outcome:

@@ -111,6 +111,17 @@ class StatusReport:
         """The release's status in Helm storage, as this step saw it."""
         self.status = replace(self.status, release_status=release.status.value if release else None)
 
+    def handled_request(self, requested: str | None) -> None:
+        """The run is over: record the reconcile request it answered (``gitops-helm reconcile``
+        waits for this; nothing is written when the request was already recorded)."""
+        if requested is None or requested == self.status.last_handled_reconcile_at:
+            return
+        self.status = replace(self.status, last_handled_reconcile_at=requested)
+        try:
+            self.write()
+        except KubeError as exc:  # the next run records it
+            log.warning("cannot record the handled reconcile request", release=self.hr.key, error=str(exc))
+
     def finished_generation(self) -> None:
         self.status = replace(self.status, observed_generation=self.hr.metadata.generation)
 
@@ -233,8 +244,17 @@ class StatusReport:
         self._not_ready(failed_step or "RetryScheduled", message)
 
 
-def report_invalid(kube: Kube, obj: dict[str, Any], key: str, exc: SpecError, now: datetime) -> str:
-    """A spec that cannot be parsed: say so on the status and in an Event, touch nothing else."""
+def report_invalid(
+    kube: Kube,
+    obj: dict[str, Any],
+    key: str,
+    exc: SpecError,
+    now: datetime,
+    *,
+    handled_request: str | None = None,
+) -> str:
+    """A spec that cannot be parsed: say so on the status and in an Event, touch nothing else
+    (``handled_request``: the reconcile request this answers, recorded on the status)."""
     namespace, name = key.split("/", 1)
     before = parse_status(obj.get("status"))
     message = f"invalid HelmRelease: {exc}"
@@ -253,6 +273,8 @@ def report_invalid(kube: Kube, obj: dict[str, Any], key: str, exc: SpecError, no
     generation = obj.get("metadata", {}).get("generation")
     if isinstance(generation, int):
         status = replace(status, observed_generation=generation)
+    if handled_request is not None:
+        status = replace(status, last_handled_reconcile_at=handled_request)
     body = serialise_status(status, null_unset=True)
     if body != serialise_status(before, null_unset=True):
         try:

@@ -55,6 +55,10 @@ SYNC_REQUESTED_ANNOTATION = "gitops-helm.io/sync-requested"
 # difference: create, update, delete)
 UNCHANGED = "unchanged"
 
+# on every sync-state ConfigMap, so the CLI finds them in whatever namespace the agent writes them
+SYNC_STATE_LABEL = "gitops-helm.io/sync-state"
+_STATE_LABELS = {SYNC_STATE_LABEL: "true"}
+
 
 @dataclass
 class SyncResult:
@@ -315,7 +319,11 @@ class Syncer:
         }
         try:
             self.kube.apply_configmap(
-                self.settings.state_namespace, state_configmap_name(self.settings.name), data, FIELD_MANAGER
+                self.settings.state_namespace,
+                state_configmap_name(self.settings.name),
+                data,
+                FIELD_MANAGER,
+                _STATE_LABELS,
             )
         except KubeError as exc:
             log.warning("cannot write sync state", error=exc.message)
@@ -332,6 +340,7 @@ class Syncer:
                 state_configmap_name(self.settings.name),
                 data,
                 FIELD_MANAGER + "-source",
+                _STATE_LABELS,
             )
         except KubeError as exc:
             log.debug("cannot write source state", error=exc.message)

@@ -135,6 +135,7 @@ def full_manifest(chart: dict[str, Any] | None = None) -> dict[str, Any]:
         "lastRemediatedRevision": 3,
         "interruptions": 1,
         "lastInterruptedDigest": "sha256:bbbb",
+        "lastHandledReconcileAt": "2024-05-01T11:59:00.123456Z",
         "conditions": [
             {
                 "type": "Released",

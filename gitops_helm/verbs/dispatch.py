@@ -1,0 +1,38 @@
+"""Run one verb: connect, call it, close; a bad kubeconfig is a clear error (exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from gitops_helm.adapters.kube import KubeError
+from gitops_helm.verbs.check import check
+from gitops_helm.verbs.events import events
+from gitops_helm.verbs.reconcile import reconcile, resume, suspend
+from gitops_helm.verbs.releases import get, status
+from gitops_helm.verbs.session import Session
+
+__all__ = ["run_verb"]
+
+_VERBS: dict[str, Callable[[Session], int]] = {
+    "get": get,
+    "status": status,
+    "reconcile": reconcile,
+    "suspend": suspend,
+    "resume": resume,
+    "events": events,
+    "check": check,
+}
+
+
+def run_verb(args: argparse.Namespace) -> int:
+    try:
+        session = Session(args)
+    except KubeError as exc:
+        print(f"gitops-helm: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _VERBS[args.command](session)
+    finally:
+        session.close()

@@ -1,0 +1,117 @@
+"""The flags of the CLI verbs (argparse only: ``cli`` imports this at start, nothing heavy).
+
+The verbs need no agent settings, only where the cluster is: ``--kubeconfig`` (else
+``$KUBECONFIG``, ``~/.kube/config``, in-cluster) and ``--kube-context``; ``-n`` defaults to the
+context's namespace as with kubectl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+__all__ = ["VERBS", "add_verbs"]
+
+VERBS = ("get", "status", "reconcile", "suspend", "resume", "events", "check")
+_OUTPUTS = ("table", "wide", "json", "yaml")
+
+
+def _cluster(p: argparse.ArgumentParser, *, all_namespaces: bool) -> None:
+    g = p.add_argument_group("cluster")
+    g.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    g.add_argument("--kube-context", help="kubeconfig context (default: the current one)")
+    g.add_argument("-n", "--namespace", help="namespace (default: the context's namespace, else default)")
+    if all_namespaces:
+        g.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace (overrides -n)")
+    g.add_argument(
+        "--request-timeout", type=float, default=30.0, metavar="SECONDS", help="per API request (default: 30)"
+    )
+
+
+def _wait(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("name", metavar="NAME", help="the HelmRelease")
+    p.add_argument(
+        "--timeout",
+        default="5m",
+        help=f"how long to wait for the agent to {what} (default: 5m; exit status 2 when it has not)",
+    )
+    p.add_argument("--no-wait", action="store_true", help="only ask; do not wait for the outcome")
+
+
+def _state(p: argparse.ArgumentParser) -> None:
+    s = p.add_argument_group("sync state")
+    s.add_argument("--sync-name", help="sync source to show (default: every one found)")
+    s.add_argument(
+        "--state-namespace",
+        help="namespace of the sync-state ConfigMap (default: found by its label in every namespace)",
+    )
+    s.add_argument("--leader-election-namespace", help="namespace of the Lease (default: the state's)")
+    s.add_argument(
+        "--leader-election-id", default="gitops-helm", help="name of the Lease (default: gitops-helm)"
+    )
+
+
+def add_verbs(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add the verbs to the ``gitops-helm`` subcommands."""
+    get = sub.add_parser(
+        "get", help="list HelmReleases: ready, status, revision, chart, last action, suspended, age"
+    )
+    get.add_argument(
+        "kind",
+        nargs="?",
+        choices=("helmreleases", "helmrelease", "hr"),
+        help="what to list (only HelmReleases; accepted for flux/kubectl habits)",
+    )
+    get.add_argument("name", nargs="?", metavar="NAME", help="only this HelmRelease")
+    status = sub.add_parser(
+        "status", help="HelmReleases (every namespace unless -n), the Git sync state and the leader"
+    )
+    for parser in (get, status):
+        _cluster(parser, all_namespaces=True)
+        parser.add_argument("-o", "--output", choices=_OUTPUTS, default="table", help="default: table")
+    _state(status)
+
+    reconcile = sub.add_parser(
+        "reconcile", help="ask the agent to reconcile a HelmRelease now, wait, print the outcome"
+    )
+    _wait(reconcile, "reconcile it")
+    reconcile.add_argument(
+        "--with-source", action="store_true", help="also ask for a Git fetch and sync first"
+    )
+    _state(reconcile)
+    suspend = sub.add_parser("suspend", help="stop reconciling a HelmRelease (spec.suspend=true)")
+    suspend.add_argument("name", metavar="NAME", help="the HelmRelease")
+    resume = sub.add_parser("resume", help="reconcile a HelmRelease again (spec.suspend=false), then wait")
+    _wait(resume, "reconcile it")
+    for parser in (reconcile, suspend, resume):
+        _cluster(parser, all_namespaces=False)
+
+    events = sub.add_parser("events", help="Events of a HelmRelease (or of all of them), newest last")
+    events.add_argument("name", nargs="?", metavar="NAME", help="the HelmRelease (default: every one)")
+    events.add_argument("--limit", type=int, default=500, help="at most this many Events (default: 500)")
+    _cluster(events, all_namespaces=True)
+
+    check = sub.add_parser(
+        "check", help="prerequisites: API server, CRD, helm, git, RBAC of the current identity"
+    )
+    _cluster(check, all_namespaces=False)
+    check.add_argument(
+        "--helm-bin",
+        default=os.environ.get("GITOPS_HELM_HELM_BIN") or "helm",
+        help="helm binary (default: $GITOPS_HELM_HELM_BIN, else helm on PATH)",
+    )
+    check.add_argument("--git-bin", default="git", help="git binary (default: git on PATH)")
+    check.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER",
+        help="check the permissions of this user instead (e.g. system:serviceaccount:NS:NAME)",
+    )
+    check.add_argument(
+        "--leader-elect", action="store_true", help="also check the permissions leader election needs"
+    )
+    check.add_argument(
+        "--leader-election-namespace",
+        help="namespace of the Lease, for --leader-elect (default: the -n namespace)",
+    )

@@ -1,0 +1,178 @@
+"""``gitops-helm get`` and ``status``: HelmReleases as a table (or data), and the Git sync state.
+
+The sync-state ConfigMaps are found wherever the agent writes them (``--state-namespace`` of
+``run``): by their label ``gitops-helm.io/sync-state`` in every namespace, unless
+``--state-namespace`` names the one to look in.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from gitops_helm import yamlio
+from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
+from gitops_helm.sync.apply import SYNC_STATE_LABEL, state_configmap_name
+from gitops_helm.sync.plan import load_identity
+from gitops_helm.verbs.session import Session, use_colour
+from gitops_helm.verbs.table import ReleaseRow, release_row, render_table, rows_data
+
+__all__ = ["get", "status"]
+
+
+def _rows(session: Session, namespace: str | None, name: str | None) -> list[ReleaseRow]:
+    items, _ = session.kube.list_helmreleases(namespace)
+    if name:
+        items = [o for o in items if (o.get("metadata") or {}).get("name") == name]
+    now = datetime.now(UTC)
+    rows = [release_row(o, now) for o in items]
+    return sorted(rows, key=lambda r: (r.namespace, r.name))
+
+
+def _print_rows(rows: list[ReleaseRow], output: str, *, all_namespaces: bool) -> None:
+    if output == "json":
+        print(json.dumps(rows_data(rows), indent=2))
+    elif output == "yaml":
+        print(yamlio.dump(rows_data(rows), sort_keys=False), end="")
+    elif rows:
+        wide = output == "wide"
+        table = render_table(rows, all_namespaces=all_namespaces, wide=wide, colour=use_colour(sys.stdout))
+        print(table, end="")
+
+
+def get(session: Session) -> int:
+    """Exit 0; 1 when a named HelmRelease does not exist; 2 when the API cannot be read."""
+    args = session.args
+    namespace = None if session.all_namespaces else session.namespace
+    try:
+        rows = _rows(session, namespace, args.name)
+    except KubeError as exc:
+        print(f"gitops-helm: {exc}", file=sys.stderr)
+        return 2
+    _print_rows(rows, args.output, all_namespaces=session.all_namespaces)
+    if not rows and args.output in ("table", "wide"):
+        where = "any namespace" if namespace is None else f"namespace {namespace!r}"
+        if args.name:
+            print(f"gitops-helm: HelmRelease {args.name!r} not found in {where}", file=sys.stderr)
+            return 1
+        print(f"no HelmReleases found in {where}", file=sys.stderr)
+    return 0
+
+
+def status(session: Session) -> int:
+    """HelmReleases (every namespace unless ``-n``), each sync source's state and the leader."""
+    args = session.args
+    namespace = session.args.namespace if not session.all_namespaces else None
+    try:
+        rows = _rows(session, namespace, None)
+        states = _sync_states(session.kube, args.state_namespace, args.sync_name)
+    except KubeError as exc:
+        print(f"gitops-helm: {exc}", file=sys.stderr)
+        return 2
+    if args.output in ("json", "yaml"):
+        found = [_state_data(ns, n, d) for ns, n, d in states]
+        report: dict[str, Any] = {"helmReleases": rows_data(rows), "syncStates": found}
+        if args.output == "json":
+            print(json.dumps(report, indent=2))
+        else:
+            print(yamlio.dump(report, sort_keys=False), end="")
+        return 0
+    _print_rows(rows, args.output, all_namespaces=namespace is None)
+    if not rows:
+        print("no HelmReleases found")
+    if not states:
+        print(
+            "\ngit sync: no sync state found"
+            + (f" in {args.state_namespace!r}" if args.state_namespace else "")
+        )
+    for state_namespace, name, data in states:
+        _print_state(state_namespace, name, data)
+    lease_namespace = args.leader_election_namespace or (
+        states[0][0] if states else args.state_namespace or "default"
+    )
+    _print_leader(session.kube, lease_namespace, args.leader_election_id)
+    return 0
+
+
+def _sync_states(
+    kube: Kube, state_namespace: str | None, sync_name: str | None
+) -> list[tuple[str, str, dict[str, str]]]:
+    """(namespace, ConfigMap name, data) of every sync source asked for, found by label unless
+    ``state_namespace`` is given; a state written before the label existed is still found by
+    name there."""
+    wanted = state_configmap_name(sync_name) if sync_name else None
+    try:
+        found = kube.list_configmaps(f"{SYNC_STATE_LABEL}=true", state_namespace)
+    except KubeError as exc:
+        if exc.kind is not KubeErrorKind.FORBIDDEN or state_namespace is not None:
+            raise
+        found = []  # may not list across namespaces: look where the agent writes by default
+        state_namespace = "default"
+    states = []
+    for cm in found:
+        meta = cm.get("metadata") or {}
+        if wanted is None or meta.get("name") == wanted:
+            states.append((str(meta.get("namespace")), str(meta.get("name")), dict(cm.get("data") or {})))
+    if not states and state_namespace is not None:
+        name = wanted or state_configmap_name("default")
+        data = kube.get_configmap_data(state_namespace, name)
+        if data is not None:
+            states.append((state_namespace, name, data))
+    return sorted(states)
+
+
+def _state_data(namespace: str, name: str, data: dict[str, str]) -> dict[str, Any]:
+    owner = load_identity(data.get("source") or "")
+    return {
+        "namespace": namespace,
+        "configMap": name,
+        "source": owner.describe() if owner is not None else None,
+        "revision": data.get("revision"),
+        "time": data.get("time"),
+        "result": data.get("result"),
+        "applied": int(data.get("applied") or 0),
+        "unchanged": int(data.get("unchanged") or 0),
+        "nextPoll": data.get("nextPoll"),
+        "fetchError": data.get("fetchError") or None,
+        "errors": json.loads(data.get("errors") or "[]"),
+        "wouldDelete": json.loads(data.get("wouldDelete") or "[]"),
+    }
+
+
+def _print_state(namespace: str, name: str, state: dict[str, str]) -> None:
+    print()
+    print(
+        f"git sync ({namespace}/{name}): revision {state.get('revision', '-')[:12]} "
+        f"at {state.get('time', '-')} ({state.get('result', '-')}; {state.get('applied', '0')} applied, "
+        f"{state.get('unchanged', '0')} unchanged); next poll {state.get('nextPoll', '-')}"
+    )
+    owner = load_identity(state.get("source") or "")
+    if owner is not None:
+        print(f"  source: {owner.describe()}")
+    elif state.get("inventory"):
+        print("  source: not recorded yet (the next sync of this name records its own)")
+    for item in json.loads(state.get("wouldDelete") or "[]"):
+        print(f"  would delete (dry run): {item}")
+    if state.get("fetchError"):
+        print(f"  fetch error: {state['fetchError']}")
+    for err in json.loads(state.get("errors") or "[]"):
+        print(f"  error: {err}")
+
+
+def _print_leader(kube: Kube, namespace: str, name: str) -> None:
+    """Who acts, when replicas run with --leader-elect (the Lease they share)."""
+    try:
+        lease = kube.get_lease(namespace, name)
+    except KubeError as exc:
+        print(f"\nleader: unknown ({exc.message})")
+        return
+    if lease is None:
+        return
+    spec = lease.get("spec") or {}
+    print()
+    print(
+        f"leader ({namespace}/{name}): {spec.get('holderIdentity') or 'none'}, "
+        f"renewed {spec.get('renewTime') or '-'}"
+    )
