@@ -941,7 +941,14 @@ class Kube:
         return cast(dict[str, Any], self.api.sanitize_for_serialization(crd))
 
     def may(
-        self, verb: str, group: str, resource: str, *, namespace: str | None = None, subresource: str = ""
+        self,
+        verb: str,
+        group: str,
+        resource: str,
+        *,
+        namespace: str | None = None,
+        subresource: str = "",
+        name: str = "",
     ) -> tuple[bool, str]:
         """Whether this client's identity may ``verb`` the resource (a SelfSubjectAccessReview),
         and the authorizer's reason when it says why."""
@@ -953,6 +960,7 @@ class Kube:
                     resource=resource,
                     subresource=subresource or None,
                     namespace=namespace,
+                    name=name or None,
                 )
             )
         )

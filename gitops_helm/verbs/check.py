@@ -20,7 +20,7 @@ from gitops_helm.api import GROUP, PLURAL, VERSION
 from gitops_helm.api.crd import CRD_NAME, load_crd
 from gitops_helm.verbs.session import Session, use_colour
 
-__all__ = ["AGENT_PERMISSIONS", "LEADER_PERMISSIONS", "Permission", "check"]
+__all__ = ["AGENT_PERMISSIONS", "LEADER_PERMISSIONS", "STATE_PERMISSIONS", "Permission", "check"]
 
 
 @dataclass(frozen=True)
@@ -31,36 +31,42 @@ class Permission:
     why: str
     subresource: str = ""
     namespaced: bool = True
+    name: str = ""  # one object only (an RBAC rule with resourceNames)
 
     def text(self) -> str:
         resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
         return f"{','.join(self.verbs)} {resource}{'.' + self.group if self.group else ''}"
 
 
-#: What the agent itself does in every namespace (the releases' own objects come on top).
+#: What the agent itself does in every namespace: ``deploy/rbac.yaml``'s ClusterRole, part (a) of
+#: the RBAC (the releases' own objects are part (b), the release permissions, checked by helm).
 AGENT_PERMISSIONS = (
     Permission(
         ("get", "list", "watch", "patch"), GROUP, PLURAL, "watch HelmReleases and set their finalizer"
     ),
     Permission(("patch",), GROUP, PLURAL, "write the status of HelmReleases", subresource="status"),
-    Permission(("create",), "", "events", "record Events on HelmReleases"),
+    Permission(("create", "patch"), "", "events", "record Events on HelmReleases (a repeat is counted)"),
     Permission(
-        ("get", "list", "watch", "create", "patch"),
+        ("get", "list", "watch", "patch"),
         "",
         "secrets",
-        "Helm release storage, values and chart credentials, the digest key",
+        "read Helm release storage, values and chart credentials; label the agent's release records",
     ),
+    Permission(("get", "list", "watch"), "", "configmaps", "read values sources"),
+    Permission(("get", "list", "watch"), "", "pods", "name the failing pods of a failed release"),
     Permission(
-        ("get", "list", "watch", "create", "patch"), "", "configmaps", "values sources and the Git sync state"
-    ),
-    Permission(("get", "create"), "", "namespaces", "create a release's target namespace", namespaced=False),
-    Permission(
-        ("get", "create", "patch"),
+        ("get", "patch"),
         "apiextensions.k8s.io",
         "customresourcedefinitions",
         "install the HelmRelease CRD at start (--install-crd)",
         namespaced=False,
+        name=f"{PLURAL}.{GROUP}",
     ),
+)
+#: In the agent's own namespace (``--state-namespace``, also the Lease's): its state objects.
+STATE_PERMISSIONS = (
+    Permission(("create", "patch"), "", "configmaps", "write the Git sync state"),
+    Permission(("create",), "", "secrets", "create the installation's digest key once"),
 )
 #: With ``--leader-elect``, in the Lease's namespace.
 LEADER_PERMISSIONS = (
@@ -171,6 +177,7 @@ def _git(out: _Checklist, binary: str) -> None:
 
 def _permissions(out: _Checklist, kube: Kube, who: str, lease_namespace: str, leader_elect: bool) -> None:
     wanted: list[tuple[Permission, str | None]] = [(p, None) for p in AGENT_PERMISSIONS]
+    wanted += [(p, lease_namespace) for p in STATE_PERMISSIONS]
     if leader_elect:
         wanted += [(p, lease_namespace) for p in LEADER_PERMISSIONS]
     for permission, namespace in wanted:
@@ -188,6 +195,7 @@ def _permissions(out: _Checklist, kube: Kube, who: str, lease_namespace: str, le
                     permission.resource,
                     namespace=namespace,
                     subresource=permission.subresource,
+                    name=permission.name,
                 )
             except KubeError as exc:
                 out.line(False, f"RBAC of {who}: {exc}")

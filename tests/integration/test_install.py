@@ -21,6 +21,7 @@ import yaml
 from tests.conftest import Env
 from tests.integration.syncfix import (
     ConfigRepo,
+    cli,
     free_port,
     get_object,
     helmrelease,
@@ -234,6 +235,13 @@ def test_the_agent_works_under_the_shipped_rbac_with_nothing_forbidden(
         assert lease is not None and lease["spec"].get("holderIdentity")
         release = env.run([env["HELM_BIN"], "status", "web", "-n", namespace, "-o", "json"])
         assert json.loads(release.stdout)["info"]["status"] == "deployed"
+        # `gitops-helm check` agrees: the shipped ServiceAccount has every permission it lists
+        account = f"system:serviceaccount:{installed.namespace}:{installed.account}"
+        checked = cli(
+            env, "check", "--kubeconfig", env["KUBECONFIG"], "--helm-bin", env["HELM_BIN"],
+            "--as", account, "--leader-elect", "-n", installed.namespace,
+        )  # fmt: skip
+        assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:
         code = agent.stop()
         unblock_namespace(env, namespace)
