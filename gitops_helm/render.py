@@ -64,6 +64,9 @@ __all__ = ["RenderOptions", "label_sources", "render"]
 
 _SOURCE_LINE = re.compile(r"^# Source: (?P<template>.*)$")
 _MAX_LOCAL_DEPENDENCIES = 32
+# A Kubernetes object name (DNS-1123 subdomain). The API server enforces it on a cluster; offline
+# nothing does, and ``--output-dir`` makes the name a path (``../x`` would leave the directory).
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,8 @@ def _missing_hint(exc: values_mod.ValuesError) -> str:
 
 def _write_file(output_dir: Path, hr: HelmRelease, text: str | None) -> Path:
     target = output_dir / hr.namespace / f"{hr.name}.yaml"
+    if target.resolve().parent != (output_dir / hr.namespace).resolve():  # names are checked before
+        raise ConfigError(f"render: {hr.key}: {target} would leave {output_dir}")
     if text is None:  # failed: no stale file from an earlier run may pass for this one's output
         target.unlink(missing_ok=True)
         return target
@@ -352,10 +357,20 @@ def render(
         if not manifest.is_helmrelease:
             continue
         try:
-            releases.append((manifest, parse_helmrelease(manifest.body, default_namespace=default_ns)))
+            hr = parse_helmrelease(manifest.body, default_namespace=default_ns)
         except SpecError as exc:
             outcome.failed.append(f"{manifest.origin}: HelmRelease {exc}")
             err.write(f"error: {manifest.origin}: HelmRelease {exc}\n")
+            continue
+        if len(hr.name) > 253 or not _OBJECT_NAME.fullmatch(hr.name):
+            problem = (
+                f"{manifest.origin}: HelmRelease name {hr.name!r} is not a valid Kubernetes object name "
+                "(lowercase letters, digits, '-' and '.', at most 253 characters)"
+            )
+            outcome.failed.append(problem)
+            err.write(f"error: {problem}\n")
+            continue
+        releases.append((manifest, hr))
     if not releases:
         if not outcome.failed:
             err.write(f"no HelmRelease found under {options.path}\n")

@@ -169,3 +169,31 @@ def test_same_repository_url(a: str, b: str) -> None:
 
 def test_different_repositories_differ() -> None:
     assert not same_repository_url("https://git.example/team/config", "https://git.example/team/other")
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "..", "a/b", "Upper"])
+def test_render_refuses_a_name_that_is_no_object_name(
+    tmp_path: object, name: str
+) -> None:
+    """Offline no API server checks metadata.name, and --output-dir makes it a path: a
+    HelmRelease named ``../../escaped`` must fail, never write (or delete) outside the directory."""
+    import io
+    from pathlib import Path
+
+    from gitops_helm.cli import build_parser
+    from gitops_helm.config import settings_from_args
+    from gitops_helm.render import RenderOptions, render
+
+    root = Path(str(tmp_path))
+    (root / "in").mkdir()
+    (root / "in" / "hr.yaml").write_text(
+        "apiVersion: helm.fluxcd.io/v1\nkind: HelmRelease\n"
+        f"metadata: {{name: {name!r}, namespace: apps}}\n"
+        "spec: {releaseName: x, chart: {repository: 'https://charts.example.com', name: c, version: 1.0.0}}\n"
+    )
+    out = root / "out" / "deep"
+    settings = settings_from_args(build_parser().parse_args(["render", str(root / "in")]))
+    err = io.StringIO()
+    assert render(settings, RenderOptions(path=root / "in", output_dir=out), io.StringIO(), err) == 1
+    assert "is not a valid Kubernetes object name" in err.getvalue()
+    assert sorted(p.name for p in root.rglob("*.yaml")) == ["hr.yaml"]
