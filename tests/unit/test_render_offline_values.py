@@ -172,9 +172,7 @@ def test_different_repositories_differ() -> None:
 
 
 @pytest.mark.parametrize("name", ["../../escaped", "..", "a/b", "Upper"])
-def test_render_refuses_a_name_that_is_no_object_name(
-    tmp_path: object, name: str
-) -> None:
+def test_render_refuses_a_name_that_is_no_object_name(tmp_path: object, name: str) -> None:
     """Offline no API server checks metadata.name, and --output-dir makes it a path: a
     HelmRelease named ``../../escaped`` must fail, never write (or delete) outside the directory."""
     import io
