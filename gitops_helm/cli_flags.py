@@ -277,6 +277,13 @@ class FlagParser(argparse.ArgumentParser):
                 out += words[i - 1 :]
                 break
             if not word.startswith("--"):
+                short = self.known(word) if len(word) == 2 and word[0] == "-" else None
+                if isinstance(short, BoolFlag):  # -A: a bare short boolean takes no positional either
+                    if i < len(words) and words[i].lower() in _SPACED_BOOL_WORDS:
+                        word = f"{word}={words[i]}"
+                        i += 1
+                    else:
+                        word = f"{word}=true"
                 out.append(word)
                 continue
             name, has_value, value = word.partition("=")

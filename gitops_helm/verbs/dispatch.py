@@ -9,6 +9,7 @@ from collections.abc import Callable
 from gitops_helm.adapters.kube import KubeError
 from gitops_helm.verbs.check import check
 from gitops_helm.verbs.events import events
+from gitops_helm.verbs.flags import get_words
 from gitops_helm.verbs.reconcile import reconcile, resume, suspend
 from gitops_helm.verbs.releases import get, status
 from gitops_helm.verbs.session import Session
@@ -27,6 +28,10 @@ _VERBS: dict[str, Callable[[Session], int]] = {
 
 
 def run_verb(args: argparse.Namespace) -> int:
+    problem = get_words(args) if args.command == "get" else None
+    if problem is not None:
+        print(f"gitops-helm: {problem}", file=sys.stderr)
+        return 2
     try:
         session = Session(args)
     except KubeError as exc:

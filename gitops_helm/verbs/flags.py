@@ -11,10 +11,11 @@ import argparse
 import os
 from typing import Any
 
-__all__ = ["VERBS", "add_verbs"]
+__all__ = ["KINDS", "VERBS", "add_verbs", "get_words"]
 
 VERBS = ("get", "status", "reconcile", "suspend", "resume", "events", "check")
 _OUTPUTS = ("table", "wide", "json", "yaml")
+KINDS = ("helmreleases", "helmrelease", "hr")  # `get [KIND] [NAME]`: the kind is optional
 
 
 def _cluster(p: argparse.ArgumentParser, *, all_namespaces: bool) -> None:
@@ -60,8 +61,9 @@ def add_verbs(sub: argparse._SubParsersAction[Any]) -> None:
     get.add_argument(
         "kind",
         nargs="?",
-        choices=("helmreleases", "helmrelease", "hr"),
-        help="what to list (only HelmReleases; accepted for flux/kubectl habits)",
+        metavar="hr",
+        help="helmreleases, helmrelease or hr: what to list (only HelmReleases; optional, accepted "
+        "for flux/kubectl habits)",
     )
     get.add_argument("name", nargs="?", metavar="NAME", help="only this HelmRelease")
     status = sub.add_parser(
@@ -115,3 +117,15 @@ def add_verbs(sub: argparse._SubParsersAction[Any]) -> None:
         "--leader-election-namespace",
         help="namespace of the Lease, for --leader-elect (default: the -n namespace)",
     )
+
+
+def get_words(args: argparse.Namespace) -> str | None:
+    """``get [KIND] [NAME]``: ``get podinfo`` names a HelmRelease, as ``get hr podinfo`` does.
+    Sets ``args.name``; the error to show (exit 2), or None."""
+    kind, name = args.kind, args.name
+    if kind is None or kind.lower() in KINDS:
+        return None
+    if name is None:
+        args.kind, args.name = None, kind
+        return None
+    return f"get {kind} {name}: only HelmReleases can be listed ({', '.join(KINDS)})"

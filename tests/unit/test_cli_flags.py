@@ -218,3 +218,25 @@ def test_deprecation_notice_is_said_before_anything_else(capsys: pytest.CaptureF
         "use --resync-interval"
     )
     assert err[1] == "gitops-helm: --workers: must be at least 1"
+
+
+def test_get_name_without_kind_and_short_booleans_take_no_positional() -> None:
+    """`get podinfo` names a HelmRelease as `get hr podinfo` does; a bare `-A` never swallows the
+    next word (`events -A podinfo` lists podinfo's Events in every namespace)."""
+    from gitops_helm.verbs.flags import get_words
+
+    for argv, name in (
+        (["get", "podinfo"], "podinfo"),
+        (["get", "hr", "podinfo"], "podinfo"),
+        (["get"], None),
+    ):
+        args = parse(*argv)
+        assert get_words(args) is None and args.name == name
+    args = parse("get", "pods", "x")
+    assert "only HelmReleases" in (get_words(args) or "")
+    args = parse("get", "-A", "hr", "podinfo")
+    assert args.all_namespaces is True and args.name == "podinfo"
+    args = parse("events", "-A", "podinfo")
+    assert args.all_namespaces is True and args.name == "podinfo"
+    assert parse("events", "-A", "false").all_namespaces is False
+    assert parse("events", "-A=false", "x").all_namespaces is False
