@@ -116,8 +116,31 @@ class Filter:
                 return False
         assert self._regex is not None  # noqa: S101 - set by parse_filter for glob and regex
         if self.kind is FilterKind.GLOB:
-            return self._regex.fullmatch(tag) is not None
+            return _glob_matches(self.pattern, tag)
         return self._regex.search(tag) is not None
+
+
+def _glob_matches(pattern: str, tag: str) -> bool:
+    """Whether ``tag`` matches the ``*``-glob ``pattern`` (each ``*`` any run of characters but a
+    line break). Linear: each literal part is found leftmost after the previous one, which is
+    exact for ``*``-only globs; a backtracking regex (``.*a.*a...``) is exponential in the stars,
+    and would hold the interpreter lock for hours on a crafted filter."""
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return tag == pattern
+    if "\n" in tag:
+        return False
+    first, *middle, last = parts
+    end = len(tag) - len(last)
+    if end < len(first) or not tag.startswith(first) or not tag.endswith(last):
+        return False
+    pos = len(first)
+    for part in middle:
+        found = tag.find(part, pos, end)
+        if found < 0:
+            return False
+        pos = found + len(part)
+    return True
 
 
 ALL_TAGS: Filter

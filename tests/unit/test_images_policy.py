@@ -260,3 +260,25 @@ def test_semver_decision_never_downgrades_and_ignores_listing_order(
         assert parse_version(a.tag) == max(parse_version(t) for t in tags)
     else:
         assert all(parse_version(t) <= parse_version(current) for t in tags)
+
+
+def test_a_glob_matches_as_its_regex_did_and_in_linear_time() -> None:
+    import itertools
+    import re
+    import time
+
+    alphabet = ("a", "b", "-", ".")
+    tags = ["".join(p) for n in range(6) for p in itertools.product(alphabet, repeat=n)]
+    patterns = ["*", "a*", "*a", "a*b", "*a*", "a*a", "*-*.*", "a**b", "ab", "", "*a*a*", "a*-*a"]
+    for pattern in patterns:
+        regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+        glob = parse_filter(f"glob:{pattern}")
+        for tag in tags:
+            if tag.lower() == "latest":
+                continue
+            assert glob.matches(tag) == (regex.fullmatch(tag) is not None), (pattern, tag)
+    # a crafted filter: as a backtracking regex this is C(120, 40) steps under the GIL
+    crafted = parse_filter("glob:" + "*a" * 40 + "*b")
+    started = time.monotonic()
+    assert not crafted.matches("a" * 120)
+    assert time.monotonic() - started < 1.0
