@@ -9,7 +9,9 @@ Rules (README "Image automation"):
 
 - Filters ``semver:<range>`` (Helm's ranges, ``charts.semver``; pre-releases only when the range
   has a pre-release comparator), ``glob:<pattern>`` (``*`` is the only wildcard, whole tag),
-  ``regex:<pattern>`` (``regexp:`` too; Python ``re.search``, unanchored like Flux v1). A filter
+  ``regex:<pattern>`` (``regexp:`` too; RE2 syntax and semantics, as Go's regexp in Flux, searched
+  unanchored like Flux v1: linear in the tag's length whatever the pattern, so a tenant's filter
+  cannot stall the agent; backreferences do not exist in RE2). A filter
   without a prefix is a glob; no filter is ``glob:*``.
 - Ordering: semver filters order by version; glob and regex by build time (the candidates'
   ``created``), ties broken by the greater tag so the answer never depends on listing order.
@@ -31,6 +33,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+import re2
 
 from gitops_helm.charts.semver import ConstraintError, Version, VersionError, parse_constraint, parse_version
 from gitops_helm.errors import GitopsHelmError
@@ -99,7 +103,7 @@ class Filter:
     kind: FilterKind
     pattern: str
     text: str
-    _regex: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+    _regex: Any = field(default=None, repr=False, compare=False)  # an RE2 pattern (regex filters)
 
     @property
     def order(self) -> Order:
@@ -114,9 +118,9 @@ class Filter:
                 return parse_constraint(self.pattern).matches(parse_version(tag))
             except VersionError:
                 return False
-        assert self._regex is not None  # noqa: S101 - set by parse_filter for glob and regex
         if self.kind is FilterKind.GLOB:
             return _glob_matches(self.pattern, tag)
+        assert self._regex is not None  # noqa: S101 - set by parse_filter for regex filters
         return self._regex.search(tag) is not None
 
 
@@ -163,16 +167,28 @@ def parse_filter(text: str, where: str = "filter") -> Filter:
             raise PolicyError(f"{where}: invalid semver range: {exc}") from None
         return Filter(FilterKind.SEMVER, pattern, text)
     if kind_text in ("regex", "regexp"):
-        try:
-            compiled = re.compile(rest)
-        except re.error as exc:
-            raise PolicyError(f"{where}: invalid regular expression {rest!r}: {exc}") from None
-        return Filter(FilterKind.REGEX, rest, text, compiled)
+        return Filter(FilterKind.REGEX, rest, text, _compile_re2(rest, where))
     if colon and kind_text != "glob":  # a tag holds no ":", so this is a misspelt prefix
         raise PolicyError(f"{where}: unknown filter {prefix!r} (use semver:, glob: or regex:)")
     pattern = rest if colon else text
-    glob = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
-    return Filter(FilterKind.GLOB, pattern, text, glob)
+    return Filter(FilterKind.GLOB, pattern, text)
+
+
+def _compile_re2(pattern: str, where: str) -> Any:
+    """An RE2 pattern: matching is linear in the input, so no filter can make the agent
+    backtrack for hours while it holds the interpreter lock (Python's ``re`` would)."""
+    options = re2.Options()
+    options.log_errors = False  # the error is raised (and named) below, not printed by RE2
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        detail = (
+            exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        )
+        raise PolicyError(
+            f"{where}: invalid regular expression {pattern!r}: {detail} (RE2 syntax, as in Flux; "
+            "no backreferences or lookarounds)"
+        ) from None
 
 
 ALL_TAGS = parse_filter("glob:*")
