@@ -155,6 +155,10 @@ class GitSettings:
         "GIT_SSL_CAPATH",
     )
     """The only variables of the agent's own environment that git sees."""
+    follow_redirects: bool = True
+    """``http.followRedirects``: True is git's default (``initial``: the first request of a fetch
+    may be redirected anywhere); False for a URL whose address was checked before git ran
+    (``chart.git`` under a destinations policy), so a redirect cannot take git past the check."""
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -468,6 +472,7 @@ class GitRunner:
                 "gc.autoDetach=false",
                 "-c",
                 "maintenance.autoDetach=false",
+                *([] if self.settings.follow_redirects else ["-c", "http.followRedirects=false"]),
                 *args,
             ]
             started = time.monotonic()

@@ -539,7 +539,9 @@ def _retry_after(value: str | None, now: float) -> float | None:
     """Seconds from a ``Retry-After`` value: delta-seconds or an HTTP date (never negative, at
     most :data:`MAX_RETRY_AFTER_S`)."""
     text = (value or "").strip()
-    if text.isdigit():
+    # ASCII only: a header is decoded as latin-1, and "\u00b2" (byte 0xB2) is a digit to
+    # str.isdigit() that float() refuses
+    if text.isascii() and text.isdigit():
         return min(float(text), MAX_RETRY_AFTER_S)
     try:
         when = parsedate_to_datetime(text)
@@ -910,5 +912,5 @@ def _check_status(response: requests.Response, url: str) -> None:
 
 def _check_length(response: requests.Response, url: str, max_bytes: int) -> None:
     length = response.headers.get("Content-Length", "")
-    if length.isdigit() and int(length) > max_bytes and response.status_code != 304:
+    if length.isascii() and length.isdigit() and int(length) > max_bytes and response.status_code != 304:
         raise HTTPSizeLimitError(url, max_bytes)

@@ -147,7 +147,7 @@ class GitCharts:
                     remote = Remote(source.git, auth)
                 except GitError as exc:
                     raise RepositoryError(str(exc)) from None
-                entry = (Mirror(self.settings.work_dir / "mirrors" / key, remote, self.settings.git), 0.0)
+                entry = (Mirror(self.settings.work_dir / "mirrors" / key, remote, self._git_settings()), 0.0)
             mirror, fetched_at = entry
             mirror.remote = Remote(source.git, auth)
         if force or time.monotonic() - fetched_at >= self.settings.refresh_s:
@@ -321,6 +321,14 @@ class GitCharts:
             return mirror.changed_between(use.sha, sha, [] if "" in paths else list(paths))
         except GitError:
             return True
+
+    def _git_settings(self) -> GitSettings:
+        """How git runs for a mirror: under a destinations policy it follows no redirect (only
+        the URL's own host is checked, by :meth:`_check_address`)."""
+        policy = self.settings.destinations
+        if policy is None or not policy.checks_addresses:
+            return self.settings.git
+        return replace(self.settings.git, follow_redirects=False)
 
     def _check_address(self, url: str) -> None:
         """Refuse an http(s) ``url`` whose host resolves to an address the settings refuse.

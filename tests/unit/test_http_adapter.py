@@ -100,6 +100,25 @@ def test_retry_after_in_seconds_or_as_a_date(client: HTTPClient, serve: Callable
     assert seen[3] == seen[4] == MAX_RETRY_AFTER_S == 86_400.0
 
 
+@pytest.mark.parametrize("value", ["\u00b2", "1\u00b9", "\u00b3600"])
+def test_a_retry_after_of_non_ascii_digits_is_ignored_not_raised(
+    client: HTTPClient, serve: Callable[..., LocalServer], value: str
+) -> None:
+    # a header byte 0xB2 arrives as "\u00b2" (latin-1): str.isdigit() says yes, float() raises
+    server = serve(lambda r: (503, {"Retry-After": value}, b""))
+    with pytest.raises(HTTPStatusError) as exc:
+        client.get(server.url, limits=LIMITS)
+    assert exc.value.retry_after is None
+
+
+def test_a_content_length_of_non_ascii_digits_is_not_an_exception(
+    client: HTTPClient, serve: Callable[..., LocalServer]
+) -> None:
+    # "\u00b2" passes str.isdigit() but not int(): the answer is read within its limits instead
+    server = serve(lambda r: (200, {"Content-Length": "\u00b2", "Connection": "close"}, b"ok"))
+    assert client.get(server.url, limits=LIMITS).body == b"ok"
+
+
 def test_connection_refused_is_temporary(client: HTTPClient) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
