@@ -314,7 +314,11 @@ def build_image_automation(
     """The image automation pass: registry client (logins, plain-HTTP hosts of
     ``--oci-plain-http``), chart version lister, the policy file's policies."""
     registry = RegistryClient(
-        settings.images, http, credentials, plain_http_hosts=settings.oci_plain_http_hosts
+        settings.images,
+        http,
+        credentials,
+        plain_http_hosts=settings.oci_plain_http_hosts,
+        destinations=chart_destinations(settings),
     )
     repos, oci = charts
     declared = load_image_policies(settings)
@@ -703,7 +707,11 @@ class Agent:
 
     def _image_loop(self, beat: Callable[[], None]) -> None:
         """Image automation: a pass every ``--image-scan-interval`` in its own thread, so scans
-        never hold up reconciles or the Git sync."""
+        never hold up reconciles or the Git sync. The registry client beats too, before each
+        repository and candidate image, so only one stuck request (bounded by its deadline), not
+        a long pass, can make the loop look stuck."""
+        if self.images is not None:
+            self.images.registry.on_progress = beat
         while True:
             beat()
             try:

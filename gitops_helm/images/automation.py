@@ -57,6 +57,7 @@ from gitops_helm.images.registry import (
     ImageInfo,
     ImageNotFoundError,
     ImageRepository,
+    RegistryAddressRefusedError,
     RegistryAnswerError,
     RegistryClient,
     RegistryError,
@@ -148,6 +149,8 @@ def error_reason(error: Exception) -> str:
         return "not-found"
     if isinstance(error, RegistryRateLimitedError):
         return "rate-limited"
+    if isinstance(error, RegistryAddressRefusedError):
+        return "address-refused"
     if isinstance(error, RegistryAnswerError | RegistryError):
         return "bad-answer"
     if isinstance(error, ChartError):

@@ -52,6 +52,8 @@ from gitops_helm import log as logging
 from gitops_helm.adapters.distribution import next_page_url, parse_challenge, read_token, token_url
 from gitops_helm.adapters.http import (
     ANONYMOUS,
+    Destinations,
+    HTTPAddressRefusedError,
     HTTPClient,
     HTTPError,
     HTTPSizeLimitError,
@@ -72,6 +74,7 @@ __all__ = [
     "ImageInfo",
     "ImageNotFoundError",
     "ImageRepository",
+    "RegistryAddressRefusedError",
     "RegistryAnswerError",
     "RegistryClient",
     "RegistryError",
@@ -202,6 +205,11 @@ class RegistryAnswerError(RegistryError):
     """An answer that does not follow the API: not JSON, wrong shape, too large, bad digest."""
 
 
+class RegistryAddressRefusedError(RegistryError):
+    """The registry (or the token service it names) resolves to an address the agent may not
+    reach: link-local (cloud metadata) always, loopback or private ones in lockdown."""
+
+
 # ---------------------------------------------------------------------------------------------
 # caches
 
@@ -265,9 +273,17 @@ class RegistryClient:
         plain_http_hosts: Iterable[str] = (),
         limiter: HostRateLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
+        destinations: Destinations | None = None,
     ) -> None:
         self.settings = settings
         self._http = http
+        # which addresses a registry (and the token service it names) may be: the chart sources'
+        # rule (``agent.chart_destinations``): never link-local/metadata, nor internal in lockdown
+        self._destinations = destinations
+        # called before each repository and each candidate image: the image loop's heartbeat, so
+        # a long pass over many slow registries is not mistaken for a stuck one (each request
+        # has its own deadline)
+        self.on_progress: Callable[[], None] = lambda: None
         self._credentials = credentials or RegistryCredentials()
         self._plain_http = frozenset(h.lower() for h in plain_http_hosts)
         self._limiter = limiter or HostRateLimiter(
@@ -302,6 +318,7 @@ class RegistryClient:
         recorded for its repository and the others are still scanned; nothing is raised."""
         results: dict[ImageRepository, ScanResult] = {}
         for repository in sorted(set(repositories)):
+            self.on_progress()
             try:
                 results[repository] = ScanResult(repository, self.list_tags(repository), None)
             except RegistryError as exc:
@@ -353,6 +370,7 @@ class RegistryClient:
         """The image of each candidate tag, or why it could not be read (per tag)."""
         out: dict[str, ImageInfo | RegistryError] = {}
         for tag in dict.fromkeys(tags):
+            self.on_progress()
             try:
                 out[tag] = self.image(repository, tag)
             except RegistryError as exc:
@@ -461,6 +479,7 @@ class RegistryClient:
                     limits=self._limits(),
                     identity=Identity(token=token) if token else identity,
                     headers=headers,
+                    destinations=self._destinations,
                 )
             except HTTPStatusError as exc:
                 if exc.status == 429 and rate_limited < self.settings.rate_limit_retries:
@@ -513,7 +532,9 @@ class RegistryClient:
             )
         self._limiter.acquire(repository.api_host)
         try:
-            resp = self._http.get(url, limits=self._limits(), identity=identity)
+            resp = self._http.get(
+                url, limits=self._limits(), identity=identity, destinations=self._destinations
+            )
         except HTTPStatusError as exc:
             if exc.status in (401, 403):
                 return False
@@ -596,6 +617,12 @@ def _classify(repository: ImageRepository, what: str, error: HTTPError, *, has_l
         if error.temporary:
             return RegistryUnreachableError(repository, text)
         return RegistryAnswerError(repository, text)
+    if isinstance(error, HTTPAddressRefusedError):
+        return RegistryAddressRefusedError(
+            repository,
+            f"{what}: {error.detail}; registries may not be link-local (metadata) addresses, nor "
+            "loopback or private ones in lockdown mode (--allow-internal-urls lifts this)",
+        )
     if isinstance(error, HTTPSizeLimitError):
         return RegistryAnswerError(repository, f"{what}: larger than the limit of {error.limit} bytes")
     if isinstance(error, HTTPTLSVerifyError):

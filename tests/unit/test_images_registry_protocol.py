@@ -12,13 +12,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from gitops_helm.adapters.http import HTTPClient
+from gitops_helm.adapters.http import Destinations, HTTPClient
 from gitops_helm.config import ImageScanSettings
 from gitops_helm.images.credentials import RegistryCredentials, RegistryLogin
 from gitops_helm.images.ratelimit import HostRateLimiter, RateLimitSettings
 from gitops_helm.images.registry import (
     ImageNotFoundError,
     ImageRepository,
+    RegistryAddressRefusedError,
     RegistryAnswerError,
     RegistryClient,
     RegistryError,
@@ -266,3 +267,37 @@ def test_credentials_never_go_in_clear_to_a_token_service_not_declared_plain_htt
     # anonymous, there is nothing to protect: the token is asked for
     assert client_for(registry, http).list_tags(registry.repo("team/app")).tags == tuple(TAGS)
     assert "/token" in registry.paths()
+
+
+def test_a_registry_or_token_service_at_a_refused_address_is_never_contacted(
+    registry: TokenRegistry, http: HTTPClient
+) -> None:
+    # lockdown: a registry on loopback (a tenant pointing the agent at an internal service)
+    lockdown = Destinations(refuse_local=True, refuse_internal=True)
+    client = RegistryClient(
+        ImageScanSettings(), http, plain_http_hosts=[registry.host], destinations=lockdown
+    )
+    with pytest.raises(RegistryAddressRefusedError, match=r"loopback.*--allow-internal-urls"):
+        client.list_tags(registry.repo("team/app"))
+    assert registry.paths() == []
+    # outside lockdown loopback is fine, but a token service on the metadata address is not: the
+    # registry names the realm, so a hostile registry could aim the agent at it
+    registry.realm = "http://169.254.169.254/token"
+    open_rule = Destinations(refuse_local=False, refuse_link_local=True)
+    client = RegistryClient(
+        ImageScanSettings(), http, plain_http_hosts=[registry.host], destinations=open_rule
+    )
+    with pytest.raises(RegistryAddressRefusedError, match="link-local"):
+        client.list_tags(registry.repo("team/app"))
+
+
+def test_the_scan_reports_progress_before_each_repository_and_image(
+    registry: TokenRegistry, http: HTTPClient
+) -> None:
+    client = client_for(registry, http)
+    beats: list[int] = []
+    client.on_progress = lambda: beats.append(1)
+    client.scan([registry.repo("team/app"), registry.repo("team/private"), registry.repo("team/app")])
+    assert len(beats) == 2  # the image loop's heartbeat moves with the pass
+    client.images(registry.repo("team/app"), ["1.0.0", "1.1.0"])
+    assert len(beats) == 4
