@@ -302,8 +302,10 @@ class HelmRepoClient:
                 idle = state.checked_at is None or now - state.checked_at > idle_s
                 if idle and not state.lock.locked():
                     del self._states[key]
+            # only whether the archive is still there: verifying it (hashing up to 20 MiB each)
+            # is for the fetch that uses it, not for a sweep that holds every fetch's lock
             for identity, digest in list(self._url_digests.items()):
-                if self.cache.lookup(digest) is None:
+                if not self.cache.archive_path(digest).is_file():
                     del self._url_digests[identity]
 
     def index_files(self, repository: str, auth: RepositoryAuth | None = None) -> tuple[Path, ...]:
