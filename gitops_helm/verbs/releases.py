@@ -132,13 +132,33 @@ def _state_data(namespace: str, name: str, data: dict[str, str]) -> dict[str, An
         "revision": data.get("revision"),
         "time": data.get("time"),
         "result": data.get("result"),
-        "applied": int(data.get("applied") or 0),
-        "unchanged": int(data.get("unchanged") or 0),
+        "applied": _count(data.get("applied")),
+        "unchanged": _count(data.get("unchanged")),
         "nextPoll": data.get("nextPoll"),
         "fetchError": data.get("fetchError") or None,
-        "errors": json.loads(data.get("errors") or "[]"),
-        "wouldDelete": json.loads(data.get("wouldDelete") or "[]"),
+        "errors": _string_list(data.get("errors")),
+        "wouldDelete": _string_list(data.get("wouldDelete")),
     }
+
+
+def _count(text: str | None) -> int | None:
+    """A count the agent wrote; None when the ConfigMap was edited into something else."""
+    try:
+        return int(text or 0)
+    except ValueError:
+        return None
+
+
+def _string_list(text: str | None) -> list[str]:
+    """A JSON list of strings the agent wrote; a hand-edited value is shown as it is, never a
+    traceback."""
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return [f"(unreadable: {str(text)[:200]!r})"]
+    if not isinstance(value, list):
+        return [f"(unreadable: {str(text)[:200]!r})"]
+    return [str(item) for item in value]
 
 
 def _print_state(namespace: str, name: str, state: dict[str, str]) -> None:
@@ -153,11 +173,11 @@ def _print_state(namespace: str, name: str, state: dict[str, str]) -> None:
         print(f"  source: {owner.describe()}")
     elif state.get("inventory"):
         print("  source: not recorded yet (the next sync of this name records its own)")
-    for item in json.loads(state.get("wouldDelete") or "[]"):
+    for item in _string_list(state.get("wouldDelete")):
         print(f"  would delete (dry run): {item}")
     if state.get("fetchError"):
         print(f"  fetch error: {state['fetchError']}")
-    for err in json.loads(state.get("errors") or "[]"):
+    for err in _string_list(state.get("errors")):
         print(f"  error: {err}")
 
 
