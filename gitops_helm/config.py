@@ -389,9 +389,16 @@ class BoolFlag(argparse.Action):
         text = values if isinstance(values, str) else "true"
         try:
             setattr(namespace, self.dest, parse_bool(text, option_string or self.dest))
-        except ConfigError:
-            # kept as given: the settings name the flag and its value (exit 2, no usage dump)
+        except ConfigError as exc:
+            # kept as given: the settings name the flag and its value (exit 2, no usage dump);
+            # a verb that reads no settings finds the problem in BAD_BOOLEANS
             setattr(namespace, self.dest, text)
+            bad = getattr(namespace, BAD_BOOLEANS, None) or []
+            setattr(namespace, BAD_BOOLEANS, [*bad, str(exc)])
+
+
+#: where :class:`BoolFlag` records flags given a value that is not a boolean
+BAD_BOOLEANS = "_bad_booleans"
 
 
 class ListFlag(argparse.Action):

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 from gitops_helm.adapters.kube import KubeError
+from gitops_helm.config import BAD_BOOLEANS
 from gitops_helm.verbs.check import check
 from gitops_helm.verbs.events import events
 from gitops_helm.verbs.flags import get_words
@@ -28,6 +29,10 @@ _VERBS: dict[str, Callable[[Session], int]] = {
 
 
 def run_verb(args: argparse.Namespace) -> int:
+    bad_booleans = getattr(args, BAD_BOOLEANS, None)
+    if bad_booleans:
+        print(f"gitops-helm: {bad_booleans[0]}", file=sys.stderr)
+        return 2
     problem = get_words(args) if args.command == "get" else None
     if problem is not None:
         print(f"gitops-helm: {problem}", file=sys.stderr)

@@ -240,3 +240,13 @@ def test_get_name_without_kind_and_short_booleans_take_no_positional() -> None:
     assert args.all_namespaces is True and args.name == "podinfo"
     assert parse("events", "-A", "false").all_namespaces is False
     assert parse("events", "-A=false", "x").all_namespaces is False
+
+
+def test_a_verb_refuses_a_boolean_flag_whose_value_is_not_a_boolean(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the verbs read no settings, so the value must be refused before one runs (not taken as true)
+    from gitops_helm.cli import main
+
+    assert main(["reconcile", "web", "--no-wait=maybe"]) == 2
+    assert "--no-wait: 'maybe' is not a boolean" in capsys.readouterr().err
