@@ -598,7 +598,9 @@ class Agent:
         depth = len(self.controller.queue)
         metrics.QUEUE_DEPTH.set(depth)
         metrics.QUEUE_LENGTH.set(depth)
-        metrics.RELEASE_COUNT.set(len(self.controller.cache))
+        known = len(self.controller.cache)
+        metrics.RELEASES.set(known)
+        metrics.RELEASE_COUNT.set(known)
         fetched = self.source.last_success_time if self.source is not None else None
         if fetched is not None:
             metrics.GIT_LAST_FETCH.set(fetched.timestamp())

@@ -66,7 +66,9 @@ LEADER = Gauge(
     "1 when this replica acts (holds the leader Lease, or runs without leader election), else 0.",
     registry=REGISTRY,
 )
-RELEASE_COUNT = Gauge("gitops_helm_release_count", "HelmReleases known to the controller.", registry=REGISTRY)
+RELEASES = Gauge("gitops_helm_releases", "HelmReleases known to the controller.", registry=REGISTRY)
+# deprecated: a gauge with the reserved suffix ``_count``; the same value, served for one release
+RELEASE_COUNT = Gauge("gitops_helm_release_count", "Deprecated: use gitops_helm_releases.", registry=REGISTRY)
 SYNC_RUNS = Counter("gitops_helm_sync_runs_total", "Git sync runs, by result.", ["result"], registry=REGISTRY)
 SYNC_OBJECT_ERRORS = Gauge(
     "gitops_helm_sync_object_errors", "Objects that failed to apply in the last Git sync.", registry=REGISTRY

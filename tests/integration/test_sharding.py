@@ -95,14 +95,14 @@ def test_two_shards_and_a_catch_all_each_reconcile_their_own(
             assert latest_revision(env, namespace, name) == (1, "deployed")
         # Each agent knows exactly one HelmRelease and installed exactly one release.
         for agent in (a, b, rest):
-            assert metric(agent, "gitops_helm_release_count") == 1
+            assert metric(agent, "gitops_helm_releases") == 1
             assert helm_upgrades(agent) == 1
 
         # Hand-over: relabelled from a to b, shard a drops it and shard b takes it.
         env.kubectl("label", "helmrelease", "in-a", "-n", namespace, f"{SHARD_LABEL}=b", "--overwrite")
         a.wait_log("HelmRelease left this agent's label selector", WAIT)
-        wait_for("shard a drops in-a", lambda: metric(a, "gitops_helm_release_count") == 0, WAIT)
-        wait_for("shard b knows in-a", lambda: metric(b, "gitops_helm_release_count") == 2, WAIT)
+        wait_for("shard a drops in-a", lambda: metric(a, "gitops_helm_releases") == 0, WAIT)
+        wait_for("shard b knows in-a", lambda: metric(b, "gitops_helm_releases") == 2, WAIT)
         a_upgrades = helm_upgrades(a)
         b_upgrades = helm_upgrades(b)
         patch_spec(env, namespace, "in-a", {"values": {"replicaCount": 2}})
@@ -114,8 +114,8 @@ def test_two_shards_and_a_catch_all_each_reconcile_their_own(
 
         # Unlabelled: the catch-all takes it.
         env.kubectl("label", "helmrelease", "in-b", "-n", namespace, f"{SHARD_LABEL}-")
-        wait_for("the catch-all knows in-b", lambda: metric(rest, "gitops_helm_release_count") == 2, WAIT)
-        wait_for("shard b drops in-b", lambda: metric(b, "gitops_helm_release_count") == 1, WAIT)
+        wait_for("the catch-all knows in-b", lambda: metric(rest, "gitops_helm_releases") == 2, WAIT)
+        wait_for("shard b drops in-b", lambda: metric(b, "gitops_helm_releases") == 1, WAIT)
         rest_upgrades = helm_upgrades(rest)
         patch_spec(env, namespace, "in-b", {"values": {"replicaCount": 2}})
         gen = generation(env, namespace, "in-b")
