@@ -340,7 +340,8 @@ class HelmRepoClient:
         except ChartNotFoundError:
             raise  # names the chart already
         except ChartError as exc:  # the index failed: say which chart it was wanted for
-            error = type(exc)(f'chart "{name}" version "{version}": {exc}', retry_after=exc.retry_after)
+            shown = version if len(version) <= 64 else version[:61] + "..."  # a hostile one is long
+            error = type(exc)(f'chart "{name}" version "{shown}": {exc}', retry_after=exc.retry_after)
             raise error from exc
         what = f'chart "{name}" version "{chart.version}" from {redact_url(chart.url)}'
         if chart.digest is not None and not is_sha256(chart.digest):

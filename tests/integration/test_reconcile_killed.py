@@ -4,8 +4,9 @@ Before, the agent's own kill at its subprocess deadline counted as an interrupti
 was stopped, not the release proven bad"): the pending revision was unlocked after the grace and
 the install tried again, for ever, with no failure counted and no remediation. Now the attempt
 fails and is counted. With no retry budget configured (the default) it is retried with the
-settings' backoff, and the HelmRelease says so: Ready=False/RetryScheduled with the next retry
-time, never Stalled (issue #8 item 5: Stalled is for a budget the user configured).
+settings' backoff, and the HelmRelease says so: Ready=False naming the failed step
+(InstallFailed) with the next retry time, Reconciling=True/RetryScheduled, never Stalled
+(issue #8 item 5: Stalled is for a budget the user configured).
 """
 
 from __future__ import annotations
@@ -41,14 +42,16 @@ def test_an_install_killed_at_the_agents_deadline_counts_and_is_retried_with_bac
     events = [e for e in env.kube_json("events", "-n", namespace)["items"] if e["reason"] == "InstallFailed"]
     assert any("killed after" in e["message"] for e in events), [e["message"] for e in events]
 
-    # no retry budget configured: not Stalled; Ready says why and when the next attempt is
+    # no retry budget configured: not Stalled; Ready names the failed step and when the next
+    # attempt is, and Reconciling says a retry is scheduled
     def retry_scheduled() -> dict[str, Any] | None:
         ready = agent.condition("slow", namespace, "Ready")
-        return ready if ready and ready["reason"] == "RetryScheduled" else None
+        return ready if ready and "Next retry at 20" in ready.get("message", "") else None
 
-    ready = agent.wait_for("Ready=False/RetryScheduled", retry_scheduled, timeout=120)
-    assert ready["status"] == "False", ready
-    assert "Next retry at 20" in ready["message"], ready
+    ready = agent.wait_for("Ready=False with the next retry time", retry_scheduled, timeout=120)
+    assert (ready["status"], ready["reason"]) == ("False", "InstallFailed"), ready
+    reconciling = agent.condition("slow", namespace, "Reconciling")
+    assert reconciling is not None and reconciling["reason"] == "RetryScheduled", reconciling
     # the next attempt runs (and is killed and counted again): the release is never left alone
     agent.wait_for(
         "the retry to run and count",

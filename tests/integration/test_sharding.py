@@ -30,8 +30,17 @@ def metric(agent: AgentProcess, name: str, **labels: str) -> float:
 
 
 def helm_upgrades(agent: AgentProcess) -> float:
-    """helm install/upgrade processes this agent started (the acting calls that write releases)."""
-    return sum(metric(agent, "gitops_helm_helm_calls", command=c) for c in ("install", "upgrade"))
+    """helm install/upgrade processes this agent started (the acting calls that write releases),
+    whatever their outcome: ``gitops_helm_helm_calls_total{verb,outcome}`` summed."""
+    code, text = agent.request("GET", "/metrics")
+    assert code == 200
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("gitops_helm_helm_calls_total{") and (
+            'verb="install"' in line or 'verb="upgrade"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def hr(namespace: str, name: str, shard: str | None, env: Env, **values: Any) -> dict[str, Any]:

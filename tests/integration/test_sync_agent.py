@@ -125,10 +125,10 @@ def test_http_repo_is_applied_and_the_helmrelease_becomes_ready(setup: Setup) ->
     out = cli(env, "status", *status_flags(env, ns, agent.sync_name))
     assert out.returncode == 0, out.stderr
     header, *rows = out.stdout.splitlines()
-    assert header.split()[:6] == ["NAMESPACE", "NAME", "RELEASE", "PHASE", "STATUS", "READY"]
-    web = next(r.split() for r in rows if r.split()[:2] == [ns, "web"])
-    assert web[2:6] == ["web", "Succeeded", "deployed", "True"], out.stdout
-    assert f"git sync '{agent.sync_name}': revision {setup.first[:12]}" in out.stdout
+    assert header.split()[:4] == ["NAME", "READY", "STATUS", "REVISION"], out.stdout
+    web = next(r.split() for r in rows if r.split()[:1] == ["web"])
+    assert (web[1], web[2], web[3]) == ("True", "Succeeded", "0.1.0"), out.stdout  # revision: the chart's
+    assert f"git sync ({ns}/" in out.stdout and f"revision {setup.first[:12]}" in out.stdout, out.stdout
 
     # Without a webhook secret there is no webhook endpoint at all.
     status, _ = agent.webhook({"ref": "refs/heads/main"}, "guess")
