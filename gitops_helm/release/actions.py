@@ -221,27 +221,16 @@ class ReleaseActions:
             disable_hooks=p.rollback.disable_hooks,
             max_history=p.max_history,
         )
-        try:
-            self.helm.rollback(p.release_name, p.target_namespace, to, opts)
-        except HelmError as exc:
-            if exc.temporary:
-                raise  # not an outcome of the release: the run is retried
-            observed = observe(self.kube, target.ref)
-            after = observed.release
-            memory = pl.record_rollback(
-                memory,
-                remediated=failed_revision,
-                revision=after.revision if after else None,
-                succeeded=False,
-            )
-            message = self._explained(exc.message, target, observed.latest_record)
+        observed, failure = self._rollback_to(target, to, opts)
+        revision = observed.release.revision if observed.release else None
+        memory = pl.record_rollback(
+            memory, remediated=failed_revision, revision=revision, succeeded=failure is None
+        )
+        if failure is not None:
+            message = self._explained(failure.message, target, observed.latest_record)
             report.phase(Phase.ROLLBACK_FAILED, detail=message)
             report.event(True, "RollbackFailed", message)
             return memory, False
-        after = observe(self.kube, target.ref).release
-        memory = pl.record_rollback(
-            memory, remediated=failed_revision, revision=after.revision if after else None, succeeded=True
-        )
         report.phase(Phase.ROLLED_BACK, detail=f"to revision {to}")
         report.event(True, "RolledBack", f"{p.release_name} rolled back to revision {to}: {decision.reason}")
         log.info("rolled back", release=target.ref.key, to=to)
@@ -266,32 +255,19 @@ class ReleaseActions:
             disable_hooks=p.rollback.disable_hooks,
             max_history=p.max_history,
         )
-        try:
-            self.helm.rollback(p.release_name, p.target_namespace, to, opts)
-        except HelmError as exc:
-            if exc.temporary:
-                raise  # not an outcome of the release: the run is retried
-            observed = observe(self.kube, target.ref)
-            after = observed.release
-            memory = pl.record_restore(
-                memory,
-                target.desired,
-                revision=after.revision if after else None,
-                succeeded=False,
-                now=self.clock(),
-            )
-            message = self._explained(exc.message, target, observed.latest_record)
-            report.phase(Phase.ROLLBACK_FAILED, detail=message)
-            report.event(True, "RollbackFailed", f"restoring revision {to} before upgrading: {message}")
-            return memory, False
-        after = observe(self.kube, target.ref).release
+        observed, failure = self._rollback_to(target, to, opts)
         memory = pl.record_restore(
             memory,
             target.desired,
-            revision=after.revision if after else None,
-            succeeded=True,
+            revision=observed.release.revision if observed.release else None,
+            succeeded=failure is None,
             now=self.clock(),
         )
+        if failure is not None:
+            message = self._explained(failure.message, target, observed.latest_record)
+            report.phase(Phase.ROLLBACK_FAILED, detail=message)
+            report.event(True, "RollbackFailed", f"restoring revision {to} before upgrading: {message}")
+            return memory, False
         report.event(
             False,
             "Restored",
@@ -300,6 +276,21 @@ class ReleaseActions:
         )
         log.info("restored before upgrading", release=target.ref.key, to=to)
         return memory, True
+
+    def _rollback_to(
+        self, target: Target, to: int, opts: RollbackOptions
+    ) -> tuple[Observation, HelmError | None]:
+        """``helm rollback`` to revision ``to``, then Helm storage as it left it, and the failure
+        when it failed as an outcome of the release (a temporary error is raised: the run is
+        retried)."""
+        p = target.policy
+        try:
+            self.helm.rollback(p.release_name, p.target_namespace, to, opts)
+        except HelmError as exc:
+            if exc.temporary:
+                raise
+            return observe(self.kube, target.ref), exc
+        return observe(self.kube, target.ref), None
 
     def _explained(
         self,
