@@ -67,7 +67,15 @@ def test_kubectl_explain_shows_every_description(env: Env, crd_group: str) -> No
     assert differ == []
 
     def explain(field: str) -> str:
-        return env.kubectl("explain", f"helmreleases.{field}", f"--api-version={crd_group}/v1")
+        # The API server's discovery document can name the new group a moment after its OpenAPI
+        # schema is published, and kubectl answers "couldn't find resource" until it does.
+        return str(
+            wait_for(
+                f"kubectl explain helmreleases.{field}",
+                lambda: env.kubectl("explain", f"helmreleases.{field}", f"--api-version={crd_group}/v1"),
+                timeout=60,
+            )
+        )
 
     for path in ("spec", "spec.chart.ref", "spec.rollback.maxRetries", "spec.valuesFrom.configMapKeyRef.key"):
         shown = words(explain(path))
