@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test unit integration lint fmt testenv-up testenv-down testenv-build system-deps bench clean
+.PHONY: help demo test unit integration lint fmt testenv-up testenv-down testenv-build system-deps bench chaos chaos-quick clean
 
 help:
 	@echo "make demo          bring up the local environment and deploy examples/repo with gitops-helm"
@@ -15,6 +15,8 @@ help:
 	@echo "make testenv-up    start the local environment (scripts/testenv up)"
 	@echo "make testenv-down  stop it"
 	@echo "make bench         run the benchmarks in bench/"
+	@echo "make chaos         the fault-injection suite in full (up to an hour); writes RELIABILITY.md"
+	@echo "make chaos-quick   the same with a small count of each fault (a few minutes)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found " + sys.version.split()[0] + ")")'
@@ -47,14 +49,14 @@ testenv-down:
 	scripts/testenv down
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check gitops_helm tests bench scripts/testenvlib
-	$(VENV)/bin/ruff format --check gitops_helm tests bench
+	$(VENV)/bin/ruff check gitops_helm tests bench chaos scripts/testenvlib
+	$(VENV)/bin/ruff format --check gitops_helm tests bench chaos
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 fmt: $(STAMP)
-	$(VENV)/bin/ruff check --fix gitops_helm tests bench
-	$(VENV)/bin/ruff format gitops_helm tests bench
+	$(VENV)/bin/ruff check --fix gitops_helm tests bench chaos
+	$(VENV)/bin/ruff format gitops_helm tests bench chaos
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit -q
@@ -73,6 +75,12 @@ demo: $(STAMP) system-deps
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+chaos: $(STAMP) system-deps testenv-build
+	$(PY) -m chaos.run
+
+chaos-quick: $(STAMP) system-deps testenv-build
+	$(PY) -m chaos.run --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
