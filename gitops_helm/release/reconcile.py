@@ -496,6 +496,10 @@ def _recover_unrecorded_release(
         f"revision {release.revision} is the agent's own {verb} of the desired state, whose outcome "
         "a stopped run did not record: recorded, not applied again"
     )
+    # the phases the interrupted run would have reported after helm returned
+    report.phase(Phase.DEPLOYED)
+    if not target.policy.test.enable:
+        report.phase(Phase.SUCCEEDED, revision=target.chart.revision)
     report.event(False, "ReleaseRecorded", message)
     log.info("unrecorded release recorded", release=target.ref.key, revision=release.revision, action=verb)
     return recorded

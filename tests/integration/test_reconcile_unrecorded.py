@@ -108,11 +108,15 @@ def test_a_kill_after_helm_succeeded_applies_one_change_once(
     _killed_after_helm(run, armed)
     assert _history(env, namespace) == [(1, "superseded"), (2, "deployed")]
     run.start()
-    wait_for(
-        "Ready for the new values",
-        lambda: (st := _in_sync(env, namespace)) and st.get("lastReleaseRevision") == 2,
-        timeout=120,
-    )
+    try:
+        wait_for(
+            "Ready for the new values",
+            lambda: (st := _in_sync(env, namespace)) and st.get("lastReleaseRevision") == 2,
+            timeout=120,
+        )
+    except AssertionError as exc:
+        hr = get_object(env, "helmrelease", namespace, "app") or {}
+        raise AssertionError(f"{exc}\n{hr.get('metadata')}\n{hr.get('status')}\n{run.log_tail()}") from None
     assert _history(env, namespace) == [(1, "superseded"), (2, "deployed")], "the upgrade was applied twice"
     assert config_message(env, namespace, "app") == "two"
     events = env.kube_json("events", "-n", namespace)["items"]
