@@ -22,7 +22,7 @@ from gitops_helm.api import Phase, ReleasePolicy
 from gitops_helm.charts.artifact import FetchedChart
 from gitops_helm.release import plan as pl
 from gitops_helm.release.diagnose import Diagnoser, failure_message
-from gitops_helm.release.identity import DIGEST_LABEL, OWNER_LABEL, ReleaseRef
+from gitops_helm.release.identity import DESCRIPTION_PREFIX, DIGEST_LABEL, OWNER_LABEL, ReleaseRef
 from gitops_helm.release.observe import Observation, observe
 from gitops_helm.release.report import StatusReport
 from gitops_helm.release.rollout import judged_on_stale_status
@@ -130,7 +130,7 @@ class ReleaseActions:
             # helm 4 upgrades of a server-side-applied release must take over fields that others
             # (kubectl scale, an HPA) changed, or every such upgrade fails with a conflict
             force_conflicts=not install and self.helm.major >= 4 and observation.apply_method() == "ssa",
-            description=f"gitops-helm: {decision.reason}"[:MAX_DESCRIPTION],
+            description=f"{DESCRIPTION_PREFIX}{decision.reason}"[:MAX_DESCRIPTION],
         )
         action = pl.ReleaseAction.INSTALL if install else pl.ReleaseAction.UPGRADE
         verb = "install" if install else "upgrade"

@@ -20,6 +20,9 @@ OWNER_LABEL = "gitops-helm.io/owner"
 DIGEST_LABEL = "gitops-helm.io/digest"
 ANTECEDENT = "helm.fluxcd.io/antecedent"
 COMPONENT = "gitops-helm"  # the reporting component of the Events the agent emits
+#: how the description (``helm --description``, kept per revision, never copied to the next one
+#: as labels are) of every install and upgrade the agent runs begins
+DESCRIPTION_PREFIX = "gitops-helm: "
 
 
 def owner_id(namespace: str, name: str) -> str:

@@ -36,6 +36,7 @@ from gitops_helm.release import plan as pl
 from gitops_helm.release.drift import Drift, detect_drift
 from gitops_helm.release.identity import (
     ANTECEDENT,
+    DESCRIPTION_PREFIX,
     DIGEST_LABEL,
     OWNER_LABEL,
     ReleaseRef,
@@ -65,6 +66,15 @@ class Observation:
             latest = self.latest
             self._record = self.kube.read_release(latest) if latest is not None else {}
         return self._record
+
+    def made_by_agent(self) -> bool:
+        """The latest revision was written by the agent's own install or upgrade: its description
+        is the agent's (helm keeps a description per revision; labels are copied to the next)."""
+        try:
+            info = self.latest_record().get("info") or {}
+        except KubeError:
+            return False
+        return isinstance(info, dict) and str(info.get("description", "")).startswith(DESCRIPTION_PREFIX)
 
     def apply_method(self) -> str:
         """How helm applied the latest revision (helm 4 records ``ssa`` or ``csa``; '' if unknown)."""

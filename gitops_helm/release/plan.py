@@ -148,8 +148,10 @@ __all__ = [
     "record_uninstall",
     "record_unjudged",
     "record_unlock",
+    "record_unrecorded_release",
     "retries_by_default",
     "unrecorded_interruption",
+    "unrecorded_release",
 ]
 
 
@@ -621,6 +623,33 @@ def unrecorded_interruption(memory: Memory, desired: Desired, r: ObservedRelease
     (it was stopped mid-attempt). When the agent killed helm at its own deadline it recorded that
     attempt as a failure already (``last_release_revision`` is this revision): not counted again."""
     return interrupted_attempt(desired, r) and memory.last_release_revision != r.revision
+
+
+def unrecorded_release(observed: ObservedRelease | None, memory: Memory, desired: Desired) -> bool:
+    """The latest revision may be the agent's own successful install or upgrade of the desired
+    state whose outcome it never recorded: helm finished, and the agent was stopped (kill -9,
+    OOM, node loss) before its status write. Deployed, with this HelmRelease's owner marker and
+    the desired digest, and newer than the last revision the agent recorded.
+
+    Labels alone cannot tell: helm copies them onto the next revision, so a manual ``helm
+    upgrade`` carries them too (row 7 must correct that one). The reconciler asks the revision's
+    description (the agent's own ``--description``, never copied) before it
+    :func:`record_unrecorded_release`; without this, row 7 would upgrade again to the very state
+    the release already holds (one change, two upgrades)."""
+    return (
+        observed is not None
+        and observed.status is ReleaseStatus.DEPLOYED
+        and observed.owner == desired.owner
+        and observed.digest == desired.digest
+        and (memory.last_release_revision is None or observed.revision > memory.last_release_revision)
+    )
+
+
+def record_unrecorded_release(memory: Memory, desired: Desired, observed: ObservedRelease) -> Memory:
+    """Record the agent's own successful install or upgrade found in storage (see
+    :func:`unrecorded_release`): an install when no earlier revision was deployed."""
+    action = ReleaseAction.INSTALL if observed.previous_deployed_revision is None else ReleaseAction.UPGRADE
+    return record_release(memory, desired, action=action, revision=observed.revision)
 
 
 def interrupted_attempt(desired: Desired, r: ObservedRelease) -> bool:

@@ -296,6 +296,7 @@ class Reconciler:
                 observation = observe(identity.kube, target.ref, self.first_seen)
                 report.observed(observation.release)
                 observation, memory = _rekey_unkeyed_digest(identity.kube, target, observation, memory)
+                memory = _recover_unrecorded_release(report, target, observation, memory)
             decision = pl.plan(
                 observation.release, memory, target.desired, now=self.clock(), drift_detected=drift_detected
             )
@@ -476,6 +477,32 @@ class Reconciler:
                 return Outcome()
             return Outcome(requeue_after=self.settings.retry.base_s, ok=False, message=str(exc))
         return Outcome()
+
+
+def _recover_unrecorded_release(
+    report: StatusReport, target: Target, observation: Observation, memory: pl.Memory
+) -> pl.Memory:
+    """The agent's own install or upgrade of the desired state succeeded, but the agent was
+    stopped before it recorded that: record it now, so the release is not upgraded a second time
+    for one change (``plan.unrecorded_release``)."""
+    release = observation.release
+    if release is None or not pl.unrecorded_release(release, memory, target.desired):
+        return memory
+    if not observation.made_by_agent():
+        return memory  # someone's helm upgrade that copied our labels: row 7 corrects it
+    recorded = pl.record_unrecorded_release(memory, target.desired, release)
+    verb = "install" if recorded.last_release_action is pl.ReleaseAction.INSTALL else "upgrade"
+    message = (
+        f"revision {release.revision} is the agent's own {verb} of the desired state, whose outcome "
+        "a stopped run did not record: recorded, not applied again"
+    )
+    # the phases the interrupted run would have reported after helm returned
+    report.phase(Phase.DEPLOYED)
+    if not target.policy.test.enable:
+        report.phase(Phase.SUCCEEDED, revision=target.chart.revision)
+    report.event(False, "ReleaseRecorded", message)
+    log.info("unrecorded release recorded", release=target.ref.key, revision=release.revision, action=verb)
+    return recorded
 
 
 def _rekey_unkeyed_digest(

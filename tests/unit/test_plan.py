@@ -32,7 +32,9 @@ from gitops_helm.release.plan import (
     record_test,
     record_uninstall,
     record_unlock,
+    record_unrecorded_release,
     retries_by_default,
+    unrecorded_release,
 )
 
 
@@ -1041,3 +1043,44 @@ def test_8f_an_interrupted_attempt_is_unlocked_then_restored() -> None:
     # killed during a failing upgrade to D1 (revision 2 left pending); the values are fixed (D2)
     p = run(rel(2, S.PENDING_UPGRADE, prev=1, digest=D1, modified=0.0), ours(1, D1), helm3())
     assert (p.action, p.then) == (Action.UNLOCK_PENDING, Action.ROLLBACK)
+
+
+# --- an own install/upgrade whose outcome was never recorded (the agent killed after helm) -------
+
+
+def test_an_unrecorded_own_upgrade_is_recorded_and_not_applied_again() -> None:
+    # helm wrote revision 2 with the desired digest, the agent died before its status write
+    observed, memory = rel(2, S.DEPLOYED, prev=1), failed_mem(1, count=1)
+    assert unrecorded_release(observed, memory, desired())
+    recorded = record_unrecorded_release(memory, desired(), observed)
+    assert (recorded.last_release_revision, recorded.last_release_action) == (2, ReleaseAction.UPGRADE)
+    assert (recorded.last_applied_digest, recorded.failures) == (D2, 0)
+    assert run(observed, recorded).action is Action.NONE
+    # without recording it, row 7 would upgrade to the state the release already holds
+    assert run(observed, memory).action is Action.UPGRADE
+
+
+def test_an_unrecorded_own_install_is_recorded_as_an_install_then_tested() -> None:
+    observed = rel(1, S.DEPLOYED)
+    assert unrecorded_release(observed, Memory(), desired())
+    recorded = record_unrecorded_release(Memory(), desired(test_enabled=True), observed)
+    assert (recorded.last_release_revision, recorded.last_release_action) == (1, ReleaseAction.INSTALL)
+    assert run(observed, recorded, desired(test_enabled=True)).action is Action.TEST
+
+
+@pytest.mark.parametrize(
+    ("observed", "memory"),
+    [
+        (rel(2, S.DEPLOYED, prev=1, digest=D1), ours(1, D1)),  # another desired state
+        (rel(2, S.DEPLOYED, prev=1, owner=OTHER), ours(1)),  # another HelmRelease's
+        (rel(2, S.FAILED, prev=1), ours(1, D1)),  # not a success
+        (rel(2, S.PENDING_UPGRADE, prev=1), ours(1, D1)),  # not finished
+        (rel(2, S.DEPLOYED, prev=1), ours(2)),  # recorded already
+        (rel(2, S.DEPLOYED, prev=1), ours(3)),  # older than the recorded one
+        (None, Memory()),
+    ],
+)
+def test_only_a_newer_deployed_revision_of_the_desired_state_and_owner_is_unrecorded(
+    observed: ObservedRelease | None, memory: Memory
+) -> None:
+    assert not unrecorded_release(observed, memory, desired())
