@@ -576,6 +576,7 @@ class Agent:
             webhook_secret=self.settings.git.webhook_secret,
             before_metrics=self._refresh_metrics,
             alive=self._alive,
+            git_head=(lambda: self.source.head if self.source else None),
         )
 
     # -- parts ----------------------------------------------------------------------------------

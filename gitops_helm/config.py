@@ -207,6 +207,9 @@ class HTTPServerSettings:
     read_timeout_s: float = 10.0  # the whole request, head and body, from the accept
     max_head_bytes: int = 64 * 1024  # request line and headers
     max_body_bytes: int = 5 * 1024 * 1024  # a webhook delivery; a push event is far smaller
+    # webhook deliveries remembered (delivery ids, commits being fetched): a replay of one of them
+    # triggers no fetch
+    remembered_deliveries: int = 1024
 
 
 _AUTHOR = re.compile(r"\s*(?P<name>[^<>\n\r]*?)\s*<(?P<email>[^<>\s]+)>\s*")
