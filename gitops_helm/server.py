@@ -18,7 +18,7 @@ answers at once and is never held by a client that drips its head or its body. B
 
 - ``max_connections`` connections being read at once; a new one beyond that closes the oldest
   (a slow client is always older than a probe that sends its few bytes at once);
-- ``read_timeout_s`` for the whole request, head and body, counted from the accept;
+- ``read_timeout_s`` for the whole request, head and body, counted from the accept (408 then);
 - ``max_head_bytes`` of request line and headers (431 beyond), ``max_body_bytes`` of a webhook
   body (413 beyond);
 - ``max_active`` requests answered at once; beyond that a request gets 503 at once.
@@ -286,7 +286,7 @@ class Server:
                     self._receive(selector, pending, entry)
         now = time.monotonic()
         for late in [p for p in pending.values() if p.deadline <= now]:
-            self._drop(selector, pending, late)
+            self._refuse(selector, pending, late, b"408 Request Timeout")
 
     def _accept(self, selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending]) -> None:
         try:
