@@ -7,8 +7,9 @@ Modes (:attr:`FaultyHTTP.mode`, switched at any time):
 - ``error500``: every request is answered ``500 Internal Server Error``;
 - ``slow``: the answer is held for ``slow_s`` (longer than the agent's timeout), then the
   connection is closed without one;
-- ``corrupt``: the upstream's answer with its body replaced by garbage of the same kind: an
-  ``index.yaml`` that is not YAML, a chart archive (``.tgz`` or an OCI blob) truncated to half;
+- ``corrupt``: a chart archive (``.tgz`` or an OCI blob) truncated to half, everything else
+  forwarded unchanged (the index stays valid, so the archive is what breaks);
+- ``corrupt-index``: an ``index.yaml`` replaced by garbage that is not YAML;
 - ``down``: the listener is closed (connections are refused); switching to any other mode
   listens again on the same port.
 
@@ -28,8 +29,8 @@ import time
 from typing import Literal
 from urllib.parse import urlsplit
 
-Mode = Literal["forward", "error500", "slow", "corrupt", "down"]
-MODES: tuple[Mode, ...] = ("forward", "error500", "slow", "corrupt", "down")
+Mode = Literal["forward", "error500", "slow", "corrupt", "corrupt-index", "down"]
+MODES: tuple[Mode, ...] = ("forward", "error500", "slow", "corrupt", "corrupt-index", "down")
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
 GARBAGE_INDEX = b"apiVersion: v1\nentries: [this is: {not, yaml\n\x00\x01 garbage\n"
 
@@ -149,8 +150,8 @@ class FaultyHTTP:
                 self._closed.wait(self.slow_s)  # longer than the client waits; then no answer at all
             else:
                 status, answer_headers, answer = self._forward(method, path, headers, body)
-                if mode == "corrupt" and status == 200:
-                    answer = corrupt(path, answer)
+                if mode in ("corrupt", "corrupt-index") and status == 200:
+                    answer = corrupt(mode, path, answer)
                 self._record(mode, path, status)
                 length = int(answer_headers.get("Content-Length", "0")) if method == "HEAD" else len(answer)
                 _send(client, status, answer_headers, answer, length)
@@ -183,13 +184,14 @@ class FaultyHTTP:
             conn.close()
 
 
-def corrupt(path: str, body: bytes) -> bytes:
-    """The garbage served for ``path`` in ``corrupt`` mode: a broken index, a truncated archive."""
-    if path.split("?", 1)[0].endswith("index.yaml"):
+def corrupt(mode: str, path: str, body: bytes) -> bytes:
+    """What ``corrupt`` (a truncated archive) or ``corrupt-index`` (a garbage index) serves."""
+    plain = path.split("?", 1)[0]
+    if mode == "corrupt-index" and plain.endswith("index.yaml"):
         return GARBAGE_INDEX
-    if path.split("?", 1)[0].endswith(".tgz") or "/blobs/" in path:
+    if mode == "corrupt" and (plain.endswith(".tgz") or "/blobs/" in plain):
         return body[: len(body) // 2]
-    return body  # manifests, tag lists, tokens pass unchanged: the archive is what breaks
+    return body  # manifests, tag lists, tokens pass unchanged
 
 
 def _read_request(

@@ -45,7 +45,7 @@ from tests.integration.syncfix import (
     unique_name,
 )
 
-SECRET = "chaos-webhook-secret"
+SECRET = "chaos-webhook-secret"  # noqa: S105 - the test agent's webhook secret
 MAX_BODY = 5 * 1024 * 1024  # config.HTTPServerSettings.max_body_bytes
 READ_TIMEOUT_S = 2.0
 SLOW_CONNECTIONS = 20  # beyond max_active (16): a thread held per slow client would starve probes

@@ -71,7 +71,7 @@ class DeliveryMemory:
 
     def __init__(self, capacity: int = 1024) -> None:
         self._capacity = max(1, capacity)
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._ids: OrderedDict[str, str | None] = OrderedDict()  # the values are unused
         self._commits: OrderedDict[str, str | None] = OrderedDict()  # commit -> the head then
         self._lock = threading.Lock()
 

@@ -70,8 +70,11 @@ def test_forward_passes_answers_unchanged(proxy: FaultyHTTP) -> None:
 def test_each_fault_mode(proxy: FaultyHTTP) -> None:
     proxy.mode = "error500"
     assert get(f"{proxy.url}/index.yaml")[0] == 500
-    proxy.mode = "corrupt"
+    proxy.mode = "corrupt-index"
     assert get(f"{proxy.url}/index.yaml")[1] == GARBAGE_INDEX
+    assert get(f"{proxy.url}/hello-0.1.0.tgz")[1] == ARCHIVE
+    proxy.mode = "corrupt"
+    assert get(f"{proxy.url}/index.yaml")[1] == INDEX
     assert get(f"{proxy.url}/hello-0.1.0.tgz")[1] == ARCHIVE[: len(ARCHIVE) // 2]
     assert get(f"{proxy.url}/v2/charts/hello/blobs/sha256:x")[1] == ARCHIVE[: len(ARCHIVE) // 2]
     proxy.mode = "slow"
@@ -85,7 +88,7 @@ def test_each_fault_mode(proxy: FaultyHTTP) -> None:
     assert proxy.port == port
     assert get(f"{proxy.url}/index.yaml")[:2] == (200, INDEX)
     modes = [mode for mode, _, _ in proxy.requests]
-    assert modes[:4] == ["error500", "corrupt", "corrupt", "corrupt"] and modes[-1] == "forward"
+    assert modes[:3] == ["error500", "corrupt-index", "corrupt-index"] and modes[-1] == "forward"
 
 
 def test_only_a_loopback_upstream_is_accepted() -> None:
