@@ -9,7 +9,8 @@ Modes (:attr:`FaultyHTTP.mode`, switched at any time):
   connection is closed without one;
 - ``corrupt``: a chart archive (``.tgz`` or an OCI blob) truncated to half, everything else
   forwarded unchanged (the index stays valid, so the archive is what breaks);
-- ``corrupt-index``: an ``index.yaml`` replaced by garbage that is not YAML;
+- ``corrupt-index``: an ``index.yaml`` answered with garbage that is not YAML (a new body
+  with a new ETag, also to a conditional request);
 - ``down``: the listener is closed (connections are refused); switching to any other mode
   listens again on the same port.
 
@@ -145,6 +146,10 @@ class FaultyHTTP:
             if mode == "error500":
                 self._record(mode, path, 500)
                 _send(client, 500, {"Content-Type": "text/plain"}, b"injected fault: internal server error\n")
+            elif mode == "corrupt-index" and path.split("?", 1)[0].endswith("index.yaml"):
+                # a new body, whatever the client has cached (a conditional request gets it too)
+                self._record(mode, path, 200)
+                _send(client, 200, {"Content-Type": "text/yaml", "ETag": '"corrupt"'}, GARBAGE_INDEX)
             elif mode == "slow":
                 self._record(mode, path, 0)
                 self._closed.wait(self.slow_s)  # longer than the client waits; then no answer at all

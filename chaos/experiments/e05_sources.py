@@ -69,7 +69,7 @@ def run(ctx: Context, count: int) -> Iterator[Trial]:
     env = ctx.env
     work = ctx.scratch("sources")
     chart = unique_name("csrc").replace("-", "")
-    versions = [f"0.{n}.0" for n in range(1, 2 * count + 2)]  # each release moves one version a trial
+    versions = [f"0.{n}.0" for n in range(1, len(SCENARIOS) * count + 2)]  # a release moves one a trial
     testenv.publish_chart([str(chart_copy(work, chart, v, message=f"v{v}")) for v in versions])
     repo_proxy = FaultyHTTP(env["TESTENV_CHARTS"], slow_s=60.0)
     oci_proxy = FaultyHTTP(f"http://{env['TESTENV_REGISTRY']}", slow_s=60.0)
@@ -80,6 +80,7 @@ def run(ctx: Context, count: int) -> Iterator[Trial]:
             agent = start_agent(
                 env, work / "agent", namespace, url,
                 "--chart-timeout", CHART_TIMEOUT,
+                "--chart-refresh-interval", "1s",
                 "--oci-plain-http", oci_proxy.address,
                 poll="1h",
             )  # fmt: skip
