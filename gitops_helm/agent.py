@@ -248,6 +248,7 @@ def build_chart_clients(settings: Settings, http: HTTPClient) -> tuple[HelmRepoC
         HelmRepoSettings(
             cache_dir=work / "cache",
             min_refresh_interval=refresh,
+            read_timeout=settings.chart_timeout_s,
             destinations=chart_destinations(settings),
         ),
         http=http,
@@ -257,6 +258,7 @@ def build_chart_clients(settings: Settings, http: HTTPClient) -> tuple[HelmRepoC
         OciSettings(
             plain_http_hosts=settings.oci_plain_http_hosts,
             refresh_s=refresh,
+            timeout_s=settings.chart_timeout_s,
             destinations=chart_destinations(settings),
         ),
         ChartCache(work / "cache"),
@@ -424,6 +426,7 @@ class Agent:
             HelmRepoSettings(
                 cache_dir=work / "cache",
                 min_refresh_interval=refresh,
+                read_timeout=settings.chart_timeout_s,
                 destinations=chart_destinations(settings),
             ),
             http=self.http,
@@ -433,6 +436,7 @@ class Agent:
             OciSettings(
                 plain_http_hosts=settings.oci_plain_http_hosts,
                 refresh_s=refresh,
+                timeout_s=settings.chart_timeout_s,
                 destinations=chart_destinations(settings),
             ),
             self.cache,
@@ -576,6 +580,7 @@ class Agent:
             webhook_secret=self.settings.git.webhook_secret,
             before_metrics=self._refresh_metrics,
             alive=self._alive,
+            git_head=(lambda: self.source.head if self.source else None),
         )
 
     # -- parts ----------------------------------------------------------------------------------

@@ -190,6 +190,12 @@ class ImageScanSettings:
 _SIZE_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
 
 
+def _positive(seconds: float, flag: str) -> float:
+    if seconds <= 0:
+        raise ConfigError(f"{flag}: must be more than zero")
+    return seconds
+
+
 def parse_size(text: str, name: str = "size") -> int:
     """Bytes from ``"500Mi"``, ``"4Gi"``, ``"2G"`` or a plain number; ConfigError otherwise."""
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]i?)?b?", text.strip().lower())
@@ -207,6 +213,9 @@ class HTTPServerSettings:
     read_timeout_s: float = 10.0  # the whole request, head and body, from the accept
     max_head_bytes: int = 64 * 1024  # request line and headers
     max_body_bytes: int = 5 * 1024 * 1024  # a webhook delivery; a push event is far smaller
+    # webhook deliveries remembered (delivery ids, commits being fetched): a replay of one of them
+    # triggers no fetch
+    remembered_deliveries: int = 1024
 
 
 _AUTHOR = re.compile(r"\s*(?P<name>[^<>\n\r]*?)\s*<(?P<email>[^<>\s]+)>\s*")
@@ -287,6 +296,8 @@ class Settings:
     # A values file bigger than this could not be stored in a Helm release Secret (1 MiB) anyway.
     values_url_max_bytes: int = 64 * 1024 * 1024
     chart_refresh_interval_s: float = 60.0  # a repository index / OCI tag is re-checked this often
+    # the longest wait for the next bytes from a chart repository or registry (a hung one fails then)
+    chart_timeout_s: float = 30.0
     oci_plain_http_hosts: tuple[str, ...] = ()
     leader_elect: bool = False
     leader_election_namespace: str | None = None  # None: the sync state namespace
@@ -523,6 +534,10 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument(
         "--chart-refresh-interval",
         help="re-check a chart repository index or OCI tag at most this often (default: 1m)",
+    )
+    r.add_argument(
+        "--chart-timeout",
+        help="a chart repository or registry that sends nothing for this long has failed (default: 30s)",
     )
     r.add_argument(
         "--oci-plain-http",
@@ -989,6 +1004,7 @@ def settings_from_args(ns: argparse.Namespace, environ: Mapping[str, str] | None
         git_default_ref=get("git-default-ref") or "master",
         repositories_file=get("repositories-file"),
         chart_refresh_interval_s=get_dur("chart-refresh-interval", defaults.chart_refresh_interval_s),
+        chart_timeout_s=_positive(get_dur("chart-timeout", defaults.chart_timeout_s), "--chart-timeout"),
         oci_plain_http_hosts=plain_http,
         leader_elect=get_bool("leader-elect", False),
         leader_election_namespace=get("leader-election-namespace"),

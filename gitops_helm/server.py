@@ -4,17 +4,21 @@ Place in the flow: beside the controller and the Git source. ``POST /hooks/git``
 GitLab, Gitea/Forgejo and a generic format; a delivery is acted on only when its signature (or
 token) verifies against the configured secret, and only when it concerns the synced repository
 and branch; anything else gets 401 (bad or missing signature) or 202 with no action. Without a
-configured secret the webhook answers 404: an unauthenticated trigger is never offered.
+configured secret the webhook answers 404: an unauthenticated trigger is never offered. A body
+that is neither JSON nor a form gets 415, a chunked one 411; a verified replay triggers nothing
+(409 for a delivery id already received, 202 for a commit already synced or being fetched; the
+rule is in ``source.replay``).
 
 Transport. Slow or idle clients must not be able to starve ``/healthz`` (a liveness probe that
 fails restarts the agent) or exhaust threads. So no thread waits for a client: one thread
-accepts connections and reads their request heads without blocking (a selector); only a
-complete head gets a thread, so a thread answers at once and is never held by a client that
-drips its head. Bounds, from :class:`~gitops_helm.config.HTTPServerSettings`:
+accepts connections and reads their request heads, and the bodies their ``Content-Length``
+announces, without blocking (a selector); only a complete request gets a thread, so a thread
+answers at once and is never held by a client that drips its head or its body. Bounds, from
+:class:`~gitops_helm.config.HTTPServerSettings`:
 
 - ``max_connections`` connections being read at once; a new one beyond that closes the oldest
   (a slow client is always older than a probe that sends its few bytes at once);
-- ``read_timeout_s`` for the whole request, head and body, counted from the accept;
+- ``read_timeout_s`` for the whole request, head and body, counted from the accept (408 then);
 - ``max_head_bytes`` of request line and headers (431 beyond), ``max_body_bytes`` of a webhook
   body (413 beyond);
 - ``max_active`` requests answered at once; beyond that a request gets 503 at once.
@@ -40,11 +44,29 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gitops_helm import log as logging
 from gitops_helm.config import HTTPServerSettings
 from gitops_helm.metrics import REGISTRY
+from gitops_helm.source.replay import DeliveryMemory, ReplayKind, delivery_id
 from gitops_helm.source.webhook import verify_webhook
 
 log = logging.get(__name__)
 
 _HEAD_END = b"\r\n\r\n"
+# what a webhook body may be: JSON (every provider) or GitHub's form encoding (payload=<JSON>)
+_WEBHOOK_MEDIA_TYPES = ("application/json", "application/x-www-form-urlencoded")
+
+
+def announced_body(head: bytes, max_body_bytes: int) -> int:
+    """The body length a request head announces, when the server should read it before answering:
+    0 without a valid ``Content-Length`` or beyond ``max_body_bytes`` (the handler refuses those
+    without reading)."""
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep and name.strip().lower() == b"content-length":
+            text = value.strip()
+            if not text.isdigit() or len(text) > 12:
+                return 0
+            length = int(text)
+            return length if length <= max_body_bytes else 0
+    return 0
 
 
 @dataclass
@@ -58,6 +80,7 @@ class Hooks:
     webhook_secret: str | None = None
     before_metrics: Callable[[], None] | None = None
     alive: Callable[[], tuple[bool, str]] | None = None  # /healthz: every loop making progress
+    git_head: Callable[[], str | None] | None = None  # the commit the Git source has checked out
 
 
 class _RequestReader(io.RawIOBase):
@@ -100,6 +123,8 @@ class _Writer(io.BufferedIOBase):
 
 
 def make_handler(hooks: Hooks, limits: HTTPServerSettings) -> type[BaseHTTPRequestHandler]:
+    deliveries = DeliveryMemory(limits.remembered_deliveries)
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "gitops-helm"
 
@@ -139,12 +164,20 @@ def make_handler(hooks: Hooks, limits: HTTPServerSettings) -> type[BaseHTTPReque
             if path != "/hooks/git" or not hooks.webhook_secret or hooks.git_trigger is None:
                 self._reply(404, b"not found\n")
                 return
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                self._reply(411, b"a webhook body needs a Content-Length\n")
+                return
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
                 length = -1
             if length < 0 or length > limits.max_body_bytes:
                 self._reply(413, b"body too large\n")
+                return
+            media_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+            if length and media_type not in _WEBHOOK_MEDIA_TYPES:
+                log.warning("webhook refused: unsupported content type", peer=self.client_address[0])
+                self._reply(415, b"webhook body must be application/json or a form\n")
                 return
             try:
                 body = self.rfile.read(length)
@@ -165,6 +198,16 @@ def make_handler(hooks: Hooks, limits: HTTPServerSettings) -> type[BaseHTTPReque
             if not verdict.concerns(hooks.git_url, branch):
                 log.info("webhook ignored: not for this repository/branch", event=verdict.event)
                 self._reply(202, b"ignored\n")
+                return
+            commit = verdict.push.after if verdict.push else None
+            head = hooks.git_head() if hooks.git_head else None
+            replay = deliveries.replay(delivery_id(headers), commit, head)
+            if replay is not None:
+                log.info("webhook: no fetch", reason=replay.reason, event=verdict.event)
+                if replay.kind is ReplayKind.DUPLICATE:
+                    self._reply(409, f"{replay.kind}: no fetch\n".encode())
+                else:
+                    self._reply(202, f"{replay.kind}: no fetch\n".encode())
                 return
             log.info("webhook: fetching now", provider=str(verdict.provider), event=verdict.event)
             hooks.git_trigger()
@@ -243,7 +286,7 @@ class Server:
                     self._receive(selector, pending, entry)
         now = time.monotonic()
         for late in [p for p in pending.values() if p.deadline <= now]:
-            self._drop(selector, pending, late)
+            self._refuse(selector, pending, late, b"408 Request Timeout")
 
     def _accept(self, selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending]) -> None:
         try:
@@ -264,7 +307,7 @@ class Server:
         self, selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending], entry: _Pending
     ) -> None:
         try:
-            data = entry.sock.recv(self.limits.max_head_bytes + len(_HEAD_END))
+            data = entry.sock.recv(64 * 1024)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -273,9 +316,17 @@ class Server:
             self._drop(selector, pending, entry)
             return
         entry.head += data
-        if _HEAD_END not in entry.head:
+        end = entry.head.find(_HEAD_END)
+        if end < 0:
             if len(entry.head) > self.limits.max_head_bytes:
                 self._refuse(selector, pending, entry, b"431 Request Header Fields Too Large")
+            return
+        if end > self.limits.max_head_bytes:
+            self._refuse(selector, pending, entry, b"431 Request Header Fields Too Large")
+            return
+        # the body too is read here, so a client that drips it holds no thread (the deadline ends it)
+        body = announced_body(bytes(entry.head[:end]), self.limits.max_body_bytes)
+        if len(entry.head) < end + len(_HEAD_END) + body:
             return
         if not self._active.acquire(blocking=False):
             self._refuse(selector, pending, entry, b"503 Service Unavailable")

@@ -54,8 +54,9 @@ class SlowClient:
     """A real client that sends its request one byte at a time, in a thread of its own, until
     the server closes the connection (or the request is all sent)."""
 
-    def __init__(self, port: int, request: bytes, interval: float) -> None:
+    def __init__(self, port: int, request: bytes, interval: float, at_once: bytes = b"") -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT_S)
+        self.sock.sendall(at_once)
         self.closed_by_server = threading.Event()
         self._thread = threading.Thread(target=self._drip, args=(request, interval), daemon=True)
         self._thread.start()
@@ -177,3 +178,61 @@ def test_a_connection_dropped_at_the_cap_while_it_is_readable_does_not_stop_the_
     probe.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
     assert probe.recv(100).startswith(b"HTTP/1.0 200"), "the server stopped serving"
     probe.close()
+
+
+def webhook_head(length: int, content_type: str = "application/json") -> bytes:
+    return (
+        b"POST /hooks/git HTTP/1.1\r\nHost: x\r\nContent-Type: " + content_type.encode() + b"\r\n"
+        b"X-GitHub-Event: push\r\nContent-Length: " + str(length).encode() + b"\r\n\r\n"
+    )
+
+
+def test_clients_dripping_webhook_bodies_hold_no_thread_and_healthz_answers(
+    start: Callable[[HTTPServerSettings], Server],
+) -> None:
+    """A client that sends a complete head and then drips its body once held one of the
+    ``max_active`` answering threads until the read deadline: a few of them and every probe got
+    503. The body is read by the selector now; only a complete request gets a thread."""
+    server = start(HTTPServerSettings(max_active=2, read_timeout_s=600.0))
+    body = b"{" + b" " * 10_000 + b"}"
+    clients = [SlowClient(server.port, body, interval=0.2, at_once=webhook_head(len(body))) for _ in range(6)]
+    try:
+        time.sleep(1.0)  # every client has sent its head and started on its body
+        assert get(server, "/healthz") == (200, b"ok\n")
+        assert get(server, "/readyz") == (200, b"ready\n")
+        assert not any(c.closed_by_server.is_set() for c in clients)  # still being read, not refused
+    finally:
+        for c in clients:
+            c.close()
+
+
+def post(server: Server, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT_S)
+    try:
+        conn.request("POST", "/hooks/git", body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_a_webhook_body_of_another_content_type_or_chunked_is_refused_unread(
+    start: Callable[[HTTPServerSettings], Server],
+) -> None:
+    server = start(HTTPServerSettings())
+    signed = {"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=00"}
+    for content_type in ("text/plain", "multipart/form-data; boundary=x", "application/xml", ""):
+        headers = {**signed, "Content-Type": content_type} if content_type else signed
+        status, text = post(server, b"{}", headers)
+        assert status == 415, (content_type, status, text)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT_S)
+    try:
+        sock.sendall(
+            b"POST /hooks/git HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nX-GitHub-Event: push\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.0 411 ")
+    finally:
+        sock.close()
+    # a JSON body with a bad signature is still read and refused as such
+    assert post(server, b"{}", {**signed, "Content-Type": "application/json"})[0] == 401
