@@ -154,7 +154,9 @@ def run_experiment(exp: Experiment, ctx: Context) -> Result:
                 result.stopped = f"{spent} after {len(result.trials)} of {count} trials"
                 break
     except Exception as exc:  # the report must say what broke, and the other experiments go on
-        result.trials.append(Trial("(experiment)", "error", f"{type(exc).__name__}: {exc}"))
+        failed = Trial("(experiment)", "error", f"{type(exc).__name__}: {exc}")
+        result.trials.append(failed)
+        ctx.log(f"  [{exp.key}] {failed.scenario}: error: {failed.detail}")
     finally:
         close = getattr(trials, "close", None)  # a generator's own cleanup (its finally blocks) runs now
         if close is not None:

@@ -10,9 +10,9 @@ from chaos.framework import Context, Experiment, Trial, markdown, replace_sectio
 from tests.conftest import Env
 
 
-def context(tmp_path: Path, quick: bool = True) -> Context:
-    logged: list[str] = []
-    return Context(env=Env(vars={}, helm_home=tmp_path), workdir=tmp_path, quick=quick, log=logged.append)
+def context(tmp_path: Path, quick: bool = True, logged: list[str] | None = None) -> Context:
+    sink = logged if logged is not None else []
+    return Context(env=Env(vars={}, helm_home=tmp_path), workdir=tmp_path, quick=quick, log=sink.append)
 
 
 def make(run: object, quick: int = 2, full: int = 5, budget: float = 60) -> Experiment:
@@ -41,8 +41,10 @@ def test_an_experiment_that_raises_is_an_error_trial_not_a_crash(tmp_path: Path)
         yield Trial("install", "survived")
         raise RuntimeError("could not inject")
 
-    result = run_experiment(make(run), context(tmp_path))
+    logged: list[str] = []
+    result = run_experiment(make(run), context(tmp_path, logged=logged))
     assert [t.outcome for t in result.trials] == ["survived", "error"]
+    assert "could not inject" in logged[-1]
     assert "could not inject" in result.trials[-1].detail
     assert not result.passed
     assert "error" in table([result])
