@@ -15,9 +15,9 @@ Checks: the agent never exits; within 30 s of the API server being ready again (
 wait itself is bounded at 180 s so a slow recovery is reported, not hung on), the sync state
 names the new commit, the ConfigMap has its new data, and each of the three releases has its new
 values deployed with its HelmRelease Ready for the current generation (``violated`` when late);
-Helm history then shows exactly one new revision per change (none for an unchanged release) and
-no ``pending-*`` revision (``violated`` on a duplicate helm action); an object that was there
-before and is gone after is ``lost``.
+Helm history then shows exactly one new revision per changed release and none for the releases
+created in earlier trials (unchanged), and no ``pending-*`` revision (``violated`` on a duplicate
+helm action); a release that was there before and is gone after is ``lost``.
 """
 
 from __future__ import annotations
@@ -140,11 +140,12 @@ def run(ctx: Context, count: int) -> Iterator[Trial]:
                     ctx.env,
                     hr_manifest(created, namespace, repo_chart(ctx.env), values={"message": message}),
                 )
-                settled = {**dict.fromkeys(settled, message), created: message}
+                changed = {"from-git": message, "edited": message, created: message}
+                settled = {**settled, **changed}  # earlier new-* releases keep their values
                 problem = wait_settled(ctx, namespace, agent, sha, message, settled, WAIT_BOUND_S)
                 took = time.monotonic() - back_at
                 outcome, detail = judge(
-                    ctx, namespace, agent, settled, before, problem, took, agent_alive_in_outage
+                    ctx, namespace, agent, settled, changed, before, problem, took, agent_alive_in_outage
                 )
                 detail += f" (down {back_at - down_at:.1f}s, all reconciled {took:.1f}s after /readyz)"
                 yield Trial("restart", outcome, detail, seconds=time.monotonic() - started)
@@ -193,6 +194,7 @@ def judge(
     namespace: str,
     agent: AgentProcess,
     releases: dict[str, str],
+    changed: dict[str, str],
     before: dict[str, int],
     problem: str,
     took: float,
@@ -213,8 +215,9 @@ def judge(
             return "violated", f"release {name} left pending: revisions {pending}"
         added = len(revisions) - before.get(name, 0)
         counts.append(f"{name} +{added}")
-        if added != 1:
-            return "violated", f"release {name}: {added} new revisions for one change: {revisions}"
+        want = 1 if name in changed else 0
+        if added != want:
+            return "violated", f"release {name}: {added} new revisions for {want} change(s): {revisions}"
     if took > RECONCILED_WITHIN_S:
         return (
             "violated",
