@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from .pki import make_pki
-from .state import State, free_port, spawn, wait_for
+from .state import State, free_port, is_ours, process_alive, spawn, stop_process, wait_for
 
 NODES = ("kwok-node-0", "kwok-node-1")
 STAGES = Path(__file__).with_name("kwok-stages.yaml")
@@ -71,7 +71,7 @@ def start(state: State, root: Path, bins: Path) -> None:
     wait_for("etcd", lambda: b"true" in urllib.request.urlopen(
         f"http://127.0.0.1:{etcd_port}/health", timeout=2).read(), 60, logs / "etcd.log", state.pids["etcd"])
 
-    state.record("kube-apiserver", spawn("kube-apiserver", [
+    apiserver_argv = [
         str(bins / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{etcd_port}",
         "--bind-address=127.0.0.1", f"--secure-port={api_port}", "--advertise-address=127.0.0.1",
         "--endpoint-reconciler-type=none",
@@ -82,11 +82,11 @@ def start(state: State, root: Path, bins: Path) -> None:
         "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC",
         "--allow-privileged=true", "--enable-priority-and-fairness=false",
         "--max-requests-inflight=0", "--max-mutating-requests-inflight=0", "--v=0",
-    ], logs))
-    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-    wait_for("kube-apiserver", lambda: urllib.request.urlopen(
-        f"https://127.0.0.1:{api_port}/readyz", timeout=5, context=ctx).status == 200,
-        180, logs / "kube-apiserver.log", state.pids["kube-apiserver"])
+    ]
+    # Recorded, so `scripts/testenv restart-apiserver` starts it again exactly so.
+    state.info["kube-apiserver-argv"] = json.dumps(apiserver_argv)
+    state.record("kube-apiserver", spawn("kube-apiserver", apiserver_argv, logs))
+    wait_apiserver_ready(state, pki, api_port, 180)
 
     kubeconfig = root / "kubeconfig"
     _kubeconfig(kubeconfig, f"https://127.0.0.1:{api_port}", pki)
@@ -138,3 +138,51 @@ def start(state: State, root: Path, bins: Path) -> None:
 
     wait_for("controller-manager (default ServiceAccount)", default_sa, 90,
              logs / "kube-controller-manager.log", state.pids["kube-controller-manager"])
+
+
+def wait_apiserver_ready(state: State, pki: Path, api_port: int, timeout: float) -> None:
+    """Wait until kube-apiserver answers /readyz with 200 (fails early when it exits)."""
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    logs = pki.parent / "logs"
+    wait_for("kube-apiserver", lambda: urllib.request.urlopen(
+        f"https://127.0.0.1:{api_port}/readyz", timeout=5, context=ctx).status == 200,
+        timeout, logs / "kube-apiserver.log", state.pids["kube-apiserver"])
+
+
+def apiserver_argv(state: State) -> list[str]:
+    """The argv kube-apiserver was started with: as recorded by `up`, or (an environment started
+    before that was recorded) read from the running process."""
+    recorded = state.info.get("kube-apiserver-argv")
+    if recorded:
+        return list(json.loads(recorded))
+    pid = state.pids.get("kube-apiserver")
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, TypeError):
+        raw = b""
+    argv = [part.decode() for part in raw.split(b"\0") if part]
+    if not argv:
+        raise RuntimeError("kube-apiserver's arguments were not recorded and it is not running: "
+                           "run `scripts/testenv down` and `up` once")
+    return argv
+
+
+def stop_apiserver(state: State) -> None:
+    """Stop the recorded kube-apiserver (etcd and everything else keep running); remembers its
+    arguments first, so :func:`start_apiserver` can start it again."""
+    state.info["kube-apiserver-argv"] = json.dumps(apiserver_argv(state))
+    pid = state.pids.get("kube-apiserver")
+    if pid:
+        stop_process(pid, state.starts.get("kube-apiserver", ""), "kube-apiserver")
+    state.save()
+
+
+def start_apiserver(state: State, root: Path, timeout: float = 180) -> None:
+    """Start kube-apiserver again with its recorded arguments (same port), record the new pid,
+    and wait until it is ready."""
+    pid = state.pids.get("kube-apiserver")
+    if pid and process_alive(pid) and is_ours(pid, state.starts.get("kube-apiserver", "")):
+        raise RuntimeError(f"kube-apiserver is running (pid {pid}): stop it first")
+    state.record("kube-apiserver", spawn("kube-apiserver", apiserver_argv(state), root / "logs"))
+    state.save()
+    wait_apiserver_ready(state, root / "pki", int(state.info["api_port"]), timeout)

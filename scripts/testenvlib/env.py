@@ -105,6 +105,32 @@ def down() -> None:
     _log("down")
 
 
+def stop_apiserver() -> None:
+    """Stop kube-apiserver only (etcd and the rest keep running); :func:`start_apiserver` brings
+    it back. For experiments that restart the API server under a running agent."""
+    with _lock():
+        state = require_up()
+        cluster.stop_apiserver(state)
+    _log("kube-apiserver stopped")
+
+
+def start_apiserver() -> None:
+    """Start the stopped kube-apiserver again with the same arguments and port; wait for /readyz."""
+    with _lock():
+        state = State.load()
+        if state is None:
+            raise SystemExit("the test environment is not up: run `scripts/testenv up`")
+        cluster.start_apiserver(state, state_dir())
+    _log(f"kube-apiserver ready again (pid {state.pids['kube-apiserver']})")
+
+
+def restart_apiserver(down_seconds: float = 0.0) -> None:
+    """Stop kube-apiserver, keep it down ``down_seconds``, start it again and wait until ready."""
+    stop_apiserver()
+    time.sleep(max(down_seconds, 0.0))
+    start_apiserver()
+
+
 def env_lines(state: State) -> list[str]:
     return [f"export {k}={_quote(v)}" for k, v in sorted(state.env.items())]
 
