@@ -322,7 +322,9 @@ class Settings:
     # a write that lost a race on resourceVersion (409) is retried after this long
     conflict_retry_s: float = 1.0
     # a failed watch request of the controller is repeated after this backoff
-    watch_retry: RetrySettings = field(default_factory=lambda: RetrySettings(base_s=1.0, max_s=30.0))
+    # after a failed watch request; the longest step bounds how late changes made during an API
+    # server outage are seen once it is back (a re-list every 10 s against a down server is cheap)
+    watch_retry: RetrySettings = field(default_factory=lambda: RetrySettings(base_s=1.0, max_s=10.0))
     git: GitSourceSettings = field(default_factory=GitSourceSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
