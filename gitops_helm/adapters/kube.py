@@ -709,6 +709,16 @@ class Kube:
             raise err from None
         return cast(dict[str, Any], self.api.sanitize_for_serialization(lease))
 
+    def list_leases(self, namespace: str) -> list[dict[str, Any]]:
+        """Every coordination.k8s.io/v1 Lease of ``namespace`` as plain data (``gitops-helm
+        status`` shows each shard's leader)."""
+        api = client.CoordinationV1Api(self.api)
+        try:
+            found = api.list_namespaced_lease(namespace, _request_timeout=self._t)
+        except Exception as exc:
+            raise _classify(exc, f"list leases in {namespace}") from None
+        return [cast(dict[str, Any], self.api.sanitize_for_serialization(lease)) for lease in found.items]
+
     def write_lease(
         self,
         namespace: str,

@@ -78,7 +78,9 @@ def _state(p: argparse.ArgumentParser) -> None:
     )
     s.add_argument("--leader-election-namespace", help="namespace of the Lease (default: the state's)")
     s.add_argument(
-        "--leader-election-id", default="gitops-helm", help="name of the Lease (default: gitops-helm)"
+        "--leader-election-id",
+        default="gitops-helm",
+        help="name of the Lease; each shard's is NAME-SHARD (default: gitops-helm)",
     )
 
 
