@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import Env
-from tests.integration.reconcile_helpers import apply, hr_manifest, repo_chart
-from tests.integration.syncfix import GITOPS_HELM, cli, get_object, process_env, wait_for
+from tests.integration.reconcile_helpers import apply, hr_manifest, repo_chart, user_values
+from tests.integration.syncfix import (
+    GITOPS_HELM,
+    ConfigRepo,
+    cli,
+    get_object,
+    helmrelease,
+    process_env,
+    release_exists,
+    start_agent,
+    unique_name,
+    wait_for,
+)
 
 REQUEST = "gitops-helm.io/reconcile-requested-at"
 
@@ -64,3 +76,33 @@ def test_two_concurrent_reconciles_of_one_helmrelease_both_get_the_outcome(
     for process, (out, err) in zip((first, second), outputs, strict=True):
         assert process.returncode == 0, out + err
         assert f"HelmRelease {namespace}/web reconciled: revision 0.1.0" in out, out + err
+
+
+def test_reconcile_with_source_fetches_git_first(env: Env, namespace: str, tmp_path: Path) -> None:
+    """``--with-source`` asks the agent's Git sync for a fetch (its next poll is minutes away),
+    then reconciles the HelmRelease as the new commit declares it."""
+    url = f"{env['TESTENV_GIT_HTTP']}/{unique_name('with-source')}.git"
+    repo = ConfigRepo(tmp_path / "repo", url)
+    repo.replace({"app.yaml": helmrelease(env, "app", {"message": "one"})})
+    agent = start_agent(env, tmp_path / "agent", namespace, url, poll="10m")
+    try:
+        wait_for(
+            "the first commit's release",
+            lambda: (
+                release_exists(env, namespace, "app")
+                and user_values(env, env["HELM_BIN"], namespace, "app").get("message") == "one"
+            ),
+            timeout=180,
+        )
+        sha = repo.commit({"app.yaml": helmrelease(env, "app", {"message": "two"})})
+        out = cli(
+            env, "reconcile", "app", "-n", namespace, "--kubeconfig", env["KUBECONFIG"], "--with-source",
+            "--sync-name", agent.sync_name, "--state-namespace", namespace, "--timeout", "150s",
+            timeout=200,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert f"Git fetched: revision {sha[:12]}" in out.stdout, out.stdout
+        assert f"HelmRelease {namespace}/app reconciled" in out.stdout, out.stdout
+        assert user_values(env, env["HELM_BIN"], namespace, "app")["message"] == "two"
+    finally:
+        agent.stop()
