@@ -709,6 +709,16 @@ class Kube:
             raise err from None
         return cast(dict[str, Any], self.api.sanitize_for_serialization(lease))
 
+    def list_leases(self, namespace: str) -> list[dict[str, Any]]:
+        """Every coordination.k8s.io/v1 Lease of ``namespace`` as plain data (``gitops-helm
+        status`` shows each shard's leader)."""
+        api = client.CoordinationV1Api(self.api)
+        try:
+            found = api.list_namespaced_lease(namespace, _request_timeout=self._t)
+        except Exception as exc:
+            raise _classify(exc, f"list leases in {namespace}") from None
+        return [cast(dict[str, Any], self.api.sanitize_for_serialization(lease)) for lease in found.items]
+
     def write_lease(
         self,
         namespace: str,
@@ -901,24 +911,36 @@ class Kube:
         return [cast(dict[str, Any], self.api.sanitize_for_serialization(c)) for c in res.items]
 
     def list_kind_events(
-        self, namespace: str | None, kind: str, name: str | None, *, limit: int
+        self, namespace: str | None, kind: str, name: str | None, *, page_size: int = 500
     ) -> list[dict[str, Any]]:
-        """Events about objects of ``kind`` (one of them when ``name`` is given), in ``namespace``
-        or everywhere, at most ``limit``, in the API server's order: the caller sorts them."""
+        """Every Event about objects of ``kind`` (one of them when ``name`` is given), in
+        ``namespace`` or everywhere, read in pages of ``page_size`` (each request with its deadline).
+
+        All of them, because the API server lists in key (name) order, not by time: the newest
+        are known only once every page is read (Events expire after an hour, so there are few)."""
         selector = f"involvedObject.kind={kind}" + (f",involvedObject.name={name}" if name else "")
         what = f"list events of {kind} {name or ''} in {namespace or 'all namespaces'}".replace("  ", " ")
-        try:
-            if namespace:
-                res = self.core.list_namespaced_event(
-                    namespace, field_selector=selector, limit=limit, _request_timeout=self._t
-                )
-            else:
-                res = self.core.list_event_for_all_namespaces(
-                    field_selector=selector, limit=limit, _request_timeout=self._t
-                )
-        except Exception as exc:
-            raise _classify(exc, what) from None
-        return [cast(dict[str, Any], self.api.sanitize_for_serialization(e)) for e in res.items[:limit]]
+        found: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            paging: dict[str, Any] = {"limit": page_size}
+            if token:
+                paging["_continue"] = token
+            try:
+                if namespace:
+                    res = self.core.list_namespaced_event(
+                        namespace, field_selector=selector, _request_timeout=self._t, **paging
+                    )
+                else:
+                    res = self.core.list_event_for_all_namespaces(
+                        field_selector=selector, _request_timeout=self._t, **paging
+                    )
+            except Exception as exc:
+                raise _classify(exc, what) from None
+            found.extend(cast(dict[str, Any], self.api.sanitize_for_serialization(e)) for e in res.items)
+            token = res.metadata._continue if res.metadata is not None else None
+            if not token:
+                return found
 
     def server_version(self) -> str:
         """The API server's version (``/version``'s gitVersion): the cheapest "is it there?"."""

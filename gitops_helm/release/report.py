@@ -97,7 +97,12 @@ class StatusReport:
             # previous generation's Ready=True for this run's outcome
             message = phase_message(phase, p.release_name, p.target_namespace, detail)
             self.reconciling(str(phase), message)
-            if phase in (Phase.INSTALLING, Phase.UPGRADING):
+            ready = find_condition(self.status.conditions, ConditionType.READY)
+            if phase in (Phase.INSTALLING, Phase.UPGRADING) or (
+                ready is not None and ready.status is ConditionStatus.TRUE
+            ):
+                # a test or rollback of a Ready release is in progress too: Ready and
+                # Reconciling are never both True (a failed step's Ready=False is kept)
                 self._ready(ConditionStatus.UNKNOWN, "Progressing", message)
 
     def remember(self, memory: pl.Memory) -> None:
@@ -126,7 +131,12 @@ class StatusReport:
         self.status = replace(self.status, observed_generation=self.hr.metadata.generation)
 
     def stalled(self, reason: str, message: str) -> None:
+        """Stalled=True; Ready is False then (kstatus), naming the stall unless a failed step
+        already says why."""
         self.status = set_stalled(self.status, reason=reason, message=message[:MAX_MESSAGE], now=self.now())
+        ready = find_condition(self.status.conditions, ConditionType.READY)
+        if ready is None or ready.status is not ConditionStatus.FALSE:
+            self._not_ready(reason, message[:MAX_MESSAGE])
 
     def reconciling(self, reason: str, message: str) -> None:
         self.status = set_reconciling(self.status, reason=reason, message=message, now=self.now())

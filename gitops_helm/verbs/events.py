@@ -1,4 +1,5 @@
-"""``gitops-helm events [NAME]``: the Events of a HelmRelease (or of every one), newest last."""
+"""``gitops-helm events [NAME]``: the Events of a HelmRelease (or of every one), newest last;
+``--limit N`` keeps the newest N."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from gitops_helm.api import KIND
 from gitops_helm.verbs.session import Session, use_colour
 from gitops_helm.verbs.table import format_age
 
-__all__ = ["event_time", "events"]
+__all__ = ["event_time", "events", "newest"]
 
 
 def event_time(event: dict[str, Any]) -> str:
@@ -30,12 +31,30 @@ def event_time(event: dict[str, Any]) -> str:
     return ""
 
 
-def _age(stamp: str, now: datetime) -> str:
+def _when(stamp: str) -> datetime | None:
     try:
         then = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
+        return None
+    return then if then.tzinfo else then.replace(tzinfo=UTC)
+
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def newest(found: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` most recent Events, oldest first. Times are compared as times: writers mix
+    ``...:05Z`` and ``...:05.250000Z``, which do not sort as text; an Event without a readable time
+    counts as the oldest."""
+    ordered = sorted(found, key=lambda event: _when(event_time(event)) or _NEVER)
+    return ordered[-limit:] if limit > 0 else []
+
+
+def _age(stamp: str, now: datetime) -> str:
+    then = _when(stamp)
+    if then is None:
         return "-"
-    return format_age((now - (then if then.tzinfo else then.replace(tzinfo=UTC))).total_seconds())
+    return format_age((now - then).total_seconds())
 
 
 def events(session: Session) -> int:
@@ -43,7 +62,7 @@ def events(session: Session) -> int:
     args = session.args
     namespace = None if session.all_namespaces else session.namespace
     try:
-        found = session.kube.list_kind_events(namespace, KIND, args.name, limit=max(1, args.limit))
+        found = newest(session.kube.list_kind_events(namespace, KIND, args.name), args.limit)
     except KubeError as exc:
         print(f"gitops-helm: {exc}", file=sys.stderr)
         return 2
@@ -51,7 +70,6 @@ def events(session: Session) -> int:
         what = f"HelmRelease {args.name!r}" if args.name else "HelmReleases"
         print(f"no Events of {what} in {'any namespace' if namespace is None else repr(namespace)}")
         return 0
-    found.sort(key=event_time)  # RFC 3339 UTC text sorts as time does
     now = datetime.now(UTC)
     colour = use_colour(sys.stdout)
     head = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "COUNT"]

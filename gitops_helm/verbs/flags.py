@@ -11,11 +11,36 @@ import argparse
 import os
 from typing import Any
 
-__all__ = ["KINDS", "VERBS", "add_verbs", "get_words"]
+__all__ = ["KINDS", "VERBS", "add_verbs", "get_words", "positive_count", "positive_seconds"]
 
 VERBS = ("get", "status", "reconcile", "suspend", "resume", "events", "check")
 _OUTPUTS = ("table", "wide", "json", "yaml")
 KINDS = ("helmreleases", "helmrelease", "hr")  # `get [KIND] [NAME]`: the kind is optional
+
+
+def positive_seconds(text: str) -> float:
+    """A deadline in seconds: more than 0. kubectl reads 0 as "no timeout", but every request this
+    project makes has a deadline, so 0 and negative values are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: must be more than 0 seconds (every API request has a deadline)"
+        )
+    return value
+
+
+def positive_count(text: str) -> int:
+    """A count of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    return value
 
 
 def _cluster(p: argparse.ArgumentParser, *, all_namespaces: bool) -> None:
@@ -26,7 +51,11 @@ def _cluster(p: argparse.ArgumentParser, *, all_namespaces: bool) -> None:
     if all_namespaces:
         g.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace (overrides -n)")
     g.add_argument(
-        "--request-timeout", type=float, default=30.0, metavar="SECONDS", help="per API request (default: 30)"
+        "--request-timeout",
+        type=positive_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="deadline of each API request, more than 0 (default: 30)",
     )
 
 
@@ -49,7 +78,9 @@ def _state(p: argparse.ArgumentParser) -> None:
     )
     s.add_argument("--leader-election-namespace", help="namespace of the Lease (default: the state's)")
     s.add_argument(
-        "--leader-election-id", default="gitops-helm", help="name of the Lease (default: gitops-helm)"
+        "--leader-election-id",
+        default="gitops-helm",
+        help="name of the Lease; each shard's is NAME-SHARD (default: gitops-helm)",
     )
 
 
@@ -91,7 +122,9 @@ def add_verbs(sub: argparse._SubParsersAction[Any]) -> None:
 
     events = sub.add_parser("events", help="Events of a HelmRelease (or of all of them), newest last")
     events.add_argument("name", nargs="?", metavar="NAME", help="the HelmRelease (default: every one)")
-    events.add_argument("--limit", type=int, default=500, help="at most this many Events (default: 500)")
+    events.add_argument(
+        "--limit", type=positive_count, default=500, help="only the newest N Events (default: 500)"
+    )
     _cluster(events, all_namespaces=True)
 
     check = sub.add_parser(

@@ -2,7 +2,9 @@
 
 A reconcile request is the annotation ``gitops-helm.io/reconcile-requested-at`` set to the time
 of asking: the agent reconciles at once on an annotation change and records the value it handled
-in ``status.lastHandledReconcileAt``, which is what this waits for. ``--with-source`` first asks
+in ``status.lastHandledReconcileAt``, which is what this waits for (:class:`RequestWatch`: a
+later request, e.g. of a second ``gitops-helm reconcile`` running at the same time, covers this
+one). ``--with-source`` first asks
 for a Git fetch and sync the way a standby hands a webhook to the leader (the annotation
 ``gitops-helm.io/sync-requested`` on the sync-state ConfigMap) and waits for the next poll record.
 
@@ -18,20 +20,49 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gitops_helm.adapters.kube import Kube, KubeError
-from gitops_helm.api import RECONCILE_REQUEST_ANNOTATION, ConditionType, find_condition, parse_status
+from gitops_helm.api import (
+    RECONCILE_REQUEST_ANNOTATION,
+    ConditionType,
+    find_condition,
+    parse_status,
+    reconcile_request,
+)
 from gitops_helm.config import parse_duration
 from gitops_helm.errors import ConfigError
 from gitops_helm.sync.apply import SYNC_REQUESTED_ANNOTATION
 from gitops_helm.verbs.releases import _sync_states
 from gitops_helm.verbs.session import Progress, Session
 
-__all__ = ["reconcile", "resume", "suspend"]
+__all__ = ["RequestWatch", "reconcile", "resume", "suspend"]
 
 POLL_S = 1.0  # how often the HelmRelease is read while waiting
 
 
 class _Failed(Exception):
     """Exit 2 with this message."""
+
+
+class RequestWatch:
+    """Has a reconcile that started after our request finished?
+
+    The agent records the request annotation's value it read at the start of a run. A second
+    ``gitops-helm reconcile`` (or a ``kubectl annotate``) may overwrite our value before the agent
+    reads it; a run that handled such a later value also started after our request. So every value
+    the annotation shows after our own write (read from the API in order: after our patch, any other
+    value was written later) counts as ours. No clocks are compared: two machines' clocks may
+    disagree."""
+
+    def __init__(self, requested: str) -> None:
+        self.requested = requested
+        self.covering = {requested}
+
+    def satisfied(self, obj: dict[str, Any]) -> bool:
+        """Whether ``obj`` (read after our write) shows our request, or a later one, handled."""
+        current = reconcile_request((obj.get("metadata") or {}).get("annotations"))
+        if current is not None:
+            self.covering.add(current)
+        handled = parse_status(obj.get("status")).last_handled_reconcile_at
+        return handled is not None and handled in self.covering
 
 
 def _stamp() -> str:
@@ -102,9 +133,9 @@ def _reconcile(session: Session, name: str, *, with_source: bool) -> int:
     progress = Progress()
     if with_source:
         _sync_source(session, progress, deadline)
-    requested = _stamp()
+    watch = RequestWatch(_stamp())
     kube.patch_helmrelease(
-        namespace, name, {"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: requested}}}
+        namespace, name, {"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: watch.requested}}}
     )
     print(f"► reconcile of HelmRelease {namespace}/{name} requested")
     if args.no_wait:
@@ -112,7 +143,7 @@ def _reconcile(session: Session, name: str, *, with_source: bool) -> int:
     while True:
         obj = _get(kube, namespace, name)
         status = parse_status(obj.get("status"))
-        if status.last_handled_reconcile_at == requested:
+        if watch.satisfied(obj):
             break
         if time.monotonic() >= deadline:
             progress.done()

@@ -19,7 +19,7 @@ from gitops_helm.sync.plan import load_identity
 from gitops_helm.verbs.session import Session, use_colour
 from gitops_helm.verbs.table import ReleaseRow, release_row, render_table, rows_data
 
-__all__ = ["get", "status"]
+__all__ = ["get", "leases_of", "status"]
 
 
 def _rows(session: Session, namespace: str | None, name: str | None) -> list[ReleaseRow]:
@@ -62,7 +62,8 @@ def get(session: Session) -> int:
 
 
 def status(session: Session) -> int:
-    """HelmReleases (every namespace unless ``-n``), each sync source's state and the leader."""
+    """HelmReleases (every namespace unless ``-n``), each sync source's state and the leader of
+    each shard (the Lease ``--leader-election-id`` and every ``<id>-<shard>``)."""
     args = session.args
     namespace = session.args.namespace if not session.all_namespaces else None
     try:
@@ -71,9 +72,18 @@ def status(session: Session) -> int:
     except KubeError as exc:
         print(f"gitops-helm: {exc}", file=sys.stderr)
         return 2
+    lease_namespace = args.leader_election_namespace or (
+        states[0][0] if states else args.state_namespace or "default"
+    )
     if args.output in ("json", "yaml"):
         found = [_state_data(ns, n, d) for ns, n, d in states]
         report: dict[str, Any] = {"helmReleases": rows_data(rows), "syncStates": found}
+        try:
+            leaders = _leaders(session.kube, lease_namespace, args.leader_election_id)
+        except KubeError as exc:
+            print(f"gitops-helm: {exc}", file=sys.stderr)
+            return 2
+        report["leaders"] = [_leader_data(lease_namespace, shard, lease) for shard, lease in leaders]
         if args.output == "json":
             print(json.dumps(report, indent=2))
         else:
@@ -89,9 +99,6 @@ def status(session: Session) -> int:
         )
     for state_namespace, name, data in states:
         _print_state(state_namespace, name, data)
-    lease_namespace = args.leader_election_namespace or (
-        states[0][0] if states else args.state_namespace or "default"
-    )
     _print_leader(session.kube, lease_namespace, args.leader_election_id)
     return 0
 
@@ -181,18 +188,53 @@ def _print_state(namespace: str, name: str, state: dict[str, str]) -> None:
         print(f"  error: {err}")
 
 
-def _print_leader(kube: Kube, namespace: str, name: str) -> None:
-    """Who acts, when replicas run with --leader-elect (the Lease they share)."""
+def leases_of(leases: list[dict[str, Any]], lease_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """(shard, Lease) of the agents electing on ``lease_id``: the Lease of that name (shard "")
+    and each shard's ``<lease_id>-<shard>`` (see ``config._default_lease_name`` and the chart),
+    sorted by shard."""
+    found = []
+    for lease in leases:
+        name = str((lease.get("metadata") or {}).get("name") or "")
+        if name == lease_id:
+            found.append(("", lease))
+        elif name.startswith(f"{lease_id}-") and len(name) > len(lease_id) + 1:
+            found.append((name[len(lease_id) + 1 :], lease))
+    return sorted(found, key=lambda item: item[0])
+
+
+def _leaders(kube: Kube, namespace: str, lease_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every shard's Lease; only the named one when Leases may not be listed."""
     try:
-        lease = kube.get_lease(namespace, name)
+        return leases_of(kube.list_leases(namespace), lease_id)
+    except KubeError as exc:
+        if exc.kind is not KubeErrorKind.FORBIDDEN:
+            raise
+    lease = kube.get_lease(namespace, lease_id)
+    return [("", lease)] if lease is not None else []
+
+
+def _leader_data(namespace: str, shard: str, lease: dict[str, Any]) -> dict[str, Any]:
+    spec = lease.get("spec") or {}
+    return {
+        "namespace": namespace,
+        "lease": (lease.get("metadata") or {}).get("name"),
+        "shard": shard or None,
+        "holder": spec.get("holderIdentity") or None,
+        "renewTime": spec.get("renewTime") or None,
+    }
+
+
+def _print_leader(kube: Kube, namespace: str, name: str) -> None:
+    """Who acts, when replicas run with --leader-elect: one line per shard's Lease."""
+    try:
+        leaders = _leaders(kube, namespace, name)
     except KubeError as exc:
         print(f"\nleader: unknown ({exc.message})")
         return
-    if lease is None:
-        return
-    spec = lease.get("spec") or {}
-    print()
-    print(
-        f"leader ({namespace}/{name}): {spec.get('holderIdentity') or 'none'}, "
-        f"renewed {spec.get('renewTime') or '-'}"
-    )
+    if leaders:
+        print()
+    for shard, lease in leaders:
+        data = _leader_data(namespace, shard, lease)
+        which = f"leader of shard {shard}" if shard else "leader"
+        holder, renewed = data["holder"] or "none", data["renewTime"] or "-"
+        print(f"{which} ({namespace}/{data['lease']}): {holder}, renewed {renewed}")

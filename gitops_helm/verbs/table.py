@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gitops_helm.api import ConditionType, find_condition, parse_status
+from gitops_helm.api.selector import SHARD_LABEL
 
 __all__ = ["ReleaseRow", "format_age", "release_row", "render_table", "rows_data"]
 
@@ -36,6 +37,7 @@ class ReleaseRow:
     suspended: bool
     age: str
     created: str
+    shard: str = ""  # the label gitops-helm.io/shard: the agent that serves it ("": the catch-all)
 
 
 def format_age(seconds: float) -> str:
@@ -90,6 +92,7 @@ def release_row(obj: Mapping[str, Any], now: datetime) -> ReleaseRow:
         suspended=spec.get("suspend") is True,
         age=format_age((now - created).total_seconds()) if created else "-",
         created=str(meta.get("creationTimestamp") or ""),
+        shard=str((meta.get("labels") or {}).get(SHARD_LABEL) or ""),
     )
 
 
@@ -105,6 +108,7 @@ def render_table(
     head = ["NAME", "READY", "STATUS", "REVISION", "CHART", "LAST ACTION", "SUSPENDED", "AGE"]
     if wide:
         head[5:5] = ["RELEASE", "HELM STATUS", "HELM REV"]
+        head.append("SHARD")
     if all_namespaces:
         head.insert(0, "NAMESPACE")
     head.append("MESSAGE")
@@ -113,6 +117,7 @@ def render_table(
         cells = [r.name, r.ready, r.status, r.revision, r.chart, r.last_action, str(r.suspended), r.age]
         if wide:
             cells[5:5] = [r.release, r.release_status, r.helm_revision]
+            cells.append(r.shard or "-")
         if all_namespaces:
             cells.insert(0, r.namespace)
         message = r.message if wide else r.message[:message_max]

@@ -331,7 +331,7 @@ def start_agent(
             return False
 
     try:
-        wait_for("the agent's /healthz", healthy, timeout=30)
+        wait_for("the agent's /healthz", healthy, timeout=120)  # a loaded machine imports slowly
     except BaseException:
         agent.stop()
         raise

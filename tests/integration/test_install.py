@@ -280,6 +280,12 @@ def test_the_chart_renders_the_same_objects_as_the_kustomization(env: Env, helm:
             assert got["spec"] == expected["spec"]
         if key[0] == "Deployment":
             want_pod, got_pod = expected["spec"]["template"]["spec"], got["spec"]["template"]["spec"]
+            # the chart names its Lease and sync after the release (two installs in one namespace
+            # stay apart); the kustomization is one install per namespace with the defaults
+            args = got_pod["containers"][0]["args"]
+            for derived in ("--leader-election-id=gitops-helm", "--sync-name=gitops-helm"):
+                assert derived in args, args
+                args.remove(derived)
             assert got_pod == want_pod
             assert got["spec"]["replicas"] == expected["spec"]["replicas"]
 
@@ -317,6 +323,45 @@ def test_each_shard_renders_a_deployment_with_its_own_lease(env: Env, helm: str)
     assert len(set(selectors)) == 3
     nameless = env.run([helm, "template", "x", str(CHART), "--set", "shards[0].args={--a}"], check=False)
     assert nameless.returncode != 0 and "shards: every entry needs a name" in nameless.stderr
+
+
+def run_args(rendered: str) -> dict[str, list[str]]:
+    """Each Deployment's ``gitops-helm run`` arguments, by Deployment name."""
+    return {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["args"]
+        for d in documents(rendered)
+        if d["kind"] == "Deployment"
+    }
+
+
+def flag(args: list[str], name: str) -> str:
+    (value,) = [a.split("=", 1)[1] for a in args if a.startswith(f"--{name}=")]
+    return value
+
+
+def test_two_installs_in_one_namespace_have_their_own_lease_and_sync(env: Env, helm: str) -> None:
+    first = run_args(env.run([helm, "template", "team-a", str(CHART), "-n", "ops"]).stdout)
+    second = run_args(
+        env.run([helm, "template", "team-b", str(CHART), "-n", "ops", "--set", "shards[0].name=x"]).stdout
+    )
+    a, b, b_shard = first["team-a-gitops-helm"], second["team-b-gitops-helm"], second["team-b-gitops-helm-x"]
+    assert flag(a, "leader-election-id") == "team-a-gitops-helm"
+    assert flag(a, "sync-name") == "team-a-gitops-helm"
+    assert flag(b, "leader-election-id") == "team-b-gitops-helm"
+    assert flag(b, "sync-name") == "team-b-gitops-helm"
+    assert flag(b_shard, "leader-election-id") == "team-b-gitops-helm-x"
+    # values name them explicitly (e.g. to keep an older install's Lease and sync state)
+    kept = run_args(
+        env.run(
+            [
+                helm, "template", "team-a", str(CHART), "-n", "ops", "--set", "leaderElectionId=gitops-helm",
+                "--set", "syncName=default", "--set", "shards[0].name=x",
+            ]
+        ).stdout
+    )  # fmt: skip
+    assert flag(kept["team-a-gitops-helm"], "leader-election-id") == "gitops-helm"
+    assert flag(kept["team-a-gitops-helm"], "sync-name") == "default"
+    assert flag(kept["team-a-gitops-helm-x"], "leader-election-id") == "gitops-helm-x"
 
 
 def test_the_chart_installs_and_its_pod_becomes_ready(env: Env, helm: str, namespace: str) -> None:
