@@ -410,6 +410,9 @@ class GitCharts:
         """Refuse a dependency repository whose host the settings refuse, before helm fetches
         its index: helm connects by itself, so the chart sources' address policy is applied to
         the URLs the chart names (as to ``chart.git``; helm follows redirects on its own)."""
+        policy = self.settings.destinations
+        if policy is None:
+            return
         for name in ("Chart.yaml", "requirements.yaml"):
             file = chart_dir / name
             if not file.is_file():
@@ -418,8 +421,7 @@ class GitCharts:
                 urls = remote_dependency_urls(yamlio.read_file(file))
             except (OSError, yamlio.YAMLError):
                 continue  # helm dependency update names what is wrong with the file
-            policy = self.settings.destinations
-            for url in urls if policy is not None else []:
+            for url in urls:
                 try:
                     check_destination(url, policy)
                 except HTTPAddressRefusedError as exc:
