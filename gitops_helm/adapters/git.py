@@ -86,6 +86,7 @@ __all__ = [
     "GitRunner",
     "GitSettings",
     "GitSigningError",
+    "GitTLSError",
     "GitTimeoutError",
     "GitUnreachableError",
     "HTTPAuth",
@@ -220,6 +221,13 @@ class GitHostKeyError(PermanentGitError):
     reason = "SSH host key verification failed (host missing from known_hosts or key changed)"
 
 
+class GitTLSError(PermanentGitError):
+    reason = (
+        "TLS certificate verification failed (the server's certificate is not trusted: give the "
+        "agent's git its CA with GIT_SSL_CAINFO or SSL_CERT_FILE)"
+    )
+
+
 class GitRepositoryNotFound(PermanentGitError):
     reason = "repository not found"
 
@@ -246,6 +254,9 @@ _CLASSIFICATION: tuple[tuple[re.Pattern[str], type[GitError]], ...] = tuple(
         (r"authentication failed|permission denied|could not read (username|password)", GitAuthError),
         (r"terminal prompts disabled|invalid username or password|returned error: 40[13]\b", GitAuthError),
         (r"\bhttp (basic: )?access denied|load key .*: (bad permissions|invalid format)", GitAuthError),
+        # gnutls ("server certificate verification failed") and openssl ("SSL certificate
+        # problem: ..."): before the generic "ssl" of an unreachable remote below
+        (r"certificate verification failed|ssl certificate problem|certificate verify failed", GitTLSError),
         (r"repository .*not found|does not appear to be a git repository", GitRepositoryNotFound),
         (r"returned error: 404\b|project .* could not be found|no such repository", GitRepositoryNotFound),
         (r"timed out|timeout", GitTimeoutError),

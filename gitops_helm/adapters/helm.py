@@ -582,7 +582,11 @@ class Helm:
             return self._run("template", args, opts.timeout_s)
 
     def dependency_update(self, chart_dir: Path, timeout_s: float = 300) -> None:
-        self._run("dependency-update", ["dependency", "update", str(chart_dir), "--skip-refresh"], timeout_s)
+        # No --skip-refresh: a dependency naming its repository by URL (the usual way; this helm
+        # home has no repositories.yaml) is resolved from an index helm downloads during the
+        # update, and --skip-refresh skips that download ("no cached repository for
+        # helm-manager-...").
+        self._run("dependency-update", ["dependency", "update", str(chart_dir)], timeout_s)
 
     def dependency_build_needed(self, chart_dir: Path) -> bool:
         """True when Chart.yaml declares dependencies (so ``dependency update`` has work to do)."""

@@ -397,6 +397,7 @@ class GitCharts:
         digest = _tree_digest(chart_dir, [tree / p for p in paths if p != path])
         wants_deps = self.settings.update_deps and not source.skip_dep_update
         if wants_deps and self.helm.dependency_build_needed(chart_dir):
+            self._check_dependency_repositories(chart_dir, path)
             try:
                 self.helm.dependency_update(chart_dir)
             except HelmError as exc:
@@ -404,6 +405,31 @@ class GitCharts:
                     f"helm dependency update of {source.git} {path}: {exc.message}"
                 ) from None
         return digest
+
+    def _check_dependency_repositories(self, chart_dir: Path, path: str) -> None:
+        """Refuse a dependency repository whose host the settings refuse, before helm fetches
+        its index: helm connects by itself, so the chart sources' address policy is applied to
+        the URLs the chart names (as to ``chart.git``; helm follows redirects on its own)."""
+        policy = self.settings.destinations
+        if policy is None:
+            return
+        for name in ("Chart.yaml", "requirements.yaml"):
+            file = chart_dir / name
+            if not file.is_file():
+                continue
+            try:
+                urls = remote_dependency_urls(yamlio.read_file(file))
+            except (OSError, yamlio.YAMLError):
+                continue  # helm dependency update names what is wrong with the file
+            for url in urls:
+                try:
+                    check_destination(url, policy)
+                except HTTPAddressRefusedError as exc:
+                    field = f"chart.path {path!r}: {name}: dependency repository"
+                    raise AddressRefusedError.of(field, f"{exc.url}: {exc.detail}") from None
+                except HTTPError as exc:
+                    detail = f"dependency repository {exc.url}: {exc.detail}"
+                    raise RepositoryUnavailableError(detail) from None
 
 
 def _tree_digest(root: Path, dependencies: Sequence[Path] = ()) -> str:
@@ -451,6 +477,26 @@ def local_dependency_paths(chart_meta: bytes, chart_path: str, file: str) -> lis
         if joined == ".." or joined.startswith("../"):
             raise DependencyPathError(f"{where} leaves the repository")
         out.append(joined)
+    return out
+
+
+def remote_dependency_urls(chart_meta: bytes) -> list[str]:
+    """The http(s) addresses helm reaches for the dependencies declared in ``chart_meta`` (the
+    bytes of ``Chart.yaml`` or ``requirements.yaml``): each repository URL, an ``oci://``
+    registry as ``https://`` of its host; ``file://`` and named (``@name``, ``alias:``) ones are
+    not fetched by URL."""
+    meta = yamlio.load(chart_meta, unique_keys=False)
+    deps = meta.get("dependencies") if isinstance(meta, dict) else None
+    out: list[str] = []
+    for dep in deps if isinstance(deps, list) else []:
+        repo = dep.get("repository") if isinstance(dep, dict) else None
+        if not isinstance(repo, str):
+            continue
+        lowered = repo.strip().lower()
+        if lowered.startswith(("http://", "https://")):
+            out.append(repo.strip())
+        elif lowered.startswith("oci://"):
+            out.append("https://" + repo.strip()[len("oci://") :])
     return out
 
 
