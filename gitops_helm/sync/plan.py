@@ -278,7 +278,8 @@ def size_problem(body: Mapping[str, Any]) -> str | None:
     size = len(canonical_json(body))
     if size <= MAX_REQUEST_BYTES:
         return None
-    return f"the object is {size} bytes, larger than the {MAX_REQUEST_BYTES} bytes the Kubernetes API server accepts"
+    limit = MAX_REQUEST_BYTES
+    return f"the object is {size} bytes, larger than the {limit} bytes the Kubernetes API server accepts"
 
 
 def prepare_for_apply(manifest: Manifest, source: str) -> dict[str, Any]:

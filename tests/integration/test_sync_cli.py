@@ -297,4 +297,5 @@ def test_an_object_larger_than_the_api_server_accepts_is_named_with_its_size(
     assert get_object(env, "configmap", namespace, "huge") is None
 
     out = cli(env, "diff", *sync_flags(env, namespace, "huge"), "--git-url", url)
-    assert "big.yaml:1: ConfigMap huge: the object is 4194" in out.stdout + out.stderr, out.stdout + out.stderr
+    shown = out.stdout + out.stderr
+    assert "big.yaml:1: ConfigMap huge: the object is 4194" in shown, shown
