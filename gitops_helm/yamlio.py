@@ -523,6 +523,17 @@ def _line_and_column(text: str | bytes, offset: int, *, in_bytes: bool) -> tuple
     return data.count("\n", 0, offset) + 1, offset - data.rfind("\n", 0, offset)
 
 
+def _is_tab_at(text: str | bytes, line: int, column: int) -> bool:
+    """Whether a tab is at 0-based ``line`` and ``column`` of ``text`` (an error's position)."""
+    data = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    start = 0
+    for _ in range(line):
+        start = data.find("\n", start) + 1
+        if start == 0:
+            return False
+    return data[start + column : start + column + 1] == "\t"
+
+
 def _converted(exc: Exception, text: str | bytes) -> YAMLError:
     """One :class:`YAMLError` for whatever PyYAML (or Python, on odd input) raised."""
     if isinstance(exc, yaml.MarkedYAMLError):
@@ -534,6 +545,8 @@ def _converted(exc: Exception, text: str | bytes) -> YAMLError:
             problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
         if mark is None:
             return YAMLError(problem, syntax=True)
+        if "cannot start any token" in problem and _is_tab_at(text, mark.line, mark.column):
+            problem = "a tab character: YAML indents with spaces, never tabs"  # the parser names no character
         return YAMLError(problem, mark.line + 1, mark.column + 1, syntax=True)
     if isinstance(exc, yaml.reader.ReaderError):
         # libyaml counts bytes of the UTF-8 text; the pure-Python reader counts characters

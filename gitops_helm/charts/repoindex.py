@@ -58,13 +58,16 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def index_limits(max_bytes: int) -> yamlio.Limits:
-    """The decoder's limits for an index of at most `max_bytes` (helmrepo's `max_index_bytes`).
+def index_limits(max_bytes: int, size: int | None = None) -> yamlio.Limits:
+    """The decoder's limits for an index of `size` bytes (at most `max_bytes`, helmrepo's
+    `max_index_bytes`; the largest allowed when `size` is not known).
 
-    An index may be far larger than manifests and values; the values bound grows with it (a value
-    takes at least a few bytes of text) and still stops alias expansion ("billion laughs").
+    An index may be far larger than manifests and values; the values bound grows with the index
+    that came (a value takes at least two bytes of text, "x," or "-\n", unless an alias copies it),
+    so a small index cannot expand to the bound of the largest one ("billion laughs").
     """
-    return yamlio.Limits(max_bytes=max_bytes, max_nodes=max(yamlio.LIMITS.max_nodes, max_bytes // 5))
+    text = max_bytes if size is None else min(size, max_bytes)
+    return yamlio.Limits(max_bytes=max_bytes, max_nodes=max(yamlio.LIMITS.max_nodes, text // 2 + 1))
 
 
 def _load_document(data: bytes, max_bytes: int) -> Any:
@@ -77,7 +80,7 @@ def _load_document(data: bytes, max_bytes: int) -> Any:
             pass  # the YAML decoder gives the error, with its position and depth bound
     # Every scalar stays a string: `version: 1.10` stays "1.10" (not 1.1). Helm keeps the last
     # of two equal keys.
-    limits = index_limits(max_bytes)
+    limits = index_limits(max_bytes, len(data))
     # each version of `entries: {name: [version, ...]}` is cut to what is kept as soon as it is
     # read, so a large index never exists in memory whole
     reduce_at = (3, _reduced_version)

@@ -44,6 +44,7 @@ from gitops_helm.sync.plan import (
     next_inventory,
     plan_gc,
     prepare_for_apply,
+    size_problem,
     source_id,
 )
 
@@ -122,6 +123,9 @@ class Syncer:
         return body
 
     def _validate(self, m: Manifest) -> str | None:
+        too_large = size_problem(m.body)
+        if too_large:
+            return f"{m.origin}: {m.key}: {too_large}"
         if m.api_version == API_VERSION and m.key.kind == KIND:
             try:
                 parse_helmrelease(m.body, default_namespace=self.settings.default_namespace)

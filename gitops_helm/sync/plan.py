@@ -267,6 +267,21 @@ def checksum(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
+#: The largest request body the Kubernetes API server accepts (its ``MaxRequestBodyBytes``, 3 MiB).
+#: A larger one is refused with 413, or the connection is closed before the answer can be read.
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
+
+
+def size_problem(body: Mapping[str, Any]) -> str | None:
+    """Why ``body`` cannot be sent to the API server at all, or None (checked before the request,
+    so the error names the object and its size rather than a dropped connection)."""
+    size = len(canonical_json(body))
+    if size <= MAX_REQUEST_BYTES:
+        return None
+    limit = MAX_REQUEST_BYTES
+    return f"the object is {size} bytes, larger than the {limit} bytes the Kubernetes API server accepts"
+
+
 def prepare_for_apply(manifest: Manifest, source: str) -> dict[str, Any]:
     """A copy of the manifest's body with this source's label and the checksum annotation.
 

@@ -276,3 +276,26 @@ def test_switching_on_only_helmreleases_deletes_nothing_it_stopped_looking_at(
     assert out.returncode == 0, out.stdout + out.stderr
     assert cm_data(env, namespace, "plain") is None, "the retained object was not collected"
     assert get_object(env, "helmrelease", namespace, "moded") is not None
+
+
+def test_an_object_larger_than_the_api_server_accepts_is_named_with_its_size(
+    env: Env, namespace: str, tmp_path: Path
+) -> None:
+    """A 4 MiB ConfigMap: the API server refuses a request body over 3 MiB, and may close the
+    connection before the client reads its 413 (the agent, on a reused connection under load,
+    reported a urllib3 MaxRetryError/SSLEOFError). The sync names the file, the object, its size
+    and the limit instead, sends nothing for it, and applies the rest."""
+    repo, url = http_repo(env, tmp_path, "sync-huge")
+    big = configmap("huge", {"blob": "x" * (4 * 1024 * 1024)})
+    repo.replace({"big.yaml": big, "small.yaml": configmap("small", {"v": "1"})})
+    out = sync_once(env, namespace, "huge", url)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "big.yaml:1: ConfigMap huge: the object is 4194" in out.stderr, out.stderr
+    assert "larger than the 3145728 bytes the Kubernetes API server accepts" in out.stderr, out.stderr
+    assert "MaxRetryError" not in out.stderr, out.stderr
+    assert cm_data(env, namespace, "small") == {"v": "1"}
+    assert get_object(env, "configmap", namespace, "huge") is None
+
+    out = cli(env, "diff", *sync_flags(env, namespace, "huge"), "--git-url", url)
+    shown = out.stdout + out.stderr
+    assert "big.yaml:1: ConfigMap huge: the object is 4194" in shown, shown

@@ -15,6 +15,7 @@ from gitops_helm.charts.repoindex import (
     ChartVersion,
     RepoIndex,
     chart_url,
+    index_limits,
     index_url,
     parse_index,
     resolve_in_index,
@@ -182,3 +183,26 @@ def test_missing_chart_and_invalid_constraint() -> None:
         resolve_in_index(_index("1.0.0"), REPO, "nope", "*")
     with pytest.raises(VersionConstraintError, match=r'chart "app" in .*>>1'):
         resolve_in_index(_index("1.0.0"), REPO, "app", ">>1")
+
+
+def test_a_small_alias_bomb_is_refused_within_the_budget_of_its_own_size() -> None:
+    """344 bytes expanding to 10^9 values: the bound on values follows the size of the index that
+    came, not the largest index allowed (which let this one expand 21 million values, a minute of
+    a worker's time, before it was refused)."""
+    levels = ["a: &a [x,x,x,x,x,x,x,x,x,x]"]
+    for i in range(1, 9):
+        previous, name = chr(96 + i), chr(97 + i)
+        levels.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 10) + "]")
+    body = ("\n".join(levels) + "\nentries: *i\n").encode()
+    with pytest.raises(IndexFormatError) as caught:
+        parse_index(body, source="https://charts.example", max_bytes=100 * 1024 * 1024)
+    assert "expands to more than 1000000 values" in str(caught.value)
+
+
+@given(size=st.integers(0, 100 * 1024 * 1024))
+def test_the_values_budget_holds_the_densest_index_without_aliases(size: int) -> None:
+    # every value takes two bytes at least ("x," or "-\n"): an index of `size` bytes without
+    # aliases has at most size // 2 + 1 of them (the document's own value included)
+    limits = index_limits(100 * 1024 * 1024, size)
+    assert limits.max_nodes >= size // 2 + 1
+    assert limits.max_nodes == max(1_000_000, size // 2 + 1)

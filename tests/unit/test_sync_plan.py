@@ -539,3 +539,16 @@ def test_diff_plan_follows_the_mode() -> None:
     kwargs: dict[str, Any] = {"source": SOURCE, "previous_inventory": {HR, CM}, "default_namespace": "apps"}
     assert diff_plan(disc, lived, **kwargs, only_helmreleases=True).delete == ()
     assert diff_plan(disc, lived, **kwargs).delete == (CM,)
+
+
+def test_an_object_over_the_api_servers_request_limit_is_named_with_its_size() -> None:
+    from gitops_helm.sync.plan import MAX_REQUEST_BYTES, size_problem
+
+    small = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "y"}}
+    assert size_problem(small) is None
+    big = {**small, "data": {"x": "y" * MAX_REQUEST_BYTES}}
+    problem = size_problem(big)
+    assert problem is not None
+    assert f"larger than the {MAX_REQUEST_BYTES} bytes the Kubernetes API server accepts" in problem
+    size = len(json.dumps(big, separators=(",", ":")).encode())
+    assert problem.startswith(f"the object is {size} bytes"), problem

@@ -436,3 +436,21 @@ def test_reduce_at_replaces_each_value_at_its_depth_as_soon_as_it_is_built() -> 
     data = load(text, strings_only=True, reduce_at=(3, keep_version))
     assert data == {"entries": {"a": [{"version": "1"}, {"version": "2"}], "b": [{"version": "2"}]}}
     assert seen[0] == {"version": "1", "urls": ["u"], "extra": "x"}
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("a:\n\tb: 1\n", 2), ("a: 1\nmetadata:\n\tname: x\n", 3), (b"\xc3\xa9: [x]\n\tb: 1\n", 2)],
+)
+def test_a_tab_where_a_token_starts_is_named_as_a_tab(text: str | bytes, line: int) -> None:
+    with pytest.raises(YAMLError) as caught:
+        load(text)
+    assert caught.value.line == line
+    assert "a tab character: YAML indents with spaces, never tabs" in str(caught.value)
+
+
+def test_other_characters_that_cannot_start_a_token_keep_the_parsers_words() -> None:
+    with pytest.raises(YAMLError) as caught:
+        load("k: @x\n")
+    assert "found character that cannot start any token" in str(caught.value)
+    assert "tab" not in str(caught.value)
