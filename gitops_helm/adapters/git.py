@@ -220,14 +220,14 @@ class GitUnreachableError(TemporaryGitError):
 class GitHostNotFoundError(GitUnreachableError):
     """The remote's host name does not resolve (DNS). Temporary: a DNS outage ends too."""
 
-    reason = "host not found (DNS)"
+    reason = "remote unreachable: host not found (DNS)"
 
     def advice(self, where: _HintContext) -> str:
         return f"the host name {where.host!r} does not resolve: check the host in {where.names.url}"
 
 
 class GitConnectionRefusedError(GitUnreachableError):
-    reason = "connection refused"
+    reason = "remote unreachable: connection refused"
 
     def advice(self, where: _HintContext) -> str:
         return (

@@ -144,7 +144,8 @@ class GitCharts:
         """Where a HelmRelease's author (or the operator) sets what a Git error is about."""
         return GitSettingNames(
             url="spec.chart.git",
-            credentials="spec.chart.secretRef (a Secret with keys username and password)",
+            credentials="spec.chart.secretRef (a Secret with keys username and password; used only "
+            "with an https:// URL)",
             ssh_key="the agent's --git-ssh-key",
             known_hosts="the agent's --git-known-hosts",
             ref=f"spec.chart.ref (default: {self.settings.default_ref}, the agent's --git-default-ref)",

@@ -173,7 +173,10 @@ def test_missing_version_lists_available_versions_in_order() -> None:
 
 
 def test_long_version_list_is_truncated_to_the_newest() -> None:
-    with pytest.raises(ChartNotFoundError, match=r"available 0\.5\.0, .*, 0\.24\.0 \(and 5 older\); check spec\.chart\.version$"):
+    with pytest.raises(
+        ChartNotFoundError,
+        match=r"available 0\.5\.0, .*, 0\.24\.0 \(and 5 older\); check spec\.chart\.version$",
+    ):
         resolve_in_index(_index(*(f"0.{i}.0" for i in range(25))), REPO, "app", "9")
 
 
