@@ -32,7 +32,15 @@ from typing import Any
 
 from gitops_helm import log as logging
 from gitops_helm import metrics, yamlio
-from gitops_helm.adapters.git import GitError, GitSettings, HTTPAuth, Remote, SSHAuth, redact_url
+from gitops_helm.adapters.git import (
+    GitError,
+    GitSettingNames,
+    GitSettings,
+    HTTPAuth,
+    Remote,
+    SSHAuth,
+    redact_url,
+)
 from gitops_helm.adapters.helm import Helm, HelmSettings
 from gitops_helm.adapters.http import Destinations, HTTPClient
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind, KubeSettings
@@ -171,6 +179,17 @@ def sync_identity(settings: Settings) -> SourceIdentity:
     return SourceIdentity.of(url, g.branch or DEFAULT_BRANCH, g.paths, settings.sync.only_helmreleases)
 
 
+#: the flags of the sync source's repository, named in the hints of its Git errors
+SYNC_GIT_NAMES = GitSettingNames(
+    url="--git-url",
+    credentials="--git-user and --git-password-file (or GITOPS_HELM_GIT_PASSWORD)",
+    ssh_key="--git-ssh-key",
+    known_hosts="--git-known-hosts",
+    ref="--git-branch (the default is main; Flux v1's was master)",
+    timeout="--git-timeout",
+)
+
+
 def git_auth(settings: Settings) -> HTTPAuth | SSHAuth | None:
     """The credentials of ``--git-url``: the SSH key (with its known_hosts) or HTTP user and password.
     The sync and the image update commits use the same ones, for the same repository only."""
@@ -202,6 +221,7 @@ def build_source(settings: Settings, on_checkout: Any = None) -> GitSource:
             paths=g.paths,
             poll_interval_s=g.poll_interval_s,
             auth=auth,
+            names=SYNC_GIT_NAMES,
         )
         return GitSource(
             config,
@@ -224,7 +244,7 @@ def build_image_committer(settings: Settings, may_act: Callable[[], bool] = lamb
     url = _source_url(g.url)
     key = hashlib.sha256(f"{url}\0{settings.sync.name}".encode()).hexdigest()[:16]
     try:
-        remote = Remote(url, git_auth(settings))
+        remote = Remote(url, git_auth(settings), SYNC_GIT_NAMES)
     except GitError as exc:
         raise ConfigError(f"--git-url: {exc}") from None
     return ImageCommitter(

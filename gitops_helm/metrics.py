@@ -97,9 +97,12 @@ SYNC_LAG = Gauge(
 )
 REGISTRY_REQUESTS = Counter(
     "gitops_helm_registry_requests_total",
-    "Requests to OCI registries and chart repositories, by kind (oci, helm-repository) and outcome "
-    "(ok, or the error class: unreachable, tls, unauthorized, not-found, rate-limited, error).",
-    ["kind", "outcome"],
+    "HTTP requests to chart repositories and registries, by kind (helm-index: a Helm repository "
+    "index, helm-chart: a chart archive, oci: an OCI chart registry, image: image automation's "
+    "tags, manifests and blobs; token requests count with their kind), host (host[:port]) and "
+    "outcome (ok, or the error class: unreachable, tls, unauthorized, not-found, rate-limited, "
+    "error).",
+    ["kind", "host", "outcome"],
     registry=REGISTRY,
 )
 

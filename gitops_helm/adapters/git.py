@@ -73,9 +73,11 @@ __all__ = [
     "GitAuthError",
     "GitCommandFailed",
     "GitConfigError",
+    "GitConnectionRefusedError",
     "GitError",
     "GitExportError",
     "GitHostKeyError",
+    "GitHostNotFoundError",
     "GitIdentity",
     "GitPathNotFound",
     "GitPushDeclined",
@@ -84,6 +86,7 @@ __all__ = [
     "GitRepositoryNotFound",
     "GitResult",
     "GitRunner",
+    "GitSettingNames",
     "GitSettings",
     "GitSigningError",
     "GitTLSError",
@@ -166,7 +169,10 @@ class GitSettings:
 
 
 class GitError(GitopsHelmError):
-    """A git operation failed. ``str(err)`` names the operation and the URL (without userinfo).
+    """A git operation failed. ``str(err)`` names the operation and the URL (without userinfo),
+    the cause, what to do next (:attr:`hint`, from the class and the remote's
+    :class:`GitSettingNames`) and last git's own words (``detail``), so a message cut to a length
+    bound loses git's words before the advice.
 
     ``temporary`` says whether retrying later can help (network, timeout, server errors) or not
     until something changes (credentials, URL, branch name, host key).
@@ -175,12 +181,20 @@ class GitError(GitopsHelmError):
     temporary: bool = True
     reason: ClassVar[str] = "git failed"
 
-    def __init__(self, operation: str, url: str, detail: str = "") -> None:
+    def __init__(self, operation: str, url: str, detail: str = "", *, remote: Remote | None = None) -> None:
         self.operation = operation
         self.url = redact_url(url)
         self.detail = detail
+        self.hint = self.advice(_HintContext.of(url, remote))
         message = f"git {operation} of {self.url} failed: {self.reason}"
+        if self.hint:
+            message += f"; {self.hint}"
         super().__init__(f"{message} ({detail})" if detail else message)
+
+    def advice(self, where: _HintContext) -> str:
+        """What the user can do about this failure ('' when nothing specific)."""
+        del where
+        return ""
 
 
 class TemporaryGitError(GitError):
@@ -198,9 +212,39 @@ class PermanentGitError(GitError):
 class GitUnreachableError(TemporaryGitError):
     reason = "remote unreachable (network error, connection refused, server error or early EOF)"
 
+    def advice(self, where: _HintContext) -> str:
+        return (
+            f"check that the agent can reach {where.address} (network, proxy, firewall); retried with backoff"
+        )
+
+
+class GitHostNotFoundError(GitUnreachableError):
+    """The remote's host name does not resolve (DNS). Temporary: a DNS outage ends too."""
+
+    reason = "remote unreachable: host not found (DNS)"
+
+    def advice(self, where: _HintContext) -> str:
+        return f"the host name {where.host!r} does not resolve: check the host in {where.names.url}"
+
+
+class GitConnectionRefusedError(GitUnreachableError):
+    reason = "remote unreachable: connection refused"
+
+    def advice(self, where: _HintContext) -> str:
+        return (
+            f"nothing accepts connections on {where.address}: check the host and port in "
+            f"{where.names.url} and that the Git server is running"
+        )
+
 
 class GitTimeoutError(TemporaryGitError):
     reason = "timed out"
+
+    def advice(self, where: _HintContext) -> str:
+        return (
+            f"{where.address} did not answer in time: check the network path to it (proxy, "
+            f"firewall), or raise {where.names.timeout} for a slow server"
+        )
 
 
 class GitCommandFailed(TemporaryGitError):
@@ -216,9 +260,29 @@ class GitExportError(TemporaryGitError):
 class GitAuthError(PermanentGitError):
     reason = "authentication failed"
 
+    def advice(self, where: _HintContext) -> str:
+        names = where.names
+        if where.protocol == "ssh":
+            return (
+                f"the server refused the SSH key: check that {names.ssh_key} is a private key "
+                "(unencrypted, mode 0600) whose public key the Git host accepts for this "
+                "repository (e.g. a deploy key with read access)"
+            )
+        if where.has_password:
+            return f"the server refused the user name and password (or token): check {names.credentials}"
+        return f"the server asks for credentials and none were given: set {names.credentials}"
+
 
 class GitHostKeyError(PermanentGitError):
     reason = "SSH host key verification failed (host missing from known_hosts or key changed)"
+
+    def advice(self, where: _HintContext) -> str:
+        port = f"-p {where.port} " if where.port not in (None, 22) else ""
+        return (
+            f"{where.names.known_hosts} holds no matching key for {where.address}: get it with "
+            f"'ssh-keyscan {port}{where.host}', compare its fingerprint with the one the Git host "
+            "publishes, and add the line to that file (a key that changed: find out why first)"
+        )
 
 
 class GitTLSError(PermanentGitError):
@@ -231,9 +295,18 @@ class GitTLSError(PermanentGitError):
 class GitRepositoryNotFound(PermanentGitError):
     reason = "repository not found"
 
+    def advice(self, where: _HintContext) -> str:
+        return (
+            f"check the repository path in {where.names.url}; some servers (GitHub, GitLab) also "
+            "say 'not found' when the credentials may not read a private repository"
+        )
+
 
 class GitRefNotFound(PermanentGitError):
     reason = "ref not found"
+
+    def advice(self, where: _HintContext) -> str:
+        return f"set {where.names.ref} to an existing branch, tag or commit"
 
 
 class GitPathNotFound(PermanentGitError):
@@ -261,9 +334,11 @@ _CLASSIFICATION: tuple[tuple[re.Pattern[str], type[GitError]], ...] = tuple(
         (r"returned error: 404\b|project .* could not be found|no such repository", GitRepositoryNotFound),
         (r"timed out|timeout", GitTimeoutError),
         (
-            r"could not resolve host|temporary failure in name resolution|connection refused",
-            GitUnreachableError,
+            r"could not resolve (host|hostname)\b|temporary failure in name resolution"
+            r"|name or service not known|no address associated with hostname",
+            GitHostNotFoundError,
         ),
+        (r"connection refused|couldn't connect to server", GitConnectionRefusedError),
         (r"failed to connect|network is unreachable|no route to host|connection reset", GitUnreachableError),
         (r"early eof|remote end hung up|rpc failed|returned error: (5\d\d|429)\b", GitUnreachableError),
         (r"connection closed by|broken pipe|unexpected disconnect|gnutls|ssl", GitUnreachableError),
@@ -303,11 +378,27 @@ Auth = HTTPAuth | SSHAuth | None
 
 
 @dataclass(frozen=True)
+class GitSettingNames:
+    """Where the user sets what a remote's errors are about, named in their hints: the agent's
+    flags for the sync source, HelmRelease fields for a Git chart source. The defaults say it
+    in general words."""
+
+    url: str = "the repository URL"
+    credentials: str = "the HTTPS user name and password"
+    ssh_key: str = "the SSH private key"
+    known_hosts: str = "the known_hosts file"
+    ref: str = "the branch or ref"
+    timeout: str = "the git timeout"
+
+
+@dataclass(frozen=True)
 class Remote:
-    """Where a repository lives and how to authenticate to it."""
+    """Where a repository lives, how to authenticate to it, and where the user configures both
+    (``names``, for the hints of its errors)."""
 
     url: str
     auth: Auth = None
+    names: GitSettingNames = field(default_factory=GitSettingNames, compare=False)
 
     def __post_init__(self) -> None:
         validate_remote(self)
@@ -318,6 +409,44 @@ class Remote:
 
     def secrets(self) -> tuple[str, ...]:
         return (self.auth.password,) if isinstance(self.auth, HTTPAuth) and self.auth.password else ()
+
+
+@dataclass(frozen=True)
+class _HintContext:
+    """What an error's hint may name: the remote's host and port, protocol, whether a password
+    was given (never the password), and the user's names of the settings."""
+
+    host: str
+    port: int | None
+    protocol: str
+    has_password: bool
+    names: GitSettingNames
+
+    @property
+    def address(self) -> str:
+        if self.port is None:
+            return self.host
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @classmethod
+    def of(cls, url: str, remote: Remote | None) -> _HintContext:
+        names = remote.names if remote is not None else GitSettingNames()
+        has_password = remote is not None and bool(remote.secrets())
+        host, port, protocol = "", None, "file"
+        if "://" in url:
+            parts = urlsplit(url)
+            protocol = parts.scheme.lower()
+            host = parts.hostname or ""
+            try:
+                port = parts.port or _DEFAULT_PORTS.get(protocol)
+            except ValueError:
+                port = None
+        elif not url.startswith("/") and (scp := _SCP_RE.match(url)):
+            protocol, host, port = "ssh", scp["host"], 22
+        return cls(host or url, port, protocol, has_password, names)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ssh": 22}
 
 
 def redact_url(url: str) -> str:
@@ -509,8 +638,10 @@ class GitRunner:
         secrets = remote.secrets() if remote is not None else ()
         detail = _scrub(_excerpt(err_text), secrets)
         if elapsed >= self.settings.timeout_s or err_text.startswith("Timeout: the command"):
-            raise GitTimeoutError(operation, url, f"no answer within {self.settings.timeout_s:g}s")
-        raise classify_failure(err_text)(operation, url, detail)
+            raise GitTimeoutError(
+                operation, url, f"no answer within {self.settings.timeout_s:g}s", remote=remote
+            )
+        raise classify_failure(err_text)(operation, url, detail, remote=remote)
 
 
 # --- the mirror ---------------------------------------------------------------------------------
@@ -632,7 +763,9 @@ class Mirror:
         """The commit id of a branch, tag (``refs/...`` names too) or commit id; else GitRefNotFound."""
         with self._lock:
             if not ref or ref.startswith(("-", "/")) or ".." in ref or _BAD_REF_CHARS.search(ref):
-                raise GitRefNotFound("resolve", self.remote.url, f"{ref!r} is not a valid ref name")
+                raise GitRefNotFound(
+                    "resolve", self.remote.url, f"{ref!r} is not a valid ref name", remote=self.remote
+                )
             if ref.startswith("refs/"):
                 candidates = [ref]
             else:
@@ -646,7 +779,10 @@ class Mirror:
             branches = self.branches()
             known = ", ".join(branches[:10]) + (", ..." if len(branches) > 10 else "") if branches else "none"
             raise GitRefNotFound(
-                "resolve", self.remote.url, f"no branch, tag or commit {ref!r}; branches: {known}"
+                "resolve",
+                self.remote.url,
+                f"no branch, tag or commit {ref!r}; branches: {known}",
+                remote=self.remote,
             )
 
     def branches(self) -> list[str]:
@@ -966,7 +1102,7 @@ class CommitRepository:
             if declined:
                 raise GitPushDeclined("push", self.remote.url, f"branch {branch}: {declined['why'][:200]}")
             detail = _scrub(_excerpt(result.stderr), self.remote.secrets())
-            raise classify_failure(result.stderr)("push", self.remote.url, detail)
+            raise classify_failure(result.stderr)("push", self.remote.url, detail, remote=self.remote)
 
     # -- local
 

@@ -10,7 +10,9 @@ own errors by type and status code, never by text.
 
     HTTPError (GitopsHelmError)           .url (redacted), .detail
     ├── HTTPConnectionError      temporary  refused, name resolution, reset, body cut short,
-    │                                       TLS handshake failure (other than verification)
+    │   │                                   TLS handshake failure (other than verification)
+    │   ├── HTTPNameResolutionError         the host name does not resolve (DNS)
+    │   └── HTTPConnectionRefusedError      nothing accepts connections on host:port
     ├── HTTPTimeoutError         temporary  connect or read timeout (Limits.connect_s / read_s)
     │   └── HTTPDeadlineError    temporary  the exchange took longer than Limits.total_s
     ├── HTTPStatusError          by status  .status, .retry_after, .challenge; temporary for
@@ -53,6 +55,12 @@ settings from the environment (a proxy would resolve the name itself, out of rea
 unless the policy says ``via_proxy``: then a request the environment sends through a proxy has
 its destination checked on our own resolution before each hop, and the proxy resolves it again.
 
+Registry requests. A caller that talks to a chart repository or a registry names the kind of
+request (``registry=``: ``helm-index``, ``helm-chart``, ``oci``, ``image``); each such request
+(one per call, redirects included) is counted here, where its outcome is classified, in
+``gitops_helm_registry_requests_total`` by kind, host (``host[:port]``, never a path) and
+outcome (:func:`request_outcome`).
+
 Size limits apply to the decoded body while it streams, before anything is buffered, and up
 front from ``Content-Length``. Messages and logs show URLs without userinfo and with a query
 string replaced by ``?...``; credentials are never logged.
@@ -87,6 +95,7 @@ import urllib3.exceptions
 from requests.utils import parse_header_links, select_proxy
 
 from gitops_helm import log as logging
+from gitops_helm import metrics
 from gitops_helm.errors import GitopsHelmError
 
 __all__ = [
@@ -96,9 +105,11 @@ __all__ = [
     "HTTPAddressRefusedError",
     "HTTPClient",
     "HTTPConnectionError",
+    "HTTPConnectionRefusedError",
     "HTTPDeadlineError",
     "HTTPError",
     "HTTPInvalidRequestError",
+    "HTTPNameResolutionError",
     "HTTPSettings",
     "HTTPSizeLimitError",
     "HTTPStatusError",
@@ -112,6 +123,7 @@ __all__ = [
     "check_destination",
     "origin",
     "redact_url",
+    "request_outcome",
 ]
 
 _log = logging.get(__name__)
@@ -166,6 +178,14 @@ class HTTPError(GitopsHelmError):
 
 class HTTPConnectionError(HTTPError):
     """The connection could not be made or broke (the server may answer later)."""
+
+
+class HTTPNameResolutionError(HTTPConnectionError):
+    """The URL's host name does not resolve (DNS); temporary, as a DNS outage ends too."""
+
+
+class HTTPConnectionRefusedError(HTTPConnectionError):
+    """Nothing accepts connections on the URL's host and port."""
 
 
 class HTTPTimeoutError(HTTPError):
@@ -526,8 +546,25 @@ def classify(exc: BaseException, url: str) -> HTTPError:
             (text for kind, text in _CONNECTION_DETAILS if any(isinstance(e, kind) for e in chain)),
             f"connection failed ({type(exc).__name__})",
         )
+        if any(isinstance(e, urllib3.exceptions.NameResolutionError | socket.gaierror) for e in chain):
+            return HTTPNameResolutionError(url, detail)
+        if any(isinstance(e, ConnectionRefusedError) for e in chain):
+            return HTTPConnectionRefusedError(url, detail)
         return HTTPConnectionError(url, detail)
     raise exc
+
+
+def request_outcome(error: HTTPError) -> str:
+    """The outcome label of a failed request in ``gitops_helm_registry_requests_total``: one of
+    a small, closed set (``unauthorized``, ``not-found``, ``rate-limited``, ``tls``,
+    ``unreachable``, ``error``), so the series stay bounded."""
+    if isinstance(error, HTTPStatusError):
+        if error.status in (401, 403):
+            return "unauthorized"
+        return {404: "not-found", 429: "rate-limited"}.get(error.status, "error")
+    if isinstance(error, HTTPTLSVerifyError | HTTPNoTLSError):
+        return "tls"
+    return "unreachable" if error.temporary else "error"
 
 
 #: a ``Retry-After`` longer than this is read as this (a hostile or broken server may send a
@@ -583,7 +620,7 @@ def check_destination(url: str, policy: Destinations) -> None:
     except _AddressRefused as exc:
         raise HTTPAddressRefusedError(url, f"refused: {exc}") from None
     except OSError as exc:
-        raise HTTPConnectionError(url, "name resolution failed") from exc
+        raise HTTPNameResolutionError(url, "name resolution failed") from exc
 
 
 def _connect_checked(
@@ -800,11 +837,18 @@ class HTTPClient:
         identity: Identity = ANONYMOUS,
         headers: Mapping[str, str] | None = None,
         destinations: Destinations | None = None,
+        registry: str | None = None,
     ) -> Response:
         """GET ``url`` and read the whole body within ``limits``. A status other than 2xx or 304
-        raises :class:`HTTPStatusError`; every other failure another :class:`HTTPError`."""
+        raises :class:`HTTPStatusError`; every other failure another :class:`HTTPError`.
+        ``registry``: see :meth:`stream`."""
         with self.stream(
-            url, limits=limits, identity=identity, headers=headers, destinations=destinations
+            url,
+            limits=limits,
+            identity=identity,
+            headers=headers,
+            destinations=destinations,
+            registry=registry,
         ) as stream:
             body = stream.read()
             return Response(stream.url, stream.status, stream.headers, body)
@@ -818,18 +862,21 @@ class HTTPClient:
         identity: Identity = ANONYMOUS,
         headers: Mapping[str, str] | None = None,
         destinations: Destinations | None = None,
+        registry: str | None = None,
     ) -> Iterator[Stream]:
         """GET ``url`` and hand out the open response; its body is read with
         :meth:`Stream.iter_bytes` inside the ``with`` block (the connection is released after).
 
         With ``destinations``, only http(s) URLs are fetched and every connection, redirects
-        included, is checked against it (see the module docstring)."""
+        included, is checked against it (see the module docstring). With ``registry`` (the kind
+        of registry request), the request is counted in ``gitops_helm_registry_requests_total``."""
         if headers and any(name.lower() == "authorization" for name in headers):
             raise ValueError("credentials are given as an Identity, never as a header")
         if destinations is not None and origin(url)[0] not in _DEFAULT_PORTS:
             raise HTTPInvalidRequestError(url, "only http and https URLs are allowed")
         deadline = time.monotonic() + limits.total_s
         entry = self._acquire(url, identity, destinations)
+        outcome = "ok"
         try:
             options = entry.request_options({"User-Agent": self.settings.user_agent, **(headers or {})})
             started = time.monotonic()
@@ -859,8 +906,15 @@ class HTTPClient:
                 _check_status(response, url)
                 _check_length(response, url, limits.max_bytes)
                 yield Stream(response, url, limits, deadline, self.settings.chunk_bytes)
+        except HTTPError as exc:
+            outcome = request_outcome(exc)
+            raise
         finally:
             self._release(entry)
+            if registry is not None:
+                scheme, host, port = origin(url)
+                labels = {"kind": registry, "host": _netloc(scheme, host, port), "outcome": outcome}
+                metrics.REGISTRY_REQUESTS.labels(**labels).inc()
 
     # sessions -----------------------------------------------------------------------------
 

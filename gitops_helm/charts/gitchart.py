@@ -38,6 +38,7 @@ from gitops_helm import log as logging
 from gitops_helm import yamlio
 from gitops_helm.adapters.git import (
     GitError,
+    GitSettingNames,
     GitSettings,
     HTTPAuth,
     Mirror,
@@ -45,7 +46,14 @@ from gitops_helm.adapters.git import (
     SSHAuth,
 )
 from gitops_helm.adapters.helm import Helm, HelmError
-from gitops_helm.adapters.http import Destinations, HTTPAddressRefusedError, HTTPError, check_destination
+from gitops_helm.adapters.http import (
+    Destinations,
+    HTTPAddressRefusedError,
+    HTTPError,
+    HTTPNameResolutionError,
+    check_destination,
+    origin,
+)
 from gitops_helm.adapters.kube import KubeError
 from gitops_helm.api import GitChartSource
 from gitops_helm.charts.access import ssh_key_allowed
@@ -132,6 +140,18 @@ class GitCharts:
             )
         return None
 
+    def _names(self) -> GitSettingNames:
+        """Where a HelmRelease's author (or the operator) sets what a Git error is about."""
+        return GitSettingNames(
+            url="spec.chart.git",
+            credentials="spec.chart.secretRef (a Secret with keys username and password; used only "
+            "with an https:// URL)",
+            ssh_key="the agent's --git-ssh-key",
+            known_hosts="the agent's --git-known-hosts",
+            ref=f"spec.chart.ref (default: {self.settings.default_ref}, the agent's --git-default-ref)",
+            timeout="the agent's --git-timeout",
+        )
+
     @staticmethod
     def _mirror_key(source: GitChartSource) -> str:
         secret = f"{source.secret_ref.namespace}/{source.secret_ref.name}" if source.secret_ref else ""
@@ -144,12 +164,12 @@ class GitCharts:
             entry = self._mirrors.get(key)
             if entry is None:
                 try:
-                    remote = Remote(source.git, auth)
+                    remote = Remote(source.git, auth, self._names())
                 except GitError as exc:
                     raise RepositoryError(str(exc)) from None
                 entry = (Mirror(self.settings.work_dir / "mirrors" / key, remote, self._git_settings()), 0.0)
             mirror, fetched_at = entry
-            mirror.remote = Remote(source.git, auth)
+            mirror.remote = Remote(source.git, auth, self._names())
         if force or time.monotonic() - fetched_at >= self.settings.refresh_s:
             self._check_address(source.git)
             try:
@@ -343,6 +363,12 @@ class GitCharts:
             check_destination(url, policy)
         except HTTPAddressRefusedError as exc:
             raise AddressRefusedError.of("spec.chart.git", f"{exc.url}: {exc.detail}") from None
+        except HTTPNameResolutionError as exc:
+            host = origin(exc.url)[1]
+            raise RepositoryUnavailableError(
+                f"chart.git {exc.url}: the host {host!r} was not found (DNS); check the host name "
+                "in spec.chart.git"
+            ) from None
         except HTTPError as exc:
             raise RepositoryUnavailableError(f"chart.git {exc.url}: {exc.detail}") from None
 

@@ -49,9 +49,12 @@ from gitops_helm.adapters.http import (
     Destinations,
     HTTPAddressRefusedError,
     HTTPClient,
+    HTTPConnectionRefusedError,
     HTTPDeadlineError,
     HTTPError,
     HTTPInvalidRequestError,
+    HTTPNameResolutionError,
+    HTTPNoTLSError,
     HTTPSizeLimitError,
     HTTPStatusError,
     HTTPTimeoutError,
@@ -435,14 +438,21 @@ class HelmRepoClient:
             cached = self._parsed_get(key, meta.sha256) or self._disk.entries(key, meta.sha256)
             if cached is not None:
                 result = self._request(
-                    url, read, meta.conditional_headers(), identity, what, hint, max_bytes=max_bytes
+                    url,
+                    read,
+                    meta.conditional_headers(),
+                    identity,
+                    what,
+                    hint,
+                    max_bytes=max_bytes,
+                    index=True,
                 )
                 if result is None:  # 304 Not Modified
                     _log.debug("not modified", what=what)
                     self._parsed_put(key, meta.sha256, cached)
                     return cached, meta
                 return self._store_index(key, shown, *result)
-        result = self._request(url, read, {}, identity, what, hint, max_bytes=max_bytes)
+        result = self._request(url, read, {}, identity, what, hint, max_bytes=max_bytes, index=True)
         if result is None:
             raise RepositoryError(f"{what}: unexpected 304 Not Modified to an unconditional request")
         return self._store_index(key, shown, *result)
@@ -507,24 +517,27 @@ class HelmRepoClient:
         headers: dict[str, str],
         identity: Identity,
         what: str,
-        auth_hint: str | None,
+        auth_hint: str,
         *,
         max_bytes: int,
         not_found: type[ChartError] = RepositoryError,
+        index: bool = False,
     ) -> _T:
-        """GET `url` and `read` the response, retrying temporary errors per the settings."""
+        """GET `url` and `read` the response, retrying temporary errors per the settings.
+        `index`: the repository's index (else a chart archive), for the messages and metrics."""
         headers = {"User-Agent": self.settings.user_agent, **headers}
         attempts = len(self.settings.retry_delays) + 1
         for attempt in range(1, attempts + 1):
             try:
                 limits = self._limits(max_bytes)
                 where = self.settings.destinations
+                kind = "helm-index" if index else "helm-chart"
                 with self._http.stream(
-                    url, limits=limits, identity=identity, headers=headers, destinations=where
+                    url, limits=limits, identity=identity, headers=headers, destinations=where, registry=kind
                 ) as response:
                     return read(response)
             except HTTPError as exc:
-                error = _chart_error(exc, what, auth_hint, not_found)
+                error = _chart_error(exc, what, auth_hint, not_found, index=index)
                 error.__cause__ = exc
                 retry = error.temporary and not isinstance(exc, HTTPDeadlineError)
             if not retry or attempt == attempts:
@@ -543,39 +556,57 @@ class HelmRepoClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _auth_hint(auth: RepositoryAuth | None, sent: bool) -> str | None:
-    """What to say when the server wants credentials: None when they were sent (and refused)."""
+def _auth_hint(auth: RepositoryAuth | None, sent: bool) -> str:
+    """What to say when the server refuses the request with 401 or 403."""
     if sent and auth is not None and (auth.username or auth.cert):
-        return None
+        where = auth.source or "the pull Secret or repositories file"
+        return f"the credentials were refused: check the user name and password (or certificate) in {where}"
     if auth is not None and (auth.username or auth.cert):
         return "credentials are sent only to the repository's own host unless pass_credentials is set"
-    return "no credentials were given; set chart.chartPullSecret or add the repository to repositories.yaml"
+    return (
+        "no credentials were given: set spec.chart.chartPullSecret (a Secret with username and "
+        "password) or add the repository to the agent's --repositories-file"
+    )
 
 
 def _chart_error(
     error: HTTPError,
     what: str,
-    auth_hint: str | None,
+    auth_hint: str,
     not_found: type[ChartError],
+    *,
+    index: bool = False,
 ) -> ChartError:
-    """The chart source's error for an HTTP failure, by the failure's type and status code."""
+    """The chart source's error for an HTTP failure, by the failure's type and status code, with
+    what the user can do next (the field or file to check)."""
+    _, host, port = origin(error.url)
+    address = f"{host}:{port}" if port is not None else host
     if isinstance(error, HTTPAddressRefusedError):
         return AddressRefusedError.of("spec.chart.repository", f"{what}: {error.detail}")
     if isinstance(error, HTTPStatusError):
         code = error.status
         if code in (401, 403):
-            if auth_hint is not None:
-                return RepositoryAuthError(f"{what}: authentication required (HTTP {code}); {auth_hint}")
-            return RepositoryAuthError(f"{what}: the credentials were refused (HTTP {code})")
+            return RepositoryAuthError(f"{what}: HTTP {code}; {auth_hint}")
+        if code == 404 and index:
+            return not_found(
+                f"{what}: not found (HTTP 404) at {error.url}: is this a Helm repository? "
+                "spec.chart.repository must be the URL under which index.yaml is served"
+            )
         if code == 404:
-            return not_found(f"{what}: not found (HTTP 404)")
+            return not_found(f"{what}: not found (HTTP 404); the repository's index lists a missing archive")
         if error.temporary:
             return RepositoryUnavailableError(f"{what}: HTTP {code}", retry_after=error.retry_after)
         return RepositoryError(f"{what}: HTTP {code}")
     if isinstance(error, HTTPTLSVerifyError):
         return RepositoryError(
-            f"{what}: the server's TLS certificate could not be verified (check the CA bundle: "
-            "ca.crt in the pull Secret or caFile in repositories.yaml)"
+            f"{what}: the TLS certificate of {address} could not be verified; if a private CA signed "
+            "it, give that CA as ca.crt in spec.chart.chartPullSecret or as caFile in the agent's "
+            f"--repositories-file entry ({error.detail})"
+        )
+    if isinstance(error, HTTPNoTLSError):
+        return RepositoryError(
+            f"{what}: {address} does not speak TLS (it answered in plain HTTP); use an http:// "
+            "URL in spec.chart.repository if it is meant to serve plain HTTP"
         )
     if isinstance(error, HTTPSizeLimitError):
         return SizeLimitError(f"{what} is larger than the limit of {error.limit} bytes")
@@ -583,8 +614,19 @@ def _chart_error(
         return RepositoryError(f"{what}: {error.detail}")
     if isinstance(error, HTTPDeadlineError):
         return RepositoryUnavailableError(f"{what}: download took longer than {error.total_s}s")
+    if isinstance(error, HTTPNameResolutionError):
+        return RepositoryUnavailableError(
+            f"{what}: the host {host!r} was not found (DNS); check the host name in spec.chart.repository"
+        )
+    if isinstance(error, HTTPConnectionRefusedError):
+        return RepositoryUnavailableError(
+            f"{what}: connection refused by {address}; check the host and port in "
+            "spec.chart.repository and that the repository server is running"
+        )
     if isinstance(error, HTTPTimeoutError):
-        return RepositoryUnavailableError(f"{what}: timed out")
+        return RepositoryUnavailableError(
+            f"{what}: {address} did not answer in time ({error.detail}); check the network path to it"
+        )
     if error.temporary:
-        return RepositoryUnavailableError(f"{what}: connection failed ({error.detail})")
+        return RepositoryUnavailableError(f"{what}: connection to {address} failed ({error.detail})")
     return RepositoryError(f"{what}: {error.detail}")

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gitops_helm import metrics
 from gitops_helm.adapters.distribution import parse_challenge, read_token, token_url
 from gitops_helm.adapters.http import (
     Destinations,
@@ -171,15 +170,12 @@ class OciClient:
             try:
                 result = call(identity)
             except HTTPStatusError as exc:
-                metrics.REGISTRY_REQUESTS.labels(kind="oci", outcome=_outcome(exc)).inc()
                 challenged = exc.status == 401 and attempt == 1
                 if challenged and self._authenticate(host, repo, exc.challenge, creds):
                     continue
                 raise _chart_error(exc, what, host) from exc
             except HTTPError as exc:
-                metrics.REGISTRY_REQUESTS.labels(kind="oci", outcome=_outcome(exc)).inc()
                 raise _chart_error(exc, what, host) from exc
-            metrics.REGISTRY_REQUESTS.labels(kind="oci", outcome="ok").inc()
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -192,7 +188,9 @@ class OciClient:
 
         def get(identity: Identity) -> Response:
             where = self.settings.destinations
-            return self.http.get(url, limits=limits, identity=identity, headers=headers, destinations=where)
+            return self.http.get(
+                url, limits=limits, identity=identity, headers=headers, destinations=where, registry="oci"
+            )
 
         return self._call(host, repo, creds, what, get)
 
@@ -209,6 +207,7 @@ class OciClient:
                 limits=self._limits(self.settings.max_document_bytes),
                 identity=creds.identity(),
                 destinations=self.settings.destinations,
+                registry="oci",
             )
         except HTTPStatusError:
             return False  # the original 401 is reported
@@ -307,7 +306,11 @@ class OciClient:
 
             def store(identity: Identity) -> Path:
                 with self.http.stream(
-                    url, limits=limits, identity=identity, destinations=self.settings.destinations
+                    url,
+                    limits=limits,
+                    identity=identity,
+                    destinations=self.settings.destinations,
+                    registry="oci",
                 ) as blob:
                     return self.cache.store(
                         blob.iter_bytes(), expected=hexdigest, max_bytes=limits.max_bytes, what=what
@@ -344,17 +347,6 @@ def _chart_layer(manifest: dict[str, Any], what: str, max_bytes: int) -> str:
     if size > max_bytes:
         raise SizeLimitError(f"{what}: the chart layer is {size} bytes, larger than the limit of {max_bytes}")
     return digest
-
-
-def _outcome(error: HTTPError) -> str:
-    """The ``registry_requests_total`` outcome of a failed request (a small, closed set)."""
-    if isinstance(error, HTTPStatusError):
-        if error.status in (401, 403):
-            return "unauthorized"
-        return {404: "not-found", 429: "rate-limited"}.get(error.status, "error")
-    if isinstance(error, HTTPTLSVerifyError | HTTPNoTLSError):
-        return "tls"
-    return "unreachable" if error.temporary else "error"
 
 
 _STATUS_DETAIL = {401: "unauthorized", 403: "forbidden", 404: "not found"}

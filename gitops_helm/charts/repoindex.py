@@ -197,7 +197,10 @@ def resolve_in_index(index: RepoIndex, repository: str, name: str, constraint: s
     where = redact_url(repository)
     versions = index.entries.get(name)
     if not versions:
-        raise ChartNotFoundError(f'chart "{name}" not found in {where}')
+        raise ChartNotFoundError(
+            f'chart "{name}" not found in {where}; check spec.chart.name (and that this is the '
+            "repository that publishes it)"
+        )
     try:
         chosen = semver.select_version(constraint, (v.version for v in versions))
     except semver.ConstraintError as exc:
@@ -205,7 +208,7 @@ def resolve_in_index(index: RepoIndex, repository: str, name: str, constraint: s
     if chosen is None:
         raise ChartNotFoundError(
             f'chart "{name}" version "{constraint}" not found in {where}: '
-            f"available {_available(index.versions(name))}"
+            f"available {_available(index.versions(name))}; check spec.chart.version"
         )
     entry = next(v for v in versions if v.version == chosen)
     return ResolvedChart(repository, name, chosen, chart_url(repository, entry.urls[0]), entry.digest)

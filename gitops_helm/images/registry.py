@@ -480,6 +480,7 @@ class RegistryClient:
                     identity=Identity(token=token) if token else identity,
                     headers=headers,
                     destinations=self._destinations,
+                    registry="image",
                 )
             except HTTPStatusError as exc:
                 if exc.status == 429 and rate_limited < self.settings.rate_limit_retries:
@@ -533,7 +534,11 @@ class RegistryClient:
         self._limiter.acquire(repository.api_host)
         try:
             resp = self._http.get(
-                url, limits=self._limits(), identity=identity, destinations=self._destinations
+                url,
+                limits=self._limits(),
+                identity=identity,
+                destinations=self._destinations,
+                registry="image",
             )
         except HTTPStatusError as exc:
             if exc.status in (401, 403):

@@ -40,6 +40,7 @@ from gitops_helm.adapters.git import (
     CommitInfo,
     Export,
     GitError,
+    GitSettingNames,
     GitSettings,
     Mirror,
     Remote,
@@ -72,6 +73,8 @@ class GitSourceConfig:
     """Relative paths the sync reads (empty: the whole repository); also decide ``Checkout.changed``."""
     poll_interval_s: float = 60.0
     auth: Auth = None
+    names: GitSettingNames = field(default_factory=GitSettingNames)
+    """Where the user sets the URL, credentials and branch: named in the hints of Git errors."""
 
     def __post_init__(self) -> None:
         if self.poll_interval_s <= 0:
@@ -82,7 +85,7 @@ class GitSourceConfig:
                 raise ValueError(f"path {path!r} must be relative and stay inside the repository")
 
     def remote(self) -> Remote:
-        return Remote(self.url, self.auth)
+        return Remote(self.url, self.auth, self.names)
 
 
 @dataclass(frozen=True)

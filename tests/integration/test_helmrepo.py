@@ -118,13 +118,13 @@ def test_https_with_basic_auth_and_ca(env: Env, make_client: Callable[..., Made]
         client.fetch(repo, "hello", "0.1.0", ca_only)
     assert not exc.value.temporary
     assert str(exc.value) == (
-        f'chart "hello" version "0.1.0": index of Helm repository {repo}: authentication required '
-        "(HTTP 401); no credentials were "
-        "given; set chart.chartPullSecret or add the repository to repositories.yaml"
+        f'chart "hello" version "0.1.0": index of Helm repository {repo}: HTTP 401; no credentials '
+        "were given: set spec.chart.chartPullSecret (a Secret with username and password) or add "
+        "the repository to the agent's --repositories-file"
     )
 
     wrong = auth_from_secret(_secret(env, password="not-the-password"))
-    with pytest.raises(RepositoryAuthError, match=r"credentials were refused \(HTTP 401\)") as exc:
+    with pytest.raises(RepositoryAuthError, match=r"HTTP 401; the credentials were refused: check") as exc:
         client.fetch(repo, "hello", "0.1.0", wrong)
     assert "not-the-password" not in str(exc.value)
 
@@ -202,7 +202,9 @@ def test_missing_version_and_missing_repository(
     client, _, _ = make_client()
     with pytest.raises(ChartNotFoundError) as exc:
         client.fetch(repo, name, "^9")
-    assert str(exc.value) == f'chart "{name}" version "^9" not found in {repo}: available 0.1.0, 0.2.0'
+    assert str(exc.value) == (
+        f'chart "{name}" version "^9" not found in {repo}: available 0.1.0, 0.2.0; check spec.chart.version'
+    )
     assert not exc.value.temporary
     with pytest.raises(RepositoryError, match=r"index of Helm repository .*/nope: not found \(HTTP 404\)"):
         client.fetch(repo + "/nope", name, "0.1.0")

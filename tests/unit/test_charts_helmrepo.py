@@ -125,7 +125,12 @@ def test_temporary_error_after_the_last_retry(
     [
         (404, None, RepositoryError, "not found"),
         (400, None, RepositoryError, "HTTP 400"),
-        (401, None, RepositoryAuthError, "authentication required .* no credentials were given"),
+        (
+            401,
+            None,
+            RepositoryAuthError,
+            "HTTP 401; no credentials were given: set spec.chart.chartPullSecret",
+        ),
         (403, RepositoryAuth(username="u", password="pw"), RepositoryAuthError, "credentials were refused"),
     ],
 )
@@ -162,7 +167,10 @@ def test_an_untrusted_certificate_is_permanent_and_names_the_ca_bundle(
     server = serve(lambda r: (200, {}, INDEX), tls=server_tls())
     slept: list[float] = []
     client = HelmRepoClient(HelmRepoSettings(tmp_path), sleep=slept.append)
-    with pytest.raises(RepositoryError, match=r"TLS certificate could not be verified .*ca\.crt") as exc:
+    with pytest.raises(
+        RepositoryError,
+        match=r"TLS certificate of .* could not be verified; .*ca\.crt in spec\.chart\.chartPullSecret",
+    ) as exc:
         client.index(server.url)
     assert not exc.value.temporary and slept == []
 

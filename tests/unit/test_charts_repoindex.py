@@ -168,18 +168,21 @@ def test_missing_version_lists_available_versions_in_order() -> None:
         )
     assert str(exc.value) == (
         'chart "app" version "^9" not found in https://charts.example.com/x?...: '
-        "available 0.1.0, 0.2.0, 0.10.0"
+        "available 0.1.0, 0.2.0, 0.10.0; check spec.chart.version"
     )
     assert not exc.value.temporary
 
 
 def test_long_version_list_is_truncated_to_the_newest() -> None:
-    with pytest.raises(ChartNotFoundError, match=r"available 0\.5\.0, .*, 0\.24\.0 \(and 5 older\)$"):
+    with pytest.raises(
+        ChartNotFoundError,
+        match=r"available 0\.5\.0, .*, 0\.24\.0 \(and 5 older\); check spec\.chart\.version$",
+    ):
         resolve_in_index(_index(*(f"0.{i}.0" for i in range(25))), REPO, "app", "9")
 
 
 def test_missing_chart_and_invalid_constraint() -> None:
-    with pytest.raises(ChartNotFoundError, match=f'^chart "nope" not found in {REPO}$'):
+    with pytest.raises(ChartNotFoundError, match=f'^chart "nope" not found in {REPO}; check spec.chart.name'):
         resolve_in_index(_index("1.0.0"), REPO, "nope", "*")
     with pytest.raises(VersionConstraintError, match=r'chart "app" in .*>>1'):
         resolve_in_index(_index("1.0.0"), REPO, "app", ">>1")

@@ -17,10 +17,14 @@ from gitops_helm.adapters.git import (
     GitAuthError,
     GitCommandFailed,
     GitConfigError,
+    GitConnectionRefusedError,
     GitError,
     GitHostKeyError,
+    GitHostNotFoundError,
+    GitRefNotFound,
     GitRepositoryNotFound,
     GitRunner,
+    GitSettingNames,
     GitSettings,
     GitTimeoutError,
     GitUnreachableError,
@@ -62,8 +66,14 @@ SSH = SSHAuth(Path("/keys/id"), Path("/keys/known_hosts"))
             GitRepositoryNotFound,
         ),
         ("fatal: '/srv/x' does not appear to be a git repository", GitRepositoryNotFound),
-        ("fatal: unable to access 'https://h/': Could not resolve host: h", GitUnreachableError),
-        ("ssh: connect to host h port 22: Connection refused", GitUnreachableError),
+        ("fatal: unable to access 'https://h/': Could not resolve host: h", GitHostNotFoundError),
+        ("ssh: Could not resolve hostname h: Name or service not known", GitHostNotFoundError),
+        ("ssh: connect to host h port 22: Connection refused", GitConnectionRefusedError),
+        (
+            "fatal: unable to access 'http://h:9/r.git/': Failed to connect to h port 9 after 0 ms: "
+            "Couldn't connect to server",
+            GitConnectionRefusedError,
+        ),
         ("fatal: unable to access 'http://h/': Failed to connect to h port 80", GitUnreachableError),
         ("error: RPC failed; HTTP 502 curl 22 The requested URL returned error: 502", GitUnreachableError),
         ("fatal: early EOF\nfatal: index-pack failed", GitUnreachableError),
@@ -81,8 +91,13 @@ def test_error_hierarchy_and_message() -> None:
         assert issubclass(cls, PermanentGitError) and not cls.temporary
     for cls in (GitUnreachableError, GitTimeoutError, GitCommandFailed):
         assert issubclass(cls, TemporaryGitError) and cls.temporary
+    for cls in (GitHostNotFoundError, GitConnectionRefusedError):
+        assert issubclass(cls, GitUnreachableError) and cls.temporary
     err = GitAuthError("fetch", f"https://bot:{PASSWORD}@h/r.git", "detail")
-    assert str(err) == "git fetch of https://h/r.git failed: authentication failed (detail)"
+    assert str(err) == (
+        "git fetch of https://h/r.git failed: authentication failed; the server asks for credentials "
+        "and none were given: set the HTTPS user name and password (detail)"
+    )
     assert err.url == "https://h/r.git" and PASSWORD not in repr(err)
     # The library's own exceptions do not leak through our classes.
     assert not issubclass(GitError, git.GitError)
@@ -241,3 +256,63 @@ def test_runner_accepts_listed_statuses(monkeypatch: pytest.MonkeyPatch, tmp_pat
     _Recorder(status=1).install(monkeypatch)
     result = GitRunner().run(["diff", "--quiet"], operation="diff", url="/r", cwd=tmp_path, ok=(0, 1))
     assert result.status == 1
+
+
+NAMES = GitSettingNames(
+    url="--git-url",
+    credentials="--git-user and --git-password-file",
+    ssh_key="--git-ssh-key",
+    known_hosts="--git-known-hosts",
+    ref="--git-branch",
+    timeout="--git-timeout",
+)
+
+
+@pytest.mark.parametrize(
+    ("cls", "url", "auth", "expected"),
+    [
+        (GitAuthError, "https://h/r.git", None, "none were given: set --git-user and --git-password-file"),
+        (
+            GitAuthError,
+            "https://h/r.git",
+            HTTPAuth("bot", PASSWORD),
+            "refused the user name and password (or token): check --git-user and --git-password-file",
+        ),
+        (GitAuthError, "ssh://git@h:2222/r.git", SSH, "refused the SSH key: check that --git-ssh-key"),
+        (GitAuthError, "git@h:r.git", SSH, "refused the SSH key: check that --git-ssh-key"),
+        (
+            GitHostKeyError,
+            "ssh://git@h:2222/r.git",
+            SSH,
+            "--git-known-hosts holds no matching key for h:2222: get it with 'ssh-keyscan -p 2222 h'",
+        ),
+        (GitHostKeyError, "git@h:r.git", SSH, "no matching key for h:22: get it with 'ssh-keyscan h'"),
+        (GitHostNotFoundError, "https://no-such.invalid/r.git", None, "'no-such.invalid' does not resolve"),
+        (
+            GitConnectionRefusedError,
+            "http://127.0.0.1:9/r.git",
+            None,
+            "on 127.0.0.1:9: check the host and port in --git-url",
+        ),
+        (GitConnectionRefusedError, "https://h/r.git", None, "on h:443"),
+        (GitTimeoutError, "ssh://git@h/r.git", SSH, "h:22 did not answer in time"),
+        (GitTimeoutError, "ssh://git@h/r.git", SSH, "raise --git-timeout"),
+        (GitRepositoryNotFound, "https://h/r.git", None, "check the repository path in --git-url"),
+        (GitRefNotFound, "https://h/r.git", None, "set --git-branch to an existing branch"),
+    ],
+)
+def test_each_error_class_says_what_to_do_next(
+    cls: type[GitError], url: str, auth: HTTPAuth | SSHAuth | None, expected: str
+) -> None:
+    err = cls("fetch", url, "what git said", remote=Remote(url, auth, NAMES))
+    assert expected in err.hint
+    message = str(err)
+    # the advice comes before git's own words: a message cut to a length bound keeps it
+    assert message.index(err.hint) < message.index("what git said")
+    assert PASSWORD not in message
+
+
+def test_errors_without_a_remote_give_advice_in_general_words() -> None:
+    err = GitRefNotFound("resolve", "https://h/r.git", "no branch")
+    assert "set the branch or ref to an existing branch" in str(err)
+    assert GitCommandFailed("fetch", "https://h/r.git", "x").hint == ""
