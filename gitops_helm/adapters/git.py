@@ -286,10 +286,13 @@ class GitHostKeyError(PermanentGitError):
 
 
 class GitTLSError(PermanentGitError):
-    reason = (
-        "TLS certificate verification failed (the server's certificate is not trusted: give the "
-        "agent's git its CA with GIT_SSL_CAINFO or SSL_CERT_FILE)"
-    )
+    reason = "TLS certificate verification failed (the server's certificate is not trusted)"
+
+    def advice(self, where: _HintContext) -> str:
+        return (
+            f"give the agent's git the CA that signed the certificate of {where.address} with "
+            "GIT_SSL_CAINFO or SSL_CERT_FILE in its environment"
+        )
 
 
 class GitRepositoryNotFound(PermanentGitError):
