@@ -461,7 +461,7 @@ def _run_fleet(ctx: Context, helm_var: str, count: int, rng: random.Random) -> I
     "agent-killed",
     "Agent killed mid-action (install, upgrade, test, rollback, uninstall)",
     injects="SIGKILL of the agent (alone or with its helm) at a random moment of a helm action",
-    quick=2,
+    quick=1,
     full=20,
     budget_seconds=3600,
 )
