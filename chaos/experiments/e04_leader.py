@@ -1,10 +1,11 @@
 """Experiment 4: the leader killed or frozen while its upgrades are in flight.
 
 Two real ``gitops-helm run --leader-elect`` processes share one Lease (lease duration 10 s, renew
-deadline 6 s, retry period 1 s) and manage four HelmReleases of the test chart in one namespace
-(``wait: true``, helm timeout 30 s). Each trial gives every HelmRelease new values at once, waits
-until the leader's first ``helm upgrade`` runs, lets a random 0-1 s pass (so the fault lands at
-varying points of the upgrades: before, during and after helm), then either
+deadline 6 s, retry period 1 s, 4 workers each) and manage six HelmReleases of a chart of their own
+in one namespace (``wait: true``, helm timeout 30 s). Each trial gives every HelmRelease new values
+at once (one ``kubectl apply``), waits until the leader's first ``helm upgrade`` runs, lets a random
+0-2 s pass (so the fault lands at varying points: some upgrades under way, some finished but not
+yet recorded in status, some still queued for the new leader), then either
 
 - ``sigkill``: SIGKILL the leader process (only it: its helm children, in sessions of their own,
   run on as orphans, the harder case for "never two helm processes on one release"), or
@@ -49,7 +50,7 @@ from pathlib import Path
 
 from chaos.framework import Context, Outcome, Trial, experiment
 from tests.conftest import Env
-from tests.integration.reconcile_helpers import hr_manifest, release_record, repo_chart
+from tests.integration.reconcile_helpers import hr_manifest, publish, release_record, repo_chart, unique_name
 from tests.integration.syncfix import GITOPS_HELM, AgentProcess, free_port, process_env, wait_for
 
 LEASE_S = 10
@@ -57,7 +58,7 @@ RENEW_DEADLINE_S = 6
 RETRY_S = 1
 #: the takeover bound: the lease, two retry periods (see the docstring), and a margin for load
 TAKEOVER_BOUND_S = LEASE_S + 2 * RETRY_S + 5
-RELEASES = 4
+RELEASES = 6  # more than the 4 workers: some upgrades wait in the queue, the new leader runs them
 HELM_TIMEOUT_S = 30
 SAMPLE_S = 0.05
 APPLIED = ("deployed", "superseded")
@@ -224,6 +225,7 @@ def _holder_pid(env: Env, namespace: str, lease: str) -> int | None:
 @dataclass
 class ReleaseState:
     ready: bool
+    why: str  # the Ready condition's reason and message, or what is missing
     deployed_message: str | None
     revisions: list[tuple[int, str, str, str | None]]  # version, status, description, message
 
@@ -247,22 +249,27 @@ def _states(env: Env, namespace: str, names: list[str]) -> dict[str, ReleaseStat
         revisions.sort()
         deployed = [r for r in revisions if r[1] == "deployed"]
         hr = hrs.get(name)
-        ready = False
+        ready, why = False, "no HelmRelease"
         if hr is not None:
             st = hr.get("status") or {}
             cond = next((c for c in st.get("conditions", []) if c["type"] == "Ready"), None)
+            why = f"{cond.get('reason')}: {cond.get('message')}" if cond else "no Ready condition"
+            if st.get("observedGeneration") != hr["metadata"]["generation"]:
+                why += (
+                    f" (observedGeneration {st.get('observedGeneration')} of {hr['metadata']['generation']})"
+                )
             ready = (
                 bool(cond and cond["status"] == "True")
                 and st.get("observedGeneration") == hr["metadata"]["generation"]
             )
-        states[name] = ReleaseState(ready, deployed[-1][3] if deployed else None, revisions)
+        states[name] = ReleaseState(ready, why, deployed[-1][3] if deployed else None, revisions)
         if hr is None:
             states[name].revisions = []  # the HelmRelease itself is gone
             states[name].deployed_message = None
     return states
 
 
-def _set_values(env: Env, namespace: str, names: list[str], message: str) -> None:
+def _set_values(env: Env, namespace: str, names: list[str], chart: str, message: str) -> None:
     """One kubectl call for all: the upgrades start together, as after one Git commit."""
     patches = [
         hr_manifest(
@@ -285,7 +292,9 @@ def _judge(
             lost.append(f"{name}: no deployed revision (history {state.revisions})")
             continue
         if not state.ready or state.deployed_message != message:
-            violated.append(f"{name}: Ready={state.ready}, deployed values {state.deployed_message!r}")
+            violated.append(
+                f"{name}: Ready={state.ready} ({state.why[:300]}), deployed values {state.deployed_message!r}"
+            )
         pending = [r for r in state.revisions if r[1].startswith("pending")]
         deployed = [r for r in state.revisions if r[1] == "deployed"]
         # the agent gives helm descriptions of its own: a revision that carries the change and
@@ -320,6 +329,9 @@ def run(ctx: Context, count: int) -> Iterator[Trial]:
         names = [f"leader-app-{i}" for i in range(RELEASES)]
         sampler = Sampler(env["HELM_BIN"], frozenset(names))
         agents: list[AgentProcess] = []
+        # a chart of its own: the shared hello 0.1.0 is republished by other runs (new archive
+        # bytes, a new desired digest), which would upgrade every release for a reason of its own
+        chart = publish(ctx.scratch("chart"), unique_name("leader-hello"))
         takeovers: list[float] = []
         first_acts: list[float] = []
         try:
@@ -328,7 +340,7 @@ def run(ctx: Context, count: int) -> Iterator[Trial]:
             agents.append(_start_agent(ctx, namespace, lease))
             sampler.agents.update(a.proc.pid for a in agents)
             sampler.start()
-            _set_values(env, namespace, names, "first")
+            _set_values(env, namespace, names, chart, "first")
             wait_for(
                 "the HelmReleases installed and Ready",
                 lambda: all(
@@ -341,7 +353,9 @@ def run(ctx: Context, count: int) -> Iterator[Trial]:
             for number, scenario in enumerate(scenarios):
                 trial_started = time.monotonic()
                 try:
-                    found = _trial(ctx, rng, namespace, lease, names, agents, sampler, scenario, number)
+                    found = _trial(
+                        ctx, rng, namespace, lease, names, chart, agents, sampler, scenario, number
+                    )
                 except AssertionError as exc:  # a wait timed out: the trial could not go on
                     found = Found("violated", str(exc)[:1500])
                     # start over with two fresh agents (one may still be frozen)
@@ -393,6 +407,7 @@ def _trial(
     namespace: str,
     lease: str,
     names: list[str],
+    chart: str,
     agents: list[AgentProcess],
     sampler: Sampler,
     scenario: str,
@@ -411,14 +426,14 @@ def _trial(
     baseline = {n: max((r[0] for r in s.revisions), default=0) for n, s in before.items()}
     message = f"trial-{number}-{uuid.uuid4().hex[:6]}"
     since = time.monotonic()
-    _set_values(env, namespace, names, message)
+    _set_values(env, namespace, names, chart, message)
     wait_for(
         "the leader's first helm upgrade",
         lambda: any(p.verb == "upgrade" for p in sampler.started(leader.proc.pid, since)),
         60,
         interval=0.02,
     )
-    time.sleep(rng.uniform(0, 1.0))
+    time.sleep(rng.uniform(0, 2.0))  # before, during or after the first upgrades
     in_flight = sum(1 for p in sampler.sample().values() if p.owner == leader.proc.pid)
     became = standby.log().count("became leader")
     faulted = time.monotonic()
@@ -464,6 +479,10 @@ def _trial(
     except AssertionError as exc:
         problems.append(str(exc).split(";", 1)[0])
         states = _states(env, namespace, names)
+        stuck = next((n for n, x in states.items() if not x.ready), None)
+        if stuck is not None:  # what the new leader said about it
+            lines = [line for line in standby.log().splitlines() if f"/{stuck} " in line + " "]
+            problems.append(f"new leader's log on {stuck}: " + " // ".join(lines[-6:])[-1500:])
     first_helm_s = None
     new_helm = sampler.started(standby.proc.pid, faulted)
     if new_helm:
