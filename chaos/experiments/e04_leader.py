@@ -9,9 +9,13 @@ yet recorded in status, some still queued for the new leader), then either
 
 - ``sigkill``: SIGKILL the leader process (only it: its helm children, in sessions of their own,
   run on as orphans, the harder case for "never two helm processes on one release"), or
-- ``sigstop``: SIGSTOP the leader; once the standby has taken over, SIGCONT it after a random
-  0-1 s, while the new leader acts; the resumed old leader must notice it lost the Lease before
-  starting anything: it starts no helm process from then on and exits 1 ("lost leadership").
+- ``sigstop``: SIGSTOP the leader (only it: its helm children run on and end as zombies); once
+  the standby has taken over, SIGCONT it, in alternate trials either after a random 0-1 s, while
+  the new leader acts, or only after the new leader has settled the change and then a second one
+  (so any write the old leader's interrupted run still makes, a helm call or a HelmRelease status,
+  would roll the record back; every status is compared before and after the resume). The resumed
+  old leader must notice it lost the Lease before doing anything: it starts no helm process, writes
+  nothing, and exits 1 ("lost leadership").
 
 The process that died or exited is restarted as the next standby, so the two alternate roles.
 All along, a sampler reads the helm child processes of both agent PIDs from
@@ -47,6 +51,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from chaos.framework import Context, Outcome, Trial, experiment
 from tests.conftest import Env
@@ -269,6 +274,24 @@ def _states(env: Env, namespace: str, names: list[str]) -> dict[str, ReleaseStat
     return states
 
 
+def _statuses(env: Env, namespace: str) -> dict[str, Any]:
+    return {
+        h["metadata"]["name"]: h.get("status") or {}
+        for h in env.kube_json("helmreleases", "-n", namespace)["items"]
+    }
+
+
+def _status_change(before: dict[str, Any], after: dict[str, Any] | None) -> str:
+    """The scalar fields of a status that changed (enough to name a rollback of its record)."""
+    if after is None:
+        return "HelmRelease gone"
+    keys = sorted(k for k in {*before, *after} if k != "conditions" and before.get(k) != after.get(k))
+    changed = [f"{k} {before.get(k)!r}->{after.get(k)!r}" for k in keys]
+    if before.get("conditions") != after.get("conditions"):
+        changed.append("conditions")
+    return ", ".join(changed)
+
+
 def _set_values(env: Env, namespace: str, names: list[str], chart: str, message: str) -> None:
     """One kubectl call for all: the upgrades start together, as after one Git commit."""
     patches = [
@@ -283,9 +306,10 @@ def _set_values(env: Env, namespace: str, names: list[str], chart: str, message:
 
 
 def _judge(
-    states: dict[str, ReleaseState], baseline: dict[str, int], message: str
+    states: dict[str, ReleaseState], baseline: dict[str, int], changes: list[str]
 ) -> tuple[Outcome, list[str]]:
-    """The worst outcome over the releases, and what broke."""
+    """The worst outcome over the releases, and what broke; the last of ``changes`` is desired."""
+    message = changes[-1]
     lost, violated = [], []
     for name, state in states.items():
         if state.deployed_message is None:
@@ -299,14 +323,15 @@ def _judge(
         deployed = [r for r in state.revisions if r[1] == "deployed"]
         # the agent gives helm descriptions of its own: a revision that carries the change and
         # succeeded (deployed, or superseded by a later one) is an upgrade that applied it
-        upgrades = [
-            r for r in state.revisions if r[0] > baseline[name] and r[3] == message and r[1] in APPLIED
-        ]
         if pending or len(deployed) != 1:
             violated.append(f"{name}: pending {pending}, deployed {deployed}")
-        if len(upgrades) != 1:
-            new = [r for r in state.revisions if r[0] > baseline[name]]
-            violated.append(f"{name}: {len(upgrades)} applied revisions for one change: {new}")
+        for change in changes:
+            upgrades = [
+                r for r in state.revisions if r[0] > baseline[name] and r[3] == change and r[1] in APPLIED
+            ]
+            if len(upgrades) != 1:
+                new = [r for r in state.revisions if r[0] > baseline[name]]
+                violated.append(f"{name}: {len(upgrades)} applied revisions for one change: {new}")
     if lost:
         return "lost", lost + violated
     return ("violated", violated) if violated else ("survived", [])
@@ -450,8 +475,41 @@ def _trial(
     notes.append(f"takeover {took:.1f}s")
     if took > TAKEOVER_BOUND_S:
         problems.append(f"takeover after {took:.1f}s, bound {TAKEOVER_BOUND_S}s")
+
+    def settle(wanted: str, problems: list[str]) -> dict[str, ReleaseState]:
+        """Wait until every HelmRelease is Ready at ``wanted``; on timeout, say why."""
+
+        def settled() -> dict[str, ReleaseState] | None:
+            states = _states(env, namespace, names)
+            return states if all(x.ready and x.deployed_message == wanted for x in states.values()) else None
+
+        try:
+            return wait_for(  # type: ignore[no-any-return]
+                f"every HelmRelease Ready at {wanted}", settled, HELM_TIMEOUT_S + 120, 1.0
+            )
+        except AssertionError as exc:
+            problems.append(str(exc).split(";", 1)[0])
+            states = _states(env, namespace, names)
+            stuck = next((n for n, x in states.items() if not x.ready), None)
+            if stuck is not None:  # what the new leader said about it
+                lines = [line for line in standby.log().splitlines() if f"/{stuck} " in line + " "]
+                problems.append(f"new leader's log on {stuck}: " + " // ".join(lines[-6:])[-1500:])
+            return states
+
+    changes = [message]
     if scenario == "sigstop":
-        time.sleep(rng.uniform(0, 1.0))  # the new leader is acting meanwhile
+        late_resume = number % 4 == 1  # alternate sigstop trials: see the module docstring
+        statuses: dict[str, Any] = {}
+        if late_resume:
+            # the new leader finishes the change and applies a second one, all while the old
+            # leader is frozen; a status write of the old one's run would now roll them back
+            settle(changes[-1], problems)
+            changes.append(f"{message}-then")
+            _set_values(env, namespace, names, chart, changes[-1])
+            settle(changes[-1], problems)
+            statuses = _statuses(env, namespace)
+        else:
+            time.sleep(rng.uniform(0, 1.0))  # the new leader is acting meanwhile
         resumed = time.monotonic()
         leader.proc.send_signal(signal.SIGCONT)
         try:
@@ -466,23 +524,22 @@ def _trial(
             _end(leader)
         if late:
             problems.append(f"the resumed old leader started helm: {[(p.verb, p.release) for p in late]}")
-        notes.append(f"resumed old leader exited {code}")
+        if statuses:
+            after = _statuses(env, namespace)
+            rewritten = {
+                n: _status_change(statuses[n], after.get(n)) for n in statuses if statuses[n] != after.get(n)
+            }
+            if rewritten:
+                problems.append(
+                    f"the status changed after the old leader resumed (nothing else acted): {rewritten}"
+                )
+        notes.append(
+            f"resumed old leader ({'after a second change' if late_resume else 'while the new one acts'}) "
+            f"exited {code}"
+        )
     else:
         leader.proc.wait(30)
-
-    def settled() -> dict[str, ReleaseState] | None:
-        states = _states(env, namespace, names)
-        return states if all(x.ready and x.deployed_message == message for x in states.values()) else None
-
-    try:
-        states = wait_for("every HelmRelease Ready at the new values", settled, HELM_TIMEOUT_S + 120, 1.0)
-    except AssertionError as exc:
-        problems.append(str(exc).split(";", 1)[0])
-        states = _states(env, namespace, names)
-        stuck = next((n for n, x in states.items() if not x.ready), None)
-        if stuck is not None:  # what the new leader said about it
-            lines = [line for line in standby.log().splitlines() if f"/{stuck} " in line + " "]
-            problems.append(f"new leader's log on {stuck}: " + " // ".join(lines[-6:])[-1500:])
+    states = settle(changes[-1], problems)
     first_helm_s = None
     new_helm = sampler.started(standby.proc.pid, faulted)
     if new_helm:
@@ -493,7 +550,7 @@ def _trial(
     overlaps = sampler.overlaps_since(since)
     if overlaps:
         problems.append(f"two helm processes on one release: {overlaps[:3]}")
-    outcome, broken = _judge(states, baseline, message)
+    outcome, broken = _judge(states, baseline, changes)
     problems += broken
     if problems and outcome == "survived":
         outcome = "violated"
