@@ -192,6 +192,7 @@ def _start_agent(ctx: Context, namespace: str, lease: str) -> AgentProcess:
         # a pending revision a killed helm left is retried soon after its helm timeout
         "--pending-grace-margin", "5s",
         "--chart-refresh-interval", "2s",
+        "--log-level", "debug",  # a broken trial quotes the new leader's plan for the release
     ]  # fmt: skip
     log_path = work / "agent.log"
     with open(log_path, "wb") as out:
@@ -552,8 +553,12 @@ def _trial(
         problems.append(f"two helm processes on one release: {overlaps[:3]}")
     outcome, broken = _judge(states, baseline, changes)
     problems += broken
+    if broken:  # what the new leader said about the first release that broke
+        name = broken[0].split(":", 1)[0]
+        lines = [line for line in standby.log().splitlines() if f"/{name} " in line + " "]
+        problems.append(f"new leader's log on {name}: " + " // ".join(lines[-8:])[-2500:])
     if problems and outcome == "survived":
         outcome = "violated"
     if problems:
-        notes.append("BROKEN: " + " | ".join(problems)[:2000])
+        notes.append("BROKEN: " + " | ".join(problems)[:5000])
     return Found(outcome, "; ".join(notes), took, first_helm_s)
