@@ -127,7 +127,8 @@ class Reconciler:
         # set when the agent shuts down: the action under way finishes, no other one starts
         self.stopping = stopping or threading.Event()
         # False once this replica may no longer act (it lost the leader Lease): asked before
-        # every action, helm or a write to Helm storage (unlocking a pending revision)
+        # every action, helm or a write to Helm storage (unlocking a pending revision), and
+        # before every status write and Event of a run
         self.may_act = may_act or (lambda: True)
         self.charts = charts
         self.settings = settings
@@ -170,7 +171,9 @@ class Reconciler:
             now = datetime.fromtimestamp(self.clock(), UTC)
             message = report_invalid(self.kube, fresh, key, exc, now, handled_request=requested)
             return Outcome(ok=False, message=message)
-        report = StatusReport(self.kube, fresh, hr, plan_policy(hr.policy, self.settings.retry), self.clock)
+        report = StatusReport(
+            self.kube, fresh, hr, plan_policy(hr.policy, self.settings.retry), self.clock, self.may_act
+        )
         identity = self.identity(hr)
         outcome = self._run(report, identity)
         if outcome.handled and not hr.metadata.deletion_timestamp:

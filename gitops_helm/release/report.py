@@ -50,9 +50,18 @@ class StatusReport:
     """The status of one HelmRelease during one reconcile run."""
 
     def __init__(
-        self, kube: Kube, obj: dict[str, Any], hr: HelmRelease, policy: pl.Policy, clock: Callable[[], float]
+        self,
+        kube: Kube,
+        obj: dict[str, Any],
+        hr: HelmRelease,
+        policy: pl.Policy,
+        clock: Callable[[], float],
+        may_write: Callable[[], bool] = lambda: True,
     ) -> None:
         self.kube = kube
+        # False once this replica lost the leader Lease: a run it started (frozen, resumed after
+        # a standby took over and recorded later changes) must not write its stale view over them
+        self.may_write = may_write
         self.obj = obj
         self.hr = hr
         self.policy = policy
@@ -64,12 +73,17 @@ class StatusReport:
         return datetime.fromtimestamp(self.clock(), UTC)
 
     def event(self, warning: bool, reason: str, message: str) -> None:
+        if not self.may_write():
+            return
         self.kube.emit_event(self.obj, "Warning" if warning else "Normal", reason, message, COMPONENT)
 
     def write(self) -> None:
         """Patch the status subresource if (and only if) it changed."""
         body = serialise_status(self.status, null_unset=True)
         if body == self.written:
+            return
+        if not self.may_write():
+            log.info("lost leadership: status not written", release=self.hr.key)
             return
         self.kube.patch_helmrelease_status(self.hr.namespace, self.hr.name, body)
         self.written = body

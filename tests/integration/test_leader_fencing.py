@@ -18,11 +18,20 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import Env
-from tests.integration.reconcile_helpers import apply, hr_manifest, latest_revision, patch_spec, repo_chart
+from tests.integration.reconcile_helpers import (
+    apply,
+    hr_manifest,
+    latest_revision,
+    patch_spec,
+    release_record,
+    release_secrets,
+    repo_chart,
+)
 from tests.integration.syncfix import (
     GITOPS_HELM,
     AgentProcess,
@@ -224,3 +233,74 @@ def test_a_frozen_or_killed_leader_is_fenced_and_the_standby_takes_over(
         for pid in list(sampler.acting()):  # an orphaned helm (its own session) of a killed leader
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _hr_status(env: Env, namespace: str) -> dict[str, Any]:
+    return (get_object(env, "helmrelease", namespace, "app") or {}).get("status") or {}
+
+
+def test_a_resumed_old_leader_does_not_roll_the_status_back(env: Env, namespace: str, tmp_path: Path) -> None:
+    """Found by chaos experiment 4 (``leader``, sigstop): a leader frozen while its helm upgrade
+    ran (the upgrade finished meanwhile), resumed after the new leader had applied a later change,
+    wrote its old run's status over the new one (observedGeneration, lastReleaseRevision and the
+    applied digest rolled back), and nothing corrected it before the next resync. A replica that
+    lost the Lease writes no status."""
+    lease = f"lease-{uuid.uuid4().hex[:6]}"
+    agents = [_start(env, tmp_path, n, namespace, lease) for n in ("a", "b")]
+    sampler = HelmSampler(env["HELM_BIN"], "app", namespace)
+    try:
+        wait_for("one replica leads", lambda: any("became leader" in a.log() for a in agents), 60)
+        leader, standby = agents if "became leader" in agents[0].log() else agents[::-1]
+        leader.wait_acting()
+        apply(env, hr_manifest("app", namespace, repo_chart(env), values={"message": "one"}, wait=True))
+        wait_for("revision 1 deployed", lambda: latest_revision(env, namespace, "app") == (1, "deployed"), 90)
+        sampler.start()
+        # an upgrade that succeeds after a few seconds (helm --wait for the new pod): the leader is
+        # frozen while it runs, so its run resumes later with a success to report
+        patch_spec(env, namespace, "app", {"values": {"message": "two"}})
+        wait_for("the leader's helm upgrade", lambda: sampler.started_by(leader.proc.pid), 60, interval=0.02)
+        leader.proc.send_signal(signal.SIGSTOP)
+
+        wait_for("the standby to take over", lambda: "became leader" in standby.log(), TAKEOVER_BOUND_S)
+        wait_for("the new leader's status for message two", lambda: _settled(env, namespace, "two"), 120)
+        patch_spec(env, namespace, "app", {"values": {"message": "three"}})
+        settled = wait_for(
+            "the new leader's status for three", lambda: _settled(env, namespace, "three"), 120
+        )
+
+        leader.proc.send_signal(signal.SIGCONT)
+        try:
+            code = leader.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the resumed old leader did not stop:\n{leader.log()[-3000:]}") from None
+        assert code == 1, leader.log()[-3000:]
+        # the old leader has exited: whatever it wrote is there now
+        after = _hr_status(env, namespace)
+        keys = ("observedGeneration", "lastReleaseRevision", "lastAppliedDigest", "revision")
+        assert {k: after.get(k) for k in keys} == {k: settled.get(k) for k in keys}, leader.log()[-3000:]
+        assert after.get("conditions") == settled.get("conditions")
+        standby.assert_running()
+    finally:
+        sampler.stop()
+        for agent in agents:
+            if agent.proc.poll() is None:
+                agent.proc.send_signal(signal.SIGCONT)
+                agent.proc.kill()
+                agent.proc.wait(10)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(agent.proc.pid, signal.SIGKILL)
+
+
+def _settled(env: Env, namespace: str, message: str) -> dict[str, Any] | None:
+    """The HelmRelease's status once Ready for its current generation with ``message`` deployed."""
+    hr = get_object(env, "helmrelease", namespace, "app") or {}
+    st = hr.get("status") or {}
+    ready = next((c for c in st.get("conditions", []) if c["type"] == "Ready"), None)
+    current = st.get("observedGeneration") == (hr.get("metadata") or {}).get("generation")
+    if not (ready and ready["status"] == "True" and current):
+        return None
+    secrets = release_secrets(env, namespace, "app")
+    deployed = [s for s in secrets if s["metadata"]["labels"]["status"] == "deployed"]
+    if len(deployed) != 1 or (release_record(deployed[0]).get("config") or {}).get("message") != message:
+        return None
+    return st
