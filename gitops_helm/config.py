@@ -213,6 +213,10 @@ class HTTPServerSettings:
     read_timeout_s: float = 10.0  # the whole request, head and body, from the accept
     max_head_bytes: int = 64 * 1024  # request line and headers
     max_body_bytes: int = 5 * 1024 * 1024  # a webhook delivery; a push event is far smaller
+    # bodies being received by the reading thread, all connections together (at least
+    # max_body_bytes): a new one beyond closes the oldest connections receiving a body, so
+    # max_connections clients announcing max_body_bytes each cannot hold that much memory
+    max_pending_body_bytes: int = 16 * 1024 * 1024
     # webhook deliveries remembered (delivery ids, commits being fetched): a replay of one of them
     # triggers no fetch
     remembered_deliveries: int = 1024

@@ -21,6 +21,8 @@ answers at once and is never held by a client that drips its head or its body. B
 - ``read_timeout_s`` for the whole request, head and body, counted from the accept (408 then);
 - ``max_head_bytes`` of request line and headers (431 beyond), ``max_body_bytes`` of a webhook
   body (413 beyond);
+- ``max_pending_body_bytes`` of announced bodies being read at once, all connections together; a
+  new one beyond that closes the oldest connections still receiving a body (a probe sends none);
 - ``max_active`` requests answered at once; beyond that a request gets 503 at once.
 
 One request per connection (HTTP/1.0), so a connection is never kept open between requests.
@@ -222,6 +224,7 @@ class _Pending:
     peer: Any
     deadline: float
     head: bytearray
+    reserved: int = 0  # the announced body length counted in Server._reserved
 
 
 class Server:
@@ -235,6 +238,7 @@ class Server:
         self._active = threading.BoundedSemaphore(self.limits.max_active)
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
+        self._reserved = 0  # announced body bytes of the pending connections (the reading thread's)
         self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
 
     @property
@@ -326,6 +330,8 @@ class Server:
             return
         # the body too is read here, so a client that drips it holds no thread (the deadline ends it)
         body = announced_body(bytes(entry.head[:end]), self.limits.max_body_bytes)
+        if body and not entry.reserved:
+            self._reserve(selector, pending, entry, body)
         if len(entry.head) < end + len(_HEAD_END) + body:
             return
         if not self._active.acquire(blocking=False):
@@ -333,6 +339,8 @@ class Server:
             return
         selector.unregister(entry.sock)
         del pending[entry.sock]
+        self._reserved -= entry.reserved  # its thread (one of max_active) holds the body now
+        entry.reserved = 0
         thread = threading.Thread(target=self._answer, args=(entry,), name="http-request", daemon=True)
         thread.start()
 
@@ -357,10 +365,29 @@ class Server:
             entry.sock.send(b"HTTP/1.0 " + status + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         self._drop(selector, pending, entry)
 
-    @staticmethod
-    def _drop(
-        selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending], entry: _Pending
+    def _reserve(
+        self,
+        selector: selectors.BaseSelector,
+        pending: dict[socket.socket, _Pending],
+        entry: _Pending,
+        body: int,
     ) -> None:
+        """Count ``entry``'s announced body, closing the oldest other connections receiving a
+        body until every announced body fits ``max_pending_body_bytes``."""
+        budget = max(self.limits.max_pending_body_bytes, self.limits.max_body_bytes)
+        for other in list(pending.values()):  # oldest first
+            if self._reserved + body <= budget:
+                break
+            if other is not entry and other.reserved:
+                self._drop(selector, pending, other)
+        entry.reserved = body
+        self._reserved += body
+
+    def _drop(
+        self, selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending], entry: _Pending
+    ) -> None:
+        self._reserved -= entry.reserved
+        entry.reserved = 0
         selector.unregister(entry.sock)
         del pending[entry.sock]
         entry.sock.close()

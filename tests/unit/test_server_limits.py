@@ -236,3 +236,32 @@ def test_a_webhook_body_of_another_content_type_or_chunked_is_refused_unread(
         sock.close()
     # a JSON body with a bad signature is still read and refused as such
     assert post(server, b"{}", {**signed, "Content-Type": "application/json"})[0] == 401
+
+
+def test_announced_bodies_being_read_are_bounded_together_oldest_closed_first(
+    start: Callable[[HTTPServerSettings], Server],
+) -> None:
+    """The reading thread buffers the body a head announces. Without a bound over all connections,
+    ``max_connections`` (256) clients announcing ``max_body_bytes`` (5 MiB) each and sending it
+    slowly made it hold 1.25 GiB, over the chart's 1 GiB memory limit, on any path and without a
+    webhook secret. Beyond ``max_pending_body_bytes`` the oldest such connection is closed."""
+    server = start(
+        HTTPServerSettings(max_body_bytes=1000, max_pending_body_bytes=2500, read_timeout_s=600.0)
+    )
+    body = b"{" + b" " * 998 + b"}"
+    clients = []
+    try:
+        for _ in range(3):  # 2 x 1000 bytes fit; the third closes the first
+            clients.append(SlowClient(server.port, body, interval=0.5, at_once=webhook_head(len(body))))
+            time.sleep(0.3)  # in accept order
+        assert clients[0].closed_by_server.wait(WAIT_S)
+        assert not clients[1].closed_by_server.is_set()
+        assert not clients[2].closed_by_server.is_set()
+        assert get(server, "/healthz") == (200, b"ok\n")  # a request without a body is not counted
+        assert server._reserved == 2000
+    finally:
+        for c in clients:
+            c.close()
+    # a body that arrives whole is counted only while it is read
+    status, _ = post(server, b"{}", {"X-GitHub-Event": "push", "Content-Type": "application/json"})
+    assert status == 401
