@@ -245,9 +245,7 @@ def test_announced_bodies_being_read_are_bounded_together_oldest_closed_first(
     ``max_connections`` (256) clients announcing ``max_body_bytes`` (5 MiB) each and sending it
     slowly made it hold 1.25 GiB, over the chart's 1 GiB memory limit, on any path and without a
     webhook secret. Beyond ``max_pending_body_bytes`` the oldest such connection is closed."""
-    server = start(
-        HTTPServerSettings(max_body_bytes=1000, max_pending_body_bytes=2500, read_timeout_s=600.0)
-    )
+    server = start(HTTPServerSettings(max_body_bytes=1000, max_pending_body_bytes=2500, read_timeout_s=600.0))
     body = b"{" + b" " * 998 + b"}"
     clients = []
     try:
