@@ -183,7 +183,7 @@ class GitError(GitopsHelmError):
 
     def __init__(self, operation: str, url: str, detail: str = "", *, remote: Remote | None = None) -> None:
         self.operation = operation
-        self.url = redact_url(url)
+        self.url = _redacted(url)
         self.detail = detail
         self.hint = self.advice(_HintContext.of(url, remote))
         message = f"git {operation} of {self.url} failed: {self.reason}"
@@ -437,16 +437,24 @@ class _HintContext:
         has_password = remote is not None and bool(remote.secrets())
         host, port, protocol = "", None, "file"
         if "://" in url:
-            parts = urlsplit(url)
-            protocol = parts.scheme.lower()
-            host = parts.hostname or ""
-            try:
+            try:  # an error about a malformed URL (e.g. "https://[::1/x") must still be made
+                parts = urlsplit(url)
+                protocol = parts.scheme.lower()
+                host = parts.hostname or ""
                 port = parts.port or _DEFAULT_PORTS.get(protocol)
             except ValueError:
                 port = None
         elif not url.startswith("/") and (scp := _SCP_RE.match(url)):
             protocol, host, port = "ssh", scp["host"], 22
-        return cls(host or url, port, protocol, has_password, names)
+        # no host found: the URL itself names the place, never with its userinfo
+        return cls(host or _redacted(url), port, protocol, has_password, names)
+
+
+def _redacted(url: str) -> str:
+    try:
+        return redact_url(url)
+    except ValueError:
+        return "the repository URL"
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ssh": 22}
@@ -487,7 +495,11 @@ def url_protocol(url: str) -> str:
 def validate_remote(remote: Remote) -> None:
     """Refuse URLs with a password, and auth that does not fit the URL's protocol."""
     protocol = url_protocol(remote.url)
-    if "://" in remote.url and urlsplit(remote.url).password is not None:
+    try:
+        password = urlsplit(remote.url).password if "://" in remote.url else None
+    except ValueError:  # e.g. "https://[::1/x": an unclosed IPv6 address
+        raise GitConfigError("check", remote.url, "not a usable URL") from None
+    if password is not None:
         raise GitConfigError("check", remote.url, "credentials must not be put in the URL; use HTTP auth")
     if isinstance(remote.auth, HTTPAuth) and protocol not in ("http", "https"):
         raise GitConfigError("check", remote.url, "username/password auth needs an http(s) URL")

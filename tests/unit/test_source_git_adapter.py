@@ -316,3 +316,16 @@ def test_errors_without_a_remote_give_advice_in_general_words() -> None:
     err = GitRefNotFound("resolve", "https://h/r.git", "no branch")
     assert "set the branch or ref to an existing branch" in str(err)
     assert GitCommandFailed("fetch", "https://h/r.git", "x").hint == ""
+
+
+def test_a_hint_about_a_url_without_host_shows_no_userinfo_and_a_malformed_url_makes_an_error() -> None:
+    from gitops_helm.adapters.git import GitHostKeyError, GitUnreachableError
+
+    leaky = str(GitUnreachableError("fetch", "https://user:s3cret@/x", "d"))
+    assert "s3cret" not in leaky and "user" not in leaky, leaky
+    malformed = GitHostKeyError("fetch", "ssh://git@[::1/x", "d")  # was ValueError: Invalid IPv6 URL
+    assert "known_hosts" in str(malformed)
+    from gitops_helm.adapters.git import GitConfigError, Remote
+
+    with pytest.raises(GitConfigError, match="not a usable URL"):
+        Remote("https://[::1/x")  # a HelmRelease's chart.git: was a ValueError its caller did not expect
