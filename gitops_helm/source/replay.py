@@ -27,6 +27,7 @@ new one: with no delivery id it is acted on every time, bounded only by the fetc
 from __future__ import annotations
 
 import enum
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -41,6 +42,7 @@ DELIVERY_ID_HEADERS = (
     "x-gitlab-event-uuid",
     "x-delivery",
 )
+_COMMIT = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")  # SHA-1 or SHA-256
 _MAX_ID_CHARS = 200  # an id is a GUID; a longer header is cut (it is only compared, never shown whole)
 
 
@@ -80,7 +82,8 @@ class DeliveryMemory:
 
         ``head`` is the commit the source has checked out now (``None`` before its first fetch).
         """
-        commit = commit.lower() if commit else None
+        # only a commit id is remembered: a body's "after" may be any string up to the body's size
+        commit = commit.lower() if commit and _COMMIT.fullmatch(commit) else None
         with self._lock:
             if delivery is not None and delivery in self._ids:
                 return Replay(ReplayKind.DUPLICATE, "this delivery id was already received")

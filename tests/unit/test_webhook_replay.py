@@ -95,9 +95,12 @@ def test_delivery_ids_of_each_provider_are_read() -> None:
     assert delivery_id({"Content-Type": "application/json"}) is None
 
 
+COMMITS = ("a" * 40, "b" * 40, "c" * 64)
+
+
 @given(
     st.lists(
-        st.tuples(st.sampled_from("abcdef"), st.sampled_from("xyz"), st.sampled_from("xyz")), max_size=60
+        st.tuples(st.sampled_from("abcdef"), st.sampled_from(COMMITS), st.sampled_from(COMMITS)), max_size=60
     )
 )
 def test_memory_acts_on_each_id_at_most_once_and_never_on_the_head(
@@ -122,3 +125,17 @@ def test_memory_is_bounded() -> None:
         assert memory.replay(f"id{n}", None, None) is None
     assert memory.replay("id0", None, None) is None  # forgotten: the oldest went first
     assert memory.replay("id2", None, None) is not None
+
+
+def test_only_commit_ids_are_remembered_not_any_string_a_body_names() -> None:
+    """A verified body's "after" is any string up to the body's 5 MiB (GitLab's token is a plain
+    header: who saw one delivery can write any body); 1024 of them were kept."""
+    from gitops_helm.source.replay import DeliveryMemory
+
+    memory = DeliveryMemory(4)
+    assert memory.replay(None, "x" * 1_000_000, None) is None
+    assert memory.replay(None, "x" * 1_000_000, None) is None  # not a commit: not remembered
+    assert not memory._commits
+    commit = "AB" * 20
+    assert memory.replay(None, commit, None) is None
+    assert memory.replay(None, commit.lower(), None) is not None
