@@ -361,6 +361,9 @@ class HTTPSettings:
     user_agent: str = "gitops-helm"
     max_sessions: int = 64  # sessions kept (LRU); one per origin and credential identity
     chunk_bytes: int = 64 * 1024  # largest piece of body handed out at once
+    # distinct hosts named in gitops_helm_registry_requests_total; later ones are counted as
+    # "other" (a registry names its token host itself, so a hostile one could add series at will)
+    max_metric_hosts: int = 128
 
 
 # Cloud metadata endpoints outside the link-local ranges (AWS over IPv6, Alibaba Cloud).
@@ -812,6 +815,7 @@ class HTTPClient:
         self._sessions: OrderedDict[tuple[str, str, int | None, str, Destinations | None], _Session] = (
             OrderedDict()
         )
+        self._metric_hosts: set[str] = set()
 
     def close(self) -> None:
         """Close every session (a later request opens a new one)."""
@@ -912,9 +916,19 @@ class HTTPClient:
         finally:
             self._release(entry)
             if registry is not None:
-                scheme, host, port = origin(url)
-                labels = {"kind": registry, "host": _netloc(scheme, host, port), "outcome": outcome}
+                labels = {"kind": registry, "host": self._metric_host(url), "outcome": outcome}
                 metrics.REGISTRY_REQUESTS.labels(**labels).inc()
+
+    def _metric_host(self, url: str) -> str:
+        """``host[:port]`` of ``url`` for the metric's label, or ``other`` past the bound."""
+        host = _netloc(*origin(url))
+        with self._lock:
+            if host in self._metric_hosts:
+                return host
+            if len(self._metric_hosts) < self.settings.max_metric_hosts:
+                self._metric_hosts.add(host)
+                return host
+        return "other"
 
     # sessions -----------------------------------------------------------------------------
 

@@ -49,3 +49,13 @@ def test_dns_and_refused_connections_are_their_own_classes() -> None:
     assert isinstance(
         classify(OSError(ConnectionRefusedError(111, "refused")), URL), HTTPConnectionRefusedError
     )
+
+
+def test_the_host_label_is_bounded_so_a_registry_cannot_add_series_at_will() -> None:
+    from gitops_helm.adapters.http import HTTPClient, HTTPSettings
+
+    client = HTTPClient(HTTPSettings(max_metric_hosts=2))
+    assert client._metric_host("https://a.example/token") == "a.example"
+    assert client._metric_host("https://b.example:5000/v2/") == "b.example:5000"
+    assert client._metric_host("https://realm-1.hostile.example/token") == "other"
+    assert client._metric_host("https://a.example/other/path") == "a.example"  # a known host keeps its name
