@@ -79,7 +79,7 @@ def status(session: Session) -> int:
         found = [_state_data(ns, n, d) for ns, n, d in states]
         report: dict[str, Any] = {"helmReleases": rows_data(rows), "syncStates": found}
         try:
-            leaders = _leaders(session.kube, lease_namespace, args.leader_election_id)
+            leaders = _leaders(session.kube, lease_namespace, args.leader_election_id, _shards(rows))
         except KubeError as exc:
             print(f"gitops-helm: {exc}", file=sys.stderr)
             return 2
@@ -99,7 +99,7 @@ def status(session: Session) -> int:
         )
     for state_namespace, name, data in states:
         _print_state(state_namespace, name, data)
-    _print_leader(session.kube, lease_namespace, args.leader_election_id)
+    _print_leader(session.kube, lease_namespace, args.leader_election_id, _shards(rows))
     return 0
 
 
@@ -188,29 +188,39 @@ def _print_state(namespace: str, name: str, state: dict[str, str]) -> None:
         print(f"  error: {err}")
 
 
-def leases_of(leases: list[dict[str, Any]], lease_id: str) -> list[tuple[str, dict[str, Any]]]:
+def leases_of(
+    leases: list[dict[str, Any]], lease_id: str, shards: set[str]
+) -> list[tuple[str, dict[str, Any]]]:
     """(shard, Lease) of the agents electing on ``lease_id``: the Lease of that name (shard "")
-    and each shard's ``<lease_id>-<shard>`` (see ``config._default_lease_name`` and the chart),
-    sorted by shard."""
+    and ``<lease_id>-<shard>`` for each shard in ``shards`` (the shard labels of the HelmReleases
+    shown; see ``config._default_lease_name`` and the chart), sorted by shard. Only shards in use
+    are matched: another install in the namespace, named ``<lease_id>-staging`` by the chart, is
+    not a shard of this one."""
     found = []
     for lease in leases:
         name = str((lease.get("metadata") or {}).get("name") or "")
         if name == lease_id:
             found.append(("", lease))
-        elif name.startswith(f"{lease_id}-") and len(name) > len(lease_id) + 1:
+        elif name.startswith(f"{lease_id}-") and name[len(lease_id) + 1 :] in shards:
             found.append((name[len(lease_id) + 1 :], lease))
     return sorted(found, key=lambda item: item[0])
 
 
-def _leaders(kube: Kube, namespace: str, lease_id: str) -> list[tuple[str, dict[str, Any]]]:
+def _leaders(
+    kube: Kube, namespace: str, lease_id: str, shards: set[str]
+) -> list[tuple[str, dict[str, Any]]]:
     """Every shard's Lease; only the named one when Leases may not be listed."""
     try:
-        return leases_of(kube.list_leases(namespace), lease_id)
+        return leases_of(kube.list_leases(namespace), lease_id, shards)
     except KubeError as exc:
         if exc.kind is not KubeErrorKind.FORBIDDEN:
             raise
     lease = kube.get_lease(namespace, lease_id)
     return [("", lease)] if lease is not None else []
+
+
+def _shards(rows: list[ReleaseRow]) -> set[str]:
+    return {r.shard for r in rows if r.shard}
 
 
 def _leader_data(namespace: str, shard: str, lease: dict[str, Any]) -> dict[str, Any]:
@@ -224,10 +234,10 @@ def _leader_data(namespace: str, shard: str, lease: dict[str, Any]) -> dict[str,
     }
 
 
-def _print_leader(kube: Kube, namespace: str, name: str) -> None:
+def _print_leader(kube: Kube, namespace: str, name: str, shards: set[str]) -> None:
     """Who acts, when replicas run with --leader-elect: one line per shard's Lease."""
     try:
-        leaders = _leaders(kube, namespace, name)
+        leaders = _leaders(kube, namespace, name, shards)
     except KubeError as exc:
         print(f"\nleader: unknown ({exc.message})")
         return

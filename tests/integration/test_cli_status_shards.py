@@ -38,6 +38,14 @@ def test_status_shows_each_shards_leader(env: Env, namespace: str, tmp_path: Pat
             agent.wait_acting(timeout=WAIT)
         apply(env, labelled(env, namespace, "in-a", "a"))
         apply(env, labelled(env, namespace, "none", None))
+        # another install in the namespace, whose Lease the chart names after its release
+        other = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "gitops-helm-staging", "namespace": namespace},
+            "spec": {"holderIdentity": "staging-agent"},
+        }
+        env.kubectl("apply", "-f", "-", input_text=json.dumps(other))
 
         base = ("status", "-n", namespace, "--kubeconfig", env["KUBECONFIG"])
         where = ("--leader-election-namespace", namespace)
@@ -51,6 +59,7 @@ def test_status_shows_each_shards_leader(env: Env, namespace: str, tmp_path: Pat
             line for line in lines if line.startswith(f"leader of shard a ({namespace}/gitops-helm-a)")
         )
         assert shard_a.split(": ", 1)[1].split(",")[0].endswith(f"-{a_pid}"), shard_a
+        assert not any("staging" in line for line in lines), lines
 
         data = json.loads(cli(env, *base, *where, "-o", "json").stdout)
         holders = {(d["lease"], d["shard"]): d["holder"] for d in data["leaders"]}
