@@ -206,9 +206,7 @@ def leases_of(
     return sorted(found, key=lambda item: item[0])
 
 
-def _leaders(
-    kube: Kube, namespace: str, lease_id: str, shards: set[str]
-) -> list[tuple[str, dict[str, Any]]]:
+def _leaders(kube: Kube, namespace: str, lease_id: str, shards: set[str]) -> list[tuple[str, dict[str, Any]]]:
     """Every shard's Lease; only the named one when Leases may not be listed."""
     try:
         return leases_of(kube.list_leases(namespace), lease_id, shards)
