@@ -388,10 +388,7 @@ class Reconciler:
         acting = f" (the release is managed as ServiceAccount {identity.service_account})"
         message = f"forbidden: {exc}{acting if identity.service_account else ''}"
         try:
-            report.phase(Phase.FAILED, detail=message, step="Forbidden")
-            report.finished_generation()
-            report.write()
-            report.event(True, "Forbidden", message)
+            report.forbidden(message)
         except GitopsHelmError as write_error:  # the agent's own status write refused too
             log.warning("status not written", release=report.hr.key, error=str(write_error))
         log.warning("forbidden", release=report.hr.key, error=message)

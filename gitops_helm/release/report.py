@@ -152,6 +152,20 @@ class StatusReport:
         if ready is None or ready.status is not ConditionStatus.FALSE:
             self._not_ready(reason, message[:MAX_MESSAGE])
 
+    def forbidden(self, message: str) -> None:
+        """The API refused a request (RBAC): retried much later, not stalled (a RoleBinding may
+        be added without any change to the HelmRelease)."""
+        self.phase(Phase.FAILED, detail=message, step="Forbidden")
+        self.finished_generation()
+        self.retrying(message)
+        self.write()
+        self.event(True, "Forbidden", message)
+
+    def retrying(self, message: str) -> None:
+        """A failure the agent retries by itself: Reconciling=True (kstatus: InProgress), beside
+        Ready=False. Ready=False alone, with neither Reconciling nor Stalled, reads as Current."""
+        self.reconciling("RetryScheduled", message[:MAX_MESSAGE])
+
     def reconciling(self, reason: str, message: str) -> None:
         self.status = set_reconciling(self.status, reason=reason, message=message, now=self.now())
 
@@ -208,7 +222,9 @@ class StatusReport:
     def chart_failed(self, message: str, *, temporary: bool) -> None:
         self.phase(Phase.CHART_FETCH_FAILED, detail=message)
         self.finished_generation()
-        if not temporary:
+        if temporary:
+            self.retrying(message)
+        else:
             self.stalled("ChartFetchFailed", message)
         self.write()
         self.event(True, "ChartFetchFailed", message)
@@ -217,6 +233,7 @@ class StatusReport:
     def values_failed(self, message: str) -> None:
         self.phase(Phase.FAILED, detail=f"failed to compose values: {message}", step="ValuesFailed")
         self.finished_generation()
+        self.retrying(message)
         self.write()
         self.event(True, "ValuesError", message)
         log.warning("values failed", release=self.hr.key, error=message)
