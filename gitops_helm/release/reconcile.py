@@ -169,7 +169,9 @@ class Reconciler:
             hr = parse_helmrelease(fresh)
         except SpecError as exc:
             now = datetime.fromtimestamp(self.clock(), UTC)
-            message = report_invalid(self.kube, fresh, key, exc, now, handled_request=requested)
+            message = report_invalid(
+                self.kube, fresh, key, exc, now, handled_request=requested, may_write=self.may_act
+            )
             return Outcome(ok=False, message=message)
         report = StatusReport(
             self.kube, fresh, hr, plan_policy(hr.policy, self.settings.retry), self.clock, self.may_act

@@ -293,9 +293,13 @@ def report_invalid(
     now: datetime,
     *,
     handled_request: str | None = None,
+    may_write: Callable[[], bool] = lambda: True,
 ) -> str:
     """A spec that cannot be parsed: say so on the status and in an Event, touch nothing else
-    (``handled_request``: the reconcile request this answers, recorded on the status)."""
+    (``handled_request``: the reconcile request this answers, recorded on the status). Nothing is
+    written once ``may_write`` says no (the replica lost the Lease): the whole status is patched
+    from the object as read, which would roll a new leader's memory back (as in
+    :meth:`StatusReport.write`)."""
     namespace, name = key.split("/", 1)
     before = parse_status(obj.get("status"))
     message = f"invalid HelmRelease: {exc}"
@@ -318,6 +322,9 @@ def report_invalid(
         status = replace(status, last_handled_reconcile_at=handled_request)
     body = serialise_status(status, null_unset=True)
     if body != serialise_status(before, null_unset=True):
+        if not may_write():
+            log.info("lost leadership: status not written", release=key)
+            return message
         try:
             kube.patch_helmrelease_status(namespace, name, body)
         except KubeError as err:
