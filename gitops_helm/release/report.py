@@ -250,9 +250,12 @@ class StatusReport:
         self.finished_generation()
         if decision.action is pl.Action.NONE:
             released = find_condition(self.status.conditions, ConditionType.RELEASED)
+            ready = find_condition(self.status.conditions, ConditionType.READY)
             if (
                 released is None
                 or released.status is not ConditionStatus.TRUE
+                or ready is None
+                or ready.status is not ConditionStatus.TRUE  # a retry's Ready=False, say
                 or self.status.phase in _PHASES_BEFORE_SUCCESS
             ):
                 self.phase(Phase.SUCCEEDED, revision=chart_revision)
