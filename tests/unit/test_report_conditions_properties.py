@@ -111,7 +111,7 @@ RUN = st.tuples(st.booleans(), st.lists(STEPS, max_size=4), ENDS)
 
 def perform(report: StatusReport, step: str) -> None:
     """One helm action's phases, as ``release.actions`` records them (a write after each)."""
-    phases = {
+    phases: dict[str, list[tuple[Phase, str | None]]] = {
         "install": [(Phase.INSTALLING, None), (Phase.DEPLOYED, None)],
         "upgrade": [(Phase.UPGRADING, None), (Phase.DEPLOYED, None)],
         "install_failed": [(Phase.INSTALLING, None), (Phase.DEPLOY_FAILED, "InstallFailed")],
