@@ -14,8 +14,10 @@ Condition types:
   scheduled; it is `Unknown` (reason `Progressing`) while an install or upgrade runs.
 - `Reconciling` and `Stalled`: kstatus computes the health of a custom resource from
   `observedGeneration` plus these two "abnormal-true" conditions; `Ready` alone is not read by it.
-  `Reconciling=True` while a sync is running, `Stalled=True` when the agent has given up until
-  the spec changes (invalid spec, retries exhausted). Both are removed otherwise.
+  `Reconciling=True` while a sync is running or a retry is scheduled (a failed helm action, a
+  chart source down, values or RBAC failing), `Stalled=True` when the agent has given up until
+  the spec changes (invalid spec, retries exhausted). Both are removed otherwise: `Ready=False`
+  beside neither would read as Current.
 """
 
 from __future__ import annotations

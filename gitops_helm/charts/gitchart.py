@@ -456,6 +456,10 @@ class GitCharts:
                 except HTTPError as exc:
                     detail = f"dependency repository {exc.url}: {exc.detail}"
                     raise RepositoryUnavailableError(detail) from None
+                except ValueError:  # "https://[::1", a DNS label over 63 characters: no address
+                    raise ChartNotFoundError(
+                        f"chart.path {path!r}: {name}: a dependency repository is not a valid URL"
+                    ) from None
 
 
 def _tree_digest(root: Path, dependencies: Sequence[Path] = ()) -> str:

@@ -169,7 +169,9 @@ class Reconciler:
             hr = parse_helmrelease(fresh)
         except SpecError as exc:
             now = datetime.fromtimestamp(self.clock(), UTC)
-            message = report_invalid(self.kube, fresh, key, exc, now, handled_request=requested)
+            message = report_invalid(
+                self.kube, fresh, key, exc, now, handled_request=requested, may_write=self.may_act
+            )
             return Outcome(ok=False, message=message)
         report = StatusReport(
             self.kube, fresh, hr, plan_policy(hr.policy, self.settings.retry), self.clock, self.may_act
@@ -388,10 +390,7 @@ class Reconciler:
         acting = f" (the release is managed as ServiceAccount {identity.service_account})"
         message = f"forbidden: {exc}{acting if identity.service_account else ''}"
         try:
-            report.phase(Phase.FAILED, detail=message, step="Forbidden")
-            report.finished_generation()
-            report.write()
-            report.event(True, "Forbidden", message)
+            report.forbidden(message)
         except GitopsHelmError as write_error:  # the agent's own status write refused too
             log.warning("status not written", release=report.hr.key, error=str(write_error))
         log.warning("forbidden", release=report.hr.key, error=message)

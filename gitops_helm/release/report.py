@@ -152,6 +152,20 @@ class StatusReport:
         if ready is None or ready.status is not ConditionStatus.FALSE:
             self._not_ready(reason, message[:MAX_MESSAGE])
 
+    def forbidden(self, message: str) -> None:
+        """The API refused a request (RBAC): retried much later, not stalled (a RoleBinding may
+        be added without any change to the HelmRelease)."""
+        self.phase(Phase.FAILED, detail=message, step="Forbidden")
+        self.finished_generation()
+        self.retrying(message)
+        self.write()
+        self.event(True, "Forbidden", message)
+
+    def retrying(self, message: str) -> None:
+        """A failure the agent retries by itself: Reconciling=True (kstatus: InProgress), beside
+        Ready=False. Ready=False alone, with neither Reconciling nor Stalled, reads as Current."""
+        self.reconciling("RetryScheduled", message[:MAX_MESSAGE])
+
     def reconciling(self, reason: str, message: str) -> None:
         self.status = set_reconciling(self.status, reason=reason, message=message, now=self.now())
 
@@ -208,7 +222,9 @@ class StatusReport:
     def chart_failed(self, message: str, *, temporary: bool) -> None:
         self.phase(Phase.CHART_FETCH_FAILED, detail=message)
         self.finished_generation()
-        if not temporary:
+        if temporary:
+            self.retrying(message)
+        else:
             self.stalled("ChartFetchFailed", message)
         self.write()
         self.event(True, "ChartFetchFailed", message)
@@ -217,6 +233,7 @@ class StatusReport:
     def values_failed(self, message: str) -> None:
         self.phase(Phase.FAILED, detail=f"failed to compose values: {message}", step="ValuesFailed")
         self.finished_generation()
+        self.retrying(message)
         self.write()
         self.event(True, "ValuesError", message)
         log.warning("values failed", release=self.hr.key, error=message)
@@ -233,9 +250,12 @@ class StatusReport:
         self.finished_generation()
         if decision.action is pl.Action.NONE:
             released = find_condition(self.status.conditions, ConditionType.RELEASED)
+            ready = find_condition(self.status.conditions, ConditionType.READY)
             if (
                 released is None
                 or released.status is not ConditionStatus.TRUE
+                or ready is None
+                or ready.status is not ConditionStatus.TRUE  # a retry's Ready=False, say
                 or self.status.phase in _PHASES_BEFORE_SUCCESS
             ):
                 self.phase(Phase.SUCCEEDED, revision=chart_revision)
@@ -276,9 +296,13 @@ def report_invalid(
     now: datetime,
     *,
     handled_request: str | None = None,
+    may_write: Callable[[], bool] = lambda: True,
 ) -> str:
     """A spec that cannot be parsed: say so on the status and in an Event, touch nothing else
-    (``handled_request``: the reconcile request this answers, recorded on the status)."""
+    (``handled_request``: the reconcile request this answers, recorded on the status). Nothing is
+    written once ``may_write`` says no (the replica lost the Lease): the whole status is patched
+    from the object as read, which would roll a new leader's memory back (as in
+    :meth:`StatusReport.write`)."""
     namespace, name = key.split("/", 1)
     before = parse_status(obj.get("status"))
     message = f"invalid HelmRelease: {exc}"
@@ -301,6 +325,9 @@ def report_invalid(
         status = replace(status, last_handled_reconcile_at=handled_request)
     body = serialise_status(status, null_unset=True)
     if body != serialise_status(before, null_unset=True):
+        if not may_write():
+            log.info("lost leadership: status not written", release=key)
+            return message
         try:
             kube.patch_helmrelease_status(namespace, name, body)
         except KubeError as err:

@@ -3,7 +3,13 @@ sources' address policy before ``helm dependency update`` runs)."""
 
 from __future__ import annotations
 
-from gitops_helm.charts.gitchart import remote_dependency_urls
+from pathlib import Path
+
+import pytest
+
+from gitops_helm.adapters.http import Destinations
+from gitops_helm.charts.errors import ChartNotFoundError
+from gitops_helm.charts.gitchart import GitCharts, GitChartSettings, remote_dependency_urls
 
 
 def test_repository_urls_and_oci_registries_are_named_local_and_named_repositories_are_not() -> None:
@@ -34,3 +40,18 @@ def test_no_dependencies_or_odd_shapes_name_nothing() -> None:
     assert remote_dependency_urls(b"dependencies: {a: 1}\n") == []
     assert remote_dependency_urls(b"- a list\n") == []
     assert remote_dependency_urls(b"") == []
+
+
+@pytest.mark.parametrize("repository", ["https://[::1/charts", "https://" + "a" * 64 + ".example/charts"])
+def test_a_dependency_repository_that_is_no_url_is_a_chart_error_not_a_crash(
+    tmp_path: Path, repository: str
+) -> None:
+    # a ValueError from URL parsing or IDNA encoding escaped the reconcile as "reconcile crashed"
+    (tmp_path / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n"
+        f'- {{name: a, version: 1.0.0, repository: "{repository}"}}\n'
+    )
+    settings = GitChartSettings(work_dir=tmp_path, destinations=Destinations())
+    charts = GitCharts(settings, kube=None, helm=object())  # type: ignore[arg-type]
+    with pytest.raises(ChartNotFoundError, match=r"Chart\.yaml: a dependency repository is not a valid URL"):
+        charts._check_dependency_repositories(tmp_path, "app")

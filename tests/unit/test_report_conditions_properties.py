@@ -9,6 +9,8 @@ generations. After every status patch (what a user or kstatus reads):
 * ``Stalled=True`` implies ``Ready=False`` and ``Reconciling`` not True;
 * a finished run that leaves ``Ready`` True or False has set ``observedGeneration`` to the
   generation it worked on;
+* a finished run (but a suspension) that leaves ``Ready=False`` says ``Reconciling=True`` (a
+  retry comes) or ``Stalled=True`` (it gave up): kstatus reads neither Ready nor Released;
 * every condition reason is CamelCase and one of the documented reasons.
 """
 
@@ -109,7 +111,7 @@ RUN = st.tuples(st.booleans(), st.lists(STEPS, max_size=4), ENDS)
 
 def perform(report: StatusReport, step: str) -> None:
     """One helm action's phases, as ``release.actions`` records them (a write after each)."""
-    phases = {
+    phases: dict[str, list[tuple[Phase, str | None]]] = {
         "install": [(Phase.INSTALLING, None), (Phase.DEPLOYED, None)],
         "upgrade": [(Phase.UPGRADING, None), (Phase.DEPLOYED, None)],
         "install_failed": [(Phase.INSTALLING, None), (Phase.DEPLOY_FAILED, "InstallFailed")],
@@ -120,8 +122,7 @@ def perform(report: StatusReport, step: str) -> None:
         "rollback_failed": [(Phase.ROLLING_BACK, None), (Phase.ROLLBACK_FAILED, None)],
     }
     if step == "forbidden":  # Reconciler._forbidden: ends the run
-        report.phase(Phase.FAILED, detail="forbidden", step="Forbidden")
-        report.finished_generation()
+        report.forbidden("forbidden")
     elif step == "cross_namespace":  # Reconciler._refuse_references
         report.phase(Phase.FAILED, detail="refused", step="CrossNamespaceReference")
         report.stalled("CrossNamespaceReference", "refused")
@@ -155,7 +156,7 @@ def finish(report: StatusReport, end: str) -> None:
         report.suspended()
 
 
-def check(status: dict[str, Any], generation: int, *, finished: bool) -> None:
+def check(status: dict[str, Any], generation: int, *, finished: bool, end: str = "") -> None:
     parsed = parse_status(status)
     ready = find_condition(parsed.conditions, ConditionType.READY)
     reconciling = find_condition(parsed.conditions, ConditionType.RECONCILING)
@@ -167,6 +168,11 @@ def check(status: dict[str, Any], generation: int, *, finished: bool) -> None:
         assert reconciling is None or reconciling.status is not true, status
     if finished and ready is not None and ready.status in (true, ConditionStatus.FALSE):
         assert parsed.observed_generation == generation, status
+    if finished and end != "suspended" and ready is not None and ready.status is ConditionStatus.FALSE:
+        # kstatus reads only Reconciling and Stalled: Ready=False beside neither is "Current"
+        assert (reconciling is not None and reconciling.status is true) or (
+            stalled is not None and stalled.status is true
+        ), status
     for condition in parsed.conditions:
         assert CAMEL.match(condition.reason), condition
         assert condition.reason in DOCUMENTED_REASONS, condition
@@ -198,7 +204,7 @@ def test_every_run_keeps_the_kstatus_invariants(runs: list[tuple[bool, list[str]
         for patch in store.patches[before:]:  # what a reader sees after each write
             status = merged(status, patch)
             check(status, generation, finished=False)
-        check(status, generation, finished=True)
+        check(status, generation, finished=True, end=end)
 
 
 def merged(status: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
