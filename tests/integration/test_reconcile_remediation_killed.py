@@ -6,13 +6,15 @@ agent and its helm were killed during the ``helm rollback`` that remediates a fa
 grace the agent marked it failed and then took it for a revision made outside the agent (plan
 row 7): the remediation budget was used up, so the HelmRelease went Stalled with the release
 ``failed``. Now the agent recognises its own interrupted remediation (the revision right after
-the failed one it recorded, helm's "Rollback to N" to the very revision the remediation targets)
-and rolls back to that revision again, counted as the same remediation; a rollback helm finished
-before the kill is recorded instead of being mistaken for a manual change.
+the failed one it recorded, helm's "Rollback to N" to the very revision the remediation targets),
+deletes that pending revision so the failed one is the latest again, and runs the remediation
+again, counted once; a rollback helm finished before the kill is recorded instead of being
+mistaken for a manual change.
 
-The kill is made exact with a helm wrapper: on ``rollback`` it watches the release's storage,
-runs the real helm, and as soon as helm has written the ``pending-rollback`` revision it kills
-helm and its parent (the agent) with SIGKILL, as the end of a pod would.
+The kills are made exact with a helm wrapper: on ``rollback`` while ``armed`` exists it watches
+the release's storage, runs the real helm, and as soon as helm has written the
+``pending-rollback`` revision kills helm and its parent (the agent) with SIGKILL, as the end of a
+pod would; while ``armed-after`` exists it kills the agent right after helm's rollback succeeded.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ def _helm_killed_mid_rollback(env: Env, namespace: str, tmp_path: Path, helm: st
     selector = "owner=helm,name=app,status=pending-rollback"
     wrapper.write_text(
         "#!/bin/sh\n"
+        f'if [ "$1" = rollback ] && [ -e "{armed}-after" ]; then\n'
+        f'  "{helm}" "$@"; rc=$?; [ "$rc" -eq 0 ] && kill -9 "$PPID"; exit "$rc"\n'
+        "fi\n"
         f'if [ "$1" != rollback ] || [ ! -e "{armed}" ]; then exec "{helm}" "$@"; fi\n'
         f'rm -f "{seen}"\n'
         f'"{env["KUBECTL_BIN"]}" --kubeconfig "{env["KUBECONFIG"]}" get secrets -n "{namespace}" '
@@ -166,3 +171,46 @@ def test_a_remediation_rollback_killed_midway_is_finished_as_the_same_remediatio
     )
     assert st.get("failures", 0) == 0, st
     assert _history(env, namespace)[-1][1] == "deployed"
+
+
+def test_a_remediation_rollback_finished_before_the_kill_is_recorded_not_redone(
+    env: Env, namespace: str, helm: str, agents: tuple[Agents, Path]
+) -> None:
+    run, armed = agents
+    run.start()
+    spec = {"values": {"message": "good"}, "wait": True, "timeout": 30, "rollback": {"enable": True}}
+    apply(env, hr_manifest("app", namespace, repo_chart(env), **spec))
+    wait_for("Ready", lambda: _ready_in_sync(env, namespace), timeout=120)
+
+    after = armed.with_name(armed.name + "-after")
+    after.touch()
+    patch_spec(
+        env, namespace, "app", {"timeout": FAIL_TIMEOUT, "values": {"message": "bad", "unready": True}}
+    )
+    agent = run.running
+    assert agent is not None
+    wait_for("the agent killed after its rollback", lambda: agent.proc.poll() is not None, timeout=120)
+    run.running = None
+    after.unlink()
+    assert _history(env, namespace) == [(1, "superseded"), (2, "failed"), (3, "deployed")]
+
+    run.start()
+    try:
+        st = wait_for(
+            "the rollback recorded",
+            lambda: (
+                (s := _status(env, namespace)).get("lastReleaseRevision") == 3
+                and _condition(s, "Reconciling") is None
+                and s
+            ),
+            timeout=120,
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_status(env, namespace)}\n{run.log_tail()}") from None
+    assert (st.get("rollbackCount"), _condition(st, "RolledBack"), _condition(st, "Ready")) == (
+        1,
+        "True",
+        "False",
+    )
+    assert _history(env, namespace) == [(1, "superseded"), (2, "failed"), (3, "deployed")]
+    assert config_message(env, namespace, "app") == "good"
