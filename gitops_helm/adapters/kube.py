@@ -432,6 +432,31 @@ class Kube:
         except Exception as exc:
             raise _classify(exc, what) from None
 
+    def discard_release_revision(self, stored: StoredRelease) -> None:
+        """Delete a revision left ``pending-*`` by a crash from storage, so that the revision
+        before it is the latest again (the agent's own interrupted remediation rollback: helm 3
+        merges the next rollback against the latest revision's manifest, which the interrupted
+        one claims but may never have applied). Only while its status is unchanged: guarded by
+        the Secret's resourceVersion."""
+        what = f"delete release {stored.namespace}/{stored.secret_name}"
+        try:
+            secret = self.core.read_namespaced_secret(
+                stored.secret_name, stored.namespace, _request_timeout=self._t
+            )
+        except Exception as exc:
+            raise _classify(exc, what) from None
+        status = ((secret.metadata.labels if secret.metadata else None) or {}).get("status")
+        if status != stored.status:
+            raise KubeError(KubeErrorKind.CONFLICT, what, f"its status changed to {status!r}")
+        version = secret.metadata.resource_version if secret.metadata else None
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version=version))
+        try:
+            self.core.delete_namespaced_secret(
+                stored.secret_name, stored.namespace, body=options, _request_timeout=self._t
+            )
+        except Exception as exc:
+            raise _classify(exc, what) from None
+
     # -- values sources -----------------------------------------------------------------------
 
     def get_configmap_data(self, namespace: str, name: str) -> dict[str, str] | None:

@@ -84,7 +84,7 @@ class ReleaseActions:
             elif action is pl.Action.UNINSTALL:
                 memory, ok = self._uninstall(report, target, decision, memory, observation)
             elif action is pl.Action.UNLOCK_PENDING and observation.release is not None:
-                memory = self._unlock(report, target, memory, observation)
+                memory = self._unlock(report, target, decision, memory, observation)
                 ok = True
             else:
                 ok = True
@@ -342,12 +342,34 @@ class ReleaseActions:
         return pl.record_uninstall(memory, remediated=remediated, succeeded=ok), ok
 
     def _unlock(
-        self, report: StatusReport, target: Target, memory: pl.Memory, observation: Observation
+        self,
+        report: StatusReport,
+        target: Target,
+        decision: pl.Plan,
+        memory: pl.Memory,
+        observation: Observation,
     ) -> pl.Memory:
         observed, latest = observation.release, observation.latest
         assert observed is not None and latest is not None  # noqa: S101 - checked by the caller
-        self.kube.mark_release_failed(latest)
         after = pl.record_unlock(memory, target.desired, observed, now=self.clock())
+        if decision.discard:
+            self.kube.discard_release_revision(latest)
+            report.event(
+                True,
+                "PendingReleaseDiscarded",
+                f"release {target.policy.release_name} revision {observed.revision} was left "
+                f"{observed.status.value} by the agent's own remediation rollback of failed revision "
+                f"{memory.last_release_revision}, interrupted (interruption {after.interruptions} of "
+                "this desired state): deleted from storage, so the remediation runs again",
+            )
+            log.warning(
+                "discarded interrupted rollback",
+                release=target.ref.key,
+                revision=observed.revision,
+                interruptions=after.interruptions,
+            )
+            return after
+        self.kube.mark_release_failed(latest)
         own = pl.unrecorded_interruption(memory, target.desired, observed)
         bound = target.desired.policy.max_interruptions
         counted = own and after.interruptions > bound

@@ -57,6 +57,8 @@ def plan_policy(
         backoff=tuple(retry.delay(n) for n in range(1, BACKOFF_STEPS + 1)),
         # a pending-* revision younger than this may still be another operation's
         pending_grace=float(policy.timeout) + retry.pending_grace_margin_s,
+        # the agent's own rollbacks run with spec.rollback.timeout
+        rollback_pending_grace=float(policy.rollback.timeout) + retry.pending_grace_margin_s,
         max_interruptions=retry.max_interruptions,
         merges_from_deployed=merges_from_deployed,
     )

@@ -17,6 +17,7 @@ this process first saw it in that state (:class:`FirstSeen`), so it is never tak
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ from gitops_helm.release.identity import (
     ReleaseRef,
     owner_from_antecedent,
 )
+
+#: helm's description of the revision a ``helm rollback`` writes (helm 3 and 4)
+ROLLBACK_DESCRIPTION = re.compile(r"\bRollback to (\d+)\b")
 
 #: How many objects of a release's manifest are looked at for the Helm Operator's antecedent mark.
 ANTECEDENT_PROBES = 5
@@ -75,6 +79,17 @@ class Observation:
         except KubeError:
             return False
         return isinstance(info, dict) and str(info.get("description", "")).startswith(DESCRIPTION_PREFIX)
+
+    def rolled_back_to(self) -> int | None:
+        """The revision a ``helm rollback`` that wrote the latest revision restores: helm describes
+        the revision "Rollback to N"; None for any other revision."""
+        try:
+            info = self.latest_record().get("info") or {}
+        except KubeError:
+            return None
+        description = str(info.get("description", "")) if isinstance(info, dict) else ""
+        found = ROLLBACK_DESCRIPTION.search(description)
+        return int(found.group(1)) if found else None
 
     def apply_method(self) -> str:
         """How helm applied the latest revision (helm 4 records ``ssa`` or ``csa``; '' if unknown)."""

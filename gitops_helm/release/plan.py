@@ -28,8 +28,9 @@ release is never left stalled without a human asking for it (Flux stalls after
 A failed install is still uninstalled first when ``remediate_last_failure`` (the default purge).
 *interruptions*: ``memory.interruptions`` when recorded for the current desired digest, else 0:
 how often an attempt at this desired state ended without a verdict on it: the agent's own
-attempt found pending and unlocked (the agent was killed: crash, kill -9, OOM, node loss), or
-an upgrade whose wait judged a previous rollout's stale status (``record_unjudged``). Up to
+attempt found pending and unlocked (the agent was killed: crash, kill -9, OOM, node loss), the
+agent's own remediation rollback found pending and discarded (row 4b), or an upgrade whose wait
+judged a previous rollout's stale status (``record_unjudged``). Up to
 ``policy.max_interruptions`` they are not failures; each one past that bound is recorded as a
 failure of the attempt, so the retry policy, remediation and backoff above apply (an attempt
 that kills the agent each time cannot loop forever without backoff).
@@ -45,7 +46,9 @@ Rows are checked top to bottom; the first match wins.
  2   spec.suspend                                 SUSPENDED
  3   no release, or latest is ``uninstalled``     gated INSTALL (deleted by hand => reinstall)
  4a  ``pending-*``, changed < pending_grace ago   WAIT_RETRY (another operation may be running:
-     (``last_modified``: created, for helm)       a person's helm, an orphaned or old leader's)
+     (``last_modified``: created, for helm;       a person's helm, an orphaned or old leader's)
+     ``pending-rollback``: or, when longer,
+     ``rollback_pending_grace``)
  4b  ``pending-*``                                UNLOCK_PENDING: mark the revision failed in
                                                   storage; an interrupted attempt is not a
                                                   failure of the desired state (the agent was
@@ -53,7 +56,17 @@ Rows are checked top to bottom; the first match wins.
                                                   ``then`` (the plan for the unlocked release)
                                                   is an UPGRADE that retries it, as in Flux;
                                                   past ``max_interruptions`` for the digest it
-                                                  counts as a failure (``then`` per row 8)
+                                                  counts as a failure (``then`` per row 8).
+                                                  The agent's own remediation rollback
+                                                  (:func:`unrecorded_remediation`: right after
+                                                  the failed revision it recorded, not yet
+                                                  remediated, helm's "Rollback to N" to the
+                                                  revision row 8c picks) is instead discarded
+                                                  (``discard``: the pending revision deleted,
+                                                  the failed one latest again), ``then`` row
+                                                  8c runs the same remediation again (counted
+                                                  once); each is an interruption, and after
+                                                  ``max_interruptions`` it is unlocked as above
  5a  ``uninstalling``, changed < grace ago        WAIT_RETRY
  5b  ``uninstalling``                             UNINSTALL (finish it; row 3 reinstalls)
  6   no owner marker (installed by hand)          gated UPGRADE with ``adopt`` (take over)
@@ -139,6 +152,7 @@ __all__ = [
     "forget_failures",
     "ignores_test_failures",
     "interrupted_attempt",
+    "own_rollback_candidate",
     "plan",
     "plan_deletion",
     "record_failure",
@@ -149,9 +163,11 @@ __all__ = [
     "record_unjudged",
     "record_unlock",
     "record_unrecorded_release",
+    "record_unrecorded_rollback",
     "retries_by_default",
     "unrecorded_interruption",
     "unrecorded_release",
+    "unrecorded_remediation",
 ]
 
 
@@ -243,6 +259,8 @@ class Policy:
     drift: DriftMode = DriftMode.DISABLED
     backoff: tuple[float, ...] = ()
     pending_grace: float = 0.0  # seconds a pending-*/uninstalling revision is left alone
+    # seconds a pending-rollback revision is left alone, when longer (a rollback has its own timeout)
+    rollback_pending_grace: float = 0.0
     # interrupted attempts at one desired state that are not failures (the settings' bound)
     max_interruptions: int = 3
     # helm 3: an upgrade is three-way-merged against the last *deployed* revision, not the latest
@@ -263,6 +281,9 @@ class ObservedRelease:
     # pending revision, when helm created it); None means unknown and rows 4a/5a do not apply, so
     # the reconciler always gives a pending revision a time (at worst, when it first saw it)
     last_modified: float | None = None
+    # the revision that the ``helm rollback`` which wrote this revision restores (helm describes it
+    # "Rollback to N"); read by the reconciler only for an :func:`own_rollback_candidate`, else None
+    rolled_back_to: int | None = None
 
 
 @dataclass(frozen=True)
@@ -313,6 +334,7 @@ class Plan:
     check_drift: bool = False  # NONE: run drift detection, then plan again with its result
     drifted: bool = False  # NONE in warn mode: drift found and reported only
     restore: bool = False  # ROLLBACK that restores the merge base before an upgrade (row 8f)
+    discard: bool = False  # UNLOCK_PENDING: delete the pending revision instead (row 4b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,8 +533,11 @@ def _plan(
         return ctx.gated(Action.INSTALL, f"{why}: installing")
     # 4, 5
     if r.status.pending or r.status is ReleaseStatus.UNINSTALLING:
-        if r.last_modified is not None and now < r.last_modified + p.pending_grace:
-            until = r.last_modified + p.pending_grace
+        grace = p.pending_grace
+        if r.status is ReleaseStatus.PENDING_ROLLBACK:
+            grace = max(grace, p.rollback_pending_grace)
+        if r.last_modified is not None and now < r.last_modified + grace:
+            until = r.last_modified + grace
             return Plan(
                 Action.WAIT_RETRY,
                 f"revision {r.revision} is {r.status.value} since {now - r.last_modified:.0f}s; another "
@@ -596,8 +621,21 @@ def _plan(
 
 def _unlock(ctx: _Ctx, r: ObservedRelease) -> Plan:
     desired = ctx.desired
-    unlocked = replace(r, status=ReleaseStatus.FAILED)
     after = record_unlock(ctx.memory, desired, r, now=ctx.now)
+    if _discarded(r, ctx.memory, desired) and ctx.memory.last_release_revision is not None:
+        failed = ctx.memory.last_release_revision
+        # with the pending revision deleted, the failed revision is the latest again
+        latest = replace(r, revision=failed, status=ReleaseStatus.FAILED, rolled_back_to=None)
+        follow = plan(latest, after, desired, now=ctx.now)
+        return Plan(
+            Action.UNLOCK_PENDING,
+            f"revision {r.revision} was left {r.status.value} (the agent's own rollback of failed "
+            f"revision {failed} to revision {r.rolled_back_to}, interruption {after.interruptions} at "
+            f"the desired state): discarding it, then {follow.action.value} (the same remediation)",
+            then=follow.action,
+            discard=True,
+        )
+    unlocked = replace(r, status=ReleaseStatus.FAILED)
     follow = plan(unlocked, after, desired, now=ctx.now)
     if not interrupted_attempt(desired, r):
         whose = "not an attempt at the desired state"
@@ -650,6 +688,70 @@ def record_unrecorded_release(memory: Memory, desired: Desired, observed: Observ
     :func:`unrecorded_release`): an install when no earlier revision was deployed."""
     action = ReleaseAction.INSTALL if observed.previous_deployed_revision is None else ReleaseAction.UPGRADE
     return record_release(memory, desired, action=action, revision=observed.revision)
+
+
+def own_rollback_candidate(observed: ObservedRelease | None, memory: Memory, desired: Desired) -> bool:
+    """The latest revision may be the agent's own remediation rollback of the failed revision it
+    last recorded, whose outcome it never learned (the agent was stopped during ``helm rollback``
+    or before its status write): this HelmRelease's owner marker, the revision right after that
+    failed install or upgrade, not remediated yet, and left by a rollback (pending-rollback) or
+    written by one (deployed). Labels and memory only: the reconciler then reads the revision's
+    description (:attr:`ObservedRelease.rolled_back_to`) for this one question."""
+    failed = memory.last_release_revision
+    return (
+        observed is not None
+        and observed.owner == desired.owner
+        and failed is not None
+        and observed.revision == failed + 1
+        and observed.status in (ReleaseStatus.PENDING_ROLLBACK, ReleaseStatus.DEPLOYED)
+        and memory.last_release_action in (ReleaseAction.INSTALL, ReleaseAction.UPGRADE)
+        and memory.last_remediated_revision != failed
+    )
+
+
+def unrecorded_remediation(observed: ObservedRelease | None, memory: Memory, desired: Desired) -> bool:
+    """The latest revision is the agent's own remediation rollback whose outcome it never recorded:
+    an :func:`own_rollback_candidate` that helm's rollback wrote to the very revision row 8c rolls
+    the failed revision back to.
+
+    helm gives ``helm rollback`` no ``--description``: a person's ``helm rollback`` to that same
+    revision right after the failure looks the same, and is taken for the agent's (it restores
+    what the remediation would have restored)."""
+    if observed is None or observed.rolled_back_to is None:
+        return False
+    if not own_rollback_candidate(observed, memory, desired) or memory.last_release_revision is None:
+        return False
+    failed = replace(
+        observed, revision=memory.last_release_revision, status=ReleaseStatus.FAILED, rolled_back_to=None
+    )
+    remediation = _failed(_Ctx(failed, memory, desired, 0.0), failed, "release failed")
+    return (
+        remediation.action is Action.ROLLBACK
+        and remediation.remediation
+        and remediation.rollback_to == observed.rolled_back_to
+    )
+
+
+def _discarded(observed: ObservedRelease, memory: Memory, desired: Desired) -> bool:
+    """Row 4b discards this pending revision: the agent's own interrupted remediation rollback,
+    while fewer than ``max_interruptions`` interruptions of the desired state are recorded (a
+    rollback that kills the agent each time is not run again for ever)."""
+    return (
+        observed.status is ReleaseStatus.PENDING_ROLLBACK
+        and unrecorded_remediation(observed, memory, desired)
+        and _interruptions(memory, desired) < desired.policy.max_interruptions
+    )
+
+
+def record_unrecorded_rollback(memory: Memory, observed: ObservedRelease) -> Memory:
+    """Record the agent's own remediation rollback that helm finished (deployed) but the stopped
+    agent never recorded (see :func:`unrecorded_remediation`), as the remediation would have."""
+    failed = memory.last_release_revision
+    return record_rollback(memory, remediated=failed or 0, revision=observed.revision, succeeded=True)
+
+
+def _interruptions(memory: Memory, desired: Desired) -> int:
+    return memory.interruptions if memory.last_interrupted_digest == desired.digest else 0
 
 
 def interrupted_attempt(desired: Desired, r: ObservedRelease) -> bool:
@@ -837,9 +939,13 @@ def record_uninstall(memory: Memory, *, remediated: int | None, succeeded: bool)
 
 
 def record_unlock(memory: Memory, desired: Desired, observed: ObservedRelease, *, now: float) -> Memory:
-    """A pending revision was marked failed. The agent's own interrupted attempt becomes its
+    """A pending revision was marked failed (or discarded). The agent's own interrupted attempt becomes its
     latest revision (so it is not mistaken for a manual change) and is counted as an
-    interruption of the desired state; only past ``policy.max_interruptions`` is it a failure."""
+    interruption of the desired state; only past ``policy.max_interruptions`` is it a failure.
+    The agent's own interrupted remediation rollback (row 4b, discarded) is counted as an
+    interruption too, so that resuming it is bounded; the failed revision stays the latest."""
+    if _discarded(observed, memory, desired):
+        return _interrupted(memory, desired, ReleaseAction.UPGRADE, now)
     if not unrecorded_interruption(memory, desired, observed):
         return memory
     action = (

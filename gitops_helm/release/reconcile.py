@@ -302,6 +302,7 @@ class Reconciler:
                 report.observed(observation.release)
                 observation, memory = _rekey_unkeyed_digest(identity.kube, target, observation, memory)
                 memory = _recover_unrecorded_release(report, target, observation, memory)
+                observation, memory = _recover_unrecorded_rollback(report, target, observation, memory)
             decision = pl.plan(
                 observation.release, memory, target.desired, now=self.clock(), drift_detected=drift_detected
             )
@@ -505,6 +506,38 @@ def _recover_unrecorded_release(
     report.event(False, "ReleaseRecorded", message)
     log.info("unrecorded release recorded", release=target.ref.key, revision=release.revision, action=verb)
     return recorded
+
+
+def _recover_unrecorded_rollback(
+    report: StatusReport, target: Target, observation: Observation, memory: pl.Memory
+) -> tuple[Observation, pl.Memory]:
+    """The latest revision may be the agent's own remediation rollback that a stopped run never
+    recorded (``plan.own_rollback_candidate``): read which revision helm's rollback restores, so
+    that the planner discards an interrupted one and runs it again (row 4b); and record one that
+    helm finished (deployed), as the remediation would have, instead of taking it for a manual
+    rollback (row 7)."""
+    release = observation.release
+    if release is None or not pl.own_rollback_candidate(release, memory, target.desired):
+        return observation, memory
+    restored = observation.rolled_back_to()
+    if restored is None:
+        return observation, memory
+    release = replace(release, rolled_back_to=restored)
+    observation = replace(observation, release=release)
+    if release.status is not pl.ReleaseStatus.DEPLOYED or not pl.unrecorded_remediation(
+        release, memory, target.desired
+    ):
+        return observation, memory
+    failed = memory.last_release_revision
+    recorded = pl.record_unrecorded_rollback(memory, release)
+    message = (
+        f"revision {release.revision} is the agent's own rollback of failed revision {failed} to "
+        f"revision {restored}, whose outcome a stopped run did not record: recorded, not applied again"
+    )
+    report.phase(Phase.ROLLED_BACK, detail=f"to revision {restored}")
+    report.event(True, "RolledBack", message)
+    log.info("unrecorded rollback recorded", release=target.ref.key, revision=release.revision, to=restored)
+    return observation, recorded
 
 
 def _rekey_unkeyed_digest(

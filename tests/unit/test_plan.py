@@ -33,8 +33,10 @@ from gitops_helm.release.plan import (
     record_uninstall,
     record_unlock,
     record_unrecorded_release,
+    record_unrecorded_rollback,
     retries_by_default,
     unrecorded_release,
+    unrecorded_remediation,
 )
 
 
@@ -612,6 +614,7 @@ _observed = st.one_of(
         owner=st.sampled_from([ME, OTHER, None]),
         digest=st.one_of(st.none(), _digests),
         last_modified=st.one_of(st.none(), st.floats(0, 2 * NOW)),
+        rolled_back_to=_opt_int,
     ),
 )
 _memory = st.builds(
@@ -640,6 +643,7 @@ _policy = st.builds(
     drift=st.sampled_from(list(DriftMode)),
     backoff=st.lists(st.floats(0, 600), max_size=3).map(tuple),
     pending_grace=st.floats(0, 600),
+    rollback_pending_grace=st.floats(0, 600),
     max_interruptions=st.integers(0, 3),
     merges_from_deployed=st.booleans(),
 )
@@ -695,6 +699,12 @@ def test_invariants(
         assert p.action is Action.WAIT_RETRY and not p.stalled and p.retry_at is not None
         assert memory.last_failure_time is not None and want.policy.backoff
         assert p.retry_at <= memory.last_failure_time + max(want.policy.backoff)
+    if p.discard:
+        # only the agent's own remediation rollback, right after the failed revision it recorded
+        assert p.action is Action.UNLOCK_PENDING and p.then is Action.ROLLBACK
+        assert observed is not None and observed.status is S.PENDING_ROLLBACK and observed.owner == ME
+        assert memory.last_release_revision == observed.revision - 1
+        assert memory.last_remediated_revision != memory.last_release_revision
     if p.action is Action.UNLOCK_PENDING:
         assert observed is not None and observed.status.pending
         assert p.then is not None and p.then not in (Action.INSTALL, Action.UNLOCK_PENDING)
@@ -1084,3 +1094,117 @@ def test_only_a_newer_deployed_revision_of_the_desired_state_and_owner_is_unreco
     observed: ObservedRelease | None, memory: Memory
 ) -> None:
     assert not unrecorded_release(observed, memory, desired())
+
+
+# --- row 4b: the agent's own remediation rollback, interrupted (the agent killed mid-rollback) --
+
+
+def remediating(**policy: Any) -> Desired:
+    """rollback.enable: remediate the last failure once, then stop (no retries)."""
+    return desired(upgrade=upgrade_policy(retries=0, remediate_last_failure=True), **policy)
+
+
+def rolled_back(revision: int, status: ReleaseStatus, to: int | None = 1, **kw: Any) -> ObservedRelease:
+    """A revision written by ``helm rollback`` to ``to`` (helm's "Rollback to N")."""
+    return replace(rel(revision, status, prev=1, digest=D1, **kw), rolled_back_to=to)
+
+
+def test_4b_an_interrupted_remediation_is_discarded_then_rolled_back_again() -> None:
+    # upgrade revision 2 failed; row 8c rolled back to 1 (revision 3), the agent was killed
+    want, mem = remediating(), failed_mem(2)
+    assert run(rel(2, S.FAILED, prev=1), mem, want).rollback_to == 1
+    pending = rolled_back(3, S.PENDING_ROLLBACK, modified=0.0)
+    assert unrecorded_remediation(pending, mem, want)
+    p = run(pending, mem, want)
+    assert (p.action, p.discard, p.then) == (Action.UNLOCK_PENDING, True, Action.ROLLBACK)
+    assert "the agent's own rollback of failed revision 2" in p.reason
+    after = record_unlock(mem, want, pending, now=NOW)
+    assert (after.interruptions, after.failures, after.last_release_revision) == (1, 1, 2)
+    # discarded: revision 2 is the latest again, and row 8c runs the same remediation
+    again = run(rel(2, S.FAILED, prev=1), after, want)
+    assert (again.action, again.rollback_to, again.remediation) == (Action.ROLLBACK, 1, True)
+    done = record_rollback(after, remediated=2, revision=3, succeeded=True)
+    assert (done.rollback_count, done.last_remediated_revision) == (1, 2)
+    final = run(rel(3, S.DEPLOYED, prev=1, digest=D1), done, want)
+    assert final.action is Action.WAIT_RETRY and final.stalled  # as without the kill
+
+
+def test_a_remediation_rollback_helm_finished_is_recorded_like_the_remediation() -> None:
+    want, mem = remediating(), failed_mem(2)
+    deployed = rolled_back(3, S.DEPLOYED)
+    assert unrecorded_remediation(deployed, mem, want)
+    recorded = record_unrecorded_rollback(mem, deployed)
+    assert recorded == record_rollback(mem, remediated=2, revision=3, succeeded=True)
+    assert run(deployed, recorded, want).stalled
+    # without recording it, row 7 takes it for a manual rollback
+    assert "made outside the agent" in run(deployed, mem, want).reason
+
+
+def test_4b_resuming_an_interrupted_remediation_is_bounded() -> None:
+    # each re-run of the rollback is killed too: discarded up to max_interruptions times
+    want, mem = remediating(max_interruptions=2), failed_mem(2)
+    discarded = 0
+    pending = rolled_back(3, S.PENDING_ROLLBACK)
+    while run(pending, mem, want).discard:
+        mem = record_unlock(mem, want, pending, now=NOW)
+        discarded += 1
+        assert discarded <= 2
+    assert discarded == 2
+    p = run(pending, mem, want)
+    assert p.action is Action.UNLOCK_PENDING and p.then is not Action.ROLLBACK
+
+
+@pytest.mark.parametrize(
+    ("observed", "memory", "want"),
+    [
+        (rolled_back(3, S.PENDING_ROLLBACK, to=None), failed_mem(2), remediating()),  # no "Rollback to"
+        (rolled_back(3, S.PENDING_ROLLBACK, to=2), failed_mem(2), remediating()),  # another target
+        (rolled_back(3, S.PENDING_ROLLBACK), failed_mem(2, last_remediated_revision=2), remediating()),
+        (rolled_back(3, S.PENDING_ROLLBACK), failed_mem(2, digest=D1), remediating()),  # values changed
+        (rolled_back(4, S.PENDING_ROLLBACK), failed_mem(2), remediating()),  # not right after it
+        (rolled_back(3, S.PENDING_ROLLBACK), failed_mem(2), desired()),  # no remediation configured
+        (rolled_back(3, S.PENDING_ROLLBACK), ours(2), remediating()),  # revision 2 did not fail
+        (rolled_back(3, S.FAILED), failed_mem(2), remediating()),  # a rollback helm failed
+        (rolled_back(3, S.PENDING_ROLLBACK), failed_mem(2, action=ReleaseAction.ROLLBACK), remediating()),
+        (rolled_back(3, S.PENDING_ROLLBACK, owner=None), failed_mem(2), remediating()),
+    ],
+)
+def test_4b_only_the_rollback_row_8c_would_have_run_is_discarded(
+    observed: ObservedRelease, memory: Memory, want: Desired
+) -> None:
+    assert not unrecorded_remediation(observed, memory, want)
+    assert not run(observed, memory, want).discard
+
+
+def test_an_interrupted_helm3_restore_is_unlocked_then_restored_again() -> None:
+    # no remediation configured: the rollback (revision 3) was row 8f's restore before a retry
+    want, mem = helm3(), failed_mem(2)
+    pending = rolled_back(3, S.PENDING_ROLLBACK)
+    p = run(pending, mem, want)
+    assert (p.action, p.discard, p.then) == (Action.UNLOCK_PENDING, False, Action.ROLLBACK)
+    after = record_unlock(mem, want, pending, now=NOW)
+    nxt = run(rolled_back(3, S.FAILED), after, want)
+    assert (nxt.action, nxt.restore, nxt.remediation) == (Action.ROLLBACK, True, False)
+
+
+def test_an_interrupted_uninstall_remediation_is_finished_then_installed_again() -> None:
+    # the install failed (revision 1); its remediation uninstall was killed midway
+    want = desired(install=install_policy(uninstall_on_failure=True))
+    mem = failed_mem(1, action=ReleaseAction.INSTALL)
+    p = run(rel(1, S.UNINSTALLING, modified=0.0), mem, want)
+    assert p.action is Action.UNINSTALL
+    after = record_uninstall(mem, remediated=None, succeeded=True)
+    nxt = run(None, after, want)
+    assert nxt.action is Action.INSTALL and not nxt.stalled  # retried by default, with backoff
+
+
+def test_4a_a_pending_rollback_is_left_alone_for_the_rollback_timeout() -> None:
+    # spec.timeout 4 s, spec.rollback.timeout 30 s: an orphaned helm rollback may still be waiting
+    want = remediating(pending_grace=5.0, rollback_pending_grace=31.0)
+    young = rolled_back(3, S.PENDING_ROLLBACK, modified=NOW - 10)
+    p = run(young, failed_mem(2), want)
+    assert (p.action, p.retry_at) == (Action.WAIT_RETRY, NOW + 21)
+    assert run(replace(young, last_modified=NOW - 32), failed_mem(2), want).discard
+    # other pending revisions keep the release's own grace
+    upgrade = rel(3, S.PENDING_UPGRADE, prev=1, modified=NOW - 10)
+    assert run(upgrade, failed_mem(2), want).action is Action.UNLOCK_PENDING
