@@ -53,6 +53,7 @@ from gitops_helm.adapters.http import (
     HTTPNameResolutionError,
     check_destination,
     origin,
+    redact_url,
 )
 from gitops_helm.adapters.kube import KubeError
 from gitops_helm.api import GitChartSource
@@ -447,6 +448,16 @@ class GitCharts:
                 urls = remote_dependency_urls(yamlio.read_file(file))
             except (OSError, yamlio.YAMLError):
                 continue  # helm dependency update names what is wrong with the file
+            if urls and policy.refuse_internal:
+                # Lockdown: helm downloads the archives the repository's index lists, from any
+                # host and through redirects, where no address check reaches; a tenant's chart
+                # could make the agent fetch from inside the cluster or the cloud's metadata.
+                raise AddressRefusedError.of(
+                    f"chart.path {path!r}: {name}: dependency repository",
+                    f"{redact_url(urls[0])}: refused in lockdown mode, because helm would download "
+                    "the archives its index lists from any address, unchecked (vendor the "
+                    "dependency into the chart's charts/ directory)",
+                )
             for url in urls:
                 try:
                     check_destination(url, policy)

@@ -300,7 +300,8 @@ class Reconciler:
             if observation is None:
                 observation = observe(identity.kube, target.ref, self.first_seen)
                 report.observed(observation.release)
-                observation, memory = _rekey_unkeyed_digest(identity.kube, target, observation, memory)
+                if self.may_act():  # a storage write, fenced like every other
+                    observation, memory = _rekey_unkeyed_digest(identity.kube, target, observation, memory)
                 memory = _recover_unrecorded_release(report, target, observation, memory)
                 observation, memory = _recover_unrecorded_rollback(report, target, observation, memory)
             decision = pl.plan(

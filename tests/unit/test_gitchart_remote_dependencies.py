@@ -55,3 +55,26 @@ def test_a_dependency_repository_that_is_no_url_is_a_chart_error_not_a_crash(
     charts = GitCharts(settings, kube=None, helm=object())  # type: ignore[arg-type]
     with pytest.raises(ChartNotFoundError, match=r"Chart\.yaml: a dependency repository is not a valid URL"):
         charts._check_dependency_repositories(tmp_path, "app")
+
+
+def test_in_lockdown_a_dependency_from_a_chart_repository_is_refused_before_helm_runs(tmp_path: Path) -> None:
+    # helm downloads the archives the repository's index lists from any address, where no check
+    # reaches: in lockdown a tenant's chart could make the agent fetch from inside the cluster
+    from gitops_helm.charts.errors import AddressRefusedError
+
+    (tmp_path / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n"
+        '- {name: a, version: 1.0.0, repository: "https://user:pw@charts.example/stable"}\n'
+        '- {name: d, version: 1.0.0, repository: "file://../d"}\n'
+    )
+    lockdown = Destinations(refuse_local=True, refuse_internal=True, refuse_link_local=True)
+    charts = GitCharts(GitChartSettings(work_dir=tmp_path, destinations=lockdown), kube=None, helm=object())  # type: ignore[arg-type]
+    with pytest.raises(AddressRefusedError, match="refused in lockdown mode") as refused:
+        charts._check_dependency_repositories(tmp_path, "app")
+    assert "Chart.yaml" in str(refused.value) and "pw" not in str(refused.value)
+    # a file:// sibling alone needs no repository and is not refused
+    (tmp_path / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n"
+        '- {name: d, version: 1.0.0, repository: "file://../d"}\n'
+    )
+    charts._check_dependency_repositories(tmp_path, "app")
