@@ -27,7 +27,7 @@ What it checks, as a user would, after the restart:
 - one change is applied once: among the revisions written since the change, exactly one was
   deployed with the change's digest (the agent's digest label). The rule for what is legitimate
   after a kill: the interrupted attempt's own revision (left pending, unlocked as ``failed``
-  after the grace, or completed by an orphaned helm) and, with helm 3, the rollback that
+  after the grace and then ``superseded`` by the retry, or completed by an orphaned helm) and, with helm 3, the rollback that
   restores the merge base before the retry (plan row 8f) are allowed; a second deployed
   revision of the same digest is a double upgrade;
 - the HelmRelease's counters: ``failures`` 0 once Ready (no stale failure count).
@@ -129,6 +129,9 @@ class Fleet:
     # releases that must exist (name -> what they must still hold), checked after every trial
     expected: dict[str, str] = field(default_factory=dict)
     orphans: list[int] = field(default_factory=list)
+    # (release, revision) left pending by a helm killed with the agent: never completed, so not an
+    # application of the change even when a later upgrade marks it superseded
+    interrupted: set[tuple[str, int]] = field(default_factory=set)
 
     @property
     def env(self) -> Env:
@@ -166,15 +169,17 @@ class Fleet:
                 os.killpg(child, signal.SIGKILL)  # helm leads its own process group
         else:
             self.orphans.append(child)
-        return Strike(mode, verb, delay, helm_running, self.storage_summary())
+        return Strike(mode, verb, delay, helm_running, self.storage_summary(helm_dead=mode == "pod"))
 
-    def storage_summary(self) -> str:
+    def storage_summary(self, *, helm_dead: bool = False) -> str:
         found = []
         for name in self._releases():
             secrets = release_secrets(self.env, self.namespace, name)
             if secrets:
                 labels = secrets[-1]["metadata"]["labels"]
                 found.append(f"{name} {labels['version']} {labels['status']}")
+                if helm_dead and labels["status"].startswith("pending"):
+                    self.interrupted.add((name, int(labels["version"])))
         return "; ".join(found) or "none"
 
     def _releases(self) -> list[str]:
@@ -260,7 +265,12 @@ class Fleet:
             return "violated", f"left pending: {pending}"
         digest = history[-1][2]
         applied = [
-            h for h in history if h[0] > since and h[2] == digest and h[1] in ("deployed", "superseded")
+            h
+            for h in history
+            if h[0] > since
+            and h[2] == digest
+            and h[1] in ("deployed", "superseded")
+            and (name, h[0]) not in self.interrupted  # helm 4/3 supersede a failed latest revision too
         ]
         if len(applied) != 1:
             return "violated", f"one change applied {len(applied)} times: history {history}"
