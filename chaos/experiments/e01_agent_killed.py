@@ -27,9 +27,9 @@ What it checks, as a user would, after the restart:
 - one change is applied once: among the revisions written since the change, exactly one was
   deployed with the change's digest (the agent's digest label). The rule for what is legitimate
   after a kill: the interrupted attempt's own revision (left pending, unlocked as ``failed``
-  after the grace and then ``superseded`` by the retry, or completed by an orphaned helm) and, with helm 3, the rollback that
-  restores the merge base before the retry (plan row 8f) are allowed; a second deployed
-  revision of the same digest is a double upgrade;
+  after the grace and then ``superseded`` by the retry, or completed by an orphaned helm)
+  and, with helm 3, the rollback that restores the merge base before the retry (plan row 8f)
+  are allowed; a second deployed revision of the same digest is a double upgrade;
 - the HelmRelease's counters: ``failures`` 0 once Ready (no stale failure count).
 
 ``lost``: a release, or its Deployment, that should exist is gone, or a release that held the
