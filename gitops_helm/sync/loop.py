@@ -78,6 +78,7 @@ class SyncLoop:
         assert self.source is not None  # noqa: S101 - set by agent.Agent before start()
         due = 0.0  # monotonic time of the next sync without a new commit (drift correction)
         noted: tuple[object, ...] | None = None
+        synced: str | None = None  # the commit last synced (or attempted)
         handoff = HandoffWatch(self.syncer, self.source)
         while not self.stop_event.is_set():
             self.beat()
@@ -86,12 +87,20 @@ class SyncLoop:
                 self.wake.clear()
                 checkout = self.source.checkout
                 if checkout is not None:
+                    synced = checkout.sha
                     try:
                         self._sync(checkout)
                     except Exception as exc:  # a bug must not end Git sync while the agent looks healthy
                         log.error("sync crashed", revision=checkout.sha[:12], error=repr(exc))
                         metrics.SYNC_RUNS.labels(result="error").inc()
                 due = time.monotonic() + self.interval_s
+            latest = self.source.checkout
+            if latest is not None and latest.sha != synced:
+                # The source records a fetch before it announces the commit it brought: sync that
+                # commit first, so whoever reads the state sees a fetch together with its commit
+                # (`reconcile --with-source` waits for the fetch, then reads the revision).
+                self.wake.set()
+                continue
             # The source's health is recorded after every fetch attempt, not only at sync time,
             # so a failing fetch shows even with a long poll interval and webhook triggers.
             status = self.source.status()

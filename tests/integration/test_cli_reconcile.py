@@ -17,6 +17,7 @@ from tests.integration.syncfix import (
     process_env,
     release_exists,
     start_agent,
+    sync_state,
     unique_name,
     wait_for,
 )
@@ -83,7 +84,7 @@ def test_reconcile_with_source_fetches_git_first(env: Env, namespace: str, tmp_p
     then reconciles the HelmRelease as the new commit declares it."""
     url = f"{env['TESTENV_GIT_HTTP']}/{unique_name('with-source')}.git"
     repo = ConfigRepo(tmp_path / "repo", url)
-    repo.replace({"app.yaml": helmrelease(env, "app", {"message": "one"})})
+    first = repo.replace({"app.yaml": helmrelease(env, "app", {"message": "one"})})
     agent = start_agent(env, tmp_path / "agent", namespace, url, poll="10m")
     try:
         wait_for(
@@ -93,6 +94,15 @@ def test_reconcile_with_source_fetches_git_first(env: Env, namespace: str, tmp_p
                 and user_values(env, env["HELM_BIN"], namespace, "app").get("message") == "one"
             ),
             timeout=180,
+        )
+        # the agent's record of its first fetch and sync is written (the CLI waits for the next one)
+        wait_for(
+            "the first fetch and sync recorded",
+            lambda: (
+                (state := sync_state(env, namespace, agent.sync_name)).get("revision") == first
+                and state.get("nextPoll")
+            ),
+            timeout=60,
         )
         sha = repo.commit({"app.yaml": helmrelease(env, "app", {"message": "two"})})
         out = cli(

@@ -118,7 +118,13 @@ def test_a_pending_rollback_left_by_a_killed_helm_is_recovered(
     agent = start_agent(namespace, helm, retry=RETRY)
     # revision 1 is deployed without waiting, its pod never Ready; revision 2 is healthy
     values = {"message": "v1", "unready": True}
-    apply(env, hr_manifest("app", namespace, repo_chart(env), values=values, timeout=TIMEOUT_S))
+    # a pending-rollback revision is left alone for the longer of spec.timeout and
+    # spec.rollback.timeout (plus the margin): both short here
+    rollback = {"timeout": TIMEOUT_S}
+    apply(
+        env,
+        hr_manifest("app", namespace, repo_chart(env), values=values, timeout=TIMEOUT_S, rollback=rollback),
+    )
     wait_ready(agent, "app", namespace)
     patch_spec(env, namespace, "app", {"values": {"message": "v2", "unready": None}})
     wait_revision(agent, env, namespace, "app", 2)
