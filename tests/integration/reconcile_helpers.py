@@ -139,6 +139,24 @@ def latest_revision(env: Env, namespace: str, release: str) -> tuple[int, str]:
     return int(labels["version"]), labels["status"]
 
 
+def release_history(env: Env, namespace: str, release: str) -> list[tuple[int, str]]:
+    """(revision, status) of every stored revision, oldest first."""
+    return [
+        (int(s["metadata"]["labels"]["version"]), s["metadata"]["labels"]["status"])
+        for s in release_secrets(env, namespace, release)
+    ]
+
+
+def settled_ready(env: Env, namespace: str, name: str) -> dict[str, Any] | None:
+    """The HelmRelease's status when it is Ready=True for its current generation and no run is
+    in progress (no Reconciling); None otherwise."""
+    hr = env.kube_json("helmrelease", name, "-n", namespace)
+    st: dict[str, Any] = hr.get("status", {})
+    types = {c["type"]: c["status"] for c in st.get("conditions", [])}
+    current = st.get("observedGeneration") == hr.get("metadata", {}).get("generation")
+    return st if types.get("Ready") == "True" and current and "Reconciling" not in types else None
+
+
 def release_record(secret: dict[str, Any]) -> dict[str, Any]:
     raw = base64.b64decode(base64.b64decode(secret["data"]["release"]))
     return json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)  # type: ignore[no-any-return]

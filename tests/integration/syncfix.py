@@ -339,6 +339,16 @@ def start_agent(
 
 
 @contextlib.contextmanager
+def start_webhook_agent(env: Env, work_dir: Path, namespace: str, git_url: str, secret: str) -> AgentProcess:
+    """An agent whose Git poll is an hour away, so only a webhook (secret ``secret``) fetches."""
+    secret_file = work_dir / "webhook-secret"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    secret_file.write_text(secret + "\n")
+    return start_agent(
+        env, work_dir / "agent", namespace, git_url, "--git-webhook-secret-file", str(secret_file), poll="1h"
+    )
+
+
 def fresh_namespace(env: Env, prefix: str) -> Iterator[str]:
     """A new namespace (for the tests of a module sharing one agent), deleted afterwards."""
     name = unique_name(re.sub(r"[^a-z0-9]+", "-", prefix.lower()).strip("-")[:40])

@@ -19,7 +19,7 @@ from tests.integration.syncfix import (
     ConfigRepo,
     cm_data,
     configmap,
-    start_agent,
+    start_webhook_agent,
     synced_revision,
     unique_name,
     wait_for,
@@ -82,11 +82,7 @@ def test_gitlab_gitea_and_generic_deliveries_each_trigger_the_sync(
     url = f"{env['TESTENV_GIT_HTTP']}/{unique_name('sync-providers')}.git"
     repo = ConfigRepo(tmp_path / "repo", url)
     before = repo.replace({"cm.yaml": configmap("hooked", {"value": "initial"})})
-    secret_file = tmp_path / "secret"
-    secret_file.write_text(SECRET + "\n")
-    agent = start_agent(
-        env, tmp_path / "agent", namespace, url, "--git-webhook-secret-file", str(secret_file), poll="1h"
-    )
+    agent = start_webhook_agent(env, tmp_path, namespace, url, SECRET)
     try:
         synced_revision(env, namespace, agent.sync_name, before)
         for provider, delivery in PROVIDERS.items():

@@ -33,8 +33,9 @@ from tests.integration.reconcile_helpers import (
     config_message,
     hr_manifest,
     patch_spec,
-    release_secrets,
+    release_history,
     repo_chart,
+    settled_ready,
     user_values,
 )
 from tests.integration.syncfix import get_object, wait_for
@@ -78,13 +79,6 @@ def agents(env: Env, namespace: str, tmp_path: Path, helm: str) -> Iterator[tupl
     made.kill()
 
 
-def _history(env: Env, namespace: str) -> list[tuple[int, str]]:
-    return [
-        (int(s["metadata"]["labels"]["version"]), s["metadata"]["labels"]["status"])
-        for s in release_secrets(env, namespace, "app")
-    ]
-
-
 def _status(env: Env, namespace: str) -> dict[str, Any]:
     return (get_object(env, "helmrelease", namespace, "app") or {}).get("status", {})
 
@@ -92,14 +86,6 @@ def _status(env: Env, namespace: str) -> dict[str, Any]:
 def _condition(st: dict[str, Any], ctype: str) -> str | None:
     found = next((c for c in st.get("conditions", []) if c["type"] == ctype), None)
     return found["status"] if found else None
-
-
-def _ready_in_sync(env: Env, namespace: str) -> dict[str, Any] | None:
-    hr = get_object(env, "helmrelease", namespace, "app") or {}
-    st = hr.get("status", {})
-    current = st.get("observedGeneration") == hr.get("metadata", {}).get("generation")
-    settled = _condition(st, "Reconciling") is None
-    return st if _condition(st, "Ready") == "True" and current and settled else None
 
 
 def test_a_remediation_rollback_killed_midway_is_finished_as_the_same_remediation(
@@ -114,8 +100,8 @@ def test_a_remediation_rollback_killed_midway_is_finished_as_the_same_remediatio
         "rollback": {"enable": True, "wait": True, "timeout": 30},
     }
     apply(env, hr_manifest("app", namespace, repo_chart(env), **spec))
-    wait_for("Ready", lambda: _ready_in_sync(env, namespace), timeout=120)
-    assert _history(env, namespace) == [(1, "deployed")]
+    wait_for("Ready", lambda: settled_ready(env, namespace, "app"), timeout=120)
+    assert release_history(env, namespace, "app") == [(1, "deployed")]
 
     # an upgrade whose pods never get Ready fails its --wait; the remediation's rollback is killed
     armed.touch()
@@ -127,7 +113,7 @@ def test_a_remediation_rollback_killed_midway_is_finished_as_the_same_remediatio
     wait_for("the agent killed during its rollback", lambda: agent.proc.poll() is not None, timeout=120)
     run.running = None
     armed.unlink()
-    killed_at = _history(env, namespace)
+    killed_at = release_history(env, namespace, "app")
     assert killed_at[:2] == [(1, "deployed"), (2, "failed")], killed_at
 
     # restarted: the remediation is carried through (after the pending grace), not a new one
@@ -135,7 +121,7 @@ def test_a_remediation_rollback_killed_midway_is_finished_as_the_same_remediatio
 
     def remediated() -> dict[str, Any] | None:
         st = _status(env, namespace)
-        history = _history(env, namespace)
+        history = release_history(env, namespace, "app")
         done = (
             history[-1][1] == "deployed"
             and history[-1][0] > 2
@@ -148,7 +134,7 @@ def test_a_remediation_rollback_killed_midway_is_finished_as_the_same_remediatio
         st = wait_for("the remediation finished", remediated, timeout=180)
     except AssertionError as exc:
         raise AssertionError(
-            f"{exc}\nhistory {_history(env, namespace)} (at the kill: {killed_at})\n"
+            f"{exc}\nhistory {release_history(env, namespace, 'app')} (at the kill: {killed_at})\n"
             f"{_status(env, namespace)}\n{run.log_tail()}"
         ) from None
     assert st.get("rollbackCount") == 1, st  # one remediation, though helm rollback ran twice
@@ -156,7 +142,7 @@ def test_a_remediation_rollback_killed_midway_is_finished_as_the_same_remediatio
     assert _condition(st, "Released") == "False", st
     assert user_values(env, helm, namespace, "app") == {"message": "good"}
     assert config_message(env, namespace, "app") == "good"
-    history = _history(env, namespace)
+    history = release_history(env, namespace, "app")
     assert not [h for h in history if h[1].startswith("pending")], history
     assert next(h for h in history if h[1] == "failed") == (2, "failed"), history
 
@@ -165,12 +151,14 @@ def test_a_remediation_rollback_killed_midway_is_finished_as_the_same_remediatio
     st = wait_for(
         "Ready for the fixed values",
         lambda: (
-            (s := _ready_in_sync(env, namespace)) and config_message(env, namespace, "app") == "fixed" and s
+            (s := settled_ready(env, namespace, "app"))
+            and config_message(env, namespace, "app") == "fixed"
+            and s
         ),
         timeout=120,
     )
     assert st.get("failures", 0) == 0, st
-    assert _history(env, namespace)[-1][1] == "deployed"
+    assert release_history(env, namespace, "app")[-1][1] == "deployed"
 
 
 def test_a_remediation_rollback_finished_before_the_kill_is_recorded_not_redone(
@@ -180,7 +168,7 @@ def test_a_remediation_rollback_finished_before_the_kill_is_recorded_not_redone(
     run.start()
     spec = {"values": {"message": "good"}, "wait": True, "timeout": 30, "rollback": {"enable": True}}
     apply(env, hr_manifest("app", namespace, repo_chart(env), **spec))
-    wait_for("Ready", lambda: _ready_in_sync(env, namespace), timeout=120)
+    wait_for("Ready", lambda: settled_ready(env, namespace, "app"), timeout=120)
 
     after = armed.with_name(armed.name + "-after")
     after.touch()
@@ -192,7 +180,7 @@ def test_a_remediation_rollback_finished_before_the_kill_is_recorded_not_redone(
     wait_for("the agent killed after its rollback", lambda: agent.proc.poll() is not None, timeout=120)
     run.running = None
     after.unlink()
-    assert _history(env, namespace) == [(1, "superseded"), (2, "failed"), (3, "deployed")]
+    assert release_history(env, namespace, "app") == [(1, "superseded"), (2, "failed"), (3, "deployed")]
 
     run.start()
     try:
@@ -212,5 +200,5 @@ def test_a_remediation_rollback_finished_before_the_kill_is_recorded_not_redone(
         "True",
         "False",
     )
-    assert _history(env, namespace) == [(1, "superseded"), (2, "failed"), (3, "deployed")]
+    assert release_history(env, namespace, "app") == [(1, "superseded"), (2, "failed"), (3, "deployed")]
     assert config_message(env, namespace, "app") == "good"

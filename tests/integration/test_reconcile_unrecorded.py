@@ -16,7 +16,6 @@ from __future__ import annotations
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,8 +25,9 @@ from tests.integration.reconcile_helpers import (
     config_message,
     hr_manifest,
     patch_spec,
-    release_secrets,
+    release_history,
     repo_chart,
+    settled_ready,
     user_values,
 )
 from tests.integration.syncfix import get_object, wait_for
@@ -59,22 +59,6 @@ def agents(env: Env, namespace: str, tmp_path: Path, helm: str) -> Iterator[tupl
     made.kill()
 
 
-def _history(env: Env, namespace: str) -> list[tuple[int, str]]:
-    return [
-        (int(s["metadata"]["labels"]["version"]), s["metadata"]["labels"]["status"])
-        for s in release_secrets(env, namespace, "app")
-    ]
-
-
-def _in_sync(env: Env, namespace: str) -> dict[str, Any] | None:
-    hr = get_object(env, "helmrelease", namespace, "app") or {}
-    st = hr.get("status", {})
-    ready = next((c for c in st.get("conditions", []) if c["type"] == "Ready"), None)
-    done = not any(c["type"] == "Reconciling" for c in st.get("conditions", []))
-    current = st.get("observedGeneration") == hr.get("metadata", {}).get("generation")
-    return st if ready and ready["status"] == "True" and current and done else None
-
-
 def _killed_after_helm(run: Agents, armed: Path) -> None:
     """Wait until the wrapper killed the agent after helm's success, then disarm it."""
     agent = run.running
@@ -95,10 +79,12 @@ def test_a_kill_after_helm_succeeded_applies_one_change_once(
     spec = {"values": {"message": "one"}, "wait": True, "timeout": 30}
     apply(env, hr_manifest("app", namespace, repo_chart(env), **spec))
     _killed_after_helm(run, armed)
-    assert _history(env, namespace) == [(1, "deployed")]
+    assert release_history(env, namespace, "app") == [(1, "deployed")]
     run.start()
-    st = wait_for("Ready after the restart", lambda: _in_sync(env, namespace), timeout=120)
-    assert _history(env, namespace) == [(1, "deployed")], "the install was applied a second time"
+    st = wait_for("Ready after the restart", lambda: settled_ready(env, namespace, "app"), timeout=120)
+    assert release_history(env, namespace, "app") == [(1, "deployed")], (
+        "the install was applied a second time"
+    )
     assert (st.get("lastReleaseRevision"), st.get("failures", 0)) == (1, 0), st
     assert user_values(env, helm, namespace, "app") == {"message": "one"}
 
@@ -106,18 +92,20 @@ def test_a_kill_after_helm_succeeded_applies_one_change_once(
     armed.touch()
     patch_spec(env, namespace, "app", {"values": {"message": "two"}})
     _killed_after_helm(run, armed)
-    assert _history(env, namespace) == [(1, "superseded"), (2, "deployed")]
+    assert release_history(env, namespace, "app") == [(1, "superseded"), (2, "deployed")]
     run.start()
     try:
         wait_for(
             "Ready for the new values",
-            lambda: (st := _in_sync(env, namespace)) and st.get("lastReleaseRevision") == 2,
+            lambda: (st := settled_ready(env, namespace, "app")) and st.get("lastReleaseRevision") == 2,
             timeout=120,
         )
     except AssertionError as exc:
         hr = get_object(env, "helmrelease", namespace, "app") or {}
         raise AssertionError(f"{exc}\n{hr.get('metadata')}\n{hr.get('status')}\n{run.log_tail()}") from None
-    assert _history(env, namespace) == [(1, "superseded"), (2, "deployed")], "the upgrade was applied twice"
+    assert release_history(env, namespace, "app") == [(1, "superseded"), (2, "deployed")], (
+        "the upgrade was applied twice"
+    )
     assert config_message(env, namespace, "app") == "two"
     events = env.kube_json("events", "-n", namespace)["items"]
     recorded = [e["message"] for e in events if e["reason"] == "ReleaseRecorded"]
@@ -133,14 +121,17 @@ def test_a_manual_upgrade_carrying_the_agents_labels_is_still_corrected(
     run, _ = agents
     run.start()
     apply(env, hr_manifest("app", namespace, repo_chart(env), values={"message": "one"}))
-    wait_for("Ready", lambda: _in_sync(env, namespace), timeout=120)
+    wait_for("Ready", lambda: settled_ready(env, namespace, "app"), timeout=120)
     run.kill()
     env.run([helm, "upgrade", "app", repo_chart(env)["name"], "--repo", env["TESTENV_CHARTS"],
              "-n", namespace, "--reuse-values", "--set", "message=manual"])  # fmt: skip
     run.start()
     wait_for(
         "the manual upgrade corrected",
-        lambda: _history(env, namespace)[-1] == (3, "deployed") and _in_sync(env, namespace),
+        lambda: (
+            release_history(env, namespace, "app")[-1] == (3, "deployed")
+            and settled_ready(env, namespace, "app")
+        ),
         timeout=120,
     )
     assert config_message(env, namespace, "app") == "one"

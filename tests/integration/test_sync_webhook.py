@@ -16,7 +16,7 @@ from tests.integration.syncfix import (
     ConfigRepo,
     cm_data,
     configmap,
-    start_agent,
+    start_webhook_agent,
     sync_state,
     synced_revision,
     unique_name,
@@ -32,11 +32,7 @@ def test_signed_push_lands_at_once_and_a_bad_signature_triggers_nothing(
     url = f"{env['TESTENV_GIT_HTTP']}/{unique_name('sync-webhook')}.git"
     repo = ConfigRepo(tmp_path / "repo", url)
     first = repo.replace({"cm.yaml": configmap("hooked", {"value": "one"})})
-    secret_file = tmp_path / "secret"
-    secret_file.write_text(SECRET + "\n")
-    agent = start_agent(
-        env, tmp_path / "agent", namespace, url, "--git-webhook-secret-file", str(secret_file), poll="1h"
-    )
+    agent = start_webhook_agent(env, tmp_path, namespace, url, SECRET)
     try:
         synced_revision(env, namespace, agent.sync_name, first)
         second = repo.replace({"cm.yaml": configmap("hooked", {"value": "two"})})
@@ -96,11 +92,7 @@ def test_a_replayed_signed_push_triggers_no_fetch(env: Env, namespace: str, tmp_
     url = f"{env['TESTENV_GIT_HTTP']}/{unique_name('sync-webhook-replay')}.git"
     repo = ConfigRepo(tmp_path / "repo", url)
     first = repo.replace({"cm.yaml": configmap("replayed", {"value": "one"})})
-    secret_file = tmp_path / "secret"
-    secret_file.write_text(SECRET + "\n")
-    agent = start_agent(
-        env, tmp_path / "agent", namespace, url, "--git-webhook-secret-file", str(secret_file), poll="1h"
-    )
+    agent = start_webhook_agent(env, tmp_path, namespace, url, SECRET)
     try:
         synced_revision(env, namespace, agent.sync_name, first)
         second = repo.replace({"cm.yaml": configmap("replayed", {"value": "two"})})
