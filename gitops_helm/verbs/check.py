@@ -47,10 +47,11 @@ AGENT_PERMISSIONS = (
     Permission(("patch",), GROUP, PLURAL, "write the status of HelmReleases", subresource="status"),
     Permission(("create", "patch"), "", "events", "record Events on HelmReleases (a repeat is counted)"),
     Permission(
-        ("get", "list", "watch", "patch"),
+        ("get", "list", "watch", "patch", "delete"),
         "",
         "secrets",
-        "read Helm release storage, values and chart credentials; label the agent's release records",
+        "read Helm release storage, values and chart credentials; label the agent's release records; "
+        "delete its own interrupted remediation rollback",
     ),
     Permission(("get", "list", "watch"), "", "configmaps", "read values sources"),
     Permission(("get", "list", "watch"), "", "pods", "name the failing pods of a failed release"),
