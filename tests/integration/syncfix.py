@@ -338,7 +338,6 @@ def start_agent(
     return agent
 
 
-@contextlib.contextmanager
 def start_webhook_agent(env: Env, work_dir: Path, namespace: str, git_url: str, secret: str) -> AgentProcess:
     """An agent whose Git poll is an hour away, so only a webhook (secret ``secret``) fetches."""
     secret_file = work_dir / "webhook-secret"
@@ -349,6 +348,7 @@ def start_webhook_agent(env: Env, work_dir: Path, namespace: str, git_url: str, 
     )
 
 
+@contextlib.contextmanager
 def fresh_namespace(env: Env, prefix: str) -> Iterator[str]:
     """A new namespace (for the tests of a module sharing one agent), deleted afterwards."""
     name = unique_name(re.sub(r"[^a-z0-9]+", "-", prefix.lower()).strip("-")[:40])
