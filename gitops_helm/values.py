@@ -39,6 +39,13 @@ Every failure raises one :class:`ValuesError` whose message names the source, fo
 ``valuesFrom[1] configMapKeyRef default/app-values key values.yaml: not valid YAML: line 3,
 column 7: mapping values are not allowed here``. Errors about Secret content give only the
 position, never the text. :class:`ComposedValues` keeps the values out of its ``repr``.
+
+Provenance (``gitops-helm explain values``): :func:`read_layers` reads the sources into
+:class:`ValuesLayer` documents in merge order, which :func:`compose_values` merges; :func:`explain_values`
+puts the chart's own ``values.yaml`` under them (helm applies the chart defaults under the
+user-supplied values) and merges the same layers with :func:`merge_values` while recording, for
+every leaf of the result, which layer set it and which earlier settings it replaced. A value a
+Secret gave is kept out of the explanation: it shows :data:`REDACTED` and the Secret's name and key.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ import hashlib
 import json
 import math
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -62,14 +69,24 @@ from gitops_helm.api.spec import (
 from gitops_helm.errors import GitopsHelmError
 
 __all__ = [
+    "CHART_DEFAULTS_FILE",
+    "REDACTED",
     "ComposedValues",
+    "ExplainedLeaf",
+    "Setting",
     "SourceNotFound",
     "ValuesError",
+    "ValuesExplanation",
+    "ValuesLayer",
+    "ValuesLayers",
     "ValuesSourceReader",
     "ValuesSpec",
     "WatchedObject",
     "compose_values",
+    "explain_layers",
+    "explain_values",
     "merge_values",
+    "read_layers",
     "referenced_objects",
     "values_digest",
 ]
@@ -163,14 +180,33 @@ class _SourceFailure(Exception):
 # merging and hashing
 
 
-def merge_values(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``overlay`` onto ``base`` and return a new dict (inputs are not changed)."""
+#: Stands for an absent key in a :data:`ReplaceHook` call.
+_ABSENT: Any = object()
+
+#: Told of every key a merge sets without recursing: (path, value before or ``_ABSENT``, new value).
+ReplaceHook = Callable[[tuple[str, ...], Any, Any], None]
+
+
+def merge_values(
+    base: Mapping[str, Any], overlay: Mapping[str, Any], on_replace: ReplaceHook | None = None
+) -> dict[str, Any]:
+    """Deep-merge ``overlay`` onto ``base`` and return a new dict (inputs are not changed).
+
+    ``on_replace`` (for provenance) is called for every key the overlay sets without recursing."""
+    return _merge(base, overlay, (), on_replace)
+
+
+def _merge(
+    base: Mapping[str, Any], overlay: Mapping[str, Any], path: tuple[str, ...], on_replace: ReplaceHook | None
+) -> dict[str, Any]:
     out = dict(base)
     for key, value in overlay.items():
-        current = out.get(key)
+        current = out.get(key, _ABSENT)
         if isinstance(value, Mapping) and isinstance(current, Mapping):
-            out[key] = merge_values(current, value)
+            out[key] = _merge(current, value, (*path, key), on_replace)
         else:
+            if on_replace is not None:
+                on_replace((*path, key), current, value)
             out[key] = value
     return out
 
@@ -353,25 +389,35 @@ def _read(r: _Resolved, reader: ValuesSourceReader) -> dict[str, Any] | None:
     return _parse_document(body, sensitive=False)
 
 
-def compose_values(
+@dataclass(frozen=True)
+class ValuesLayer:
+    """One source's document, as merged: ``label`` names the source (as in error messages)."""
+
+    label: str
+    doc: dict[str, Any] = field(repr=False)
+    sensitive: bool = False  # a Secret's: its values are never shown
+
+
+@dataclass(frozen=True)
+class ValuesLayers:
+    """The result of :func:`read_layers`: the documents in merge order, lowest precedence first."""
+
+    layers: tuple[ValuesLayer, ...]
+    references: tuple[WatchedObject, ...]
+    skipped: tuple[str, ...] = ()
+
+
+def read_layers(
     spec: ValuesSpec, reader: ValuesSourceReader, *, allow_cross_namespace: bool = True
-) -> ComposedValues:
-    """Read every source of ``spec`` through ``reader`` and merge them (see module doc).
+) -> ValuesLayers:
+    """Read every source of ``spec`` through ``reader``, in merge order (see module doc).
 
     Raises :class:`ValuesError` naming the failing source; never another exception type
     for bad input (a bug in the reader is reported as a read error of that source).
     """
     references = referenced_objects(spec, allow_cross_namespace=allow_cross_namespace)
-    merged: dict[str, Any] = {}
-    provenance: dict[str, tuple[str, ...]] = {}
+    layers: list[ValuesLayer] = []
     skipped: list[str] = []
-
-    def apply(label: str, doc: Mapping[str, Any]) -> None:
-        nonlocal merged
-        merged = merge_values(merged, doc)
-        for key in doc:
-            provenance[key] = (*provenance.get(key, ()), label)
-
     for r in _resolve(spec):
         if r.namespace is not None and not allow_cross_namespace and r.namespace != spec.namespace:
             raise ValuesError(
@@ -390,19 +436,203 @@ def compose_values(
         if doc is None:
             skipped.append(f"{r.label}: not found")
             continue
-        apply(r.label, doc)
+        layers.append(ValuesLayer(r.label, doc, sensitive=isinstance(r.source, SecretValuesSource)))
 
     if spec.values:
         try:
             inline = _normalise(dict(spec.values), "", [_MAX_NODES])
         except _SourceFailure as failure:
             raise ValuesError(f"values: {failure}", references) from None
-        apply("values", inline)
+        layers.append(ValuesLayer("values", inline))
+    return ValuesLayers(tuple(layers), references, tuple(skipped))
 
+
+def compose_values(
+    spec: ValuesSpec, reader: ValuesSourceReader, *, allow_cross_namespace: bool = True
+) -> ComposedValues:
+    """Read every source of ``spec`` through ``reader`` and merge them (see module doc).
+
+    Raises :class:`ValuesError` naming the failing source; never another exception type
+    for bad input (a bug in the reader is reported as a read error of that source).
+    """
+    read = read_layers(spec, reader, allow_cross_namespace=allow_cross_namespace)
+    merged: dict[str, Any] = {}
+    provenance: dict[str, tuple[str, ...]] = {}
+    for layer in read.layers:
+        merged = merge_values(merged, layer.doc)
+        for key in layer.doc:
+            provenance[key] = (*provenance.get(key, ()), layer.label)
     return ComposedValues(
         values=merged,
         digest=values_digest(merged),
         provenance=provenance,
-        references=references,
-        skipped=tuple(skipped),
+        references=read.references,
+        skipped=read.skipped,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# provenance: which source set each value, and which settings it replaced
+
+#: What is shown instead of a value a Secret gave.
+REDACTED = "<redacted>"
+#: The chart's own defaults, read from the fetched chart directory.
+CHART_DEFAULTS_FILE = "values.yaml"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One source setting one place of the values: ``value`` is :data:`REDACTED` when
+    ``sensitive``. ``path`` may differ from the leaf it explains: a map replaced by a scalar
+    (or the reverse) is explained by every setting under or above it."""
+
+    layer: int  # index of the source in :attr:`ValuesExplanation.sources`
+    source: str
+    path: tuple[str, ...]
+    value: Any
+    sensitive: bool
+
+
+@dataclass(frozen=True)
+class ExplainedLeaf:
+    """A leaf of the final values (a scalar, a list, null or an empty map) and its chain: every
+    setting of it (or of a place above or below it) in merge order; the last one is in effect."""
+
+    path: tuple[str, ...]
+    chain: tuple[Setting, ...]
+    removed: bool = False  # null over a chart default: helm drops the key from the final values
+
+    @property
+    def winner(self) -> Setting:
+        return self.chain[-1]
+
+    @property
+    def value(self) -> Any:
+        return self.winner.value
+
+    @property
+    def overridden(self) -> tuple[Setting, ...]:
+        return self.chain[:-1]
+
+
+@dataclass(frozen=True)
+class ValuesExplanation:
+    """Where each value of a release comes from (:func:`explain_values`)."""
+
+    sources: tuple[ValuesLayer, ...]  # merge order, lowest precedence first
+    leaves: tuple[ExplainedLeaf, ...]  # in the order of the merged values
+    merged: dict[str, Any] = field(repr=False)  # the real values: may hold Secret data
+    skipped: tuple[str, ...] = ()
+
+    def shown(self) -> dict[str, Any]:
+        """The final values as they may be shown: Secret-given leaves redacted, removed ones out."""
+        out: dict[str, Any] = {}
+        for leaf in self.leaves:
+            if leaf.removed:
+                continue
+            node = out
+            for key in leaf.path[:-1]:
+                node = node.setdefault(key, {})
+            node[leaf.path[-1]] = leaf.value
+        return out
+
+
+def _leaves(value: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """The leaves of ``value`` placed at ``path``: an empty map is a leaf, a list is one."""
+    if isinstance(value, Mapping) and value:
+        for key, child in value.items():
+            yield from _leaves(child, (*path, key))
+    else:
+        yield path, value
+
+
+Chains = dict[tuple[str, ...], list[Setting]]
+
+
+def _setting(index: int, layer: ValuesLayer, path: tuple[str, ...], value: Any) -> Setting:
+    shown = REDACTED if layer.sensitive else value
+    return Setting(index, layer.label, path, shown, layer.sensitive)
+
+
+def _merge_explained(
+    base: Mapping[str, Any], base_chains: Chains, overlay: Mapping[str, Any], overlay_chains: Chains
+) -> tuple[dict[str, Any], Chains]:
+    """:func:`merge_values` of ``overlay`` onto ``base``, and the chain of every leaf of the
+    result: a leaf the overlay set inherits the chains of the base's leaves it replaced."""
+    chains = dict(base_chains)
+
+    def on_replace(path: tuple[str, ...], before: Any, after: Any) -> None:
+        inherited: list[Setting] = []
+        for depth in range(1, len(path)):  # an empty map above, now holding a key
+            inherited += chains.pop(path[:depth], [])
+        if before is not _ABSENT:
+            for old_path, _old in _leaves(before, path):
+                inherited += chains.pop(old_path, [])
+        # one setting may have been inherited by several leaves that are replaced together
+        unique = list({id(setting): setting for setting in inherited}.values())
+        for new_path, _value in _leaves(after, path):
+            chains[new_path] = sorted([*unique, *overlay_chains[new_path]], key=lambda s: s.layer)
+
+    return merge_values(base, overlay, on_replace), chains
+
+
+def _explained_layer(index: int, layer: ValuesLayer) -> Chains:
+    return {path: [_setting(index, layer, path, value)] for path, value in _leaves(layer.doc, ()) if path}
+
+
+def explain_layers(
+    layers: Sequence[ValuesLayer], skipped: Sequence[str] = (), *, chart_defaults: bool = False
+) -> ValuesExplanation:
+    """Merge ``layers`` as the release gets them, recording every leaf's chain.
+
+    The user-supplied values are the layers merged in order, as :func:`compose_values` merges
+    them. With ``chart_defaults`` the first layer is the chart's ``values.yaml``, which helm puts
+    *under* those composed values (not under the first source: a source's scalar that a later
+    source's map replaced does not hide the chart's defaults below that map); a null set over a
+    chart default is marked ``removed`` (helm deletes that key)."""
+    user = list(enumerate(layers))[1:] if chart_defaults else list(enumerate(layers))
+    merged: dict[str, Any] = {}
+    chains: Chains = {}
+    for index, layer in user:
+        merged, chains = _merge_explained(merged, chains, layer.doc, _explained_layer(index, layer))
+    if chart_defaults and layers:
+        merged, chains = _merge_explained(layers[0].doc, _explained_layer(0, layers[0]), merged, chains)
+    leaves = []
+    for path, value in _leaves(merged, ()):
+        if not path:  # nothing was set at all
+            continue
+        chain = tuple(chains[path])
+        removed = chart_defaults and value is None and any(s.layer == 0 for s in chain)
+        leaves.append(ExplainedLeaf(path, chain, removed))
+    return ValuesExplanation(tuple(layers), tuple(leaves), merged, tuple(skipped))
+
+
+def explain_values(
+    spec: ValuesSpec,
+    reader: ValuesSourceReader,
+    *,
+    chart: str | None = None,
+    allow_cross_namespace: bool = True,
+) -> ValuesExplanation:
+    """The values of a release and where each comes from: the chart's ``values.yaml`` (read
+    through ``reader.chart_file``; ``chart`` names it, None leaves the chart defaults out),
+    under the sources of ``spec`` in merge order. Errors as :func:`compose_values`."""
+    read = read_layers(spec, reader, allow_cross_namespace=allow_cross_namespace)
+    layers = list(read.layers)
+    has_defaults = False
+    if chart is not None:
+        label = f"chart default ({chart} {CHART_DEFAULTS_FILE})"
+        try:
+            body = reader.chart_file(CHART_DEFAULTS_FILE)
+        except SourceNotFound:
+            body = None  # a chart without values.yaml has no defaults
+        except Exception as exc:
+            raise ValuesError(f"{label}: cannot read: {_describe_read_error(exc)}", read.references) from None
+        if body is not None:
+            try:
+                defaults = _parse_document(body, sensitive=False)
+            except _SourceFailure as failure:
+                raise ValuesError(f"{label}: {failure}", read.references) from None
+            layers.insert(0, ValuesLayer(label, defaults))
+            has_defaults = True
+    return explain_layers(layers, read.skipped, chart_defaults=has_defaults)
