@@ -47,7 +47,7 @@ from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind, KubeSettin
 from gitops_helm.api import condition_pairs
 from gitops_helm.api.crd import load_crd
 from gitops_helm.charts.access import ssh_address
-from gitops_helm.charts.auth import RepositoriesFile, load_repositories_file
+from gitops_helm.charts.auth import RepositoriesFile, SecretReader, load_repositories_file
 from gitops_helm.charts.cache import ChartCache
 from gitops_helm.charts.evict import EvictionSettings, Janitor
 from gitops_helm.charts.gitchart import GitCharts, GitChartSettings
@@ -285,6 +285,45 @@ def build_chart_clients(settings: Settings, http: HTTPClient) -> tuple[HelmRepoC
         http,
     )
     return repos, oci
+
+
+def build_oneshot_resolver(
+    settings: Settings, secrets: SecretReader, helm: Helm, http: HTTPClient, ssh_hosts: tuple[str, ...]
+) -> ChartResolver:
+    """The agent's chart sources and caches (under ``--work-dir``) for a one-shot command run by
+    a person (``render``, ``explain values``): Git charts are fetched as the branch is now, the
+    SSH key goes to the hosts the person's HelmReleases name, a local ``chart.git`` is allowed
+    (the disk is the person's own), chart Secrets are read through ``secrets``."""
+    work = settings.work_dir
+    repos, oci = build_chart_clients(settings, http)
+    git_charts = GitCharts(
+        GitChartSettings(
+            work_dir=work / "gitcharts",
+            default_ref=settings.git_default_ref,
+            refresh_s=0.0,  # one run: always fetch the branch as it is now
+            update_deps=settings.update_chart_deps,
+            ssh_key=settings.git.ssh_key,
+            known_hosts=settings.git.known_hosts,
+            ssh_key_hosts=ssh_hosts if settings.git.ssh_key else (),
+            git=GitSettings(timeout_s=settings.git.timeout_s),
+            destinations=chart_destinations(settings),
+        ),
+        secrets,
+        helm,
+    )
+    repositories = (
+        load_repositories_file(Path(settings.repositories_file)) if settings.repositories_file else None
+    )
+    return ChartResolver(
+        secrets,
+        helm,
+        repos,
+        oci,
+        ChartCache(work / "cache"),
+        git=git_charts,
+        repositories=repositories,
+        allow_local_git=True,
+    )
 
 
 def helmrelease_files(root: Path, paths: tuple[str, ...]) -> list[str]:

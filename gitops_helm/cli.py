@@ -12,6 +12,7 @@ gitops-helm check [--as USER]                             API server, CRD, helm,
 gitops-helm images list --git-url URL ...                 images and chart versions found, and their updates
 gitops-helm images update [--dry-run] --git-url URL ...   one image update pass (commit, or print the diff)
 gitops-helm render PATH [--output-dir DIR]                every HelmRelease under PATH rendered offline
+gitops-helm explain values NS/NAME [KEY.PATH] [--path DIR]  each value and the source that set it
 gitops-helm crd                                           print the HelmRelease CRD
 gitops-helm version [--short] [-o text|json]           the agent's, helm's and git's versions
 """
@@ -41,7 +42,7 @@ from gitops_helm.config import (
     settings_from_args,
 )
 from gitops_helm.errors import ConfigError, GitopsHelmError
-from gitops_helm.verbs.flags import VERBS, add_verbs
+from gitops_helm.verbs.flags import EXPLAIN, VERBS, add_verbs
 
 # Nothing heavy is imported at start: ``--help`` and ``version`` never load the Kubernetes client;
 # ``commands`` (and through it the agent) is imported only for a command that needs it.
@@ -141,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "render":
         return _render(args, settings)
+    if args.command == EXPLAIN:
+        from gitops_helm.verbs.explain import explain_values
+
+        logging.setup(settings.log_format, args.log_level or "warning")  # stderr is for the problems
+        return explain_values(args, settings)
     logging.setup(settings.log_format, settings.log_level)
     try:
         from gitops_helm import commands

@@ -804,6 +804,12 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
     o.add_argument(
         "--api-versions", action="append", help="API version the templates see as available (repeatable)"
     )
+    add_chart_flags(p)
+
+
+def add_chart_flags(p: argparse.ArgumentParser) -> None:
+    """Where charts come from and how values are read, for a one-shot command run by a person
+    (``render``, ``explain values``): the names and variables they have for ``run``."""
     c = p.add_argument_group("charts and values")
     c.add_argument("--helm-bin", help="helm 3 or helm 4 binary (default: helm on PATH)")
     c.add_argument("--repositories-file", help="helm repositories.yaml with chart repository credentials")

@@ -37,17 +37,13 @@ from gitops_helm import values as values_mod
 from gitops_helm.adapters.git import GitSettings, WorkTree, find_work_tree, same_repository_url
 from gitops_helm.adapters.helm import Helm, HelmError, HelmSettings, TemplateOptions
 from gitops_helm.adapters.http import HTTPClient
-from gitops_helm.agent import build_chart_clients, chart_destinations, prepare_work_dir
+from gitops_helm.agent import build_oneshot_resolver, prepare_work_dir
 from gitops_helm.api import GitChartSource, HelmRelease, SpecError, parse_helmrelease
 from gitops_helm.charts.access import ssh_address
 from gitops_helm.charts.artifact import FetchedChart
-from gitops_helm.charts.auth import load_repositories_file
-from gitops_helm.charts.cache import ChartCache
 from gitops_helm.charts.errors import ChartError, ChartNotFoundError
 from gitops_helm.charts.gitchart import (
     DependencyPathError,
-    GitCharts,
-    GitChartSettings,
     chart_version,
     local_dependency_paths,
 )
@@ -179,40 +175,9 @@ class _Renderer:
         self.helm = Helm(HelmSettings(binary=settings.helm_bin, home=work / "helm"))
         self.http = HTTPClient()
         self.limits = url_limits(settings)
-        self.repositories = (
-            load_repositories_file(Path(settings.repositories_file)) if settings.repositories_file else None
-        )
 
     def build_resolver(self, releases: list[tuple[Manifest, HelmRelease]]) -> ChartResolver:
-        settings = self.settings
-        work = settings.work_dir
-        repos, oci = build_chart_clients(settings, self.http)
-        git_charts = GitCharts(
-            GitChartSettings(
-                work_dir=work / "gitcharts",
-                default_ref=settings.git_default_ref,
-                refresh_s=0.0,  # one run: always fetch the branch as it is now
-                update_deps=settings.update_chart_deps,
-                ssh_key=settings.git.ssh_key,
-                known_hosts=settings.git.known_hosts,
-                ssh_key_hosts=_ssh_hosts(releases) if settings.git.ssh_key else (),
-                git=GitSettings(timeout_s=settings.git.timeout_s),
-                destinations=chart_destinations(settings),
-            ),
-            self.objects,
-            self.helm,
-        )
-        return ChartResolver(
-            self.objects,
-            self.helm,
-            repos,
-            oci,
-            ChartCache(work / "cache"),
-            git=git_charts,
-            repositories=self.repositories,
-            # the disk is the person's own, not an agent's: a local chart.git is theirs to name
-            allow_local_git=True,
-        )
+        return build_oneshot_resolver(self.settings, self.objects, self.helm, self.http, _ssh_hosts(releases))
 
     def close(self) -> None:
         self.http.close()

@@ -11,9 +11,10 @@ import argparse
 import os
 from typing import Any
 
-__all__ = ["KINDS", "VERBS", "add_verbs", "get_words", "positive_count", "positive_seconds"]
+__all__ = ["EXPLAIN", "KINDS", "VERBS", "add_verbs", "get_words", "positive_count", "positive_seconds"]
 
 VERBS = ("get", "status", "reconcile", "suspend", "resume", "events", "check")
+EXPLAIN = "explain"  # a verb with agent settings (charts, values URLs): dispatched by ``cli``
 _OUTPUTS = ("table", "wide", "json", "yaml")
 KINDS = ("helmreleases", "helmrelease", "hr")  # `get [KIND] [NAME]`: the kind is optional
 
@@ -150,6 +151,35 @@ def add_verbs(sub: argparse._SubParsersAction[Any]) -> None:
         "--leader-election-namespace",
         help="namespace of the Lease, for --leader-elect (default: the -n namespace)",
     )
+    _explain(sub)
+
+
+def _explain(sub: argparse._SubParsersAction[Any]) -> None:
+    from gitops_helm.config import add_chart_flags  # argparse only, like the rest of config's flags
+
+    explain = sub.add_parser(EXPLAIN, help="explain a HelmRelease: where each of its values comes from")
+    what = explain.add_subparsers(dest="explain_what", required=True, metavar="WHAT")
+    values = what.add_parser(
+        "values",
+        help="the final values of a release, each with the source that set it and the sources it "
+        "overrode (chart default, chart file, ConfigMap, Secret (redacted), URL, inline)",
+    )
+    values.add_argument("release", metavar="NS/NAME", help="the HelmRelease (NAME alone: in -n's namespace)")
+    values.add_argument(
+        "key",
+        nargs="?",
+        metavar="KEY.PATH",
+        help="only this key (e.g. image.tag), with its whole override chain",
+    )
+    values.add_argument(
+        "--path",
+        metavar="DIR",
+        help="offline: read the HelmRelease and its ConfigMaps/Secrets from the manifests under DIR "
+        "(as render does), not from a cluster",
+    )
+    values.add_argument("-o", "--output", choices=("text", "json"), default="text", help="default: text")
+    _cluster(values, all_namespaces=False)
+    add_chart_flags(values)
 
 
 def get_words(args: argparse.Namespace) -> str | None:

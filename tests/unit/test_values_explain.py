@@ -30,7 +30,9 @@ DEFAULTS = b"image:\n  repository: app\n  tag: '0.9'\nreplicas: 1\nservice:\n  p
 def _sources() -> FakeReader:
     return FakeReader(
         configmaps={("apps", "base"): {"values.yaml": "image:\n  tag: '1.0'\nreplicas: 2\n"}},
-        secrets={("apps", "creds"): {"values.yaml": f"db:\n  password: {SECRET_TEXT}\nreplicas: 3\n".encode()}},
+        secrets={
+            ("apps", "creds"): {"values.yaml": f"db:\n  password: {SECRET_TEXT}\nreplicas: 3\n".encode()}
+        },
         urls={"https://values.example/v.yaml": b"service:\n  port: 8080\n"},
         files={"values.yaml": DEFAULTS, "ci/prod.yaml": b"image:\n  tag: '1.1'\n"},
     )
@@ -121,11 +123,18 @@ def test_chart_defaults_lie_under_the_composed_values_not_under_the_first_source
     explained = explain_layers(layers, chart_defaults=True)
     assert explained.merged == {"a": {"x": 2, "keep": True}}
     assert _leaf(explained, "a.keep").winner.source.startswith("chart default")
-    assert [s.source for s in _leaf(explained, "a.x").chain] == ["chart default (c 1 values.yaml)", "one", "two"]
+    assert [s.source for s in _leaf(explained, "a.x").chain] == [
+        "chart default (c 1 values.yaml)",
+        "one",
+        "two",
+    ]
 
 
 def test_null_over_a_chart_default_is_removed_as_helm_removes_it() -> None:
-    layers = [ValuesLayer("chart default (c 1 values.yaml)", {"a": 1, "b": 2}), ValuesLayer("values", {"a": None})]
+    layers = [
+        ValuesLayer("chart default (c 1 values.yaml)", {"a": 1, "b": 2}),
+        ValuesLayer("values", {"a": None}),
+    ]
     explained = explain_layers(layers, chart_defaults=True)
     assert _leaf(explained, "a").removed
     assert explained.shown() == {"b": 2}
