@@ -37,7 +37,6 @@ from gitops_helm import values as values_mod
 from gitops_helm.adapters.git import GitSettings, WorkTree, find_work_tree, same_repository_url
 from gitops_helm.adapters.helm import Helm, HelmError, HelmSettings, TemplateOptions
 from gitops_helm.adapters.http import HTTPClient
-from gitops_helm.adapters.kube import Kube
 from gitops_helm.agent import build_chart_clients, chart_destinations, prepare_work_dir
 from gitops_helm.api import GitChartSource, HelmRelease, SpecError, parse_helmrelease
 from gitops_helm.charts.access import ssh_address
@@ -57,7 +56,13 @@ from gitops_helm.config import ConfigError, Settings
 from gitops_helm.errors import GitopsHelmError
 from gitops_helm.release.identity import ReleaseRef
 from gitops_helm.release.manifest_objects import DeclaredObject, ManifestObjects
-from gitops_helm.release.values_reader import ClusterValuesReader, url_destinations, url_limits, values_spec
+from gitops_helm.release.values_reader import (
+    ClusterValuesReader,
+    ObjectDataReader,
+    url_destinations,
+    url_limits,
+    values_spec,
+)
 from gitops_helm.sync.discover import discover
 from gitops_helm.sync.model import Discovery, Manifest
 
@@ -173,7 +178,7 @@ class ReleaseRenderer:
     """Fetches a HelmRelease's chart, composes its values and renders it (``render``; ``preview``
     reuses it against the cluster, with the Kubernetes adapter as ``objects``)."""
 
-    def __init__(self, settings: Settings, options: RenderOptions, objects: ManifestObjects | Kube) -> None:
+    def __init__(self, settings: Settings, options: RenderOptions, objects: ObjectDataReader) -> None:
         self.settings = settings
         self.options = options
         self.objects = objects

@@ -5,8 +5,9 @@ agent's own code, so that what is planned is what the agent will do:
 
 * the plain manifests: ``sync.apply.Syncer.diff_entries`` (what ``gitops-helm diff`` shows);
 * each HelmRelease: the chart from the agent's chart sources and cache, values composed by the
-  agent's pipeline over the cluster's ConfigMaps and Secrets (``render.ReleaseRenderer``, the
-  Kubernetes adapter as the object reader), ``helm template`` with the cluster's version;
+  agent's pipeline over the ConfigMaps and Secrets the commit declares, else the cluster's
+  (``render.ReleaseRenderer`` with :class:`CommitObjects` as the object reader), ``helm
+  template`` with the cluster's version (hooks left out: they are not part of a release);
 * the desired digest with ``release.desired.desired_digest`` under the installation's digest key
   (read, never created: a plan changes nothing), the one the reconciler records as
   ``status.lastAppliedDigest``;
@@ -56,6 +57,7 @@ from gitops_helm.release.desired import desired_digest
 from gitops_helm.release.digest_key import KEY_SECRET, read_existing
 from gitops_helm.release.drift import differences, manifest_objects
 from gitops_helm.release.identity import DIGEST_LABEL, ReleaseRef
+from gitops_helm.release.manifest_objects import DeclaredObject, ManifestObjects
 from gitops_helm.render import ReleaseRenderer, RenderOptions
 from gitops_helm.sync.apply import DiffEntry, Syncer
 from gitops_helm.sync.discover import discover
@@ -64,6 +66,7 @@ from gitops_helm.sync.plan import SourceIdentity
 
 #: the field manager of the dry runs (never persisted: a dry run writes nothing)
 FIELD_MANAGER = "gitops-helm-plan"
+HOOK_ANNOTATION = "helm.sh/hook"
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,23 @@ def _chart_input(hr: HelmRelease, chart: FetchedChart) -> rp.Input:
     return rp.Input("chart", where, f"{chart.name} {chart.version} revision {chart.revision} {chart.digest}")
 
 
+class CommitObjects:
+    """ConfigMaps and Secrets as the sync of the commit leaves them: those the commit declares
+    (the sync applies them before the agent reconciles), else the cluster's."""
+
+    def __init__(self, declared: ManifestObjects, kube: Kube) -> None:
+        self.declared = declared
+        self.kube = kube
+
+    def get_configmap_data(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        found = self.declared.get_configmap_data(namespace, name)
+        return found if found is not None else self.kube.get_configmap_data(namespace, name)
+
+    def get_secret_data(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        found = self.declared.get_secret_data(namespace, name)
+        return found if found is not None else self.kube.get_secret_data(namespace, name)
+
+
 @dataclass
 class _Live:
     """What the cluster holds for one Helm release."""
@@ -186,6 +206,8 @@ class Planner:
         out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         for obj in manifest_objects(manifest):
             meta = obj.setdefault("metadata", {})
+            if HOOK_ANNOTATION in (meta.get("annotations") or {}):
+                continue  # a hook is run by helm, not kept in the release (its manifest has none)
             if self.kube.is_namespaced(str(obj["apiVersion"]), str(obj["kind"])):
                 meta.setdefault("namespace", namespace)
             out[object_identity(obj)] = obj
@@ -341,7 +363,7 @@ def plan(
     hr_changes = {
         (e.key.effective(default_ns).namespace, e.key.name): e.change for e in entries if _is_helmrelease(e)
     }
-    found = discover(options.root, list(options.paths), only_helmreleases=True)
+    found = discover(options.root, list(options.paths), only_helmreleases=settings.sync.only_helmreleases)
     releases: list[tuple[Manifest, HelmRelease]] = []
     for manifest in found.objects:
         if not manifest.is_helmrelease:
@@ -352,7 +374,10 @@ def plan(
             report.errors.append(f"{manifest.origin}: HelmRelease {exc}")
     key = read_existing(kube, settings.sync.state_namespace)
     render_options = RenderOptions(path=options.root, kube_version=_kube_version(kube))
-    renderer = ReleaseRenderer(settings, render_options, kube)
+    declared = ManifestObjects(
+        (DeclaredObject(m.body, str(m.origin)) for m in found.objects if not m.is_helmrelease), default_ns
+    )
+    renderer = ReleaseRenderer(settings, render_options, CommitObjects(declared, kube))
     try:
         planner = Planner(settings, kube, renderer, renderer.build_resolver(releases), key)
         for _manifest, hr in releases:
