@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -60,10 +61,12 @@ class Redactor:
                 self._secrets.add(base64.b64encode(value.encode()).decode())
 
     def text(self, value: str) -> str:
-        # longest first: a secret containing another is hidden whole
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            value = value.replace(secret, REDACTED)
-        return value
+        if not self._secrets:
+            return value
+        # one pass, longest first: a secret containing another is hidden whole, and the mark
+        # put in is never searched again
+        pattern = re.compile("|".join(re.escape(s) for s in sorted(self._secrets, key=len, reverse=True)))
+        return pattern.sub(REDACTED, value)
 
     def data(self, data: Any) -> Any:
         if isinstance(data, Mapping):
