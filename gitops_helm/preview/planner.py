@@ -381,6 +381,8 @@ def plan(
     try:
         planner = Planner(settings, kube, renderer, renderer.build_resolver(releases), key)
         for _manifest, hr in releases:
+            if settings.namespace and hr.namespace != settings.namespace:
+                continue  # the agent of --namespace does not reconcile it either
             note(f"planning {hr.key}")
             change = hr_changes.get((hr.namespace, hr.name), "")
             planned = planner.release(hr, change)
