@@ -341,3 +341,23 @@ def test_a_configmap_changed_after_the_plan_is_named_as_the_cause_of_the_other_d
     assert f"ConfigMap {ns}/c-outside: {old_print} -> {new_print}" in explained[0], explained
     # nothing else is blamed: the chart and the HelmRelease did not change
     assert explained[0].count(" -> ") == 2, explained  # the digests, then the one input
+
+
+def test_a_release_that_cannot_be_planned_is_named_with_its_chart_and_the_exit_status_is_2(
+    setup: Setup,
+) -> None:
+    setup.propose(
+        {"d/missing.yaml": setup.helmrelease("d-missing", setup.chart_from("repo", "d-missing", "9.9.9"))},
+        "a chart version nobody published",
+    )
+    try:
+        done = setup.plan("-o", "json")
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+        (release,) = [
+            r for r in json.loads(done.stdout)["releases"] if r["helmRelease"].endswith("/d-missing")
+        ]
+        assert release["action"] == "error", release
+        assert setup.chart in release["error"] and "9.9.9" in release["error"], release
+    finally:
+        setup.repo.work.git("reset", "-q", "--hard", "HEAD~1")  # never merged

@@ -212,3 +212,24 @@ def test_property_no_secret_leaf_survives_redaction(secret: str, prefix: str, su
     texts = [*shown, *shown["k"]]
     # the mark itself may spell a short secret ("dact"): look outside it
     assert not any(secret in text.replace(REDACTED, "\0") for text in texts), shown
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def test_plan_needs_a_directory_or_a_ref_and_says_so(capsys: Any) -> None:
+    from gitops_helm.cli import main
+
+    assert main(["plan"]) == 2
+    assert "plan: give a directory (plan DIR) or --git-url URL --ref REF" in capsys.readouterr().err
+    assert main(["plan", "--ref", "main"]) == 2
+    assert "plan --ref needs --git-url" in capsys.readouterr().err
+
+
+def test_a_since_file_that_is_not_a_saved_plan_is_named(tmp_path: Any, capsys: Any) -> None:
+    from gitops_helm.cli import main
+
+    bad = tmp_path / "plan.json"
+    bad.write_text('{"not": "a plan"}')
+    assert main(["plan", str(tmp_path), "--since", str(bad)]) == 2
+    assert f"--since {bad}: not a plan saved with -o json (no releases list)" in capsys.readouterr().err
