@@ -3,6 +3,7 @@
 gitops-helm run [--git-url URL ... | --reconcile-only]   the agent
 gitops-helm sync --once --git-url URL ...                 one Git sync, then exit (non-zero on errors)
 gitops-helm diff --git-url URL ...                        what a sync would create, change or delete
+gitops-helm plan DIR | --git-url URL --ref REF [-o text|markdown|json]   what a commit does to each release
 gitops-helm get [hr] [NAME] [-n NS | -A] [-o table|wide|json|yaml]   HelmReleases as a table
 gitops-helm status [-n NS] [-o ...]                       HelmReleases, the Git sync state, the leader
 gitops-helm reconcile NAME [-n NS] [--with-source]        reconcile now, wait, exit 0 Ready / 1 not / 2 error
@@ -36,6 +37,7 @@ from gitops_helm.config import (
     add_image_commit_flags,
     add_image_scan_flags,
     add_image_source_flags,
+    add_plan_flags,
     add_render_flags,
     add_run_flags,
     add_shard_flags,
@@ -74,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="show what a sync of the Git head would change (server-side dry run)")
     add_common_flags(diff)
     add_git_flags(diff)
+
+    plan = sub.add_parser(
+        "plan", help="what a commit would do to each Helm release and manifest (server-side dry run)"
+    )
+    add_plan_flags(plan)
+    add_common_flags(plan)
+    add_git_flags(plan)
+    add_image_source_flags(plan)
 
     add_verbs(sub)
 
@@ -161,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "diff":
             return commands.diff(settings)
+        if args.command == "plan":
+            return _plan(args, settings)
         if args.command == "sync":
             return commands.sync_once(settings, diff_only=False)
         print(f"gitops-helm: unknown command {args.command!r}", file=sys.stderr)
@@ -170,8 +182,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except GitopsHelmError as exc:
         print(f"gitops-helm: {exc}", file=sys.stderr)
-        # diff, like kubectl diff: 1 means "there are differences", so an error is 2
-        return 2 if args.command == "diff" else 1
+        # diff and plan, like kubectl diff: 1 means "there are differences", so an error is 2
+        return 2 if args.command in ("diff", "plan") else 1
+
+
+def _plan(args: argparse.Namespace, settings: Settings) -> int:
+    from gitops_helm.preview.command import run_plan
+
+    logging.setup(settings.log_format, args.log_level or "warning")  # stdout is the report
+    if args.ref is not None and not settings.git.url:
+        raise ConfigError("plan --ref needs --git-url")
+    return run_plan(
+        settings,
+        directory=args.directory,
+        ref=args.ref,
+        include_unchanged=bool(args.all),
+        output=args.output,
+        since=args.since,
+    )
 
 
 def _render(args: argparse.Namespace, settings: Settings) -> int:

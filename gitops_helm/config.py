@@ -828,6 +828,34 @@ def add_chart_flags(p: argparse.ArgumentParser) -> None:
     c.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: warning")
 
 
+def add_plan_flags(p: argparse.ArgumentParser) -> None:
+    """``plan``: what is planned and how it is shown; the cluster, Git and chart flags are the
+    ones ``diff`` and ``images`` have (added beside these)."""
+    p.add_argument(
+        "directory", metavar="DIR", nargs="?", help="directory or checkout to plan (or --git-url with --ref)"
+    )
+    o = p.add_argument_group("plan")
+    o.add_argument("--ref", help="branch, tag or commit of --git-url to plan (the sync stays --git-branch's)")
+    o.add_argument(
+        "--all",
+        action="store_true",
+        help="every HelmRelease, not only those the commit adds, changes or removes",
+    )
+    o.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "markdown", "json"),
+        default="text",
+        help="text (default), markdown (a pull-request comment) or json",
+    )
+    o.add_argument(
+        "--since",
+        metavar="PLAN.json",
+        help="a plan saved with -o json: say which inputs changed for every release whose digest moved",
+    )
+    o.add_argument("--git-default-ref", help="chart.ref when a Git chart gives none (default: master)")
+
+
 def add_image_automation_flag(p: argparse.ArgumentParser) -> None:
     """``run`` only: the switch of the image update loop."""
     p.add_argument(

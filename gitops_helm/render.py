@@ -52,11 +52,17 @@ from gitops_helm.config import ConfigError, Settings
 from gitops_helm.errors import GitopsHelmError
 from gitops_helm.release.identity import ReleaseRef
 from gitops_helm.release.manifest_objects import DeclaredObject, ManifestObjects
-from gitops_helm.release.values_reader import ClusterValuesReader, url_destinations, url_limits, values_spec
+from gitops_helm.release.values_reader import (
+    ClusterValuesReader,
+    ObjectDataReader,
+    url_destinations,
+    url_limits,
+    values_spec,
+)
 from gitops_helm.sync.discover import discover
 from gitops_helm.sync.model import Discovery, Manifest
 
-__all__ = ["RenderOptions", "label_sources", "render"]
+__all__ = ["ReleaseRenderer", "RenderOptions", "label_sources", "render"]
 
 _SOURCE_LINE = re.compile(r"^# Source: (?P<template>.*)$")
 _MAX_LOCAL_DEPENDENCIES = 32
@@ -164,8 +170,11 @@ def _in_work_tree(source: GitChartSource, worktree: WorkTree | None) -> bool:
     return worktree is not None and any(same_repository_url(source.git, u) for u in worktree.remote_urls)
 
 
-class _Renderer:
-    def __init__(self, settings: Settings, options: RenderOptions, objects: ManifestObjects) -> None:
+class ReleaseRenderer:
+    """Fetches a HelmRelease's chart, composes its values and renders it (``render``; ``preview``
+    reuses it against the cluster, with the Kubernetes adapter as ``objects``)."""
+
+    def __init__(self, settings: Settings, options: RenderOptions, objects: ObjectDataReader) -> None:
         self.settings = settings
         self.options = options
         self.objects = objects
@@ -246,18 +255,30 @@ class _Renderer:
             chart_dir=chart_dir,
         )
 
-    def values(self, hr: HelmRelease, chart: FetchedChart) -> values_mod.ComposedValues:
-        reader = ClusterValuesReader(
+    def values_reader(self, chart: FetchedChart) -> ClusterValuesReader:
+        """Where values are read from for ``chart``: the objects, URLs, the chart's files."""
+        return ClusterValuesReader(
             self.objects, chart.chart_dir, self.http, self.limits, url_destinations(self.settings)
         )
+
+    def values(
+        self, hr: HelmRelease, chart: FetchedChart, reader: values_mod.ValuesSourceReader | None = None
+    ) -> values_mod.ComposedValues:
         return values_mod.compose_values(
             values_spec(hr.namespace, hr.spec),
-            reader,
+            reader or self.values_reader(chart),
             allow_cross_namespace=self.settings.allow_cross_namespace_refs,
         )
 
-    def template(self, hr: HelmRelease, chart: FetchedChart, note: Callable[[str], None]) -> str:
-        composed = self.values(hr, chart)
+    def template(
+        self,
+        hr: HelmRelease,
+        chart: FetchedChart,
+        note: Callable[[str], None],
+        composed: values_mod.ComposedValues | None = None,
+    ) -> str:
+        """``hr`` rendered with ``composed`` (composed here when not given)."""
+        composed = composed or self.values(hr, chart)
         for skipped in composed.skipped:
             note(f"note: HelmRelease {hr.key}: optional {skipped}: left out")
         ref = ReleaseRef.of(hr)
@@ -297,7 +318,7 @@ def _write_file(output_dir: Path, hr: HelmRelease, text: str | None) -> Path:
 
 
 @contextmanager
-def _closing(renderer: _Renderer) -> Iterator[_Renderer]:
+def _closing(renderer: ReleaseRenderer) -> Iterator[ReleaseRenderer]:
     try:
         yield renderer
     finally:
@@ -343,7 +364,7 @@ def render(
 
     worktree = find_work_tree(root, GitSettings(timeout_s=settings.git.timeout_s))
     progress = _Progress(err, len(releases), len(releases) >= options.progress_from)
-    with _closing(_Renderer(settings, options, objects)) as renderer:
+    with _closing(ReleaseRenderer(settings, options, objects)) as renderer:
         resolver = renderer.build_resolver(releases)
         for manifest, hr in releases:
             progress.step(hr.key)

@@ -65,3 +65,11 @@ def load_or_create(kube: Kube, namespace: str) -> bytes:
             "backup, or delete the Secret to have a new key made (every release is then upgraded once)",
         )
     return key
+
+
+def read_existing(kube: Kube, namespace: str) -> bytes | None:
+    """The key if one exists and is usable, else None; creates nothing (for ``plan``, which
+    changes nothing: with no key yet, the agent makes one and no digest can be known before)."""
+    data = kube.get_secret_data(namespace, KEY_SECRET)
+    key = (data or {}).get(KEY_FIELD, b"")
+    return key if len(key) >= MIN_KEY_BYTES else None

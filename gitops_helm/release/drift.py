@@ -77,7 +77,8 @@ def _walk(a: Any, b: Any, path: str) -> Iterator[str]:
         yield path or "/"
 
 
-def _strip(obj: Mapping[str, Any]) -> dict[str, Any]:
+def comparable(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """``obj`` without its status and the metadata the server owns (what a comparison reads)."""
     out = {k: v for k, v in obj.items() if k != "status"}
     meta = dict(out.get("metadata") or {})
     for key in _VOLATILE_METADATA:
@@ -94,7 +95,7 @@ def differences(
     expected: Mapping[str, Any], live: Mapping[str, Any], ignore: Sequence[str] = ()
 ) -> tuple[str, ...]:
     """JSON pointers where ``expected`` (a dry-run result) and ``live`` differ, minus ``ignore``."""
-    return tuple(p for p in _walk(_strip(expected), _strip(live), "") if not _ignored(p, ignore))
+    return tuple(p for p in _walk(comparable(expected), comparable(live), "") if not _ignored(p, ignore))
 
 
 def _pointers_for(

@@ -247,6 +247,13 @@ class GitSource:
             self._notify(new)
         return new
 
+    def checkout_ref(self, ref: str) -> Checkout:
+        """A checkout of ``ref`` (a branch, tag or commit id of the repository) for ``plan --ref``;
+        raises :class:`GitError`."""
+        with self._poll_lock:
+            self._mirror.ensure_mirror()
+            return self._materialise(self._mirror.resolve(ref), None)
+
     def _materialise(self, sha: str, previous: Checkout | None) -> Checkout:
         dest = self.checkouts_dir / sha
         skipped: tuple[str, ...] = ()

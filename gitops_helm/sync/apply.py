@@ -84,6 +84,15 @@ class _Fenced(Exception):
     """This replica lost the Lease during a sync: nothing more may be written."""
 
 
+@dataclass(frozen=True)
+class DiffEntry:
+    """One object of a sync preview: ``create``, ``update``, ``unchanged`` or ``delete``."""
+
+    change: str
+    key: ObjectKey
+    origin: str | None  # the file and line declaring it; None for a deletion
+
+
 class Syncer:
     def __init__(
         self,
@@ -377,6 +386,20 @@ class Syncer:
 
     def diff(self, root: Path, paths: tuple[str, ...]) -> tuple[list[str], list[str]]:
         """Lines describing what a sync would do, and errors. Changes nothing in the cluster."""
+        entries, errors = self.diff_entries(root, paths)
+        lines: list[str] = []
+        for entry in entries:
+            if entry.change == "unchanged":
+                lines.append(f"{UNCHANGED} {entry.key}")
+            elif entry.change == "delete":
+                lines.append(f"delete    {entry.key}")
+            else:
+                lines.append(f"{entry.change:9} {entry.key}  ({entry.origin})")
+        return lines, errors
+
+    def diff_entries(self, root: Path, paths: tuple[str, ...]) -> tuple[list[DiffEntry], list[str]]:
+        """What a sync would do to each object (create, update, unchanged, delete), and errors;
+        ``diff`` prints them, ``preview`` reports them. Changes nothing in the cluster."""
         disc = discover(root, list(paths), only_helmreleases=self.settings.only_helmreleases)
         errors = [str(e) for e in disc.errors]
         state = self._state()
@@ -412,7 +435,7 @@ class Syncer:
             default_namespace=self.settings.default_namespace,
             only_helmreleases=self.settings.only_helmreleases,
         )
-        lines: list[str] = []
+        entries: list[DiffEntry] = []
         for verb, items in (("create", plan.create), ("update", plan.update)):
             for m in items:
                 problem = self._validate(m)
@@ -424,9 +447,8 @@ class Syncer:
                 except KubeError as exc:
                     errors.append(f"{m.origin}: {m.key}: server-side dry run: {exc.message}")
                     continue
-                lines.append(f"{verb:9} {m.key}  ({m.origin})")
-        for m in plan.unchanged:
-            lines.append(f"{UNCHANGED} {m.key}")
+                entries.append(DiffEntry(verb, m.key, str(m.origin)))
+        entries += [DiffEntry("unchanged", m.key, str(m.origin)) for m in plan.unchanged]
         if self.settings.garbage_collection and plan.garbage_collection:
-            lines += [f"delete    {key}" for key in plan.delete]
-        return lines, errors
+            entries += [DiffEntry("delete", key, None) for key in plan.delete]
+        return entries, errors

@@ -1,0 +1,235 @@
+"""``gitops-helm plan``'s pure parts: the summary, the three formats, the exit status, redaction
+of Secret-derived strings and Secrets' data, and the explanation of a digest that moved."""
+
+from __future__ import annotations
+
+import json
+import string
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gitops_helm.preview import report as rp
+from gitops_helm.preview.objects import REDACTED, REDACTED_CHANGED, Redactor, leaf_strings, unified_diff
+
+
+def _release(name: str = "apps/web", action: str = rp.UPGRADE, **kw: Any) -> rp.ReleasePlan:
+    return rp.ReleasePlan(name, name, action, **kw)
+
+
+def _report(*releases: rp.ReleasePlan, manifests: tuple[rp.ManifestChange, ...] = ()) -> rp.PlanReport:
+    return rp.PlanReport(
+        "https://git.example/config.git next", "0123456789abcdef", list(releases), list(manifests)
+    )
+
+
+CHANGED_CM = rp.ObjectChange("ConfigMap/apps/web-config", rp.CHANGE, "-  message: one\n+  message: two\n")
+
+
+def test_summary_rows_give_action_version_move_and_object_counts() -> None:
+    report = _report(
+        _release(
+            chart="hello",
+            version_from="0.1.0",
+            version_to="0.2.0",
+            objects=(CHANGED_CM, rp.ObjectChange("Service/apps/web", rp.DELETE, "")),
+        ),
+        _release("apps/new", rp.INSTALL, chart="hello", version_to="0.1.0"),
+        _release("apps/old", rp.UNINSTALL, chart="hello", version_from="0.1.0"),
+        _release("apps/same", rp.NO_CHANGE, chart="hello", version_from="0.1.0", version_to="0.1.0"),
+    )
+    assert rp.summary_rows(report) == [
+        ("apps/web", "upgrade", "hello", "0.1.0 -> 0.2.0", "0", "1", "1"),
+        ("apps/new", "install", "hello", "(none) -> 0.1.0", "0", "0", "0"),
+        ("apps/old", "uninstall", "hello", "0.1.0 -> (none)", "0", "0", "0"),
+        ("apps/same", "no change", "hello", "0.1.0", "0", "0", "0"),
+    ]
+
+
+def test_exit_status_no_change_changes_and_errors() -> None:
+    same = _release(action=rp.NO_CHANGE)
+    assert _report(same, manifests=(rp.ManifestChange("unchanged", "ConfigMap apps/x"),)).exit_code() == 0
+    assert _report(same, manifests=(rp.ManifestChange("update", "ConfigMap apps/x"),)).exit_code() == 1
+    assert _report(_release(action=rp.INSTALL)).exit_code() == 1
+    # drift of an unchanged release is a change to show
+    assert _report(_release(action=rp.NO_CHANGE, objects=(CHANGED_CM,))).exit_code() == 1
+    assert _report(_release(action=rp.ERROR, error="chart: not found")).exit_code() == 2
+    errored = _report(_release(action=rp.INSTALL))
+    errored.errors.append("app/x.yaml:3: not YAML")
+    assert errored.exit_code() == 2
+
+
+def test_text_has_the_table_then_each_release_with_inputs_and_diffs() -> None:
+    report = _report(
+        _release(
+            chart="hello",
+            version_from="0.1.0",
+            version_to="0.1.0",
+            planned_digest="h1-new",
+            live_digest="h1-old",
+            objects=(CHANGED_CM,),
+            inputs=(rp.Input("ConfigMap", "apps/values", "sha256:aaaa"),),
+        ),
+        manifests=(rp.ManifestChange("create", "ConfigMap apps/values", "app/values.yaml:1"),),
+    )
+    out = rp.text(report)
+    lines = out.splitlines()
+    assert lines[0] == "# plan of https://git.example/config.git next at 0123456789ab"
+    assert lines[2].split() == ["RELEASE", "ACTION", "CHART", "VERSION", "CREATED", "CHANGED", "DELETED"]
+    assert lines[3].split() == ["apps/web", "upgrade", "hello", "0.1.0", "0", "1", "0"]
+    assert "manifests: 1 to create, 0 to update, 0 to delete, 0 unchanged" in lines
+    assert "  digest: h1-old -> h1-new" in lines
+    assert "    ConfigMap apps/values: sha256:aaaa" in lines
+    assert "  change ConfigMap/apps/web-config" in lines
+    assert "    +  message: two" in lines
+
+
+def test_markdown_is_a_table_and_fenced_diffs_that_survive_backticks_and_pipes() -> None:
+    tricky = rp.ObjectChange("ConfigMap/apps/web-config", rp.CHANGE, "+  script: |\n```\n+  a|b\n")
+    out = rp.markdown(_report(_release("apps/w|eb", chart="hello", version_to="0.1.0", objects=(tricky,))))
+    assert "| Release | Action | Chart | Version | Created | Changed | Deleted |" in out
+    assert "| apps/w\\|eb | upgrade | hello | (none) -> 0.1.0 | 0 | 1 | 0 |" in out
+    assert "````diff\n+  script: |\n```\n+  a|b\n````" in out  # a longer fence than the diff's
+    assert "<details>" in out and "</details>" in out
+
+
+def test_json_document_round_trips_and_carries_digests_and_inputs() -> None:
+    release = _release(
+        planned_digest="h1-new",
+        live_digest="h1-old",
+        objects=(CHANGED_CM,),
+        inputs=(rp.Input("Secret", "apps/creds", "h1-abcd"),),
+        manifest_change="update",
+    )
+    doc = json.loads(json.dumps(rp.document(_report(release))))
+    (entry,) = doc["releases"]
+    assert entry["plannedDigest"] == "h1-new" and entry["liveDigest"] == "h1-old"
+    assert entry["objects"] == {"created": 0, "changed": 1, "deleted": 0}
+    assert entry["inputs"] == [{"kind": "Secret", "name": "apps/creds", "fingerprint": "h1-abcd"}]
+    assert entry["helmReleaseChange"] == "update"
+    assert doc["exitCode"] == 1
+
+
+def test_a_moved_digest_is_explained_by_the_inputs_that_changed() -> None:
+    before = _release(
+        planned_digest="h1-a",
+        inputs=(
+            rp.Input("chart", "repo hello", "hello 0.1.0"),
+            rp.Input("ConfigMap", "apps/values", "sha256:1111"),
+            rp.Input("URL", "https://values.example/v.yaml", "sha256:3333"),
+        ),
+    )
+    saved = rp.document(_report(before))
+    after = _release(
+        planned_digest="h1-b",
+        inputs=(
+            rp.Input("chart", "repo hello", "hello 0.1.0"),
+            rp.Input("ConfigMap", "apps/values", "sha256:2222"),
+            rp.Input("Secret", "apps/creds", "h1-x"),
+        ),
+    )
+    (line,) = rp.explain_against(_report(after), saved)
+    assert line == (
+        "apps/web: planned digest h1-a -> h1-b: ConfigMap apps/values: sha256:1111 -> sha256:2222; "
+        "Secret apps/creds: newly read (h1-x); URL https://values.example/v.yaml: no longer read"
+    )
+    # the same digest: nothing to explain
+    assert rp.explain_against(_report(before), saved) == []
+    # the same inputs, another digest: the HelmRelease itself changed
+    moved = _release(planned_digest="h1-c", inputs=before.inputs)
+    assert rp.explain_against(_report(moved), saved) == [
+        "apps/web: planned digest h1-a -> h1-c: no input changed (the HelmRelease spec did)"
+    ]
+
+
+def test_a_saved_plan_with_malformed_inputs_is_read_without_failing() -> None:
+    saved = {"releases": [{"helmRelease": "apps/web", "plannedDigest": "h1-a", "inputs": [1, {"kind": 2}]}]}
+    lines = rp.explain_against(_report(_release(planned_digest="h1-b")), saved)
+    assert lines == ["apps/web: planned digest h1-a -> h1-b: no input changed (the HelmRelease spec did)"]
+
+
+# -- redaction -------------------------------------------------------------------------------
+
+
+def _configmap(message: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "n"},
+        "data": {"m": message},
+    }
+
+
+def test_secret_derived_strings_are_redacted_in_diffs_also_base64_encoded() -> None:
+    redactor = Redactor()
+    redactor.add(leaf_strings({"db": {"password": "hunter2-long"}, "port": 5432, "on": True}))
+    live = _configmap("old")
+    planned = _configmap("url=postgres://u:hunter2-long@db")
+    planned["data"]["b64"] = "aHVudGVyMi1sb25n"  # base64 of the password, as b64enc writes it
+    diff = unified_diff("ConfigMap/n/c", live, planned, redactor)
+    assert "hunter2-long" not in diff and "aHVudGVyMi1sb25n" not in diff
+    assert f"+  m: url=postgres://u:{REDACTED}@db" in diff
+    assert f"+  b64: {REDACTED}" in diff
+
+
+def test_a_secrets_data_is_never_shown_only_whether_each_key_changes() -> None:
+    def secret(**data: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "n"},
+            "data": data,
+        }
+
+    diff = unified_diff(
+        "Secret/n/s", secret(a="YQ==", b="Yg=="), secret(a="YQ==", b="Yw==", c="ZA=="), Redactor()
+    )
+    assert "YQ==" not in diff and "Yg==" not in diff and "Yw==" not in diff and "ZA==" not in diff
+    assert f"-  b: {REDACTED}" in diff and f"+  b: {REDACTED_CHANGED}" in diff
+    assert f"+  c: {REDACTED_CHANGED}" in diff
+    assert f"  a: {REDACTED}" in diff  # unchanged key: context, no change mark
+
+
+def test_a_created_and_a_deleted_object_diff_against_nothing() -> None:
+    created = unified_diff("ConfigMap/n/c", None, _configmap("x"), Redactor())
+    assert created.startswith("--- /dev/null\n+++ planned/ConfigMap/n/c\n")
+    deleted = unified_diff("ConfigMap/n/c", _configmap("x"), None, Redactor())
+    assert deleted.startswith("--- live/ConfigMap/n/c\n+++ /dev/null\n")
+    assert "status" not in unified_diff(
+        "ConfigMap/n/c", None, {**_configmap("x"), "status": {"a": 1}}, Redactor()
+    )
+
+
+SECRETISH = st.text(alphabet=string.ascii_letters + string.digits + "-_.:/@", min_size=4, max_size=24)
+
+
+@given(secret=SECRETISH, prefix=st.text(max_size=10), suffix=st.text(max_size=10))
+def test_property_no_secret_leaf_survives_redaction(secret: str, prefix: str, suffix: str) -> None:
+    redactor = Redactor()
+    redactor.add(leaf_strings({"nested": [{"value": secret}]}))
+    shown = redactor.data({"k": [f"{prefix}{secret}{suffix}"], f"key-{secret}": 1})
+    texts = [*shown, *shown["k"]]
+    # the mark itself may spell a short secret ("dact"): look outside it
+    assert not any(secret in text.replace(REDACTED, "\0") for text in texts), shown
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def test_plan_needs_a_directory_or_a_ref_and_says_so(capsys: Any) -> None:
+    from gitops_helm.cli import main
+
+    assert main(["plan"]) == 2
+    assert "plan: give a directory (plan DIR) or --git-url URL --ref REF" in capsys.readouterr().err
+    assert main(["plan", "--ref", "main"]) == 2
+    assert "plan --ref needs --git-url" in capsys.readouterr().err
+
+
+def test_a_since_file_that_is_not_a_saved_plan_is_named(tmp_path: Any, capsys: Any) -> None:
+    from gitops_helm.cli import main
+
+    bad = tmp_path / "plan.json"
+    bad.write_text('{"not": "a plan"}')
+    assert main(["plan", str(tmp_path), "--since", str(bad)]) == 2
+    assert f"--since {bad}: not a plan saved with -o json (no releases list)" in capsys.readouterr().err
