@@ -11,7 +11,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from gitops_helm.sync.plan import COMMIT_ANNOTATION
 from tests.conftest import Env
 from tests.integration.reconcile_helpers import (
     FAIL_TIMEOUT,
@@ -31,12 +30,15 @@ from tests.integration.syncfix import (
     configmap,
     get_object,
     helmrelease,
-    start_agent,
     synced_revision,
     unblock_namespace,
     unique_name,
     wait_for,
 )
+from tests.integration.syncfix import start_agent as start_agent_process
+
+# what the Git sync records on each object it applies: the commit its text was applied from
+COMMIT_ANNOTATION = "gitops-helm.io/commit"
 
 
 def _history(agent: Any, name: str, namespace: str) -> list[dict[str, Any]]:
@@ -126,9 +128,6 @@ def test_history_of_an_upgrade_a_failed_upgrade_and_its_rollback(
     assert data["history"] == history
     assert (data["lastReleaseRevision"], data["releaseStatus"]) == (4, "deployed")
 
-    # nothing to do: no helm call and no status write (the history is not rewritten)
-    assert_quiet_resync(agent, "app", namespace)
-
 
 def test_history_of_a_failed_test_and_the_rollback_it_caused(
     env: Env, namespace: str, start_agent: Any
@@ -174,6 +173,8 @@ def test_history_keeps_the_newest_entries_up_to_the_limit(env: Env, namespace: s
         ("upgrade", 3),
         ("upgrade", 2),
     ]
+    # an unchanged release: no helm call and no status write (the history is not rewritten)
+    assert_quiet_resync(agent, "app", namespace)
 
 
 def test_history_names_the_git_commit_and_an_unrelated_commit_does_not_rewrite_the_helmrelease(
@@ -188,7 +189,7 @@ def test_history_names_the_git_commit_and_an_unrelated_commit_does_not_rewrite_t
         },
         "first",
     )
-    agent = start_agent(env, tmp_path / "agent", namespace, url)
+    agent = start_agent_process(env, tmp_path / "agent", namespace, url)
     try:
         wait_for(
             "the install's entry",
