@@ -9,6 +9,7 @@ gitops-helm status [-n NS] [-o ...]                       HelmReleases, the Git 
 gitops-helm reconcile NAME [-n NS] [--with-source]        reconcile now, wait, exit 0 Ready / 1 not / 2 error
 gitops-helm suspend NAME | resume NAME                    spec.suspend (resume waits like reconcile)
 gitops-helm events [NAME] [-n NS | -A]                    Events of HelmReleases, newest last
+gitops-helm history NAME [-n NS] [-o table|json]          last attempts: Helm revision beside Git commit
 gitops-helm check [--as USER]                             API server, CRD, helm, git, RBAC
 gitops-helm images list --git-url URL ...                 images and chart versions found, and their updates
 gitops-helm images update [--dry-run] --git-url URL ...   one image update pass (commit, or print the diff)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gitops_helm.api.history import DEFAULT_HISTORY, MAX_HISTORY
 from gitops_helm.api.selector import SelectorError, parse_selector, shard_selector
 from gitops_helm.errors import ConfigError
 
@@ -292,6 +293,9 @@ class Settings:
     max_impersonated_clients: int = 64
     # Events remembered so that a repeated failure increments one Event's count (bounded memory)
     recent_events: int = 1024
+    # attempts kept in each HelmRelease's status.history (0: none); at most api.MAX_HISTORY, so
+    # the status object stays bounded
+    status_history_limit: int = DEFAULT_HISTORY
     update_chart_deps: bool = True
     git_default_ref: str = "master"
     repositories_file: str | None = None
@@ -608,6 +612,11 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         "--max-interruptions",
         help="interrupted release attempts (the agent killed mid-upgrade) retried for one desired "
         "state before each further one counts as a failure (default: 3)",
+    )
+    r.add_argument(
+        "--status-history-limit",
+        help="release attempts kept in each HelmRelease's status.history, newest first (0: none; "
+        f"at most {MAX_HISTORY}; default: {DEFAULT_HISTORY})",
     )
 
 
@@ -1056,6 +1065,7 @@ def settings_from_args(ns: argparse.Namespace, environ: Mapping[str, str] | None
         leader_election_retry_period_s=retry_period_s,
         retry=retry,
         failure_diagnosis=diagnosis,
+        status_history_limit=_history_limit(get_count("status-history-limit", DEFAULT_HISTORY, minimum=0)),
         shutdown_grace_s=get_dur("shutdown-grace", defaults.shutdown_grace_s),
         git=git,
         sync=sync,
@@ -1063,6 +1073,16 @@ def settings_from_args(ns: argparse.Namespace, environ: Mapping[str, str] | None
         image_commit=_image_commit_settings(get, get_count),
         images=_image_scan_settings(get, get_dur, get_count, defaults.images, get_bool),
     )
+
+
+def _history_limit(limit: int) -> int:
+    """``--status-history-limit``: a bound on every HelmRelease's status, so it has one itself."""
+    if limit > MAX_HISTORY:
+        raise ConfigError(
+            f"--status-history-limit: {limit} is more than {MAX_HISTORY} (the most the CRD allows in "
+            "status.history; each entry is a few hundred bytes of every HelmRelease's status)"
+        )
+    return limit
 
 
 def _shard_settings(get: Callable[[str], str | None]) -> tuple[str, str | None]:

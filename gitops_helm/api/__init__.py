@@ -24,6 +24,17 @@ from gitops_helm.api.conditions import (
     set_condition,
 )
 from gitops_helm.api.errors import APIError, Problem, SpecError
+from gitops_helm.api.history import (
+    COMMIT_ANNOTATION,
+    DEFAULT_HISTORY,
+    MAX_HISTORY,
+    AttemptOutcome,
+    HistoryAction,
+    HistoryEntry,
+    add_entry,
+    entry_for_revision,
+    record_test,
+)
 from gitops_helm.api.model import API_VERSION, GROUP, KIND, PLURAL, VERSION, HelmRelease, ObjectMeta
 from gitops_helm.api.parse import parse_helmrelease
 from gitops_helm.api.policy import UNLIMITED, ReleasePolicy, Remediation, TestPolicy, default_release_name
@@ -74,14 +85,18 @@ from gitops_helm.api.tenancy import cross_namespace_references, service_account_
 
 __all__ = [
     "API_VERSION",
+    "COMMIT_ANNOTATION",
+    "DEFAULT_HISTORY",
     "FLUX_RECONCILE_REQUEST_ANNOTATION",
     "GROUP",
     "KIND",
+    "MAX_HISTORY",
     "PLURAL",
     "RECONCILE_REQUEST_ANNOTATION",
     "UNLIMITED",
     "VERSION",
     "APIError",
+    "AttemptOutcome",
     "ChartFileValuesSource",
     "ChartSource",
     "ChartSourceKind",
@@ -98,6 +113,8 @@ __all__ = [
     "HelmRelease",
     "HelmReleaseSpec",
     "HelmReleaseStatus",
+    "HistoryAction",
+    "HistoryEntry",
     "InstallRemediationSpec",
     "InstallSpec",
     "ObjectMeta",
@@ -117,9 +134,11 @@ __all__ = [
     "UpgradeRemediationSpec",
     "UpgradeSpec",
     "ValuesSource",
+    "add_entry",
     "condition_pairs",
     "cross_namespace_references",
     "default_release_name",
+    "entry_for_revision",
     "find_condition",
     "format_time",
     "parse_helmrelease",
@@ -127,6 +146,7 @@ __all__ = [
     "phase_message",
     "reconcile_request",
     "record_phase",
+    "record_test",
     "remove_condition",
     "serialise_helmrelease",
     "serialise_spec",

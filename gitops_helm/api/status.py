@@ -37,6 +37,7 @@ Status fields (camelCase in the object):
 - `lastHandledReconcileAt`: the value of the reconcile request annotation
   (`gitops-helm.io/reconcile-requested-at`, else Flux's `reconcile.fluxcd.io/requestedAt`) that
   the last finished run saw, as Flux records it: `gitops-helm reconcile` waits for it.
+- `history`: the last attempts, newest first (see `gitops_helm.api.history`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from gitops_helm.api.conditions import (
     remove_condition,
     set_condition,
 )
+from gitops_helm.api.history import HistoryEntry, parse_history, serialise_history
 
 __all__ = [
     "HelmReleaseStatus",
@@ -149,6 +151,7 @@ class HelmReleaseStatus:
     interruptions: int = 0
     last_interrupted_digest: str | None = None
     last_handled_reconcile_at: str | None = None
+    history: tuple[HistoryEntry, ...] = ()
 
 
 def phase_message(phase: Phase, release_name: str, namespace: str, detail: str | None = None) -> str:
@@ -287,6 +290,10 @@ def serialise_status(status: HelmReleaseStatus, *, null_unset: bool = False) -> 
         }
         for c in status.conditions
     ]
+    if status.history:
+        result["history"] = serialise_history(status.history)
+    elif null_unset:
+        result["history"] = None
     return result
 
 
@@ -330,6 +337,7 @@ def parse_status(raw: object) -> HelmReleaseStatus:
         interruptions=number("interruptions") or 0,
         last_interrupted_digest=text("lastInterruptedDigest"),
         last_handled_reconcile_at=text("lastHandledReconcileAt"),
+        history=parse_history(raw.get("history")),
     )
 
 

@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from gitops_helm import log as logging
 from gitops_helm.adapters.helm import Helm, HelmError, HelmErrorKind, RollbackOptions, UpgradeOptions
 from gitops_helm.adapters.kube import Kube
-from gitops_helm.api import Phase, ReleasePolicy
+from gitops_helm.api import (
+    AttemptOutcome,
+    HistoryAction,
+    HistoryEntry,
+    Phase,
+    ReleasePolicy,
+    entry_for_revision,
+    format_time,
+)
 from gitops_helm.charts.artifact import FetchedChart
 from gitops_helm.release import plan as pl
 from gitops_helm.release.diagnose import Diagnoser, failure_message
@@ -43,6 +52,10 @@ class Target:
     values: dict[str, Any] = field(repr=False)  # may hold Secret data: never logged
     # the same desired state's digest as recorded before the digest key (``desired.unkeyed_digest``)
     unkeyed_digest: str = ""
+    # for status.history: the values digest keyed like the desired digest, and the Git commit the
+    # HelmRelease was applied from (its gitops-helm.io/commit annotation; None: not synced by us)
+    values_digest: str = ""
+    commit: str | None = None
 
 
 class ReleaseActions:
@@ -160,11 +173,13 @@ class ReleaseActions:
                     self._explained(exc.message, target, observed.latest_record) if wrote else exc.message
                 )
             report.phase(Phase.DEPLOY_FAILED, detail=message, step=f"{verb.capitalize()}Failed")
+            report.attempted(self._entry(target, HistoryAction(verb), started, False, wrote))
             report.event(True, f"{verb.capitalize()}Failed", message)
             log.warning(f"{verb} failed", release=ref.key, error=message, revision=wrote)
             return memory, False
         memory = pl.record_release(memory, desired, action=action, revision=info.revision)
         report.phase(Phase.DEPLOYED)
+        report.attempted(self._entry(target, HistoryAction(verb), started, True, info.revision))
         if not p.test.enable:
             report.phase(Phase.SUCCEEDED, revision=chart.revision)
         report.event(
@@ -185,8 +200,13 @@ class ReleaseActions:
         p = target.policy
         report.phase(Phase.TESTING)
         report.write()
+        started = self.clock()
         outcome = self.helm.test(p.release_name, p.target_namespace, p.test.timeout)
         memory = pl.record_test(memory, target.desired, passed=outcome.passed, now=self.clock())
+        tested = self._entry(
+            target, HistoryAction.TEST, started, outcome.passed, memory.last_release_revision
+        )
+        report.tested(replace(tested, test_result="passed" if outcome.passed else "failed"))
         attempted = report.status.last_attempted_revision
         if outcome.passed:
             report.phase(Phase.TESTED)
@@ -213,6 +233,7 @@ class ReleaseActions:
         failed_revision = memory.last_release_revision or 0
         report.phase(Phase.ROLLING_BACK)
         report.write()
+        started = self.clock()
         opts = RollbackOptions(
             timeout_s=p.rollback.timeout,
             wait=p.rollback.wait,
@@ -226,6 +247,7 @@ class ReleaseActions:
         memory = pl.record_rollback(
             memory, remediated=failed_revision, revision=revision, succeeded=failure is None
         )
+        report.attempted(self._rollback_entry(report, target, started, failure is None, revision, to))
         if failure is not None:
             message = self._explained(failure.message, target, observed.latest_record)
             report.phase(Phase.ROLLBACK_FAILED, detail=message)
@@ -247,6 +269,7 @@ class ReleaseActions:
         to = decision.rollback_to or 0
         report.phase(Phase.ROLLING_BACK, detail=f"restoring revision {to} before upgrading")
         report.write()
+        started = self.clock()
         opts = RollbackOptions(
             timeout_s=p.rollback.timeout,
             wait=False,
@@ -256,13 +279,11 @@ class ReleaseActions:
             max_history=p.max_history,
         )
         observed, failure = self._rollback_to(target, to, opts)
+        revision = observed.release.revision if observed.release else None
         memory = pl.record_restore(
-            memory,
-            target.desired,
-            revision=observed.release.revision if observed.release else None,
-            succeeded=failure is None,
-            now=self.clock(),
+            memory, target.desired, revision=revision, succeeded=failure is None, now=self.clock()
         )
+        report.attempted(self._rollback_entry(report, target, started, failure is None, revision, to))
         if failure is not None:
             message = self._explained(failure.message, target, observed.latest_record)
             report.phase(Phase.ROLLBACK_FAILED, detail=message)
@@ -291,6 +312,33 @@ class ReleaseActions:
                 raise
             return observe(self.kube, target.ref), exc
         return observe(self.kube, target.ref), None
+
+    def _entry(
+        self, target: Target, action: HistoryAction, started: float, ok: bool, revision: int | None
+    ) -> HistoryEntry:
+        """The ``status.history`` entry of an action on ``target`` that started at ``started``."""
+        chart = target.chart
+        return HistoryEntry(
+            action=action,
+            outcome=AttemptOutcome.SUCCEEDED if ok else AttemptOutcome.FAILED,
+            started_at=_stamp(started),
+            finished_at=_stamp(self.clock()),
+            helm_revision=revision,
+            git_commit=target.commit,
+            chart_name=chart.name,
+            chart_version=chart.version,
+            chart_digest=chart.digest,
+            values_digest=target.values_digest or None,
+        )
+
+    def _rollback_entry(
+        self, report: StatusReport, target: Target, started: float, ok: bool, revision: int | None, to: int
+    ) -> HistoryEntry:
+        """A rollback's entry describes what it restored: the commit, chart and values of the
+        entry of revision ``to`` (unset when the history no longer holds it)."""
+        entry = self._entry(target, HistoryAction.ROLLBACK, started, ok, revision)
+        restored = _describing(entry, entry_for_revision(report.status.history, to))
+        return replace(restored, rolled_back_to=to)
 
     def _explained(
         self,
@@ -329,6 +377,7 @@ class ReleaseActions:
         observed = observation.release
         remediated = observed.revision if observed and decision.remediation else None
         ok = True
+        started = self.clock()
         try:
             self.helm.uninstall(p.release_name, p.target_namespace, p.timeout)
         except HelmError as exc:
@@ -338,6 +387,10 @@ class ReleaseActions:
             report.event(True, "UninstallFailed", exc.message)
         else:
             report.event(False, "Uninstalled", f"{decision.reason}: release {p.release_name} uninstalled")
+        removed = observed.revision if observed else None
+        entry = self._entry(target, HistoryAction.UNINSTALL, started, ok, removed)
+        # what it removed, as the history recorded it
+        report.attempted(_describing(entry, entry_for_revision(report.status.history, removed)))
         log.info("uninstall", release=target.ref.key, ok=ok, reason=decision.reason)
         return pl.record_uninstall(memory, remediated=remediated, succeeded=ok), ok
 
@@ -396,3 +449,19 @@ class ReleaseActions:
         self.helm.uninstall(policy.release_name, policy.target_namespace, policy.timeout)
         report.event(False, "Uninstalled", f"HelmRelease deleted: release {policy.release_name} uninstalled")
         log.info("uninstalled on deletion", release=report.hr.key)
+
+
+def _stamp(epoch: float) -> str:
+    return format_time(datetime.fromtimestamp(epoch, UTC))
+
+
+def _describing(entry: HistoryEntry, source: HistoryEntry | None) -> HistoryEntry:
+    """``entry`` with the commit, chart and values of ``source`` (None: unknown, all unset)."""
+    return replace(
+        entry,
+        git_commit=source.git_commit if source else None,
+        chart_name=source.chart_name if source else None,
+        chart_version=source.chart_version if source else None,
+        chart_digest=source.chart_digest if source else None,
+        values_digest=source.values_digest if source else None,
+    )

@@ -43,6 +43,12 @@ def desired_digest(policy: ReleasePolicy, chart_digest: str, values_digest: str,
     return "h1-" + hmac.new(key, encoded, hashlib.sha256).hexdigest()[:48]
 
 
+def keyed_values_digest(values_digest: str, key: bytes) -> str:
+    """The values digest as ``status.history`` shows it: keyed like the desired digest (values may
+    hold Secret data; a plain digest would let anyone who reads the status test guesses)."""
+    return "h1-" + hmac.new(key, values_digest.encode(), hashlib.sha256).hexdigest()[:48]
+
+
 def plan_policy(
     policy: ReleasePolicy, retry: RetrySettings, *, merges_from_deployed: bool = False
 ) -> pl.Policy:

@@ -30,6 +30,7 @@ from gitops_helm.adapters.helm import Helm, HelmError
 from gitops_helm.adapters.http import HTTPClient, Limits
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
 from gitops_helm.api import (
+    COMMIT_ANNOTATION,
     ChartSource,
     HelmRelease,
     Phase,
@@ -47,7 +48,7 @@ from gitops_helm.config import Settings
 from gitops_helm.errors import GitopsHelmError
 from gitops_helm.release import plan as pl
 from gitops_helm.release.actions import ReleaseActions, Target
-from gitops_helm.release.desired import desired_state, plan_policy, unkeyed_digest
+from gitops_helm.release.desired import desired_state, keyed_values_digest, plan_policy, unkeyed_digest
 from gitops_helm.release.diagnose import Diagnoser
 from gitops_helm.release.identity import DIGEST_LABEL, FINALIZER, ReleaseRef
 from gitops_helm.release.memory import memory_from_status
@@ -174,7 +175,13 @@ class Reconciler:
             )
             return Outcome(ok=False, message=message)
         report = StatusReport(
-            self.kube, fresh, hr, plan_policy(hr.policy, self.settings.retry), self.clock, self.may_act
+            self.kube,
+            fresh,
+            hr,
+            plan_policy(hr.policy, self.settings.retry),
+            self.clock,
+            self.may_act,
+            history_limit=self.settings.status_history_limit,
         )
         identity = self.identity(hr)
         outcome = self._run(report, identity)
@@ -281,7 +288,16 @@ class Reconciler:
             merges_from_deployed=identity.helm.major < 4,
         )
         unkeyed = unkeyed_digest(hr.policy, chart.digest, composed.digest)
-        return Target(ref, hr.policy, desired, chart, composed.values, unkeyed_digest=unkeyed)
+        return Target(
+            ref,
+            hr.policy,
+            desired,
+            chart,
+            composed.values,
+            unkeyed_digest=unkeyed,
+            values_digest=keyed_values_digest(composed.digest, self.digest_key()),
+            commit=hr.metadata.annotations.get(COMMIT_ANNOTATION) or None,
+        )
 
     def _drive(self, report: StatusReport, target: Target, identity: Identity) -> Outcome:
         """Observe, plan, act, record; until the plan needs no helm call (or no progress is made)."""

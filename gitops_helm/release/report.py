@@ -16,15 +16,19 @@ from typing import Any
 from gitops_helm import log as logging
 from gitops_helm.adapters.kube import Kube, KubeError
 from gitops_helm.api import (
+    DEFAULT_HISTORY,
     ConditionStatus,
     ConditionType,
     HelmRelease,
+    HistoryEntry,
     Phase,
     SpecError,
+    add_entry,
     find_condition,
     parse_status,
     phase_message,
     record_phase,
+    record_test,
     serialise_status,
     set_condition,
     set_reconciling,
@@ -57,8 +61,12 @@ class StatusReport:
         policy: pl.Policy,
         clock: Callable[[], float],
         may_write: Callable[[], bool] = lambda: True,
+        *,
+        history_limit: int = DEFAULT_HISTORY,
     ) -> None:
         self.kube = kube
+        # entries kept in status.history (the agent's --status-history-limit)
+        self.history_limit = history_limit
         # False once this replica lost the leader Lease: a run it started (frozen, resumed after
         # a standby took over and recorded later changes) must not write its stale view over them
         self.may_write = may_write
@@ -118,6 +126,18 @@ class StatusReport:
                 # a test or rollback of a Ready release is in progress too: Ready and
                 # Reconciling are never both True (a failed step's Ready=False is kept)
                 self._ready(ConditionStatus.UNKNOWN, "Progressing", message)
+
+    def attempted(self, entry: HistoryEntry) -> None:
+        """A helm action ended: its entry goes first in ``status.history`` (sent with the
+        action's outcome by the next :meth:`write`, never on its own)."""
+        history = add_entry(self.status.history, entry, self.history_limit)
+        self.status = replace(self.status, history=history)
+
+    def tested(self, entry: HistoryEntry) -> None:
+        """A test ended: it completes the entry of the revision it tested (``api.record_test``)."""
+        self.status = replace(
+            self.status, history=record_test(self.status.history, entry, self.history_limit)
+        )
 
     def remember(self, memory: pl.Memory) -> None:
         self.status = status_with_memory(self.status, memory)

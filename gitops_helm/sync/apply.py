@@ -1,17 +1,17 @@
 """Apply a Git checkout to the cluster: server-side apply in order, garbage collection, sync state.
 
-Place in the flow: after ``source`` has a checkout of the branch head and ``sync.discover`` has found
-its objects, :meth:`Syncer.sync` applies them (CRDs, Namespaces, config objects, the rest,
-HelmReleases last) with server-side apply under one field manager, each labelled with its source
-and annotated with its checksum. One broken object does not stop the others. HelmReleases are
-validated with the API parser first, so a malformed one is reported with its file and line and
-never reaches the cluster. Garbage collection (opt-in) deletes only objects this source applied
-(inventory + source label) that left Git, and is skipped entirely when discovery was incomplete,
-so a broken file never deletes what it declared. The outcome is kept in a ConfigMap
-``gitops-helm-sync-<name>`` (last commit, time, errors, inventory and the identity of the source
-that owns it) that ``gitops-helm status`` reads. A sync that finds the inventory of another
-source (URL, branch or paths; see ``plan.decide_ownership``) applies, deletes nothing, leaves
-that inventory to its owner and reports an error naming both.
+Place in the flow: after ``source`` has a checkout of the branch head and ``sync.discover`` has
+found its objects, :meth:`Syncer.sync` applies them (CRDs, Namespaces, config objects, the rest,
+HelmReleases last) with server-side apply under one field manager, each labelled with its source and
+annotated with its checksum and the commit its text was applied from. One broken object does not
+stop the others. HelmReleases are validated with the API parser first, so a malformed one is
+reported with its file and line and never reaches the cluster. Garbage collection (opt-in) deletes
+only objects this source applied (inventory + source label) that left Git, and is skipped entirely
+when discovery was incomplete, so a broken file never deletes what it declared. The outcome is kept
+in a ConfigMap ``gitops-helm-sync-<name>`` (last commit, time, errors, inventory and the identity of
+the source that owns it) that ``gitops-helm status`` reads. A sync that finds the inventory of
+another source (URL, branch or paths; see ``plan.decide_ownership``) applies, deletes nothing,
+leaves that inventory to its owner and reports an error naming both.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from gitops_helm.sync.plan import (
     OwnershipDecision,
     SourceIdentity,
     apply_order,
+    commit_to_record,
     decide_ownership,
     diff_plan,
     dump_inventory,
@@ -122,8 +123,8 @@ class Syncer:
             self._scope[key] = self.kube.is_namespaced(api_version, kind)
         return self._scope[key]
 
-    def _body(self, m: Manifest) -> dict[str, Any]:
-        body = prepare_for_apply(m, self.source)
+    def _body(self, m: Manifest, commit: str | None = None) -> dict[str, Any]:
+        body = prepare_for_apply(m, self.source, commit)
         meta = body["metadata"]
         if self._namespaced(m.api_version, m.key.kind):
             meta.setdefault("namespace", self.settings.default_namespace)
@@ -224,8 +225,11 @@ class Syncer:
                 live = self.kube.get(m.api_version, m.key.kind, meta.get("namespace"), meta["name"])
                 if live is not None and ignored_in_cluster(live.get("metadata")):
                     continue
-                desired = body["metadata"]["annotations"]
                 live_meta = (live or {}).get("metadata") or {}
+                # the commit this text was applied from: kept as recorded while the text is the
+                # same, so a commit that does not change the object does not rewrite it
+                body = self._body(m, commit_to_record(m, live_meta, result.revision))
+                desired = body["metadata"]["annotations"]
                 same_text = (
                     live is not None
                     and live_checksum(live_meta) == desired.get("gitops-helm.io/checksum")

@@ -10,6 +10,9 @@ Ownership and garbage collection (safer than Flux v1's label sweep):
 - Every applied object gets the label ``gitops-helm.io/source: <source id>`` (see
   :func:`source_id`) and the annotation ``gitops-helm.io/checksum: <sha256 hex>`` of the object
   as written in Git (:func:`checksum`).
+- It also gets ``gitops-helm.io/commit: <sha>``, the commit its text was applied from
+  (:func:`commit_to_record`): the sync's commit when the text changed, else the commit already
+  recorded, so a new commit that leaves an object as it was does not rewrite it.
 - After a sync the caller stores the *inventory*: the keys it applied (:func:`next_inventory`,
   serialised by :func:`dump_inventory`). Garbage-collection candidates are the keys of the previous
   inventory that Git no longer declares (:func:`plan_gc`); none when the discovery was incomplete
@@ -42,11 +45,12 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
-from gitops_helm.api import GROUP, KIND
+from gitops_helm.api import COMMIT_ANNOTATION, GROUP, KIND
 from gitops_helm.sync.model import Discovery, IgnorePolicy, Manifest, ObjectKey, ignore_policy
 
 __all__ = [
     "CHECKSUM_ANNOTATION",
+    "COMMIT_ANNOTATION",
     "SOURCE_LABEL",
     "ApplyPhase",
     "Ownership",
@@ -57,6 +61,7 @@ __all__ = [
     "apply_phase",
     "canonical_json",
     "checksum",
+    "commit_to_record",
     "decide_ownership",
     "delete_order",
     "diff_plan",
@@ -65,6 +70,7 @@ __all__ = [
     "in_mode",
     "is_valid_label_value",
     "live_checksum",
+    "live_commit",
     "load_identity",
     "load_inventory",
     "may_delete",
@@ -282,10 +288,11 @@ def size_problem(body: Mapping[str, Any]) -> str | None:
     return f"the object is {size} bytes, larger than the {limit} bytes the Kubernetes API server accepts"
 
 
-def prepare_for_apply(manifest: Manifest, source: str) -> dict[str, Any]:
-    """A copy of the manifest's body with this source's label and the checksum annotation.
+def prepare_for_apply(manifest: Manifest, source: str, commit: str | None = None) -> dict[str, Any]:
+    """A copy of the manifest's body with this source's label and the checksum annotation, and
+    the commit annotation when ``commit`` is given (see :func:`commit_to_record`).
 
-    Values already present under those two names are overwritten; ``manifest.body`` is not
+    Values already present under those names are overwritten; ``manifest.body`` is not
     changed. Raises ``ValueError`` if ``source`` is not a valid label value.
     """
     if not is_valid_label_value(source):
@@ -296,6 +303,10 @@ def prepare_for_apply(manifest: Manifest, source: str) -> dict[str, Any]:
     annotations = metadata.get("annotations") or {}
     metadata["labels"] = {**labels, SOURCE_LABEL: source}
     metadata["annotations"] = {**annotations, CHECKSUM_ANNOTATION: checksum(manifest.body)}
+    if commit:
+        metadata["annotations"][COMMIT_ANNOTATION] = commit
+    else:  # a commit annotation written in Git is not ours to pass on as the applied commit
+        metadata["annotations"].pop(COMMIT_ANNOTATION, None)
     return body
 
 
@@ -316,6 +327,26 @@ def live_checksum(live_metadata: object) -> str | None:
     """The checksum annotation of a live object, if it has one."""
     value = _string_map(live_metadata, "annotations").get(CHECKSUM_ANNOTATION)
     return value if isinstance(value, str) else None
+
+
+def live_commit(live_metadata: object) -> str | None:
+    """The commit annotation of a live object, if it has one."""
+    value = _string_map(live_metadata, "annotations").get(COMMIT_ANNOTATION)
+    return value if isinstance(value, str) and value else None
+
+
+def commit_to_record(manifest: Manifest, live_metadata: object, revision: str) -> str | None:
+    """The commit to record on the object a sync of ``revision`` applies for ``manifest``.
+
+    When the live object holds the same Git text (its checksum annotation equals this text's),
+    the commit it already records is kept (``None`` when it records none: applied by a version
+    that did not record commits), so a commit that does not change an object costs no write and
+    the annotation keeps naming the commit that last changed it. Otherwise ``revision``; ``None``
+    for an empty revision.
+    """
+    if live_checksum(live_metadata) == checksum(manifest.body):
+        return live_commit(live_metadata)
+    return revision or None
 
 
 def ignored_in_cluster(live_metadata: object) -> bool:

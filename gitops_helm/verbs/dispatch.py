@@ -11,6 +11,7 @@ from gitops_helm.config import BAD_BOOLEANS
 from gitops_helm.verbs.check import check
 from gitops_helm.verbs.events import events
 from gitops_helm.verbs.flags import get_words
+from gitops_helm.verbs.history import history
 from gitops_helm.verbs.reconcile import reconcile, resume, suspend
 from gitops_helm.verbs.releases import get, status
 from gitops_helm.verbs.session import Session
@@ -25,6 +26,7 @@ _VERBS: dict[str, Callable[[Session], int]] = {
     "resume": resume,
     "events": events,
     "check": check,
+    "history": history,
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 __all__ = ["EXPLAIN", "KINDS", "VERBS", "add_verbs", "get_words", "positive_count", "positive_seconds"]
 
-VERBS = ("get", "status", "reconcile", "suspend", "resume", "events", "check")
+VERBS = ("get", "status", "reconcile", "suspend", "resume", "events", "check", "history")
 EXPLAIN = "explain"  # a verb with agent settings (charts, values URLs): dispatched by ``cli``
 _OUTPUTS = ("table", "wide", "json", "yaml")
 KINDS = ("helmreleases", "helmrelease", "hr")  # `get [KIND] [NAME]`: the kind is optional
@@ -127,6 +127,15 @@ def add_verbs(sub: argparse._SubParsersAction[Any]) -> None:
         "--limit", type=positive_count, default=500, help="only the newest N Events (default: 500)"
     )
     _cluster(events, all_namespaces=True)
+
+    history = sub.add_parser(
+        "history",
+        help="a HelmRelease's last release attempts: Helm revision and Git commit, action, outcome, "
+        "test, chart, times",
+    )
+    history.add_argument("name", metavar="NAME", help="the HelmRelease")
+    _cluster(history, all_namespaces=False)
+    history.add_argument("-o", "--output", choices=("table", "json"), default="table", help="default: table")
 
     check = sub.add_parser(
         "check", help="prerequisites: API server, CRD, helm, git, RBAC of the current identity"

@@ -146,6 +146,34 @@ def full_manifest(chart: dict[str, Any] | None = None) -> dict[str, Any]:
                 "lastTransitionTime": "2024-05-01T11:00:00Z",
             }
         ],
+        "history": [
+            {
+                "action": "rollback",
+                "outcome": "succeeded",
+                "helmRevision": 4,
+                "gitCommit": "0123456789abcdef0123456789abcdef01234567",
+                "chartName": "web",
+                "chartVersion": "6.5.4",
+                "chartDigest": "sha256:cccc",
+                "valuesDigest": "h1-dddd",
+                "rolledBackTo": 2,
+                "startedAt": "2024-05-01T11:40:00Z",
+                "finishedAt": "2024-05-01T11:40:05Z",
+            },
+            {
+                "action": "upgrade",
+                "outcome": "failed",
+                "helmRevision": 3,
+                "gitCommit": "89abcdef0123456789abcdef0123456789abcdef",
+                "chartName": "web",
+                "chartVersion": "6.6.0",
+                "chartDigest": "sha256:eeee",
+                "valuesDigest": "h1-ffff",
+                "testResult": "failed",
+                "startedAt": "2024-05-01T11:30:00Z",
+                "finishedAt": "2024-05-01T11:35:00Z",
+            },
+        ],
     }
     return obj
 

@@ -32,3 +32,13 @@ def test_flags_and_environment() -> None:
 def test_a_bad_bound_is_a_clear_error(value: str, error: str) -> None:
     with pytest.raises(ConfigError, match=f"--max-interruptions: .*{error}|--max-interruptions: {error}"):
         settings("--max-interruptions", value)
+
+
+def test_status_history_limit() -> None:
+    assert settings().status_history_limit == 5
+    assert settings("--status-history-limit", "0").status_history_limit == 0
+    assert settings(environ={"GITOPS_HELM_STATUS_HISTORY_LIMIT": "50"}).status_history_limit == 50
+    with pytest.raises(ConfigError, match=r"--status-history-limit: 51 is more than 50"):
+        settings("--status-history-limit", "51")
+    with pytest.raises(ConfigError, match=r"--status-history-limit: must be 0 or more"):
+        settings("--status-history-limit", "-1")
