@@ -1,14 +1,14 @@
 """B2 rollout throughput: N new releases of a small chart, the agent against raw helm.
 
-The chart is the environment's ``hello`` with ``replicaCount: 0`` (a Deployment scaled to 0, a
-Service and a ConfigMap: the flux-benchmark's shape), served by the environment's Helm repository.
+The chart is ``bench/charts/bench-small`` (a Deployment scaled to 0, a Service and a ConfigMap:
+the flux-benchmark's shape), served by the environment's Helm repository.
 For each worker count W, side by side in one run (the order alternating between repeats, so a
 change in the machine's load falls on both):
 
 - agent: ``gitops-helm run --reconcile-only --workers W`` watching a fresh namespace; the clock
   starts when ``kubectl apply`` of the N HelmReleases begins and stops when all N are Ready with
   their generation observed (read every 0.5 s);
-- baseline: ``helm upgrade --install NAME hello --repo URL --version 0.1.0 --set replicaCount=0``
+- baseline: ``helm upgrade --install NAME bench-small --repo URL --version 0.1.0``
   run N times by W threads in another fresh namespace (what a user's script does, no cache).
 
 Both use the same helm binary (helm 4). Reported: releases per minute of each, and the ratio
@@ -60,7 +60,7 @@ def _baseline_seconds(ctx: Context, size: int, workers: int) -> float:
     namespace = ctx.create_namespace(f"b2h-w{workers}")
     environ = ctx.env.environ()
     argv = [ctx.env["HELM_BIN"], "upgrade", "--install", "--namespace", namespace]
-    chart = ["hello", "--repo", ctx.env["TESTENV_CHARTS"], "--version", "0.1.0", "--set", "replicaCount=0"]
+    chart = [ap.CHART, "--repo", ctx.env["TESTENV_CHARTS"], "--version", "0.1.0"]
 
     def install(name: str) -> None:
         ap.check_output([*argv, name, *chart, "--timeout", "300s"], environ, timeout=600)

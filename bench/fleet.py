@@ -1,8 +1,8 @@
 """A fleet of N HelmReleases in sync, built once per run and shared by B1 and B4.
 
 The fleet is what a user has after the first rollout: a Git repository on the environment's Git
-server declaring N HelmReleases of the small chart (``hello`` with ``replicaCount: 0``: a
-Deployment scaled to 0, a Service, a ConfigMap), all synced, installed and Ready. It is built by a
+server declaring N HelmReleases of the small chart (``bench/charts/bench-small``: a Deployment
+scaled to 0, a Service, a ConfigMap), all synced, installed and Ready. It is built by a
 first agent that is then stopped, so the agent a benchmark measures starts on a fleet in sync.
 """
 

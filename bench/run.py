@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from testenvlib import env as testenv  # noqa: E402
 from testenvlib.state import State  # noqa: E402
 
+from bench.agentproc import CHART_DIR  # noqa: E402
 from bench.framework import (  # noqa: E402
     BENCHMARKS,
     Context,
@@ -39,7 +40,7 @@ from bench.framework import (  # noqa: E402
     table,
 )
 from chaos.framework import machine  # noqa: E402
-from tests.conftest import CHARTS, Env  # noqa: E402
+from tests.conftest import Env  # noqa: E402
 
 REPORT = ROOT / "BENCHMARKS.md"
 _MODULE = re.compile(r"^(b\d+_|peer_)\w+$")
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="gitops-helm-bench-") as tmp:
             env = Env(vars=dict(state.env) if state else {}, helm_home=Path(tmp) / "helm-home")
             if needs_env:
-                testenv.publish_chart([str(CHARTS / "hello")])
+                testenv.publish_chart([str(CHART_DIR)])
             ctx = Context(env=env, workdir=Path(tmp), quick=args.quick)
             try:
                 for bench in chosen:
