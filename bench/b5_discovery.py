@@ -124,11 +124,12 @@ def _peak_mib(fn: Callable[[], Any]) -> float:
 def run(ctx: Context, size: int) -> Iterator[Figure]:
     root = ctx.scratch("b5-repo")
     _write_repository(root, size)
-    timings = []
+    timings, cpu = [], []
     for _ in range(ctx.repeats):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         count = _discover_and_validate(root)
         timings.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
     if count != size:
         raise RuntimeError(f"discovered {count} objects of {size}")
     yield Figure(
@@ -139,6 +140,15 @@ def run(ctx: Context, size: int) -> Iterator[Figure]:
         met=max(timings) < 2.0,
         note="sync.discover.discover and the sync's validation (size bound, parse_helmrelease) "
         "of N manifests in 50 files, half of them HelmReleases",
+    )
+
+    yield Figure(
+        "discover + validate: CPU time",
+        "s",
+        cpu,
+        target="< 2 s",
+        met=max(cpu) < 2.0,
+        note="the same, CPU seconds of this process: what the wall time would be on an idle core",
     )
 
     body = _index_bytes((5 if ctx.quick else 20) * _MiB)
