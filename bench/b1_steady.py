@@ -179,8 +179,8 @@ def run(ctx: Context, size: int) -> Iterator[Figure]:
             "requests",
             writes,
             note="create/update/patch/delete requests from webhook to the sync state naming the "
-            "commit, all objects unchanged; the sync state ConfigMap's record and the "
-            "source's fetch record and the webhook delivery record are writes of their own, not per object (any resync "
+            "commit, all objects unchanged; the sync state, the source's fetch record and the "
+            "webhook delivery record are writes of their own, not per object (any resync "
             "reconcile that fell in the window is counted too)",
         )
         per_object = [max(0.0, w - 3) / size for w in writes]
@@ -190,7 +190,7 @@ def run(ctx: Context, size: int) -> Iterator[Figure]:
             per_object,
             target="0",
             met=max(per_object) == 0,
-            note="(writes - the 3 records of the sync itself: sync state, source fetch, webhook delivery) / N",
+            note="(writes - the 3 records of the sync itself: state, fetch, webhook delivery) / N",
         )
         yield Figure(
             "unchanged commit: reads per object",
