@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test unit integration lint fmt testenv-up testenv-down testenv-build system-deps bench chaos chaos-quick clean
+.PHONY: help demo test unit integration lint fmt testenv-up testenv-down testenv-build system-deps bench bench-quick chaos chaos-quick clean
 
 help:
 	@echo "make demo          bring up the local environment and deploy examples/repo with gitops-helm"
@@ -14,7 +14,8 @@ help:
 	@echo "make lint          ruff, ruff format --check, mypy --strict, import contracts"
 	@echo "make testenv-up    start the local environment (scripts/testenv up)"
 	@echo "make testenv-down  stop it"
-	@echo "make bench         run the benchmarks in bench/"
+	@echo "make bench         the benchmark suite in full (environment up; long); writes BENCHMARKS.md"
+	@echo "make bench-quick   the same at small sizes (a few minutes)"
 	@echo "make chaos         the fault-injection suite in full (up to an hour); writes RELIABILITY.md"
 	@echo "make chaos-quick   the same with a small count of each fault (a few minutes)"
 
@@ -73,8 +74,11 @@ test: $(STAMP) system-deps
 demo: $(STAMP) system-deps
 	$(PY) scripts/demo.py
 
-bench: $(STAMP)
-	$(PY) bench/run.py
+bench: $(STAMP) system-deps testenv-build
+	$(PY) -m bench.run
+
+bench-quick: $(STAMP) system-deps testenv-build
+	$(PY) -m bench.run --quick
 
 chaos: $(STAMP) system-deps testenv-build
 	$(PY) -m chaos.run

@@ -1,135 +1,149 @@
-"""Benchmarks of the hot paths that run on every resync, printed as a table (`make bench`).
+"""Run the benchmark suite: ``python -m bench.run [--quick] [--only KEY,...]``.
 
-Targets (see README): the work an *unchanged* HelmRelease costs per resync must be tiny and
-involve no helm call, and the per-sync cost of a large repository or a large chart index must
-stay well under a second. These are measurements, never assertions.
-
-  pure:  planner decision, values composition + digest, manifest discovery of a 500-object
-         repository, parse + resolve in a 5,000-version Helm index.
+Prints a table and writes the run's section of BENCHMARKS.md (the quick and the full run each have
+their own section, so a quick run never overwrites the figures of a full one). Benchmarks measure
+and never assert: a missed target is reported, not failed. Exits 1 when a benchmark could not
+measure (an error), 2 when the run could not start. Every module ``bench/bN_*.py`` and
+``bench/peer_*.py`` is imported, and registers itself with ``bench.framework.benchmark``.
 """
 
 from __future__ import annotations
 
-import statistics
+import argparse
+import dataclasses
+import importlib
+import os
+import pkgutil
+import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
-from gitops_helm import values  # noqa: E402
-from gitops_helm.api.spec import ConfigMapValuesSource, SecretValuesSource  # noqa: E402
-from gitops_helm.charts.repoindex import parse_index, resolve_in_index  # noqa: E402
-from gitops_helm.release import plan as pl  # noqa: E402
-from gitops_helm.sync.discover import discover  # noqa: E402
+from testenvlib import env as testenv  # noqa: E402
+from testenvlib.state import State  # noqa: E402
+
+from bench.agentproc import CHART_DIR  # noqa: E402
+from bench.framework import (  # noqa: E402
+    BENCHMARKS,
+    Context,
+    Result,
+    load_average,
+    markdown,
+    replace_section,
+    run_benchmark,
+    table,
+)
+from chaos.framework import machine  # noqa: E402
+from tests.conftest import Env  # noqa: E402
+
+REPORT = ROOT / "BENCHMARKS.md"
+_MODULE = re.compile(r"^(b\d+_|peer_)\w+$")
 
 
-def measure(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
-    fn()  # warm up
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), max(times)
+def load() -> None:
+    """Import every benchmark module of ``bench/`` (importing one registers it)."""
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if _MODULE.match(module.name):
+            importlib.import_module(f"bench.{module.name}")
 
 
-def bench_plan() -> Callable[[], Any]:
-    desired = pl.Desired(digest="d" * 48, generation=3, owner="apps.web")
-    memory = pl.Memory(last_applied_digest="d" * 48, last_release_revision=7)
-    observed = pl.ObservedRelease(
-        revision=7, status=pl.ReleaseStatus.DEPLOYED, owner="apps.web", digest="d" * 48
-    )
-
-    def run() -> None:
-        for _ in range(1000):
-            pl.plan(observed, memory, desired, now=0.0)
-
-    return run
+def _order(key: str) -> tuple[int, str]:
+    found = re.match(r"B(\d+)", BENCHMARKS[key].number)
+    return (int(found.group(1)) if found else 99, key)
 
 
-class _Reader:
-    def __init__(self) -> None:
-        body = "\n".join(f"key{i}:\n  nested: {{a: {i}, b: [1, 2, 3]}}" for i in range(300))
-        self.cm = {"values.yaml": body}
-
-    def configmap(self, namespace: str, name: str) -> dict[str, str]:
-        return self.cm
-
-    def secret(self, namespace: str, name: str) -> dict[str, bytes]:
-        return {"values.yaml": b"password: hunter2\n"}
-
-    def url(self, url: str) -> bytes:
-        raise values.SourceNotFound(url)
-
-    def chart_file(self, path: str) -> bytes:
-        raise values.SourceNotFound(path)
-
-
-def bench_values() -> Callable[[], Any]:
-    spec = values.ValuesSpec(
-        namespace="apps",
-        values_from=[
-            ConfigMapValuesSource("common", "apps"),
-            SecretValuesSource("secret", "apps"),
-        ],
-        values={"replicaCount": 3, "image": {"tag": "1.2.3"}},
-    )
-    reader = _Reader()
-    return lambda: values.compose_values(spec, reader)
-
-
-def bench_discover(tmp: Path) -> Callable[[], Any]:
-    for d in range(25):
-        folder = tmp / f"team-{d}"
-        folder.mkdir()
-        docs = []
-        for i in range(20):
-            docs.append(
-                f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{d}-{i}\n  namespace: ns-{d}\n"
-                f"data:\n  key: value-{i}\n"
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat (a few minutes)")
+    parser.add_argument("--only", default="", help="comma-separated benchmark keys (default: all)")
+    parser.add_argument("--sizes", default="", help="comma-separated sizes N for every chosen benchmark")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument("--report", type=Path, default=REPORT, help="the file whose section to rewrite")
+    parser.add_argument("--no-report", action="store_true", help="print the table only")
+    args = parser.parse_args(argv)
+    load()
+    chosen = [BENCHMARKS[k] for k in sorted(BENCHMARKS, key=_order)]
+    if args.list:
+        for b in chosen:
+            sizes = (
+                f"quick {','.join(map(str, b.quick_sizes)):>8}  full {','.join(map(str, b.full_sizes)):>10}"
             )
-        (folder / "objects.yaml").write_text("---\n".join(docs))
-    return lambda: discover(tmp)
+            print(f"{b.number:>4} {b.key:<14} {sizes}  {b.title}")
+        return 0
+    if args.only:
+        wanted = [k.strip() for k in args.only.split(",") if k.strip()]
+        unknown = [k for k in wanted if k not in BENCHMARKS]
+        if unknown:
+            print(f"bench: unknown benchmark(s) {', '.join(unknown)}; --list shows them", file=sys.stderr)
+            return 2
+        chosen = [b for b in chosen if b.key in wanted]
+    if args.sizes:
+        sizes = tuple(int(n) for n in args.sizes.split(","))
+        chosen = [dataclasses.replace(b, quick_sizes=sizes, full_sizes=sizes) for b in chosen]
 
-
-def bench_index() -> tuple[Callable[[], Any], Callable[[], Any]]:
-    lines = ["apiVersion: v1", "entries:"]
-    for c in range(50):
-        lines.append(f"  chart{c}:")
-        for v in range(100):
-            lines += [
-                f"  - name: chart{c}",
-                f"    version: 1.{v // 10}.{v % 10}",
-                f"    urls: [chart{c}-1.{v // 10}.{v % 10}.tgz]",
-                f"    digest: {'a' * 64}",
-                "    created: '2026-01-01T00:00:00Z'",
-            ]
-    data = "\n".join(lines).encode()
-    parsed = parse_index(data, source="bench", max_bytes=len(data))
-    return (
-        lambda: parse_index(data, source="bench", max_bytes=len(data)),
-        lambda: resolve_in_index(parsed, "https://bench.invalid", "chart7", "^1.5.0"),
+    needs_env = any(b.needs_env for b in chosen)
+    started_here = needs_env and not testenv.is_up()
+    state = testenv.up() if started_here else State.load()
+    if needs_env and state is None:
+        print("bench: the test environment is not up and could not be started", file=sys.stderr)
+        return 2
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    results: list[Result] = []
+    loads = [load_average()]
+    figures: dict[str, str] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="gitops-helm-bench-") as tmp:
+            env = Env(vars=dict(state.env) if state else {}, helm_home=Path(tmp) / "helm-home")
+            if needs_env:
+                testenv.publish_chart([str(CHART_DIR)])
+            ctx = Context(env=env, workdir=Path(tmp), quick=args.quick)
+            try:
+                for bench in chosen:
+                    sizes = bench.quick_sizes if args.quick else bench.full_sizes
+                    shown = ", ".join(f"N={s}" for s in sizes)
+                    print(f"== {bench.number} {bench.key} ({shown}): {bench.title}", flush=True)
+                    begun = time.monotonic()
+                    results.append(run_benchmark(bench, ctx))
+                    loads.append(load_average())
+                    print(f"   done in {time.monotonic() - begun:.0f}s (load {loads[-1]})", flush=True)
+            finally:
+                ctx.close()
+            if needs_env:
+                figures = machine(env)
+    finally:
+        if started_here and not os.environ.get("TESTENV_KEEP"):
+            testenv.down()
+    print()
+    print(table(results))
+    noise = (
+        f"1/5/15-minute load averages {', then '.join(loads)} (before, and after each benchmark; "
+        f"{os.cpu_count()} cores, shared with other work)"
     )
+    mode = "make bench-quick" if args.quick else "make bench"
+    if not args.no_report:
+        body = markdown(
+            results, mode=mode, machine=figures or {"machine": "not read"}, started=started, noise=noise
+        )
+        current = args.report.read_text() if args.report.exists() else _HEAD
+        args.report.write_text(replace_section(current, "quick" if args.quick else "full", body))
+        print(f"\nwrote {args.report}")
+    return 1 if any(r.error for r in results) else 0
 
 
-def main() -> None:
-    rows: list[tuple[str, str, float, float]] = []
-    rows.append(("plan(): unchanged release", "x1000", *measure(bench_plan(), 20)))
-    rows.append(("compose_values: 300 keys + secret", "x1", *measure(bench_values(), 50)))
-    with tempfile.TemporaryDirectory() as tmp:
-        rows.append(("discover: 500 objects in 25 files", "x1", *measure(bench_discover(Path(tmp)), 10)))
-    parse, resolve = bench_index()
-    rows.append(("parse_index: 5,000 versions", "x1", *measure(parse, 5)))
-    rows.append(("resolve '^1.5.0' in parsed index", "x1", *measure(resolve, 50)))
-    print(f"{'benchmark':42} {'unit':>6} {'median':>12} {'max':>12}")
-    for name, unit, med, worst in rows:
-        print(f"{name:42} {unit:>6} {med * 1000:>10.2f}ms {worst * 1000:>10.2f}ms")
+_HEAD = """# Benchmarks
+
+Written by `make bench` (full sizes, three repeats) and `make bench-quick` (small sizes, one
+repeat); each run rewrites its own section. Figures are raw: min, median and max over the
+repeats, measured on the shared machine described in each section. Targets come from issue #13;
+a benchmark never fails on a missed target, the `met` column says so.
+"""
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -106,6 +106,14 @@ REGISTRY_REQUESTS = Counter(
     registry=REGISTRY,
 )
 
+KUBE_REQUESTS = Counter(
+    "gitops_helm_kube_requests_total",
+    "Requests to the Kubernetes API, by verb (get: a get or a list, watch, create, update, patch, "
+    "delete) and outcome (ok, or error: no answer or an error status).",
+    ["verb", "outcome"],
+    registry=REGISTRY,
+)
+
 
 def observe_action(action: str, key: str, ok: bool, seconds: float) -> None:
     del key  # per-release labels would grow without bound on large fleets

@@ -19,6 +19,7 @@ import enum
 import gzip
 import json
 import os
+import re
 import socket
 import threading
 from collections import OrderedDict
@@ -37,6 +38,7 @@ from kubernetes.dynamic.exceptions import (
     ResourceNotUniqueError,
 )
 
+from gitops_helm import metrics
 from gitops_helm.adapters.recent_events import RecentEvents, Written, event_key
 from gitops_helm.api.model import GROUP, PLURAL, VERSION
 from gitops_helm.errors import GitopsHelmError
@@ -1068,9 +1070,34 @@ def _default_request_timeout(api: client.ApiClient, timeout: tuple[float, float]
     def request(*args: Any, **kwargs: Any) -> Any:
         if not kwargs.get("_request_timeout"):
             kwargs["_request_timeout"] = timeout
-        return send(*args, **kwargs)
+        verb = _request_verb(
+            str(args[0] if args else kwargs.get("method", "")),
+            str(args[1] if len(args) > 1 else kwargs.get("url", "")),
+        )
+        try:
+            answer = send(*args, **kwargs)
+        except BaseException:
+            metrics.KUBE_REQUESTS.labels(verb=verb, outcome="error").inc()
+            raise
+        metrics.KUBE_REQUESTS.labels(verb=verb, outcome="ok").inc()
+        return answer
 
     api.rest_client.request = request  # type: ignore[method-assign]
+
+
+_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+_WATCH_QUERY = re.compile(r"[?&]watch=(?:true|True|1)(?:&|$)")
+
+
+def _request_verb(method: str, url: str) -> str:
+    """The API verb of one request, for ``gitops_helm_kube_requests_total`` (a watch is a GET
+    whose query asks ``watch=true``; a list and a get are both ``get``)."""
+    verb = _VERBS.get(method.upper(), "other")
+    if verb == "get" and _WATCH_QUERY.search(url):
+        return "watch"
+    return verb
 
 
 def _in_cluster() -> bool:

@@ -75,7 +75,11 @@ class StatusReport:
         self.policy = policy
         self.clock = clock
         self.status = hr.status
-        self.written = serialise_status(hr.status)
+        # what the server holds, in the form write() sends (unset fields as null): a status read
+        # back exactly as the model gives it needs no patch; one that does not (a field of the
+        # wrong type, read as unset) is written once, which clears it
+        held = serialise_status(hr.status)
+        self.written = serialise_status(hr.status, null_unset=True) if obj.get("status") == held else held
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

@@ -114,6 +114,10 @@ class Syncer:
         self.may_act = may_act
         self.source = source_id(settings.name)
         self._scope: dict[tuple[str, str], bool] = {}
+        # object -> (checksum, resourceVersion) as this process's last apply of it left it: the
+        # same text applied to an object nobody has written since changes nothing, so the next
+        # sync skips that write request (any other writer changes the resourceVersion)
+        self._applied: dict[str, tuple[str, str]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -212,6 +216,7 @@ class Syncer:
             result.errors.append(ownership.error)
 
         applied_keys: list[ObjectKey] = []
+        applied_now: dict[str, tuple[str, str]] = {}
         for m in apply_order(disc.objects):
             problem = self._validate(m)
             effective = m.key.effective(default_ns)
@@ -230,15 +235,24 @@ class Syncer:
                 # same, so a commit that does not change the object does not rewrite it
                 body = self._body(m, commit_to_record(m, live_meta, result.revision))
                 desired = body["metadata"]["annotations"]
+                checksum = str(desired.get("gitops-helm.io/checksum", ""))
                 same_text = (
                     live is not None
-                    and live_checksum(live_meta) == desired.get("gitops-helm.io/checksum")
+                    and live_checksum(live_meta) == checksum
                     and (live_meta.get("labels") or {}).get("gitops-helm.io/source") == self.source
                 )
+                remembered = (checksum, str(live_meta.get("resourceVersion", "")))
+                if same_text and self._applied.get(str(effective)) == remembered:
+                    applied_now[str(effective)] = remembered
+                    result.unchanged.append(str(m.key))
+                    continue
                 # Applied even when the Git text is the one last applied, to undo hand edits
                 # (drift); a server-side apply that changes nothing does not write.
                 self._fence()
                 out = self.kube.apply(body, FIELD_MANAGER)
+                version = str(out.get("metadata", {}).get("resourceVersion", ""))
+                if version:
+                    applied_now[str(effective)] = (checksum, version)
                 if same_text and out.get("metadata", {}).get("resourceVersion") == live_meta.get(
                     "resourceVersion"
                 ):
@@ -253,6 +267,7 @@ class Syncer:
                 result.errors.append(f"{m.origin}: {m.key}: {exc.message}")
                 log.warning("apply failed", object=str(m.key), origin=str(m.origin), error=exc.message)
 
+        self._applied = applied_now  # only what this sync declares: the memory stays bounded
         retain: list[ObjectKey] = []
         if not self.settings.garbage_collection:
             result.gc_skipped = "garbage collection is off"
