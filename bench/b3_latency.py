@@ -83,8 +83,10 @@ class ReleaseWatch:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                for _etype, obj in self.kube.watch_helmreleases(self.namespace, self._rv):
+                for etype, obj in self.kube.watch_helmreleases(self.namespace, self._rv):
                     self._rv = obj.get("metadata", {}).get("resourceVersion") or self._rv
+                    if etype not in ("ADDED", "MODIFIED") or not obj.get("metadata", {}).get("name"):
+                        continue  # a BOOKMARK carries only a resourceVersion
                     with self._cv:
                         self._seen.append((time.time(), obj))
                         self._cv.notify_all()
@@ -113,7 +115,9 @@ class ReleaseWatch:
 
     def latest(self, name: str) -> dict[str, Any] | None:
         with self._cv:
-            return next((o for _, o in reversed(self._seen) if o["metadata"]["name"] == name), None)
+            return next(
+                (o for _, o in reversed(self._seen) if o.get("metadata", {}).get("name") == name), None
+            )
 
     def stop(self) -> None:
         self._stop.set()
