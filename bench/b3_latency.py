@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -201,6 +202,13 @@ def push_with_webhook(
     return started
 
 
+def out_of_step(interval_s: float) -> None:
+    """Wait a random part of a poll interval: a change made right after the previous sample's
+    release would otherwise land at the same point of the poll cycle every time (just after a
+    poll), and the samples would measure a whole interval instead of a uniformly placed change."""
+    time.sleep(random.uniform(0, interval_s))  # noqa: S311 - not cryptography
+
+
 def push_only(repo: syncfix.ConfigRepo, files: dict[str, str | None]) -> float:
     repo.work.commit(files, "bench change")
     started = time.time()
@@ -310,6 +318,7 @@ def webhook_agent_scenarios(
 
                     mark = watch.mark()
                     version = f"0.1.{i}"
+                    out_of_step(CHART_POLL_S)
                     testenv.publish_chart(
                         [str(chart_copy(scratch / f"pub-{i}", chart_name, version, message=str(i)))]
                     )
@@ -353,6 +362,7 @@ def poll_agent_scenarios(
                     files: dict[str, str | None] = {
                         "deploy/values.yaml": manifest("values", ns, repo_chart, values={"message": str(i)})
                     }
+                    out_of_step(GIT_POLL_S)
                     started = push_only(repo, files)
                     samples.add(
                         "poll_values",
@@ -361,6 +371,7 @@ def poll_agent_scenarios(
                     )
 
                     mark = watch.mark()
+                    out_of_step(GIT_POLL_S)
                     started = push_only(charts, chart_files(scratch, "charts/app", str(i)))
                     sha = charts.work.git("rev-parse", "HEAD").strip()
                     arrived = watch.wait(mark, released("gitchart", revision=sha), SAMPLE_DEADLINE_S)
