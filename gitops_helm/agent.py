@@ -436,6 +436,8 @@ class Agent:
             )
             self.source = build_source(settings, self.sync_loop.on_checkout)
             self.sync_loop.source = self.source
+            self.sync_loop.before_new_commit = self._config_commit_coming
+            self.sync_loop.after_new_commit = self._config_commit_synced
         self.images: ImageAutomation | None = None
         self.image_committer: ImageCommitter | None = None
         if settings.images.automation:
@@ -501,6 +503,9 @@ class Agent:
             self.cache,
             self.http,
         )
+        # set when the Git sync applied a new commit: Git charts of that repository are polled now
+        self._git_charts_due = threading.Event()
+        self.chart_polls = 0  # completed Git chart polls (tests and benchmarks: "a poll ran since")
         self.git_charts = GitCharts(
             GitChartSettings(
                 work_dir=work / "gitcharts",
@@ -743,6 +748,10 @@ class Agent:
         self.controller.start()
         self._acting.set()
         threading.Thread(target=self._git_chart_poll_loop, name="git-chart-poll", daemon=True).start()
+        if self.settings.chart_poll_interval_s > 0:
+            threading.Thread(
+                target=self._repository_poll_loop, name="chart-repository-poll", daemon=True
+            ).start()
         beat = self.heartbeats.register(
             "cache-janitor", self.settings.cache.sweep_interval_s + self.settings.liveness.margin_s
         )
@@ -811,15 +820,51 @@ class Agent:
         return result
 
     def _git_chart_poll_loop(self) -> None:
-        """Reconcile a HelmRelease as soon as a commit changes its Git chart (not at the resync)."""
-        while not self.stopping.wait(self.settings.git.poll_interval_s):
+        """Reconcile a HelmRelease as soon as a commit changes its Git chart (not at the resync):
+        every ``--git-poll-interval``, and at once after the Git sync applied a new commit (a
+        chart kept in the config repository)."""
+        while not self.stopping.is_set():
+            self._git_charts_due.wait(self.settings.git.poll_interval_s)
+            self._git_charts_due.clear()
+            if self.stopping.is_set():
+                return
             try:
                 changed = self.git_charts.poll(self.controller.keys())
             except Exception as exc:  # never let the loop die: the resync still covers it
                 log.error("Git chart poll crashed", error=f"{type(exc).__name__}: {exc}")
                 continue
+            finally:
+                self.chart_polls += 1
             for key in changed:
                 log.info("Git chart changed", release=key)
+                self.controller.queue.add(key)
+
+    def _config_commit_coming(self, sha: str) -> None:
+        """Before the sync of a new commit: a Git chart in the same repository is fetched afresh
+        by the reconciles this sync causes (a HelmRelease changed with its chart in one commit is
+        upgraded once, to both)."""
+        url = self.settings.git.url
+        if url and self.git_charts.expire(url):
+            log.debug("Git charts of the config repository expired", revision=sha[:12])
+
+    def _config_commit_synced(self, sha: str) -> None:
+        """After the sync of a new commit: poll the Git charts now, so HelmReleases whose chart
+        path changed in it are reconciled without waiting for the poll interval."""
+        self._git_charts_due.set()
+
+    def _repository_poll_loop(self) -> None:
+        """Every ``--chart-poll-interval``: reconcile the HelmReleases whose version range now
+        resolves to a new chart in its Helm repository (``charts.repopoll``); an unchanged index
+        costs one conditional request per repository and identity, and enqueues nothing."""
+        poll = self.resolver.repo_poll
+        while not self.stopping.wait(self.settings.chart_poll_interval_s):
+            try:
+                changed = poll.poll(self.controller.keys())
+            except Exception as exc:  # never let the loop die: the resync still covers it
+                log.error("chart repository poll crashed", error=f"{type(exc).__name__}: {exc}")
+                continue
+            for key in changed:
+                log.info("chart repository has a new chart", release=key)
                 self.controller.queue.add(key)
 
     def _janitor_loop(self, beat: Callable[[], None]) -> None:
@@ -852,6 +897,7 @@ class Agent:
         False when the grace expired with helm still running (those releases are logged; the
         next agent's pending grace recovers them)."""
         self.stopping.set()
+        self._git_charts_due.set()  # the Git chart poll ends now, not after its interval
         deadline = time.monotonic() + self.settings.shutdown_grace_s
         for watcher in self._watchers:
             watcher.stop()

@@ -304,6 +304,10 @@ class Settings:
     # A values file bigger than this could not be stored in a Helm release Secret (1 MiB) anyway.
     values_url_max_bytes: int = 64 * 1024 * 1024
     chart_refresh_interval_s: float = 60.0  # a repository index / OCI tag is re-checked this often
+    # every chart repository index in use is asked this often (a conditional request) whether a
+    # HelmRelease's version range now resolves to another chart; those are reconciled at once
+    # rather than at the resync. 0: off (Git charts are polled every --git-poll-interval)
+    chart_poll_interval_s: float = 60.0
     # the longest wait for the next bytes from a chart repository or registry (a hung one fails then)
     chart_timeout_s: float = 30.0
     oci_plain_http_hosts: tuple[str, ...] = ()
@@ -544,6 +548,12 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument(
         "--chart-refresh-interval",
         help="re-check a chart repository index or OCI tag at most this often (default: 1m)",
+    )
+    r.add_argument(
+        "--chart-poll-interval",
+        help="ask every chart repository index in use this often whether a HelmRelease's version "
+        "range now resolves to a new chart, and reconcile those at once; 0 turns it off and leaves "
+        "it to the resync (default: 1m)",
     )
     r.add_argument(
         "--chart-timeout",
@@ -1053,6 +1063,7 @@ def settings_from_args(ns: argparse.Namespace, environ: Mapping[str, str] | None
         git_default_ref=get("git-default-ref") or "master",
         repositories_file=get("repositories-file"),
         chart_refresh_interval_s=get_dur("chart-refresh-interval", defaults.chart_refresh_interval_s),
+        chart_poll_interval_s=get_dur("chart-poll-interval", defaults.chart_poll_interval_s),
         chart_timeout_s=_positive(get_dur("chart-timeout", defaults.chart_timeout_s), "--chart-timeout"),
         oci_plain_http_hosts=plain_http,
         leader_elect=get_bool("leader-elect", False),

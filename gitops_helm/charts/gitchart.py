@@ -301,6 +301,18 @@ class GitCharts:
             for export_key in [k for k in self._export_locks if k not in claimed]:
                 del self._export_locks[export_key]
 
+    def expire(self, url: str) -> int:
+        """Make the next fetch or poll of every mirror of the repository ``url`` fetch it, at
+        once, whatever ``refresh_s`` says (the agent's own Git sync just saw a new commit there).
+        Each mirror keeps its own credentials: nothing of the sync's is used. The number expired."""
+        with self._lock:
+            expired = [
+                key for key, (mirror, _) in self._mirrors.items() if same_repository(mirror.remote.url, url)
+            ]
+            for key in expired:
+                self._mirrors[key] = (self._mirrors[key][0], 0.0)
+        return len(expired)
+
     def poll(self, keys: set[str]) -> list[str]:
         """Fetch the mirrors that the HelmReleases ``keys`` use (each at most every ``refresh_s``)
         and return the keys whose chart path changed since their last fetch; forget other keys."""
@@ -471,6 +483,21 @@ class GitCharts:
                     raise ChartNotFoundError(
                         f"chart.path {path!r}: {name}: a dependency repository is not a valid URL"
                     ) from None
+
+
+def same_repository(a: str, b: str) -> bool:
+    """Whether two Git URLs name the same repository, as written: the scheme and host
+    compared without case, a trailing ``/`` or ``.git`` ignored (no name resolution)."""
+    return _repository_id(a) == _repository_id(b)
+
+
+def _repository_id(url: str) -> str:
+    url = url.strip().rstrip("/").removesuffix(".git").rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}://{host.lower()}{slash}{path}"
 
 
 def _tree_digest(root: Path, dependencies: Sequence[Path] = ()) -> str:

@@ -316,6 +316,11 @@ class HelmRepoClient:
         repositories file's credentials when None), is cached on disk."""
         return self._disk.files(self._index_key(repository, self._auth(repository, auth)))
 
+    def identity_key(self, repository: str, auth: RepositoryAuth | None = None) -> str:
+        """Names the index of ``repository`` as seen with ``auth`` (or the repositories file's
+        credentials when None): equal keys share one index state, different credentials never do."""
+        return self._index_key(repository, self._auth(repository, auth))
+
     def resolve(
         self, repository: str, name: str, version: str, auth: RepositoryAuth | None = None
     ) -> ResolvedChart:

@@ -45,6 +45,7 @@ from gitops_helm.charts.errors import (
 from gitops_helm.charts.gitchart import chart_version
 from gitops_helm.charts.helmrepo import HelmRepoClient
 from gitops_helm.charts.oci import OciClient, OciCredentials
+from gitops_helm.charts.repopoll import RepositoryPoll, RepoUse
 from gitops_helm.charts.semver import is_exact
 from gitops_helm.charts.usage import ChartUsage
 
@@ -68,6 +69,7 @@ class ChartResolver:
         repositories: RepositoriesFile | None = None,
         usage: ChartUsage | None = None,
         allow_local_git: bool = False,
+        repo_poll: RepositoryPoll | None = None,
     ) -> None:
         self.kube = kube
         self.helm = helm
@@ -78,6 +80,8 @@ class ChartResolver:
         self.repositories = repositories
         self.allow_local_git = allow_local_git
         self.usage = usage or ChartUsage()
+        # what each HelmRelease last got from a Helm repository, for the chart-source poll
+        self.repo_poll = repo_poll or RepositoryPoll(repos)
         self._plugin_cache: dict[tuple[str, str, str], str] = {}  # exact source -> archive digest
         self._plugin_users: dict[str, tuple[str, str, str]] = {}  # HelmRelease key -> its source
         self._lock = threading.Lock()
@@ -93,6 +97,8 @@ class ChartResolver:
         user = f"{namespace}/{name}"
         reader = secrets or self.kube
         with self.usage.fetching(user):
+            if not isinstance(source, RepoChartSource):
+                self.repo_poll.drop(user)
             if isinstance(source, GitChartSource):
                 if self.git is None:
                     raise RepositoryError("Git chart sources are not enabled in this agent")
@@ -108,11 +114,14 @@ class ChartResolver:
                 scheme = source.repository.split("://", 1)[0].lower() if "://" in source.repository else ""
                 if scheme in ("http", "https"):
                     return self._repo(user, reader, namespace, source)
+                self.repo_poll.drop(user)
                 return self._plugin(user, source)
             raise RepositoryError(f"unsupported chart source {type(source).__name__}")
 
     def forget(self, keys: set[str]) -> None:
-        """Drop the plugin charts remembered for sources no HelmRelease in ``keys`` still uses."""
+        """Drop the plugin charts remembered for sources no HelmRelease in ``keys`` still uses,
+        and the Helm repository uses of HelmReleases not in ``keys``."""
+        self.repo_poll.forget(keys)
         with self._lock:
             wanted = {source for user, source in self._plugin_users.items() if user in keys}
             for gone in set(self._plugin_users) - keys:
@@ -175,6 +184,8 @@ class ChartResolver:
                 break
         what = f'chart "{art.name}" version "{art.version}" from {redact_url(source.repository)}'
         chart_dir = self._unpacked(hexdigest, what)
+        use = RepoUse(source.repository, source.name, source.version, art.version, art.digest, auth)
+        self.repo_poll.record(user, use)
         return FetchedChart(
             name=art.name,
             version=art.version,

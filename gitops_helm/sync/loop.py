@@ -69,6 +69,10 @@ class SyncLoop:
         self.stop_event = threading.Event()
         self.first_sync = threading.Event()
         self.thread = threading.Thread(target=self._run, name="git-sync", daemon=True)
+        # told of each commit synced for the first time, before and after its sync (the agent
+        # refreshes Git chart mirrors of the same repository before, and polls them after)
+        self.before_new_commit: Callable[[str], None] = lambda sha: None
+        self.after_new_commit: Callable[[str], None] = lambda sha: None
 
     def on_checkout(self, checkout: Checkout) -> None:
         log.info("new commit", revision=checkout.sha[:12], subject=checkout.commit.subject)
@@ -87,9 +91,14 @@ class SyncLoop:
                 self.wake.clear()
                 checkout = self.source.checkout
                 if checkout is not None:
+                    new_commit = checkout.sha != synced
                     synced = checkout.sha
                     try:
+                        if new_commit:
+                            self.before_new_commit(checkout.sha)
                         self._sync(checkout)
+                        if new_commit:
+                            self.after_new_commit(checkout.sha)
                     except Exception as exc:  # a bug must not end Git sync while the agent looks healthy
                         log.error("sync crashed", revision=checkout.sha[:12], error=repr(exc))
                         metrics.SYNC_RUNS.labels(result="error").inc()
