@@ -92,10 +92,10 @@ def _go_env() -> dict[str, str]:
     return env
 
 
-def _run(argv: list[str], timeout: float, cwd: Path | None = None) -> str:
+def _run(argv: list[str], timeout: float, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     try:
         done = subprocess.run(
-            argv, cwd=cwd, env=_go_env(), capture_output=True, text=True, timeout=timeout, check=False
+            argv, cwd=cwd, env=env or _go_env(), capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired as exc:
         raise BuildError(f"{' '.join(argv)}: no answer within {timeout:.0f}s") from exc
@@ -177,34 +177,35 @@ def crd_files() -> list[Path]:
     return files
 
 
-def _kubectl(args: list[str], timeout: float = KUBECTL_TIMEOUT_S) -> str:
-    kubectl = os.environ.get("KUBECTL_BIN", "kubectl")
-    if not os.environ.get("KUBECONFIG"):
+def _kubectl(args: list[str], environ: dict[str, str] | None, timeout: float = KUBECTL_TIMEOUT_S) -> str:
+    environ = dict(os.environ) if environ is None else environ
+    kubectl = environ.get("KUBECTL_BIN", "kubectl")
+    if not environ.get("KUBECONFIG"):
         raise BuildError('KUBECONFIG is not set: run eval "$(scripts/testenv env)" first')
-    return _run([kubectl, f"--request-timeout={timeout:.0f}s", *args], timeout + 10.0)
+    return _run([kubectl, f"--request-timeout={timeout:.0f}s", *args], timeout + 10.0, env=environ)
 
 
-def install_crds() -> list[str]:
+def install_crds(environ: dict[str, str] | None = None) -> list[str]:
     """Apply the controllers' CRDs and wait until the API server serves them; return their names."""
     files = crd_files()
     argv = ["apply", "--server-side", "--force-conflicts", "--field-manager=bench-flux"]
     for path in files:
         argv += ["-f", str(path)]
-    _kubectl(argv)
+    _kubectl(argv, environ)
     names = [
         f"crd/{path.name.removesuffix('.yaml').split('_', 1)[1]}.{path.name.split('_', 1)[0]}"
         for path in files
     ]
-    _kubectl(["wait", "--for=condition=Established", "--timeout=120s", *names], 130.0)
+    _kubectl(["wait", "--for=condition=Established", "--timeout=120s", *names], environ, 130.0)
     return names
 
 
-def remove_crds() -> None:
+def remove_crds(environ: dict[str, str] | None = None) -> None:
     files = crd_files()
     argv = ["delete", "--ignore-not-found", "--wait=true", "--timeout=300s"]
     for path in files:
         argv += ["-f", str(path)]
-    _kubectl(argv, 310.0)
+    _kubectl(argv, environ, 310.0)
 
 
 def main(argv: list[str] | None = None) -> int:

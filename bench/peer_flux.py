@@ -381,7 +381,7 @@ def measure_flux(
     if n < 1 or workers < 1:
         raise PeerError(f"n and workers must be at least 1 (got n={n}, workers={workers})")
     namespace = f"bench-flux-{uuid.uuid4().hex[:6]}"
-    build_flux.install_crds()
+    build_flux.install_crds(env.environ())
     _kubectl(env, "create", "namespace", namespace)
     result: dict[str, float] = {"n": n, "workers": workers}
     try:
@@ -423,7 +423,7 @@ def measure_flux(
     finally:
         cleanup(env, namespace)
         if not keep_crds:
-            build_flux.remove_crds()
+            build_flux.remove_crds(env.environ())
     return result
 
 
