@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.sizes:
         sizes = tuple(int(n) for n in args.sizes.split(","))
         chosen = [dataclasses.replace(b, quick_sizes=sizes, full_sizes=sizes) for b in chosen]
+    for b in [b for b in chosen if not (b.quick_sizes if args.quick else b.full_sizes)]:
+        print(f"== {b.number} {b.key}: not in this mode (full run only: {b.title})", flush=True)
+        chosen.remove(b)
 
     needs_env = any(b.needs_env for b in chosen)
     started_here = needs_env and not testenv.is_up()
