@@ -25,6 +25,7 @@ released within the poll interval rather than at the next resync (the Helm Opera
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import posixpath
 import shutil
@@ -72,6 +73,7 @@ from gitops_helm.charts.usage import ChartUsage
 
 log = logging.get(__name__)
 
+_EXPIRED = -math.inf  # a mirror's fetch time after expire(): due now, its last state still served
 _MAX_LOCAL_DEPENDENCIES = 50  # file:// charts, transitively: far above any real chart
 _MAX_CHART_META_BYTES = 1024 * 1024  # Chart.yaml / requirements.yaml read from the mirror
 
@@ -113,6 +115,9 @@ class GitCharts:
         self._lock = threading.Lock()
         self._export_locks: dict[str, threading.Lock] = {}
         self._uses: dict[str, _Use] = {}  # HelmRelease key -> its last fetch
+        # mirror key -> how often ``expire`` named it: a fetch that was already under way when
+        # the mirror expired may predate the new commit, so it does not make the mirror fresh
+        self._expiries: dict[str, int] = {}
 
     def _auth(self, source: GitChartSource, secrets: SecretReader) -> HTTPAuth | SSHAuth | None:
         url = source.git
@@ -171,19 +176,25 @@ class GitCharts:
                 entry = (Mirror(self.settings.work_dir / "mirrors" / key, remote, self._git_settings()), 0.0)
             mirror, fetched_at = entry
             mirror.remote = Remote(source.git, auth, self._names())
+            generation = self._expiries.get(key, 0)
         if force or time.monotonic() - fetched_at >= self.settings.refresh_s:
             self._check_address(source.git)
             try:
                 mirror.ensure_mirror()
             except GitError as exc:
-                if exc.temporary and fetched_at:
+                if exc.temporary and fetched_at:  # 0.0: never fetched (an expired one is -inf)
                     return mirror  # keep serving the last fetched state; the next refresh retries
                 raise (RepositoryUnavailableError if exc.temporary else RepositoryError)(
                     f"chart.git {source.git}: {exc}"
                 ) from None
-            with self._lock:
-                self._mirrors[key] = (mirror, time.monotonic())
+            self._fetched(key, mirror, generation)
         return mirror
+
+    def _fetched(self, key: str, mirror: Mirror, generation: int) -> None:
+        """Record a successful fetch of ``mirror`` that started at expiry ``generation``."""
+        with self._lock:
+            expired = self._expiries.get(key, 0) != generation
+            self._mirrors[key] = (mirror, _EXPIRED if expired else time.monotonic())
 
     def fetch(self, key: str, source: GitChartSource, *, secrets: SecretReader | None = None) -> FetchedChart:
         """The chart at ``source`` for the HelmRelease ``key`` (namespace/name, remembered for ``poll``).
@@ -297,6 +308,8 @@ class GitCharts:
             used = {use.mirror_key for use in self._uses.values()}
             for mirror_key in set(self._mirrors) - used:
                 del self._mirrors[mirror_key]
+            for mirror_key in set(self._expiries) - set(self._mirrors):
+                del self._expiries[mirror_key]
             # a lock is dropped only when no fetch claims its export (a fetch claims it first)
             for export_key in [k for k in self._export_locks if k not in claimed]:
                 del self._export_locks[export_key]
@@ -310,7 +323,9 @@ class GitCharts:
                 key for key, (mirror, _) in self._mirrors.items() if same_repository(mirror.remote.url, url)
             ]
             for key in expired:
-                self._mirrors[key] = (self._mirrors[key][0], 0.0)
+                # not 0.0, which means "never fetched" (no last state to serve on an outage)
+                self._mirrors[key] = (self._mirrors[key][0], _EXPIRED)
+                self._expiries[key] = self._expiries.get(key, 0) + 1
         return len(expired)
 
     def poll(self, keys: set[str]) -> list[str]:
@@ -388,6 +403,8 @@ class GitCharts:
     def _refresh(self, key: str, mirror: Mirror, fetched_at: float) -> bool:
         if time.monotonic() - fetched_at < self.settings.refresh_s:
             return True
+        with self._lock:
+            generation = self._expiries.get(key, 0)
         try:
             self._check_address(mirror.remote.url)
             mirror.ensure_mirror()
@@ -397,8 +414,7 @@ class GitCharts:
         except GitError as exc:
             log.warning("Git chart poll failed", url=mirror.remote.display_url, error=str(exc))
             return False
-        with self._lock:
-            self._mirrors[key] = (mirror, time.monotonic())
+        self._fetched(key, mirror, generation)
         return True
 
     def _export(
