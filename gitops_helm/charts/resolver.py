@@ -113,7 +113,13 @@ class ChartResolver:
             if isinstance(source, RepoChartSource):
                 scheme = source.repository.split("://", 1)[0].lower() if "://" in source.repository else ""
                 if scheme in ("http", "https"):
-                    return self._repo(user, reader, namespace, source)
+                    try:
+                        return self._repo(user, reader, namespace, source)
+                    except BaseException:
+                        # the poll follows only what the last fetch got with credentials the
+                        # HelmRelease could still read: never a deleted or refused Secret's
+                        self.repo_poll.drop(user)
+                        raise
                 self.repo_poll.drop(user)
                 return self._plugin(user, source)
             raise RepositoryError(f"unsupported chart source {type(source).__name__}")

@@ -5,15 +5,21 @@ Git URL comparison that ties a Git chart to the synced config repository."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gitops_helm.api import RepoChartSource
 from gitops_helm.charts.auth import RepositoryAuth
-from gitops_helm.charts.errors import RepositoryUnavailableError
+from gitops_helm.charts.cache import ChartCache
+from gitops_helm.charts.errors import AuthConfigError, RepositoryUnavailableError
 from gitops_helm.charts.gitchart import same_repository
 from gitops_helm.charts.repoindex import ChartVersion, RepoIndex
 from gitops_helm.charts.repopoll import RepositoryPoll, RepoUse, changed_uses
+from gitops_helm.charts.resolver import ChartResolver
 from gitops_helm.config import Settings, add_common_flags, add_run_flags, settings_from_args
 
 REPO = "https://charts.example.test/stable"
@@ -163,3 +169,26 @@ def test_same_repository_ignores_what_does_not_name_another_repository() -> None
     assert not same_repository(url, "https://git.example.test/Team/config.git")  # paths keep case
     assert not same_repository(url, "ssh://git@git.example.test/team/config.git")
     assert same_repository("git@host:team/config.git", "git@host:team/config")
+
+
+class NoSecrets:
+    """A HelmRelease's identity that can no longer read its chartPullSecret (deleted or refused)."""
+
+    def get_secret_data(self, namespace: str, name: str) -> None:
+        return None
+
+
+def test_a_failed_fetch_forgets_the_last_use_and_its_credentials(tmp_path: Path) -> None:
+    """The poll must not go on sending a Secret's credentials after the HelmRelease's own
+    identity could no longer read it (nor enqueue it on what they show)."""
+    alice = RepositoryAuth(username="alice", password="pw")
+    indexes: Any = Indexes({REPO: index("1.0.0", "1.0.1")})
+    helm: Any = object()
+    resolver = ChartResolver(NoSecrets(), helm, indexes, object(), ChartCache(tmp_path))  # type: ignore[arg-type]
+    resolver.repo_poll.record("ns/a", use("~1.0.0", "1.0.0", alice))
+    source = RepoChartSource(REPO, "app", "~1.0.0", chart_pull_secret="creds")
+    with pytest.raises(AuthConfigError):
+        resolver.fetch("ns", "a", source)
+    assert resolver.repo_poll.uses() == {}
+    assert resolver.repo_poll.poll({"ns/a"}) == []
+    assert indexes.requests == [], "a request with the credentials of a Secret it cannot read"
