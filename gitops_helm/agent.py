@@ -747,10 +747,21 @@ class Agent:
         self.digest_key.load()
         self.controller.start()
         self._acting.set()
-        threading.Thread(target=self._git_chart_poll_loop, name="git-chart-poll", daemon=True).start()
+        live = self.settings.liveness
+        # a round asks every chart source in use, each request under its own deadline: allowed as
+        # long as a Git sync, so only a loop that is stuck for good (a dead thread) fails /healthz
+        beat = self.heartbeats.register(
+            "git-chart-poll", self.settings.git.poll_interval_s + live.sync_s + live.margin_s
+        )
+        threading.Thread(
+            target=self._git_chart_poll_loop, args=(beat,), name="git-chart-poll", daemon=True
+        ).start()
         if self.settings.chart_poll_interval_s > 0:
+            beat = self.heartbeats.register(
+                "chart-repository-poll", self.settings.chart_poll_interval_s + live.sync_s + live.margin_s
+            )
             threading.Thread(
-                target=self._repository_poll_loop, name="chart-repository-poll", daemon=True
+                target=self._repository_poll_loop, args=(beat,), name="chart-repository-poll", daemon=True
             ).start()
         beat = self.heartbeats.register(
             "cache-janitor", self.settings.cache.sweep_interval_s + self.settings.liveness.margin_s
@@ -819,11 +830,12 @@ class Agent:
             self.source.trigger()
         return result
 
-    def _git_chart_poll_loop(self) -> None:
+    def _git_chart_poll_loop(self, beat: Callable[[], None]) -> None:
         """Reconcile a HelmRelease as soon as a commit changes its Git chart (not at the resync):
         every ``--git-poll-interval``, and at once after the Git sync applied a new commit (a
         chart kept in the config repository)."""
         while not self.stopping.is_set():
+            beat()
             self._git_charts_due.wait(self.settings.git.poll_interval_s)
             self._git_charts_due.clear()
             if self.stopping.is_set():
@@ -852,12 +864,13 @@ class Agent:
         path changed in it are reconciled without waiting for the poll interval."""
         self._git_charts_due.set()
 
-    def _repository_poll_loop(self) -> None:
+    def _repository_poll_loop(self, beat: Callable[[], None]) -> None:
         """Every ``--chart-poll-interval``: reconcile the HelmReleases whose version range now
         resolves to a new chart in its Helm repository (``charts.repopoll``); an unchanged index
         costs one conditional request per repository and identity, and enqueues nothing."""
         poll = self.resolver.repo_poll
         while not self.stopping.wait(self.settings.chart_poll_interval_s):
+            beat()
             try:
                 changed = poll.poll(self.controller.keys())
             except Exception as exc:  # never let the loop die: the resync still covers it

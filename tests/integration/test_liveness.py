@@ -58,3 +58,20 @@ def test_a_worker_waiting_on_a_long_helm_operation_is_not_stuck(
 
     agent.wait_for("the install to fail its --wait", install_failed, timeout=120)
     assert len(seen) > 1 and all(code == 200 for code, _ in seen), seen
+
+
+def test_a_stuck_chart_repository_poll_fails_healthz(env: Env, namespace: str, start_agent: Any) -> None:
+    """The chart-source poll loop beats like every other loop: held on its lock (as a deadlock
+    would hold it), /healthz names it; released, the agent is healthy again."""
+    agent = start_agent(
+        namespace,
+        env["HELM_BIN"],
+        chart_poll_interval_s=0.5,
+        liveness=LivenessSettings(sync_s=1.0, margin_s=1.0),
+    )
+    poll = agent.agent.resolver.repo_poll
+    agent.wait_for("a healthy agent that has polled", lambda: healthz(agent)[0] == 200 and poll.polls > 0)
+    with poll._lock:  # the poll takes this lock at the end of every round
+        _, body = agent.wait_for("/healthz to fail", lambda: (r := healthz(agent))[0] == 503 and r)
+        assert "not making progress: chart-repository-poll" in body, body
+    agent.wait_for("/healthz to recover", lambda: healthz(agent)[0] == 200)
