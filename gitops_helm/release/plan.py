@@ -104,7 +104,10 @@ Rows are checked top to bottom; the first match wins.
                                                   writes nothing to storage until it ends, so
                                                   rows 4a/5a cannot see it; a second test would
                                                   delete its pod, an upgrade would be overwritten
-                                                  by its final write of the tested revision
+                                                  by its final write of the tested revision;
+                                                  planned again every ``test_recheck`` meanwhile
+                                                  (the reconciler records the outcome the test
+                                                  wrote to storage when it ended, not run again)
 ===  ===========================================  =============================================
 
 Invariants (property-tested): the action is in :class:`Action`; NONE only when the latest
@@ -277,6 +280,9 @@ class Policy:
     merges_from_deployed: bool = False
     # seconds a helm test the agent started may still run (its timeout + the pending-grace margin)
     test_grace: float = 0.0
+    # while row 13 waits, plan again this often (0: only when the grace ends): the reconciler
+    # then reads an outcome the test wrote to storage when it ended
+    test_recheck: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -495,12 +501,13 @@ def _waiting_for_test(decision: Plan, memory: Memory, desired: Desired, now: flo
     until = started + desired.policy.test_grace
     if now >= until:
         return decision
+    recheck = desired.policy.test_recheck
     return Plan(
         Action.WAIT_RETRY,
         f"{decision.reason}; but a helm test of revision {memory.last_release_revision} started "
         f"{now - started:.0f}s ago may still be running (its outcome is not recorded), waiting "
         f"{until - now:.0f}s more before {decision.action.value}",
-        retry_at=until,
+        retry_at=min(until, now + recheck) if recheck > 0 else until,
     )
 
 

@@ -340,6 +340,15 @@ def test_row13_a_test_that_may_still_run_is_waited_for_not_run_again() -> None:
     assert "helm test of revision 2" in p.reason and "60s more" in p.reason
 
 
+def test_row13_looks_again_every_recheck_while_it_waits() -> None:
+    # so that the reconciler can record the outcome the test wrote when it ended
+    mem = replace(ours(2), test_state=TestState.PENDING, test_started=NOW - 10)
+    want = desired(test_enabled=True, test_grace=70.0, test_recheck=5.0)
+    assert run(rel(2), mem, want).retry_at == NOW + 5
+    late = replace(mem, test_started=NOW - 68)
+    assert run(rel(2), late, want).retry_at == NOW + 2
+
+
 def test_row13_once_the_test_cannot_run_any_more_it_is_run_again() -> None:
     mem = replace(ours(2), test_state=TestState.PENDING, test_started=NOW - 70)
     assert run(rel(2), mem, desired(test_enabled=True, test_grace=70.0)).action is Action.TEST
