@@ -855,6 +855,7 @@ def plan_deletion(
     suspended: bool = False,
     now: float = 0.0,
     pending_grace: float = 0.0,
+    test_until: float | None = None,
 ) -> Plan:
     """What to do with the release when its HelmRelease is deleted.
 
@@ -865,7 +866,8 @@ def plan_deletion(
     the HelmRelease is suspended (the release is kept, as in Flux). Like row 4a, a revision that
     is ``pending-*`` or ``uninstalling`` and changed less than ``pending_grace`` ago may belong to
     an operation still running (a person's helm, an old leader's): WAIT_RETRY until the grace
-    has passed, so two helm operations never run on one release.
+    has passed, so two helm operations never run on one release. Likewise until ``test_until``,
+    while a ``helm test`` the agent started may still run (row 13).
     """
     if observed is None or observed.status is ReleaseStatus.UNINSTALLED:
         return Plan(Action.NONE, "no release to uninstall")
@@ -888,6 +890,13 @@ def plan_deletion(
             f"{now - observed.last_modified:.0f}s; another operation may be running, waiting "
             f"{until - now:.0f}s more before uninstalling",
             retry_at=until,
+        )
+    if test_until is not None and now < test_until:
+        return Plan(
+            Action.WAIT_RETRY,
+            f"HelmRelease deleted, but a helm test of revision {observed.revision} may still be "
+            f"running, waiting {test_until - now:.0f}s more before uninstalling",
+            retry_at=test_until,
         )
     return Plan(Action.UNINSTALL, f"HelmRelease deleted: uninstalling revision {observed.revision}")
 

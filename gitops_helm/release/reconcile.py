@@ -449,12 +449,15 @@ class Reconciler:
                 # have installed it: nothing there is this HelmRelease's to uninstall.
                 report.event(True, "UninstallSkipped", f"release left in place: {exc}")
                 observed = None
+            planned = plan_policy(p, self.settings.retry)
+            test_started = memory_from_status(hr.status).test_started
             decision = pl.plan_deletion(
                 observed,
                 ref.owner,
                 suspended=p.suspend,
                 now=self.clock(),
-                pending_grace=plan_policy(p, self.settings.retry).pending_grace,
+                pending_grace=planned.pending_grace,
+                test_until=None if test_started is None else test_started + planned.test_grace,
             )
             if decision.action is pl.Action.WAIT_RETRY:
                 log.info("uninstall waits", release=hr.key, reason=decision.reason)

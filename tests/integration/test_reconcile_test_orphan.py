@@ -25,7 +25,7 @@ import pytest
 
 from tests.conftest import Env
 from tests.integration.reconcile_helpers import apply, hr_manifest, repo_chart
-from tests.integration.syncfix import get_object, wait_for
+from tests.integration.syncfix import get_object, release_exists, wait_for
 from tests.integration.test_reconcile_interrupted import Agents
 
 #: spec.test.timeout: more than the slow test pod takes (20 s), so the orphan passes
@@ -69,27 +69,33 @@ def _tested(env: Env, namespace: str) -> bool:
     return bool(tested and tested["status"] == "True" and st.get("testState") == "passed")
 
 
+def _orphan_a_slow_test(env: Env, namespace: str, helm: str, agents: Agents, timeout_s: int) -> int:
+    """Install a release whose helm test takes 20 s, kill the agent alone while its ``helm test``
+    child runs; return that child's pid."""
+    first = agents.start()
+    spec = {"test": {"enable": True, "timeout": timeout_s}, "values": {"testOutcome": "slow"}}
+    apply(env, hr_manifest("app", namespace, repo_chart(env), **spec))
+    orphan: int = wait_for(
+        "the agent's helm test to run",
+        lambda: next(iter(_helm_tests(helm, namespace)), None),
+        timeout=120,
+        interval=0.05,
+    )
+    # the agent alone, as a crash or OOM kill does: its helm child lives on in its own session
+    os.kill(first.proc.pid, signal.SIGKILL)
+    first.proc.wait(10)
+    assert _alive(orphan), "the helm test child died with the agent: nothing to test here"
+    return orphan
+
+
 @pytest.mark.parametrize("helm_var", ["HELM_BIN", "HELM3_BIN"], ids=["helm4", "helm3"])
 def test_a_restarted_agent_waits_for_the_orphaned_helm_test(
     env: Env, namespace: str, tmp_path: Path, helm_var: str
 ) -> None:
     helm = env[helm_var]
     agents = Agents(env, namespace, helm, tmp_path)
-    first = agents.start()
     try:
-        spec = {"test": {"enable": True, "timeout": TEST_TIMEOUT_S}, "values": {"testOutcome": "slow"}}
-        apply(env, hr_manifest("app", namespace, repo_chart(env), **spec))
-        orphan = wait_for(
-            "the agent's helm test to run",
-            lambda: next(iter(_helm_tests(helm, namespace)), None),
-            timeout=120,
-            interval=0.05,
-        )
-        # the agent alone, as a crash or OOM kill does: its helm child lives on in its own session
-        os.kill(first.proc.pid, signal.SIGKILL)
-        first.proc.wait(10)
-        assert _alive(orphan), "the helm test child died with the agent: nothing to test here"
-
+        orphan = _orphan_a_slow_test(env, namespace, helm, agents, TEST_TIMEOUT_S)
         agents.start()
         # sampled until the outcome is recorded: no second helm test beside the orphan, and none
         # after it either (the restarted agent records the outcome the orphan wrote)
@@ -106,5 +112,31 @@ def test_a_restarted_agent_waits_for_the_orphaned_helm_test(
             time.sleep(0.1)
         assert not _alive(orphan)
         assert _status(env, namespace).get("testStartedAt") is None
+    finally:
+        agents.kill()
+
+
+def test_a_deleted_helmrelease_is_uninstalled_only_after_the_orphaned_helm_test(
+    env: Env, namespace: str, tmp_path: Path
+) -> None:
+    # helm-agnostic (the planner's wait); one helm keeps the suite short
+    helm = env["HELM_BIN"]
+    agents = Agents(env, namespace, helm, tmp_path)
+    try:
+        # the shortest timeout that still lets the 20 s test pass: the wait is this + 1 s
+        orphan = _orphan_a_slow_test(env, namespace, helm, agents, 25)
+        env.kubectl("delete", "helmrelease", "app", "-n", namespace, "--wait=false")
+        agents.start()
+        deadline = time.monotonic() + 180
+        while _alive(orphan):
+            assert release_exists(env, namespace, "app"), (
+                f"the release was uninstalled while the orphaned helm test ran\n{agents.log_tail()}"
+            )
+            assert time.monotonic() < deadline, "the orphaned helm test never ended"
+            time.sleep(0.2)
+        wait_for(
+            "the HelmRelease gone", lambda: get_object(env, "helmrelease", namespace, "app") is None, 180
+        )
+        assert not release_exists(env, namespace, "app")
     finally:
         agents.kill()

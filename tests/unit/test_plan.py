@@ -378,6 +378,14 @@ def test_row13_does_not_hold_back_what_calls_no_helm() -> None:
     assert run(rel(2, owner=OTHER), mem, desired(test_grace=70.0)).action is Action.REFUSE
 
 
+def test_deletion_waits_for_a_test_that_may_still_run() -> None:
+    p = plan_deletion(rel(2), ME, now=NOW, test_until=NOW + 30)
+    assert p.action is Action.WAIT_RETRY and p.retry_at == NOW + 30
+    assert plan_deletion(rel(2), ME, now=NOW, test_until=NOW).action is Action.UNINSTALL
+    # what is not this HelmRelease's is still never uninstalled
+    assert plan_deletion(rel(2, owner=OTHER), ME, now=NOW, test_until=NOW + 30).action is Action.REFUSE
+
+
 def test_record_test_started_is_read_back_by_the_next_plan() -> None:
     mem = record_test_started(replace(ours(2), test_state=TestState.PENDING), now=NOW - 5)
     assert mem.test_started == NOW - 5
