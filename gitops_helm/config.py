@@ -615,8 +615,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--retry-max", help="longest retry delay (default: 5m)")
     r.add_argument(
         "--pending-grace-margin",
-        help="a release revision left pending-* is unlocked after the release's timeout plus this "
-        "(default: 60s)",
+        help="a release revision left pending-* is unlocked after the release's timeout plus this; a "
+        "helm test the agent started is waited for its test timeout plus this (default: 60s)",
     )
     r.add_argument(
         "--max-interruptions",

@@ -34,6 +34,9 @@ Status fields (camelCase in the object):
 - `interruptions`, `lastInterruptedDigest`: how often the agent's own attempt at that desired
   digest was found interrupted (pending after a crash or kill) and unlocked; bounded by the
   agent's `--max-interruptions`, past which each one counts as a failure.
+- `testStartedAt`: when the agent started a `helm test` of `lastReleaseRevision` whose outcome it
+  has not recorded yet; written before helm runs, so that an agent restarted (or a new leader)
+  while that test may still run waits for it instead of starting a second helm operation.
 - `lastHandledReconcileAt`: the value of the reconcile request annotation
   (`gitops-helm.io/reconcile-requested-at`, else Flux's `reconcile.fluxcd.io/requestedAt`) that
   the last finished run saw, as Flux records it: `gitops-helm reconcile` waits for it.
@@ -152,6 +155,7 @@ class HelmReleaseStatus:
     last_interrupted_digest: str | None = None
     last_handled_reconcile_at: str | None = None
     history: tuple[HistoryEntry, ...] = ()
+    test_started_at: str | None = None
 
 
 def phase_message(phase: Phase, release_name: str, namespace: str, detail: str | None = None) -> str:
@@ -262,6 +266,7 @@ _SCALARS: tuple[tuple[str, str], ...] = (
     ("interruptions", "interruptions"),
     ("last_interrupted_digest", "lastInterruptedDigest"),
     ("last_handled_reconcile_at", "lastHandledReconcileAt"),
+    ("test_started_at", "testStartedAt"),
 )
 
 
@@ -338,6 +343,7 @@ def parse_status(raw: object) -> HelmReleaseStatus:
         last_interrupted_digest=text("lastInterruptedDigest"),
         last_handled_reconcile_at=text("lastHandledReconcileAt"),
         history=parse_history(raw.get("history")),
+        test_started_at=text("testStartedAt"),
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from gitops_helm import log as logging
 from gitops_helm.adapters.helm import Helm, HelmError, HelmErrorKind, RollbackOptions, UpgradeOptions
-from gitops_helm.adapters.kube import Kube
+from gitops_helm.adapters.kube import Kube, KubeError
 from gitops_helm.api import (
     AttemptOutcome,
     HistoryAction,
@@ -198,10 +198,23 @@ class ReleaseActions:
 
     def _test(self, report: StatusReport, target: Target, memory: pl.Memory) -> tuple[pl.Memory, bool]:
         p = target.policy
+        # recorded before helm runs: if this agent dies now, its helm child may run on, and
+        # whoever reconciles next waits for it (plan row 13)
+        report.remember(pl.record_test_started(memory, now=self.clock()))
         report.phase(Phase.TESTING)
         report.write()
         started = self.clock()
-        outcome = self.helm.test(p.release_name, p.target_namespace, p.test.timeout)
+        try:
+            outcome = self.helm.test(p.release_name, p.target_namespace, p.test.timeout)
+        except HelmError:
+            # helm has exited (the adapter kills its process group at its deadline): no test
+            # runs, so the next run need not wait for one
+            report.remember(memory)
+            try:
+                report.write()
+            except KubeError as exc:  # then the next run waits the test's grace: the safe side
+                log.warning("cannot record the end of a test", release=target.ref.key, error=str(exc))
+            raise
         memory = pl.record_test(memory, target.desired, passed=outcome.passed, now=self.clock())
         tested = self._entry(
             target, HistoryAction.TEST, started, outcome.passed, memory.last_release_revision

@@ -66,6 +66,10 @@ def plan_policy(
         # the agent's own rollbacks run with spec.rollback.timeout
         rollback_pending_grace=float(policy.rollback.timeout) + retry.pending_grace_margin_s,
         max_interruptions=retry.max_interruptions,
+        # a helm test the agent started (and may have orphaned) runs at most spec.test.timeout
+        test_grace=float(policy.test.timeout) + retry.pending_grace_margin_s,
+        # ... and looks at storage again this often meanwhile (the test's outcome, once it ended)
+        test_recheck=retry.base_s,
         merges_from_deployed=merges_from_deployed,
     )
 

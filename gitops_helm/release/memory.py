@@ -62,6 +62,7 @@ def memory_from_status(s: HelmReleaseStatus) -> pl.Memory:
         rollback_count=s.rollback_count,
         interruptions=s.interruptions,
         last_interrupted_digest=s.last_interrupted_digest,
+        test_started=_epoch(s.test_started_at),
     )
 
 
@@ -81,4 +82,5 @@ def status_with_memory(s: HelmReleaseStatus, m: pl.Memory) -> HelmReleaseStatus:
         rollback_count=m.rollback_count,
         interruptions=m.interruptions,
         last_interrupted_digest=m.last_interrupted_digest,
+        test_started_at=_rfc3339(m.test_started),
     )

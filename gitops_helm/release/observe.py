@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from gitops_helm import yamlio
@@ -71,6 +72,10 @@ class Observation:
             self._record = self.kube.read_release(latest) if latest is not None else {}
         return self._record
 
+    def test_outcome_since(self, started: float) -> bool | None:
+        """:func:`outcome_of_tests_since` of the latest revision's record."""
+        return outcome_of_tests_since(self.latest_record(), started)
+
     def made_by_agent(self) -> bool:
         """The latest revision was written by the agent's own install or upgrade: its description
         is the agent's (helm keeps a description per revision; labels are copied to the next)."""
@@ -101,6 +106,38 @@ class Observation:
 
 #: helm's storage labels with a time (epoch seconds) of a revision's creation or last update.
 TIME_LABELS = ("createdAt", "modifiedAt")
+
+
+def outcome_of_tests_since(record: Mapping[str, Any], started: float) -> bool | None:
+    """Whether a release's tests passed, as a ``helm test`` that started at or after ``started``
+    (epoch seconds) wrote them into the tested revision's ``record`` when it ended; None while that
+    is not known (no test hook ran since, or one still runs: helm writes the record only at the
+    end)."""
+    hooks = [h for h in record.get("hooks") or () if isinstance(h, Mapping)]
+    runs = [h.get("last_run") or {} for h in hooks if "test" in (h.get("events") or ())]
+    if not runs or any(not isinstance(r, Mapping) for r in runs):
+        return None
+    since = [r for r in runs if (_epoch_of(r.get("started_at")) or 0.0) >= started]
+    if any(r.get("phase") == "Failed" for r in since):
+        return False  # helm stops at the first failed test: later ones never ran
+    if len(since) == len(runs) and all(r.get("phase") == "Succeeded" for r in since):
+        return True
+    return None
+
+
+def _epoch_of(stamp: object) -> float | None:
+    """Epoch seconds of helm's RFC 3339 time (nanoseconds cut to what Python reads)."""
+    if not isinstance(stamp, str):
+        return None
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", stamp)
+    if m is None:
+        return None
+    fraction = (m.group(2) or "")[:7]
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    try:
+        return datetime.fromisoformat(m.group(1) + fraction + zone).timestamp()
+    except ValueError:
+        return None
 
 
 def last_changed(stored: StoredRelease) -> float | None:

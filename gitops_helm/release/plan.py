@@ -97,6 +97,17 @@ Rows are checked top to bottom; the first match wins.
                                                   checked: NONE with ``check_drift``; drift
                                                   found: ``warn`` => NONE with ``drifted``,
                                                   ``enabled`` => CORRECT_DRIFT
+ 13  any Helm action of the rows above, while a   WAIT_RETRY until ``test_started + test_grace``
+     ``helm test`` the agent started may still    (the test's timeout + the pending-grace
+     run (``memory.test_started``, no outcome     margin): an orphaned ``helm test`` (agent
+     recorded, less than ``test_grace`` ago)      killed, its helm child alive; an old leader's)
+                                                  writes nothing to storage until it ends, so
+                                                  rows 4a/5a cannot see it; a second test would
+                                                  delete its pod, an upgrade would be overwritten
+                                                  by its final write of the tested revision;
+                                                  planned again every ``test_recheck`` meanwhile
+                                                  (the reconciler records the outcome the test
+                                                  wrote to storage when it ended, not run again)
 ===  ===========================================  =============================================
 
 Invariants (property-tested): the action is in :class:`Action`; NONE only when the latest
@@ -159,6 +170,7 @@ __all__ = [
     "record_release",
     "record_rollback",
     "record_test",
+    "record_test_started",
     "record_uninstall",
     "record_unjudged",
     "record_unlock",
@@ -266,6 +278,11 @@ class Policy:
     # helm 3: an upgrade is three-way-merged against the last *deployed* revision, not the latest
     # failed one, so a field only the failed revision added stays on the live objects (row 8f)
     merges_from_deployed: bool = False
+    # seconds a helm test the agent started may still run (its timeout + the pending-grace margin)
+    test_grace: float = 0.0
+    # while row 13 waits, plan again this often (0: only when the grace ends): the reconciler
+    # then reads an outcome the test wrote to storage when it ended
+    test_recheck: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -303,6 +320,8 @@ class Memory:
     rollback_count: int = 0  # status.rollbackCount (Helm Operator compatible); not read by plan
     interruptions: int = 0  # own attempts at last_interrupted_digest found pending and unlocked
     last_interrupted_digest: str | None = None
+    # epoch seconds a helm test of last_release_revision was started whose outcome is not recorded
+    test_started: float | None = None
 
 
 @dataclass(frozen=True)
@@ -466,7 +485,30 @@ def plan(
 ) -> Plan:
     """The next action for a HelmRelease that exists (see the module table)."""
     decision = _plan(observed, memory, desired, now=now, drift_detected=drift_detected)
-    return _restoring_first(decision, observed, memory, desired)
+    return _waiting_for_test(_restoring_first(decision, observed, memory, desired), memory, desired, now)
+
+
+def _waiting_for_test(decision: Plan, memory: Memory, desired: Desired, now: float) -> Plan:
+    """Row 13: no Helm action while a ``helm test`` the agent started may still be running.
+
+    Helm writes a test's outcome to storage only when the test ends, so an orphaned test (the
+    agent was killed, its helm child lives on in its own session) or an old leader's is invisible
+    in storage. The status records when the test started, before helm runs: any agent that reads
+    it (restarted, or a new leader) waits as long as that test may run."""
+    started = memory.test_started
+    if decision.action not in HELM_ACTIONS or started is None:
+        return decision
+    until = started + desired.policy.test_grace
+    if now >= until:
+        return decision
+    recheck = desired.policy.test_recheck
+    return Plan(
+        Action.WAIT_RETRY,
+        f"{decision.reason}; but a helm test of revision {memory.last_release_revision} started "
+        f"{now - started:.0f}s ago may still be running (its outcome is not recorded), waiting "
+        f"{until - now:.0f}s more before {decision.action.value}",
+        retry_at=min(until, now + recheck) if recheck > 0 else until,
+    )
 
 
 def _restoring_first(decision: Plan, r: ObservedRelease | None, memory: Memory, desired: Desired) -> Plan:
@@ -813,6 +855,7 @@ def plan_deletion(
     suspended: bool = False,
     now: float = 0.0,
     pending_grace: float = 0.0,
+    test_until: float | None = None,
 ) -> Plan:
     """What to do with the release when its HelmRelease is deleted.
 
@@ -823,7 +866,8 @@ def plan_deletion(
     the HelmRelease is suspended (the release is kept, as in Flux). Like row 4a, a revision that
     is ``pending-*`` or ``uninstalling`` and changed less than ``pending_grace`` ago may belong to
     an operation still running (a person's helm, an old leader's): WAIT_RETRY until the grace
-    has passed, so two helm operations never run on one release.
+    has passed, so two helm operations never run on one release. Likewise until ``test_until``,
+    while a ``helm test`` the agent started may still run (row 13).
     """
     if observed is None or observed.status is ReleaseStatus.UNINSTALLED:
         return Plan(Action.NONE, "no release to uninstall")
@@ -847,6 +891,13 @@ def plan_deletion(
             f"{until - now:.0f}s more before uninstalling",
             retry_at=until,
         )
+    if test_until is not None and now < test_until:
+        return Plan(
+            Action.WAIT_RETRY,
+            f"HelmRelease deleted, but a helm test of revision {observed.revision} may still be "
+            f"running, waiting {test_until - now:.0f}s more before uninstalling",
+            retry_at=test_until,
+        )
     return Plan(Action.UNINSTALL, f"HelmRelease deleted: uninstalling revision {observed.revision}")
 
 
@@ -868,9 +919,15 @@ def record_release(memory: Memory, desired: Desired, *, action: ReleaseAction, r
     return m if desired.policy.test_enabled else _cleared(m)
 
 
+def record_test_started(memory: Memory, *, now: float) -> Memory:
+    """A ``helm test`` of ``memory.last_release_revision`` is about to start (recorded before
+    helm runs, so that an agent that finds it unfinished waits for it: row 13)."""
+    return replace(memory, test_started=now)
+
+
 def record_test(memory: Memory, desired: Desired, *, passed: bool, now: float) -> Memory:
     """Tests ran for ``memory.last_release_revision``."""
-    m = replace(memory, test_state=TestState.PASSED if passed else TestState.FAILED)
+    m = replace(memory, test_state=TestState.PASSED if passed else TestState.FAILED, test_started=None)
     if passed or ignores_test_failures(desired.policy, memory.last_release_action):
         return _cleared(m)
     action = memory.last_release_action if memory.last_release_action is not None else ReleaseAction.UPGRADE

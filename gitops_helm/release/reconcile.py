@@ -320,6 +320,7 @@ class Reconciler:
                     observation, memory = _rekey_unkeyed_digest(identity.kube, target, observation, memory)
                 memory = _recover_unrecorded_release(report, target, observation, memory)
                 observation, memory = _recover_unrecorded_rollback(report, target, observation, memory)
+                memory = _recover_unrecorded_test(report, target, observation, memory, self.clock())
             decision = pl.plan(
                 observation.release, memory, target.desired, now=self.clock(), drift_detected=drift_detected
             )
@@ -464,12 +465,15 @@ class Reconciler:
                 # have installed it: nothing there is this HelmRelease's to uninstall.
                 report.event(True, "UninstallSkipped", f"release left in place: {exc}")
                 observed = None
+            planned = plan_policy(p, self.settings.retry)
+            test_started = memory_from_status(hr.status).test_started
             decision = pl.plan_deletion(
                 observed,
                 ref.owner,
                 suspended=p.suspend,
                 now=self.clock(),
-                pending_grace=plan_policy(p, self.settings.retry).pending_grace,
+                pending_grace=planned.pending_grace,
+                test_until=None if test_started is None else test_started + planned.test_grace,
             )
             if decision.action is pl.Action.WAIT_RETRY:
                 log.info("uninstall waits", release=hr.key, reason=decision.reason)
@@ -522,6 +526,44 @@ def _recover_unrecorded_release(
         report.phase(Phase.SUCCEEDED, revision=target.chart.revision)
     report.event(False, "ReleaseRecorded", message)
     log.info("unrecorded release recorded", release=target.ref.key, revision=release.revision, action=verb)
+    return recorded
+
+
+def _recover_unrecorded_test(
+    report: StatusReport, target: Target, observation: Observation, memory: pl.Memory, now: float
+) -> pl.Memory:
+    """A ``helm test`` the agent started ended without the agent recording it (the agent was
+    stopped, its helm child ran on: plan row 13 waited for it): record the outcome helm wrote to
+    the tested revision, so the test is not run a second time."""
+    release = observation.release
+    started = memory.test_started
+    if (
+        started is None
+        or memory.test_state is not pl.TestState.PENDING
+        or release is None
+        or release.revision != memory.last_release_revision
+        or release.owner != target.desired.owner
+    ):
+        return memory
+    passed = observation.test_outcome_since(started)
+    if passed is None:
+        return memory
+    recorded = pl.record_test(memory, target.desired, passed=passed, now=now)
+    name = target.policy.release_name
+    message = (
+        f"recorded from the helm test of revision {release.revision} that ran on while the agent was stopped"
+    )
+    # the phases the interrupted run would have reported after helm returned
+    if passed:
+        report.phase(Phase.TESTED)
+        report.phase(Phase.SUCCEEDED, revision=report.status.last_attempted_revision)
+        report.event(False, "TestSucceeded", f"tests of {name} passed: {message}")
+    else:
+        report.phase(Phase.TEST_FAILED, detail=message)
+        report.event(True, "TestFailed", f"tests of {name} failed: {message}")
+        if pl.ignores_test_failures(target.desired.policy, memory.last_release_action):
+            report.phase(Phase.SUCCEEDED, revision=report.status.last_attempted_revision)
+    log.info("unrecorded test recorded", release=target.ref.key, revision=release.revision, passed=passed)
     return recorded
 
 

@@ -16,6 +16,7 @@ from gitops_helm.api import (
     Phase,
     RemediationStrategy,
     parse_helmrelease,
+    parse_status,
     record_phase,
     serialise_helmrelease,
     serialise_status,
@@ -23,7 +24,7 @@ from gitops_helm.api import (
 )
 from gitops_helm.api.crd import load_crd
 from gitops_helm.release import plan as pl
-from gitops_helm.release.memory import status_with_memory
+from gitops_helm.release.memory import memory_from_status, status_with_memory
 from tests.unit.test_api_examples import (
     GIT_CHART,
     OCI_CHART,
@@ -225,3 +226,13 @@ def test_status_written_by_the_agent_validates() -> None:
     status = status_with_memory(set_reconciling(status, reason="Progressing", message="m", now=now), memory)
     obj = {"metadata": {}, "spec": {"chart": {}}, "status": serialise_status(status)}
     assert validate(obj, schema()) == []
+
+
+def test_a_started_test_is_written_valid_and_read_back() -> None:
+    started = datetime(2024, 5, 1, 12, 0, 7, tzinfo=UTC).timestamp()
+    memory = pl.record_test_started(pl.Memory(last_release_revision=2), now=started + 0.6)
+    status = status_with_memory(HelmReleaseStatus(release_name="r"), memory)
+    body = serialise_status(status)
+    assert body["testStartedAt"] == "2024-05-01T12:00:07Z"
+    assert validate({"metadata": {}, "spec": {"chart": {}}, "status": body}, schema()) == []
+    assert memory_from_status(parse_status(body)).test_started == started

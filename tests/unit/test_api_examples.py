@@ -136,6 +136,7 @@ def full_manifest(chart: dict[str, Any] | None = None) -> dict[str, Any]:
         "interruptions": 1,
         "lastInterruptedDigest": "sha256:bbbb",
         "lastHandledReconcileAt": "2024-05-01T11:59:00.123456Z",
+        "testStartedAt": "2024-05-01T11:58:00Z",
         "conditions": [
             {
                 "type": "Released",

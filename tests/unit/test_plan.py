@@ -30,6 +30,7 @@ from gitops_helm.release.plan import (
     record_restore,
     record_rollback,
     record_test,
+    record_test_started,
     record_uninstall,
     record_unlock,
     record_unrecorded_release,
@@ -326,6 +327,69 @@ def test_row11_untested_revision_is_tested() -> None:
     mem = replace(ours(2), test_state=TestState.PENDING)
     assert run(rel(2), mem, desired(test_enabled=True)).action is Action.TEST
     assert run(rel(2), mem, desired(test_enabled=False)).action is Action.NONE
+
+
+def test_row13_a_test_that_may_still_run_is_waited_for_not_run_again() -> None:
+    # the agent was killed during `helm test`; its helm child may still run that test
+    mem = replace(ours(2), test_state=TestState.PENDING, test_started=NOW - 10)
+    want = desired(test_enabled=True, test_grace=70.0)
+    p = run(rel(2), mem, want)
+    assert p.action is Action.WAIT_RETRY
+    assert p.retry_at == NOW + 60
+    assert not (p.stalled or p.backoff)
+    assert "helm test of revision 2" in p.reason and "60s more" in p.reason
+
+
+def test_row13_looks_again_every_recheck_while_it_waits() -> None:
+    # so that the reconciler can record the outcome the test wrote when it ended
+    mem = replace(ours(2), test_state=TestState.PENDING, test_started=NOW - 10)
+    want = desired(test_enabled=True, test_grace=70.0, test_recheck=5.0)
+    assert run(rel(2), mem, want).retry_at == NOW + 5
+    late = replace(mem, test_started=NOW - 68)
+    assert run(rel(2), late, want).retry_at == NOW + 2
+
+
+def test_row13_once_the_test_cannot_run_any_more_it_is_run_again() -> None:
+    mem = replace(ours(2), test_state=TestState.PENDING, test_started=NOW - 70)
+    assert run(rel(2), mem, desired(test_enabled=True, test_grace=70.0)).action is Action.TEST
+
+
+def test_row13_no_upgrade_either_while_the_test_may_run() -> None:
+    # helm test rewrites the tested revision's record when it ends: an upgrade in between would
+    # see its superseded revision written back as deployed
+    mem = replace(ours(2, D1), test_state=TestState.PENDING, test_started=NOW - 1)
+    p = run(rel(2, digest=D1), mem, desired(D2, test_enabled=True, test_grace=30.0))
+    assert p.action is Action.WAIT_RETRY
+    assert p.retry_at == NOW + 29
+    assert "upgrad" in p.reason
+
+
+def test_row13_a_recorded_outcome_ends_the_wait() -> None:
+    mem = replace(ours(2), test_state=TestState.PENDING, test_started=NOW - 1)
+    want = desired(test_enabled=True, test_grace=70.0)
+    passed = record_test(mem, want, passed=True, now=NOW)
+    assert passed.test_started is None
+    assert run(rel(2), passed, want).action is Action.NONE
+
+
+def test_row13_does_not_hold_back_what_calls_no_helm() -> None:
+    mem = replace(ours(2), test_started=NOW - 1)
+    assert run(rel(2), mem, desired(test_grace=70.0)).action is Action.NONE
+    assert run(rel(2, owner=OTHER), mem, desired(test_grace=70.0)).action is Action.REFUSE
+
+
+def test_deletion_waits_for_a_test_that_may_still_run() -> None:
+    p = plan_deletion(rel(2), ME, now=NOW, test_until=NOW + 30)
+    assert p.action is Action.WAIT_RETRY and p.retry_at == NOW + 30
+    assert plan_deletion(rel(2), ME, now=NOW, test_until=NOW).action is Action.UNINSTALL
+    # what is not this HelmRelease's is still never uninstalled
+    assert plan_deletion(rel(2, owner=OTHER), ME, now=NOW, test_until=NOW + 30).action is Action.REFUSE
+
+
+def test_record_test_started_is_read_back_by_the_next_plan() -> None:
+    mem = record_test_started(replace(ours(2), test_state=TestState.PENDING), now=NOW - 5)
+    assert mem.test_started == NOW - 5
+    assert run(rel(2), mem, desired(test_enabled=True, test_grace=10.0)).retry_at == NOW + 5
 
 
 def test_row12_in_sync_needs_no_helm_call() -> None:
@@ -632,6 +696,7 @@ _memory = st.builds(
     last_remediated_revision=_opt_int,
     interruptions=st.integers(0, 4),
     last_interrupted_digest=st.one_of(st.none(), _digests),
+    test_started=st.one_of(st.none(), st.floats(0, 2 * NOW)),
 )
 _policy = st.builds(
     Policy,
@@ -643,6 +708,7 @@ _policy = st.builds(
     drift=st.sampled_from(list(DriftMode)),
     backoff=st.lists(st.floats(0, 600), max_size=3).map(tuple),
     pending_grace=st.floats(0, 600),
+    test_grace=st.floats(0, 600),
     rollback_pending_grace=st.floats(0, 600),
     max_interruptions=st.integers(0, 3),
     merges_from_deployed=st.booleans(),

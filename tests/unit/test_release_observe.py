@@ -12,7 +12,7 @@ import pytest
 from gitops_helm.adapters.kube import Kube, StoredRelease, _epoch_seconds
 from gitops_helm.release import plan as pl
 from gitops_helm.release.identity import DIGEST_LABEL, OWNER_LABEL, ReleaseRef
-from gitops_helm.release.observe import FirstSeen, last_changed, observe
+from gitops_helm.release.observe import FirstSeen, last_changed, observe, outcome_of_tests_since
 
 NOW = 1_796_070_900.0
 AN_HOUR_AGO = NOW - 3600
@@ -159,3 +159,39 @@ def test_a_recorded_time_wins_over_first_seen() -> None:
     first_seen = FirstSeen(Clock(NOW + 500))
     kube = FakeKube(helm_pending_upgrade(NOW - 5, AN_HOUR_AGO))
     assert observed(kube, first_seen).last_modified == NOW - 5
+
+
+# --- the outcome an orphaned helm test wrote (plan row 13) -----------------------------------
+
+STARTED = datetime(2026, 12, 1, 9, 39, 4, tzinfo=UTC).timestamp()
+
+
+def _test_hook(name: str, started_at: str | None, phase: str | None) -> dict[str, object]:
+    run = {"started_at": started_at, "completed_at": started_at, "phase": phase} if phase else {}
+    return {"name": name, "kind": "Pod", "events": ["test"], "last_run": run}
+
+
+def test_a_test_helm_ended_after_the_start_gives_its_outcome() -> None:
+    passed = {"hooks": [_test_hook("a", "2026-12-01T09:39:04.753597081Z", "Succeeded")]}
+    failed = {
+        "hooks": [
+            _test_hook("a", "2026-12-01T09:39:05Z", "Failed"),
+            _test_hook("b", None, None),  # helm stops at the first failed test
+        ]
+    }
+    assert outcome_of_tests_since(passed, STARTED) is True
+    assert outcome_of_tests_since(failed, STARTED) is False
+
+
+def test_an_older_test_run_or_none_at_all_says_nothing() -> None:
+    older = {"hooks": [_test_hook("a", "2026-12-01T09:39:03.999Z", "Succeeded")]}
+    never = {"hooks": [_test_hook("a", None, None)]}
+    partly = {
+        "hooks": [
+            _test_hook("a", "2026-12-01T09:39:05Z", "Succeeded"),
+            _test_hook("b", "2026-12-01T09:00:00Z", "Succeeded"),
+        ]
+    }
+    other_hooks = {"hooks": [{"name": "x", "events": ["pre-install"], "last_run": {"phase": "Succeeded"}}]}
+    for record in (older, never, partly, other_hooks, {}, {"hooks": [_test_hook("a", "garbage", "Failed")]}):
+        assert outcome_of_tests_since(record, STARTED) is None, record
