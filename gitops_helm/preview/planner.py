@@ -22,7 +22,6 @@ Secrets' data are redacted in every output.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
@@ -52,12 +51,13 @@ from gitops_helm.charts.resolver import ChartResolver
 from gitops_helm.config import Settings
 from gitops_helm.errors import GitopsHelmError
 from gitops_helm.preview import report as rp
-from gitops_helm.preview.objects import Redactor, leaf_strings, object_identity, object_name, unified_diff
+from gitops_helm.preview.objects import Redactor, object_identity, object_name, secret_strings, unified_diff
 from gitops_helm.release.desired import desired_digest
 from gitops_helm.release.digest_key import KEY_SECRET, read_existing
 from gitops_helm.release.drift import differences, manifest_objects
 from gitops_helm.release.identity import DIGEST_LABEL, ReleaseRef
 from gitops_helm.release.manifest_objects import DeclaredObject, ManifestObjects
+from gitops_helm.release.values_reader import values_spec
 from gitops_helm.render import ReleaseRenderer, RenderOptions
 from gitops_helm.sync.apply import DiffEntry, Syncer
 from gitops_helm.sync.discover import discover
@@ -105,10 +105,7 @@ class RecordingReader:
         if data is None:
             self.inputs.append(rp.Input("Secret", f"{namespace}/{name}", "absent"))
             return None
-        for raw in data.values():
-            with contextlib.suppress(yamlio.YAMLError):  # not values: compose_values says so if used
-                self.redactor.add(leaf_strings(yamlio.load(raw, unique_keys=False)))
-            self.redactor.add([raw.decode("utf-8", errors="replace").strip()])
+        self.redactor.add(secret_strings(data))
         canonical = json.dumps({k: v.hex() for k, v in data.items()}, sort_keys=True).encode()
         # keyed: a fingerprint of a Secret must not allow guessing it offline
         fingerprint = (
@@ -202,6 +199,23 @@ class Planner:
         out.manifest = str(record.get("manifest") or "")
         return out
 
+    def hide_live_secrets(self, live_hr: Mapping[str, Any] | None, redactor: Redactor) -> None:
+        """Add to ``redactor`` the cluster's Secrets that the live HelmRelease's values read: the
+        live objects (the ``-`` side of a diff, a release to uninstall) were rendered from them,
+        and the commit may read other Secrets, or other contents of these, or none."""
+        if live_hr is None:
+            return
+        try:
+            hr = parse_helmrelease(live_hr)
+        except SpecError:
+            return  # the agent cannot compose it either; its objects' strings are unknown
+        spec = values_spec(hr.namespace, hr.spec)
+        allow = self.settings.allow_cross_namespace_refs
+        for ref in values_mod.referenced_objects(spec, allow_cross_namespace=allow):
+            if ref.kind == "Secret":
+                data = self.kube.get_secret_data(ref.namespace, ref.name)
+                redactor.add(secret_strings(data or {}))
+
     def _objects(self, manifest: str, namespace: str) -> dict[tuple[str, str, str, str], dict[str, Any]]:
         out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         for obj in manifest_objects(manifest):
@@ -268,13 +282,19 @@ class Planner:
             notes += [f"optional {skipped}: left out" for skipped in composed.skipped]
             rendered = self.renderer.template(hr, chart, notes.append, composed)
             live_hr = self.kube.get_helmrelease(hr.namespace, hr.name)
+            self.hide_live_secrets(live_hr, redactor)
             live = self.live(ref, live_hr)
             planned = desired_digest(hr.policy, chart.digest, composed.digest, self.key) if self.key else None
             objects = self.object_changes(
                 live.manifest if live.exists else "", rendered, ref.target_namespace, redactor, notes
             )
         except (ChartError, values_mod.ValuesError, HelmError, GitopsHelmError) as exc:
-            return replace(base, error=redactor.text(str(exc)), inputs=tuple(inputs), notes=tuple(notes))
+            return replace(
+                base,
+                error=redactor.text(str(exc)),
+                inputs=tuple(inputs),
+                notes=tuple(redactor.text(n) for n in notes),
+            )
         if self.key is None:
             notes.append(
                 f"no digest key yet (Secret {self.settings.sync.state_namespace}/{KEY_SECRET}): the agent "
@@ -312,13 +332,14 @@ class Planner:
         try:
             live_hr = self.kube.get_helmrelease(namespace, name)
             if live_hr is None:
-                return rp.ReleasePlan(
-                    key, key, rp.NO_CHANGE, manifest_change="delete", notes=("already gone",)
-                )
+                # nothing left to delete: not a change (``ReleasePlan.changes``)
+                return rp.ReleasePlan(key, key, rp.NO_CHANGE, notes=("removed from Git; already gone",))
             hr = parse_helmrelease(live_hr)
             ref = ReleaseRef.of(hr)
+            redactor = Redactor()
+            self.hide_live_secrets(live_hr, redactor)
             live = self.live(ref, live_hr)
-            objects = self.object_changes(live.manifest, "", ref.target_namespace, Redactor(), [])
+            objects = self.object_changes(live.manifest, "", ref.target_namespace, redactor, [])
         except (SpecError, KubeError, yamlio.YAMLError) as exc:
             return rp.ReleasePlan(key, key, rp.ERROR, manifest_change="delete", error=str(exc))
         return rp.ReleasePlan(
