@@ -164,6 +164,9 @@ class _Live:
     chart: str = ""
     manifest: str = ""
     exists: bool = False
+    revision: int | None = None  # the latest revision in Helm storage
+    label_digest: str | None = None  # the digest label on it (None: not written by the agent)
+    recorded_revision: int | None = None  # the revision the HelmRelease's status says it produced
 
 
 class Planner:
@@ -186,13 +189,15 @@ class Planner:
     def live(self, ref: ReleaseRef, live_hr: Mapping[str, Any] | None) -> _Live:
         out = _Live()
         if live_hr is not None:
-            out.digest = parse_status(live_hr.get("status")).last_applied_digest
+            status = parse_status(live_hr.get("status"))
+            out.digest, out.recorded_revision = status.last_applied_digest, status.last_release_revision
         revisions = self.kube.release_revisions(ref.target_namespace, ref.release_name)
         latest = revisions[-1] if revisions else None
         if latest is None or latest.status == "uninstalled":
             return out
         out.exists = True
-        out.digest = out.digest or latest.labels.get(DIGEST_LABEL)
+        out.revision, out.label_digest = latest.revision, latest.labels.get(DIGEST_LABEL)
+        out.digest = out.digest or out.label_digest
         record = self.kube.read_release(latest)
         meta = (record.get("chart") or {}).get("metadata") or {}
         out.version, out.chart = meta.get("version"), str(meta.get("name") or "")
@@ -302,8 +307,18 @@ class Planner:
             )
         if not live.exists:
             action = rp.INSTALL
+        elif planned is not None and live.revision != live.recorded_revision:
+            # the reconciler's rule: a revision it did not produce (helm upgrade or rollback by
+            # hand, or no record at all) is upgraded to the desired state, whatever its digest
+            action = rp.UPGRADE
+            notes.append(
+                f"revision {live.revision} was not made by the agent (its status records "
+                f"{live.recorded_revision or 'none'}): the agent upgrades it to the desired state"
+            )
         elif planned is not None:
-            action = rp.NO_CHANGE if planned == live.digest else rp.UPGRADE
+            # in sync only when both the storage label and the status carry the planned digest
+            same = planned == live.digest and planned == live.label_digest
+            action = rp.NO_CHANGE if same else rp.UPGRADE
         else:
             action = rp.UPGRADE if objects or live.version != chart.version else rp.NO_CHANGE
         if action == rp.NO_CHANGE and objects:

@@ -308,3 +308,49 @@ def test_the_objects_of_a_removed_release_hide_the_secret_values_they_were_rende
     assert deleted.change == rp.DELETE
     assert "hunter2-long" not in deleted.diff, deleted.diff
     assert f"url: postgres://app:{REDACTED}@db" in deleted.diff, deleted.diff
+
+
+def _planned_against(latest_labels: dict[str, str], recorded_revision: int) -> rp.ReleasePlan:
+    """``Planner.release`` of an unchanged HelmRelease whose status records the planned digest
+    and revision ``recorded_revision``; Helm storage's latest is revision 2 with ``latest_labels``."""
+    from types import SimpleNamespace
+
+    from gitops_helm.adapters.kube import StoredRelease
+    from gitops_helm.api import parse_helmrelease
+    from gitops_helm.config import Settings
+    from gitops_helm.preview.planner import Planner
+    from gitops_helm.release.desired import desired_digest
+
+    key = b"k" * 32
+    kube = _FakeKube({})
+    body = kube.get_helmrelease("apps", "web")
+    hr = parse_helmrelease(body)
+    chart = SimpleNamespace(name="web", version="1.0.0", digest="sha256:c", revision="1.0.0")
+    composed = SimpleNamespace(digest="sha256:v", skipped=())
+    planned = desired_digest(hr.policy, chart.digest, composed.digest, key)
+    body["status"] = {"lastAppliedDigest": planned, "lastReleaseRevision": recorded_revision}
+    kube.get_helmrelease = lambda namespace, name: body  # type: ignore[method-assign]
+    labels = {k: (planned if v == "PLANNED" else v) for k, v in latest_labels.items()}
+    kube.release_revisions = lambda namespace, name: [  # type: ignore[method-assign]
+        StoredRelease("web", "apps", 2, "deployed", labels, "sh.helm.release.v1.web.v2")
+    ]
+    kube.manifest = ""
+    renderer = SimpleNamespace(
+        chart=lambda resolver, hr, worktree: chart,
+        values_reader=lambda chart: None,
+        values=lambda hr, chart, reader: composed,
+        template=lambda hr, chart, note, composed: "",
+    )
+    planner = Planner(Settings(), kube, renderer, None, key)  # type: ignore[arg-type]
+    return planner.release(hr, "")
+
+
+def test_a_revision_made_outside_the_agent_is_planned_as_the_upgrade_the_agent_makes() -> None:
+    from gitops_helm.release.identity import DIGEST_LABEL
+
+    in_sync = _planned_against({DIGEST_LABEL: "PLANNED"}, recorded_revision=2)
+    assert in_sync.action == rp.NO_CHANGE, in_sync
+    # helm upgrade or rollback by hand: revision 2 has no digest label, the status records 1
+    by_hand = _planned_against({}, recorded_revision=1)
+    assert by_hand.action == rp.UPGRADE, by_hand
+    assert any("not made by the agent" in note for note in by_hand.notes), by_hand
