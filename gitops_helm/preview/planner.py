@@ -34,7 +34,7 @@ from gitops_helm import values as values_mod
 from gitops_helm import yamlio
 from gitops_helm.adapters.helm import HelmError
 from gitops_helm.adapters.http import redact_url
-from gitops_helm.adapters.kube import Kube, KubeError
+from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
 from gitops_helm.api import (
     GROUP,
     KIND,
@@ -227,10 +227,28 @@ class Planner:
             meta = obj.setdefault("metadata", {})
             if HOOK_ANNOTATION in (meta.get("annotations") or {}):
                 continue  # a hook is run by helm, not kept in the release (its manifest has none)
-            if self.kube.is_namespaced(str(obj["apiVersion"]), str(obj["kind"])):
+            try:
+                namespaced = self.kube.is_namespaced(str(obj["apiVersion"]), str(obj["kind"]))
+            except KubeError as exc:
+                if exc.kind is not KubeErrorKind.NO_KIND:
+                    raise
+                namespaced = True  # not served yet (a CRD the chart brings): as helm places it
+            if namespaced:
                 meta.setdefault("namespace", namespace)
             out[object_identity(obj)] = obj
         return out
+
+    def _live_object(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The live object, None when absent or of a kind the cluster does not serve yet."""
+        meta = obj["metadata"]
+        try:
+            return self.kube.get(
+                str(obj["apiVersion"]), str(obj["kind"]), meta.get("namespace"), meta["name"]
+            )
+        except KubeError as exc:
+            if exc.kind is KubeErrorKind.NO_KIND:
+                return None
+            raise
 
     def object_changes(
         self, live_manifest: str, planned_manifest: str, namespace: str, redactor: Redactor, notes: list[str]
@@ -241,10 +259,7 @@ class Planner:
         changes: list[rp.ObjectChange] = []
         for obj in new.values():
             name = object_name(obj)
-            meta = obj["metadata"]
-            live = self.kube.get(
-                str(obj["apiVersion"]), str(obj["kind"]), meta.get("namespace"), meta["name"]
-            )
+            live = self._live_object(obj)
             try:
                 expected = self.kube.apply(obj, FIELD_MANAGER, dry_run=True, force=True)
             except KubeError as exc:
@@ -258,10 +273,7 @@ class Planner:
             if identity in new:
                 continue
             name = object_name(obj)
-            meta = obj["metadata"]
-            live = self.kube.get(
-                str(obj["apiVersion"]), str(obj["kind"]), meta.get("namespace"), meta["name"]
-            )
+            live = self._live_object(obj)
             if live is not None:
                 changes.append(rp.ObjectChange(name, rp.DELETE, unified_diff(name, live, None, redactor)))
         return changes

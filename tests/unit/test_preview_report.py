@@ -354,3 +354,23 @@ def test_a_revision_made_outside_the_agent_is_planned_as_the_upgrade_the_agent_m
     by_hand = _planned_against({}, recorded_revision=1)
     assert by_hand.action == rp.UPGRADE, by_hand
     assert any("not made by the agent" in note for note in by_hand.notes), by_hand
+
+
+def test_an_object_of_a_kind_the_chart_brings_its_crd_for_is_shown_not_an_error() -> None:
+    from gitops_helm.adapters.kube import KubeError, KubeErrorKind
+    from gitops_helm.config import Settings
+    from gitops_helm.preview.planner import Planner
+
+    def no_kind(*args: Any, **kwargs: Any) -> Any:
+        raise KubeError(KubeErrorKind.NO_KIND, "resolve example.com/v1/Widget", "not served")
+
+    kube = _FakeKube({})
+    kube.is_namespaced = no_kind  # type: ignore[method-assign]
+    kube.get = no_kind  # type: ignore[method-assign]
+    kube.apply = no_kind  # type: ignore[attr-defined]
+    planner = Planner(Settings(), kube, None, None, None)  # type: ignore[arg-type]
+    widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 1\n"
+    notes: list[str] = []
+    (change,) = planner.object_changes("", widget, "apps", Redactor(), notes)
+    assert (change.object, change.change) == ("Widget/apps/w", rp.CREATE)
+    assert "size: 1" in change.diff and notes, notes
