@@ -7,7 +7,9 @@ runs) and the Secret-derived strings to hide; nothing leaves here unredacted.
 from __future__ import annotations
 
 import base64
+import contextlib
 import difflib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -48,8 +50,29 @@ def leaf_strings(data: Any) -> Iterable[str]:
         yield str(data)
 
 
+def secret_strings(data: Mapping[str, bytes]) -> list[str]:
+    """The strings a Secret's ``data`` may put into values: each key's whole text, and the
+    leaves of those that are YAML documents (what a plan hides wherever it meets them)."""
+    out: list[str] = []
+    for raw in data.values():
+        with contextlib.suppress(yamlio.YAMLError):  # not values: compose_values says so if used
+            out += leaf_strings(yamlio.load(raw, unique_keys=False))
+        out.append(raw.decode("utf-8", errors="replace").strip())
+    return out
+
+
+def _json_escaped(value: str) -> set[str]:
+    """``value`` as it appears inside a JSON string (``toJson``, ``quote``): escaped as Python
+    writes it, and as Go's encoder does, which also escapes ``<``, ``>`` and ``&``."""
+    forms = {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    go = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+    forms |= {"".join(go.get(c, c) for c in form) for form in list(forms)}
+    return forms
+
+
 class Redactor:
-    """Hides Secret-derived strings (and their base64 forms, as charts put them in Secrets)."""
+    """Hides Secret-derived strings (and their base64 and JSON-escaped forms, as charts put them
+    in Secrets and JSON documents)."""
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
@@ -59,6 +82,7 @@ class Redactor:
             if len(value) >= MIN_REDACTED_LENGTH:
                 self._secrets.add(value)
                 self._secrets.add(base64.b64encode(value.encode()).decode())
+                self._secrets |= _json_escaped(value)
 
     def text(self, value: str) -> str:
         if not self._secrets:

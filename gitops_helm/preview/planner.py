@@ -22,7 +22,6 @@ Secrets' data are redacted in every output.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
@@ -35,7 +34,7 @@ from gitops_helm import values as values_mod
 from gitops_helm import yamlio
 from gitops_helm.adapters.helm import HelmError
 from gitops_helm.adapters.http import redact_url
-from gitops_helm.adapters.kube import Kube, KubeError
+from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
 from gitops_helm.api import (
     GROUP,
     KIND,
@@ -52,12 +51,13 @@ from gitops_helm.charts.resolver import ChartResolver
 from gitops_helm.config import Settings
 from gitops_helm.errors import GitopsHelmError
 from gitops_helm.preview import report as rp
-from gitops_helm.preview.objects import Redactor, leaf_strings, object_identity, object_name, unified_diff
+from gitops_helm.preview.objects import Redactor, object_identity, object_name, secret_strings, unified_diff
 from gitops_helm.release.desired import desired_digest
 from gitops_helm.release.digest_key import KEY_SECRET, read_existing
 from gitops_helm.release.drift import differences, manifest_objects
 from gitops_helm.release.identity import DIGEST_LABEL, ReleaseRef
 from gitops_helm.release.manifest_objects import DeclaredObject, ManifestObjects
+from gitops_helm.release.values_reader import values_spec
 from gitops_helm.render import ReleaseRenderer, RenderOptions
 from gitops_helm.sync.apply import DiffEntry, Syncer
 from gitops_helm.sync.discover import discover
@@ -105,10 +105,7 @@ class RecordingReader:
         if data is None:
             self.inputs.append(rp.Input("Secret", f"{namespace}/{name}", "absent"))
             return None
-        for raw in data.values():
-            with contextlib.suppress(yamlio.YAMLError):  # not values: compose_values says so if used
-                self.redactor.add(leaf_strings(yamlio.load(raw, unique_keys=False)))
-            self.redactor.add([raw.decode("utf-8", errors="replace").strip()])
+        self.redactor.add(secret_strings(data))
         canonical = json.dumps({k: v.hex() for k, v in data.items()}, sort_keys=True).encode()
         # keyed: a fingerprint of a Secret must not allow guessing it offline
         fingerprint = (
@@ -167,6 +164,9 @@ class _Live:
     chart: str = ""
     manifest: str = ""
     exists: bool = False
+    revision: int | None = None  # the latest revision in Helm storage
+    label_digest: str | None = None  # the digest label on it (None: not written by the agent)
+    recorded_revision: int | None = None  # the revision the HelmRelease's status says it produced
 
 
 class Planner:
@@ -189,18 +189,37 @@ class Planner:
     def live(self, ref: ReleaseRef, live_hr: Mapping[str, Any] | None) -> _Live:
         out = _Live()
         if live_hr is not None:
-            out.digest = parse_status(live_hr.get("status")).last_applied_digest
+            status = parse_status(live_hr.get("status"))
+            out.digest, out.recorded_revision = status.last_applied_digest, status.last_release_revision
         revisions = self.kube.release_revisions(ref.target_namespace, ref.release_name)
         latest = revisions[-1] if revisions else None
         if latest is None or latest.status == "uninstalled":
             return out
         out.exists = True
-        out.digest = out.digest or latest.labels.get(DIGEST_LABEL)
+        out.revision, out.label_digest = latest.revision, latest.labels.get(DIGEST_LABEL)
+        out.digest = out.digest or out.label_digest
         record = self.kube.read_release(latest)
         meta = (record.get("chart") or {}).get("metadata") or {}
         out.version, out.chart = meta.get("version"), str(meta.get("name") or "")
         out.manifest = str(record.get("manifest") or "")
         return out
+
+    def hide_live_secrets(self, live_hr: Mapping[str, Any] | None, redactor: Redactor) -> None:
+        """Add to ``redactor`` the cluster's Secrets that the live HelmRelease's values read: the
+        live objects (the ``-`` side of a diff, a release to uninstall) were rendered from them,
+        and the commit may read other Secrets, or other contents of these, or none."""
+        if live_hr is None:
+            return
+        try:
+            hr = parse_helmrelease(live_hr)
+        except SpecError:
+            return  # the agent cannot compose it either; its objects' strings are unknown
+        spec = values_spec(hr.namespace, hr.spec)
+        allow = self.settings.allow_cross_namespace_refs
+        for ref in values_mod.referenced_objects(spec, allow_cross_namespace=allow):
+            if ref.kind == "Secret":
+                data = self.kube.get_secret_data(ref.namespace, ref.name)
+                redactor.add(secret_strings(data or {}))
 
     def _objects(self, manifest: str, namespace: str) -> dict[tuple[str, str, str, str], dict[str, Any]]:
         out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
@@ -208,10 +227,28 @@ class Planner:
             meta = obj.setdefault("metadata", {})
             if HOOK_ANNOTATION in (meta.get("annotations") or {}):
                 continue  # a hook is run by helm, not kept in the release (its manifest has none)
-            if self.kube.is_namespaced(str(obj["apiVersion"]), str(obj["kind"])):
+            try:
+                namespaced = self.kube.is_namespaced(str(obj["apiVersion"]), str(obj["kind"]))
+            except KubeError as exc:
+                if exc.kind is not KubeErrorKind.NO_KIND:
+                    raise
+                namespaced = True  # not served yet (a CRD the chart brings): as helm places it
+            if namespaced:
                 meta.setdefault("namespace", namespace)
             out[object_identity(obj)] = obj
         return out
+
+    def _live_object(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The live object, None when absent or of a kind the cluster does not serve yet."""
+        meta = obj["metadata"]
+        try:
+            return self.kube.get(
+                str(obj["apiVersion"]), str(obj["kind"]), meta.get("namespace"), meta["name"]
+            )
+        except KubeError as exc:
+            if exc.kind is KubeErrorKind.NO_KIND:
+                return None
+            raise
 
     def object_changes(
         self, live_manifest: str, planned_manifest: str, namespace: str, redactor: Redactor, notes: list[str]
@@ -222,10 +259,7 @@ class Planner:
         changes: list[rp.ObjectChange] = []
         for obj in new.values():
             name = object_name(obj)
-            meta = obj["metadata"]
-            live = self.kube.get(
-                str(obj["apiVersion"]), str(obj["kind"]), meta.get("namespace"), meta["name"]
-            )
+            live = self._live_object(obj)
             try:
                 expected = self.kube.apply(obj, FIELD_MANAGER, dry_run=True, force=True)
             except KubeError as exc:
@@ -239,10 +273,7 @@ class Planner:
             if identity in new:
                 continue
             name = object_name(obj)
-            meta = obj["metadata"]
-            live = self.kube.get(
-                str(obj["apiVersion"]), str(obj["kind"]), meta.get("namespace"), meta["name"]
-            )
+            live = self._live_object(obj)
             if live is not None:
                 changes.append(rp.ObjectChange(name, rp.DELETE, unified_diff(name, live, None, redactor)))
         return changes
@@ -268,13 +299,19 @@ class Planner:
             notes += [f"optional {skipped}: left out" for skipped in composed.skipped]
             rendered = self.renderer.template(hr, chart, notes.append, composed)
             live_hr = self.kube.get_helmrelease(hr.namespace, hr.name)
+            self.hide_live_secrets(live_hr, redactor)
             live = self.live(ref, live_hr)
             planned = desired_digest(hr.policy, chart.digest, composed.digest, self.key) if self.key else None
             objects = self.object_changes(
                 live.manifest if live.exists else "", rendered, ref.target_namespace, redactor, notes
             )
         except (ChartError, values_mod.ValuesError, HelmError, GitopsHelmError) as exc:
-            return replace(base, error=redactor.text(str(exc)), inputs=tuple(inputs), notes=tuple(notes))
+            return replace(
+                base,
+                error=redactor.text(str(exc)),
+                inputs=tuple(inputs),
+                notes=tuple(redactor.text(n) for n in notes),
+            )
         if self.key is None:
             notes.append(
                 f"no digest key yet (Secret {self.settings.sync.state_namespace}/{KEY_SECRET}): the agent "
@@ -282,8 +319,18 @@ class Planner:
             )
         if not live.exists:
             action = rp.INSTALL
+        elif planned is not None and live.revision != live.recorded_revision:
+            # the reconciler's rule: a revision it did not produce (helm upgrade or rollback by
+            # hand, or no record at all) is upgraded to the desired state, whatever its digest
+            action = rp.UPGRADE
+            notes.append(
+                f"revision {live.revision} was not made by the agent (its status records "
+                f"{live.recorded_revision or 'none'}): the agent upgrades it to the desired state"
+            )
         elif planned is not None:
-            action = rp.NO_CHANGE if planned == live.digest else rp.UPGRADE
+            # in sync only when both the storage label and the status carry the planned digest
+            same = planned == live.digest and planned == live.label_digest
+            action = rp.NO_CHANGE if same else rp.UPGRADE
         else:
             action = rp.UPGRADE if objects or live.version != chart.version else rp.NO_CHANGE
         if action == rp.NO_CHANGE and objects:
@@ -312,13 +359,14 @@ class Planner:
         try:
             live_hr = self.kube.get_helmrelease(namespace, name)
             if live_hr is None:
-                return rp.ReleasePlan(
-                    key, key, rp.NO_CHANGE, manifest_change="delete", notes=("already gone",)
-                )
+                # nothing left to delete: not a change (``ReleasePlan.changes``)
+                return rp.ReleasePlan(key, key, rp.NO_CHANGE, notes=("removed from Git; already gone",))
             hr = parse_helmrelease(live_hr)
             ref = ReleaseRef.of(hr)
+            redactor = Redactor()
+            self.hide_live_secrets(live_hr, redactor)
             live = self.live(ref, live_hr)
-            objects = self.object_changes(live.manifest, "", ref.target_namespace, Redactor(), [])
+            objects = self.object_changes(live.manifest, "", ref.target_namespace, redactor, [])
         except (SpecError, KubeError, yamlio.YAMLError) as exc:
             return rp.ReleasePlan(key, key, rp.ERROR, manifest_change="delete", error=str(exc))
         return rp.ReleasePlan(

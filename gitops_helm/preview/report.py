@@ -73,7 +73,14 @@ class ReleasePlan:
 
     @property
     def changes(self) -> bool:
-        return self.action not in (NO_CHANGE, ERROR) or any(self.objects)
+        """Whether applying the commit changes something: the release, its objects, or the
+        HelmRelease object itself (``suspend: true`` or a new timeout moves no digest, yet the
+        sync writes it and the agent acts on it)."""
+        return (
+            self.action not in (NO_CHANGE, ERROR)
+            or any(self.objects)
+            or self.manifest_change in ("create", "update", "delete")
+        )
 
 
 @dataclass(frozen=True)

@@ -260,7 +260,8 @@ class ReleaseActions:
         memory = pl.record_rollback(
             memory, remediated=failed_revision, revision=revision, succeeded=failure is None
         )
-        report.attempted(self._rollback_entry(report, target, started, failure is None, revision, to))
+        wrote = _written(revision, failure is None, failed_revision or None)
+        report.attempted(self._rollback_entry(report, target, started, failure is None, wrote, to))
         if failure is not None:
             message = self._explained(failure.message, target, observed.latest_record)
             report.phase(Phase.ROLLBACK_FAILED, detail=message)
@@ -291,12 +292,14 @@ class ReleaseActions:
             disable_hooks=p.rollback.disable_hooks,
             max_history=p.max_history,
         )
+        before = memory.last_release_revision
         observed, failure = self._rollback_to(target, to, opts)
         revision = observed.release.revision if observed.release else None
         memory = pl.record_restore(
             memory, target.desired, revision=revision, succeeded=failure is None, now=self.clock()
         )
-        report.attempted(self._rollback_entry(report, target, started, failure is None, revision, to))
+        wrote = _written(revision, failure is None, before)
+        report.attempted(self._rollback_entry(report, target, started, failure is None, wrote, to))
         if failure is not None:
             message = self._explained(failure.message, target, observed.latest_record)
             report.phase(Phase.ROLLBACK_FAILED, detail=message)
@@ -462,6 +465,13 @@ class ReleaseActions:
         self.helm.uninstall(policy.release_name, policy.target_namespace, policy.timeout)
         report.event(False, "Uninstalled", f"HelmRelease deleted: release {policy.release_name} uninstalled")
         log.info("uninstalled on deletion", release=report.hr.key)
+
+
+def _written(latest: int | None, ok: bool, before: int | None) -> int | None:
+    """The revision a rollback produced: the latest one after it, unless it failed and the latest
+    is still the one before it (helm refused before writing: the history entry must not claim the
+    failed upgrade's revision, which ``history`` would then show as restored and live)."""
+    return latest if ok or latest != before else None
 
 
 def _stamp(epoch: float) -> str:

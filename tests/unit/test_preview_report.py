@@ -233,3 +233,144 @@ def test_a_since_file_that_is_not_a_saved_plan_is_named(tmp_path: Any, capsys: A
     bad.write_text('{"not": "a plan"}')
     assert main(["plan", str(tmp_path), "--since", str(bad)]) == 2
     assert f"--since {bad}: not a plan saved with -o json (no releases list)" in capsys.readouterr().err
+
+
+# -- review-14: the live side is redacted too, JSON-escaped secrets, HelmRelease-only changes ----
+
+
+def test_a_change_of_the_helmrelease_object_alone_is_a_change() -> None:
+    # suspend: true or a new timeout moves no digest, yet the sync writes the object
+    suspended = _release(action=rp.NO_CHANGE, manifest_change="update")
+    assert _report(suspended).exit_code() == 1
+    assert _report(_release(action=rp.NO_CHANGE, manifest_change="")).exit_code() == 0
+
+
+def test_a_secret_inside_a_json_document_is_redacted_as_go_escapes_it() -> None:
+    redactor = Redactor()
+    redactor.add(['p&ss"w<rd'])
+    # {{ .Values | toJson }}: Go writes & < > as \u0026 \u003c \u003e, and escapes the quote
+    shown = redactor.text('{"password":"p\\u0026ss\\"w\\u003crd"}')
+    assert shown == f'{{"password":"{REDACTED}"}}', shown
+
+
+class _FakeKube:
+    """What ``Planner.removed`` reads: a live HelmRelease reading a Secret, its release."""
+
+    def __init__(self, secret: dict[str, bytes]) -> None:
+        self.secret = secret
+        self.manifest = (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n"
+            "data:\n  url: postgres://app:hunter2-long@db\n"
+        )
+
+    def get_helmrelease(self, namespace: str, name: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "helm.fluxcd.io/v1",
+            "kind": "HelmRelease",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "chart": {"repository": "https://charts.example/", "name": "web", "version": "1.0.0"},
+                "valuesFrom": [{"secretKeyRef": {"name": "db", "key": "values.yaml"}}],
+            },
+        }
+
+    def get_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        return self.secret if (namespace, name) == ("apps", "db") else None
+
+    def release_revisions(self, namespace: str, name: str) -> list[Any]:
+        from gitops_helm.adapters.kube import StoredRelease
+
+        return [StoredRelease(name, namespace, 1, "deployed", {}, f"sh.helm.release.v1.{name}.v1")]
+
+    def read_release(self, stored: Any) -> dict[str, Any]:
+        return {"chart": {"metadata": {"name": "web", "version": "1.0.0"}}, "manifest": self.manifest}
+
+    def is_namespaced(self, api_version: str, kind: str) -> bool:
+        return True
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
+        from gitops_helm.release.drift import manifest_objects
+
+        obj = manifest_objects(self.manifest)[0]
+        obj["metadata"]["namespace"] = namespace
+        return obj
+
+
+def test_the_objects_of_a_removed_release_hide_the_secret_values_they_were_rendered_from() -> None:
+    from gitops_helm.config import Settings
+    from gitops_helm.preview.planner import Planner
+
+    kube = _FakeKube({"values.yaml": b"db:\n  password: hunter2-long\n"})
+    planner = Planner(Settings(), kube, None, None, None)  # type: ignore[arg-type]
+    removed = planner.removed("apps", "web")
+    assert removed.action == rp.UNINSTALL, removed
+    (deleted,) = removed.objects
+    assert deleted.change == rp.DELETE
+    assert "hunter2-long" not in deleted.diff, deleted.diff
+    assert f"url: postgres://app:{REDACTED}@db" in deleted.diff, deleted.diff
+
+
+def _planned_against(latest_labels: dict[str, str], recorded_revision: int) -> rp.ReleasePlan:
+    """``Planner.release`` of an unchanged HelmRelease whose status records the planned digest
+    and revision ``recorded_revision``; Helm storage's latest is revision 2 with ``latest_labels``."""
+    from types import SimpleNamespace
+
+    from gitops_helm.adapters.kube import StoredRelease
+    from gitops_helm.api import parse_helmrelease
+    from gitops_helm.config import Settings
+    from gitops_helm.preview.planner import Planner
+    from gitops_helm.release.desired import desired_digest
+
+    key = b"k" * 32
+    kube = _FakeKube({})
+    body = kube.get_helmrelease("apps", "web")
+    hr = parse_helmrelease(body)
+    chart = SimpleNamespace(name="web", version="1.0.0", digest="sha256:c", revision="1.0.0")
+    composed = SimpleNamespace(digest="sha256:v", skipped=())
+    planned = desired_digest(hr.policy, chart.digest, composed.digest, key)
+    body["status"] = {"lastAppliedDigest": planned, "lastReleaseRevision": recorded_revision}
+    kube.get_helmrelease = lambda namespace, name: body  # type: ignore[method-assign]
+    labels = {k: (planned if v == "PLANNED" else v) for k, v in latest_labels.items()}
+    kube.release_revisions = lambda namespace, name: [  # type: ignore[method-assign]
+        StoredRelease("web", "apps", 2, "deployed", labels, "sh.helm.release.v1.web.v2")
+    ]
+    kube.manifest = ""
+    renderer = SimpleNamespace(
+        chart=lambda resolver, hr, worktree: chart,
+        values_reader=lambda chart: None,
+        values=lambda hr, chart, reader: composed,
+        template=lambda hr, chart, note, composed: "",
+    )
+    planner = Planner(Settings(), kube, renderer, None, key)  # type: ignore[arg-type]
+    return planner.release(hr, "")
+
+
+def test_a_revision_made_outside_the_agent_is_planned_as_the_upgrade_the_agent_makes() -> None:
+    from gitops_helm.release.identity import DIGEST_LABEL
+
+    in_sync = _planned_against({DIGEST_LABEL: "PLANNED"}, recorded_revision=2)
+    assert in_sync.action == rp.NO_CHANGE, in_sync
+    # helm upgrade or rollback by hand: revision 2 has no digest label, the status records 1
+    by_hand = _planned_against({}, recorded_revision=1)
+    assert by_hand.action == rp.UPGRADE, by_hand
+    assert any("not made by the agent" in note for note in by_hand.notes), by_hand
+
+
+def test_an_object_of_a_kind_the_chart_brings_its_crd_for_is_shown_not_an_error() -> None:
+    from gitops_helm.adapters.kube import KubeError, KubeErrorKind
+    from gitops_helm.config import Settings
+    from gitops_helm.preview.planner import Planner
+
+    def no_kind(*args: Any, **kwargs: Any) -> Any:
+        raise KubeError(KubeErrorKind.NO_KIND, "resolve example.com/v1/Widget", "not served")
+
+    kube = _FakeKube({})
+    kube.is_namespaced = no_kind  # type: ignore[method-assign]
+    kube.get = no_kind  # type: ignore[method-assign]
+    kube.apply = no_kind  # type: ignore[attr-defined]
+    planner = Planner(Settings(), kube, None, None, None)  # type: ignore[arg-type]
+    widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 1\n"
+    notes: list[str] = []
+    (change,) = planner.object_changes("", widget, "apps", Redactor(), notes)
+    assert (change.object, change.change) == ("Widget/apps/w", rp.CREATE)
+    assert "size: 1" in change.diff and notes, notes
