@@ -76,6 +76,7 @@ class Redactor:
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None  # built once per set of secrets, not per string
 
     def add(self, values: Iterable[str]) -> None:
         for value in values:
@@ -83,14 +84,17 @@ class Redactor:
                 self._secrets.add(value)
                 self._secrets.add(base64.b64encode(value.encode()).decode())
                 self._secrets |= _json_escaped(value)
+                self._pattern = None
 
     def text(self, value: str) -> str:
         if not self._secrets:
             return value
-        # one pass, longest first: a secret containing another is hidden whole, and the mark
-        # put in is never searched again
-        pattern = re.compile("|".join(re.escape(s) for s in sorted(self._secrets, key=len, reverse=True)))
-        return pattern.sub(REDACTED, value)
+        if self._pattern is None:
+            # one pass, longest first: a secret containing another is hidden whole, and the mark
+            # put in is never searched again
+            ordered = sorted(self._secrets, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        return self._pattern.sub(REDACTED, value)
 
     def data(self, data: Any) -> Any:
         if isinstance(data, Mapping):
