@@ -151,7 +151,7 @@ def run_experiment(exp: Experiment, ctx: Context) -> Result:
             ctx.log(f"  [{exp.key}] {trial.scenario}: {trial.outcome}{detail}")
             if time.monotonic() > deadline:
                 spent = f"time budget of {exp.budget_seconds:.0f}s spent"
-                result.stopped = f"{spent} after {len(result.trials)} of {count} trials"
+                result.stopped = f"{spent} after {len(result.trials)} trials (count {count} per scenario)"
                 break
     except Exception as exc:  # the report must say what broke, and the other experiments go on
         failed = Trial("(experiment)", "error", f"{type(exc).__name__}: {exc}")

@@ -64,7 +64,7 @@ def test_the_time_budget_stops_an_experiment_and_the_report_says_so(tmp_path: Pa
 
     result = run_experiment(make(run, quick=3, budget=-1), context(tmp_path))
     assert len(result.trials) == 1
-    assert "after 1 of 3 trials" in result.stopped
+    assert "after 1 trials (count 3 per scenario)" in result.stopped
     assert not result.passed
     report = markdown([result], mode="make chaos-quick", machine={"CPU": "x"}, started="now")
     assert "Stopped early" in report and "| 1 | demo | install | 1 | 1 | 1 | 0 | 0 | 0 |" in report
