@@ -163,6 +163,37 @@ def _epoch_seconds(value: datetime | str | None) -> float | None:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
+def stored_revisions(listed: Any, namespace: str, release: str) -> list[StoredRelease]:
+    """The revisions (oldest first) that a list of ``release``'s storage Secrets describes, as
+    the API server sends it (JSON: a PartialObjectMetadataList or a SecretList); an item without
+    a name or with a ``version`` label that is not a number is not a revision and is left out."""
+    items = listed.get("items") if isinstance(listed, dict) else None
+    out = []
+    for item in items if isinstance(items, list) else []:
+        meta = item.get("metadata") if isinstance(item, dict) else None
+        if not isinstance(meta, dict) or not meta.get("name"):
+            continue
+        found = meta.get("labels")
+        labels = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+        try:
+            revision = int(labels.get("version", "0"))
+        except ValueError:
+            continue
+        created = meta.get("creationTimestamp")
+        out.append(
+            StoredRelease(
+                name=release,
+                namespace=namespace,
+                revision=revision,
+                status=labels.get("status", "unknown"),
+                labels=labels,
+                secret_name=str(meta["name"]),
+                created=_epoch_seconds(created if isinstance(created, str) else None),
+            )
+        )
+    return sorted(out, key=lambda r: r.revision)
+
+
 class Kube:
     """The agent's connection to one cluster, as the agent or (:meth:`impersonating`) as a user."""
 
@@ -381,29 +412,7 @@ class Kube:
             if err.kind is KubeErrorKind.NOT_FOUND:
                 return []
             raise err from None
-        items = listed.get("items") if isinstance(listed, dict) else None
-        out = []
-        for item in items if isinstance(items, list) else []:
-            meta = item.get("metadata") if isinstance(item, dict) else None
-            if not isinstance(meta, dict) or not meta.get("name"):
-                continue
-            labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
-            try:
-                revision = int(labels.get("version", "0"))
-            except ValueError:
-                continue
-            out.append(
-                StoredRelease(
-                    name=release,
-                    namespace=namespace,
-                    revision=revision,
-                    status=labels.get("status", "unknown"),
-                    labels=labels,
-                    secret_name=str(meta["name"]),
-                    created=_epoch_seconds(meta.get("creationTimestamp")),
-                )
-            )
-        return sorted(out, key=lambda r: r.revision)
+        return stored_revisions(listed, namespace, release)
 
     def read_release(self, stored: StoredRelease) -> dict[str, Any]:
         """Decode one stored release record (manifest, config values, chart metadata)."""
