@@ -113,6 +113,13 @@ KUBE_REQUESTS = Counter(
     ["verb", "outcome"],
     registry=REGISTRY,
 )
+HELM_STORAGE_READ_BYTES = Counter(
+    "gitops_helm_helm_storage_read_bytes_total",
+    "Bytes of Helm release storage (sh.helm.release.v1 Secrets) read from the Kubernetes API, by "
+    "read (list: a release's revisions, metadata only; record: one revision's whole record).",
+    ["read"],
+    registry=REGISTRY,
+)
 
 
 def observe_action(action: str, key: str, ok: bool, seconds: float) -> None:

@@ -129,6 +129,28 @@ class StoredRelease:
     created: float | None = None  # the Secret's metadata.creationTimestamp, epoch seconds
 
 
+#: The Accept header of a metadata-only list: the API server answers with a
+#: PartialObjectMetadataList (names, labels, timestamps; no data), or, a server that cannot, with
+#: the whole list (the same metadata is read from it).
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+
+
+def _json_body(answer: Any, read: str, what: str) -> Any:
+    """The JSON body of an answer requested with ``_preload_content=False`` (an HTTP response
+    whose status was already checked), its size counted as Helm storage ``read``; the connection
+    goes back to the pool. Raises urllib3's errors (a broken or timed-out read), and KubeError
+    TEMPORARY for a body that is not JSON (not what an API server sends: a proxy's page)."""
+    try:
+        body = answer.data
+    finally:
+        answer.release_conn()
+    metrics.HELM_STORAGE_READ_BYTES.labels(read=read).inc(len(body))
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise KubeError(KubeErrorKind.TEMPORARY, what, f"the answer is not JSON: {exc}") from None
+
+
 def _epoch_seconds(value: datetime | str | None) -> float | None:
     """A metadata timestamp (the client's datetime, or RFC 3339 text) as epoch seconds."""
     if isinstance(value, str):
@@ -139,6 +161,37 @@ def _epoch_seconds(value: datetime | str | None) -> float | None:
     if value is None:
         return None
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def stored_revisions(listed: Any, namespace: str, release: str) -> list[StoredRelease]:
+    """The revisions (oldest first) that a list of ``release``'s storage Secrets describes, as
+    the API server sends it (JSON: a PartialObjectMetadataList or a SecretList); an item without
+    a name or with a ``version`` label that is not a number is not a revision and is left out."""
+    items = listed.get("items") if isinstance(listed, dict) else None
+    out = []
+    for item in items if isinstance(items, list) else []:
+        meta = item.get("metadata") if isinstance(item, dict) else None
+        if not isinstance(meta, dict) or not meta.get("name"):
+            continue
+        found = meta.get("labels")
+        labels = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+        try:
+            revision = int(labels.get("version", "0"))
+        except ValueError:
+            continue
+        created = meta.get("creationTimestamp")
+        out.append(
+            StoredRelease(
+                name=release,
+                namespace=namespace,
+                revision=revision,
+                status=labels.get("status", "unknown"),
+                labels=labels,
+                secret_name=str(meta["name"]),
+                created=_epoch_seconds(created if isinstance(created, str) else None),
+            )
+        )
+    return sorted(out, key=lambda r: r.revision)
 
 
 class Kube:
@@ -338,49 +391,41 @@ class Kube:
     # -- Helm release storage -----------------------------------------------------------------
 
     def release_revisions(self, namespace: str, release: str) -> list[StoredRelease]:
-        """Every stored revision of ``release`` (oldest first), from its Secrets' labels only."""
+        """Every stored revision of ``release`` (oldest first), from its Secrets' labels only.
+
+        The API server sends the Secrets' metadata only (a PartialObjectMetadataList): a record
+        (the whole release, base64 gzip) is never listed, and the list is read as plain JSON,
+        never built into client models. :meth:`read_release` fetches the one record a step needs.
+        """
         what = f"list release storage of {namespace}/{release}"
         try:
-            res = self.core.list_namespaced_secret(
-                namespace, label_selector=f"owner=helm,name={release}", _request_timeout=self._t
+            answer = self.core.list_namespaced_secret(
+                namespace,
+                label_selector=f"owner=helm,name={release}",
+                _headers={"Accept": METADATA_ONLY},
+                _preload_content=False,
+                _request_timeout=self._t,
             )
+            listed = _json_body(answer, "list", what)
         except Exception as exc:
             err = _classify(exc, what)
             if err.kind is KubeErrorKind.NOT_FOUND:
                 return []
             raise err from None
-        out = []
-        for s in res.items:
-            if s.metadata is None or not s.metadata.name:
-                continue
-            labels = dict(s.metadata.labels or {})
-            try:
-                revision = int(labels.get("version", "0"))
-            except ValueError:
-                continue
-            out.append(
-                StoredRelease(
-                    name=release,
-                    namespace=namespace,
-                    revision=revision,
-                    status=labels.get("status", "unknown"),
-                    labels=labels,
-                    secret_name=s.metadata.name,
-                    created=_epoch_seconds(s.metadata.creation_timestamp),
-                )
-            )
-        return sorted(out, key=lambda r: r.revision)
+        return stored_revisions(listed, namespace, release)
 
     def read_release(self, stored: StoredRelease) -> dict[str, Any]:
         """Decode one stored release record (manifest, config values, chart metadata)."""
         what = f"read release {stored.namespace}/{stored.secret_name}"
         try:
-            secret = self.core.read_namespaced_secret(
-                stored.secret_name, stored.namespace, _request_timeout=self._t
+            answer = self.core.read_namespaced_secret(
+                stored.secret_name, stored.namespace, _preload_content=False, _request_timeout=self._t
             )
+            secret = _json_body(answer, "record", what)
         except Exception as exc:
             raise _classify(exc, what) from None
-        raw = (secret.data or {}).get("release", "")
+        data = secret.get("data") if isinstance(secret, dict) else None
+        raw = (data if isinstance(data, dict) else {}).get("release") or ""
         try:
             payload = base64.b64decode(base64.b64decode(raw))
             if payload[:2] == b"\x1f\x8b":

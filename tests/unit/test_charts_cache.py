@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +160,70 @@ def test_extract_refuses_what_is_not_a_tgz(tmp_path: Path) -> None:
     archive.write_bytes(b"<html>not found</html>")
     with pytest.raises(ArchiveError, match="not a valid gzip-compressed tar archive"):
         extract_chart(archive, tmp_path / "out")
+
+
+def _settled_clock() -> float:
+    """A clock for which every file of the test was last changed long ago (so verified archives
+    are remembered as such)."""
+    return time.time() + 3600
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(
+            lambda path: (
+                path.write_bytes(b"other bytes"),
+                os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9)),
+            ),
+            id="rewritten-in-place-same-size",
+        ),
+        pytest.param(lambda path: path.write_bytes(path.read_bytes()[:-1]), id="truncated"),
+        pytest.param(
+            lambda path: (
+                path.with_name("new").write_bytes(b"other bytes"),
+                path.with_name("new").replace(path),
+            ),
+            id="replaced-by-rename",
+        ),
+        pytest.param(
+            lambda path: (path.unlink(), path.symlink_to(path.parent / "elsewhere.tgz")), id="symlink"
+        ),
+    ],
+)
+def test_an_archive_verified_before_and_changed_since_is_discarded_on_use(
+    tmp_path: Path, tamper: Any
+) -> None:
+    cache = ChartCache(tmp_path, clock=_settled_clock)
+    body = b"chart bytes"
+    digest, path = cache.store([body], expected=None, max_bytes=100, what="chart app")
+    (path.parent / "elsewhere.tgz").write_bytes(b"planted")
+    assert cache.lookup(digest) == path  # hashed and remembered
+    assert cache.lookup(digest) == path  # unchanged: remembered
+    tamper(path)
+    assert cache.lookup(digest) is None
+    assert not path.exists() and not path.is_symlink()
+    assert cache.store([body], expected=digest, max_bytes=100, what="chart app") == (digest, path)
+    assert cache.lookup(digest) == path
+
+
+def test_an_archive_verified_right_after_it_changed_is_hashed_again_on_next_use(tmp_path: Path) -> None:
+    # the real clock: the file was written a moment ago, so it is not remembered as verified (on
+    # a filesystem with coarse timestamps a same-size rewrite within the same tick keeps its times)
+    cache = ChartCache(tmp_path)
+    body = b"chart bytes"
+    digest, path = cache.store([body], expected=None, max_bytes=100, what="chart app")
+    assert cache.lookup(digest) == path
+    path.write_bytes(b"other bytes")
+    assert cache.lookup(digest) is None
+
+
+def test_remembered_archives_are_no_more_than_twice_those_cached(tmp_path: Path) -> None:
+    cache = ChartCache(tmp_path, clock=_settled_clock)
+    for n in range(300):
+        digest, path = cache.store([b"chart %d" % n], expected=None, max_bytes=100, what="chart")
+        assert cache.lookup(digest) == path
+        path.unlink()  # evicted by the janitor: never looked up again
+    digest, path = cache.store([b"the one kept"], expected=None, max_bytes=100, what="chart")
+    assert cache.lookup(digest) == path
+    assert len(cache._verified) <= 2 * 64
