@@ -22,6 +22,7 @@ import os
 import re
 import socket
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -114,6 +115,10 @@ class KubeSettings:
     max_identities: int = 64
     # Events remembered so that a repeat increments its count instead of creating a new object
     recent_events: int = 1024
+    # a Helm release record (a storage Secret: at most 1 MiB, gzip inside) decoded to at most this
+    # many bytes: a real one is well under it; a hostile one (a gzip bomb in a tenant's namespace)
+    # is refused before it can exhaust the agent's memory
+    max_release_record_bytes: int = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,27 @@ def _epoch_seconds(value: datetime | str | None) -> float | None:
     if value is None:
         return None
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def decode_release_record(raw: str, max_bytes: int) -> dict[str, Any]:
+    """A Helm storage record (``data.release``: base64 of base64 of gzip of JSON, or of JSON) as a
+    dict, decompressed to at most ``max_bytes``. Raises ValueError naming what is wrong."""
+    payload = base64.b64decode(base64.b64decode(raw))
+    if payload[:2] == b"\x1f\x8b":
+        inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing
+        try:
+            payload = inflate.decompress(payload, max_bytes + 1)
+        except zlib.error as exc:
+            raise ValueError(f"not valid gzip: {exc}") from None
+        if len(payload) > max_bytes:
+            raise ValueError(f"the record decompresses to more than {max_bytes} bytes")
+    try:
+        record = json.loads(payload)
+    except RecursionError:
+        raise ValueError("the record is nested too deeply") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"the record is a JSON {type(record).__name__}, not an object")
+    return record
 
 
 def stored_revisions(listed: Any, namespace: str, release: str) -> list[StoredRelease]:
@@ -427,11 +453,8 @@ class Kube:
         data = secret.get("data") if isinstance(secret, dict) else None
         raw = (data if isinstance(data, dict) else {}).get("release") or ""
         try:
-            payload = base64.b64decode(base64.b64decode(raw))
-            if payload[:2] == b"\x1f\x8b":
-                payload = gzip.decompress(payload)
-            return cast(dict[str, Any], json.loads(payload))
-        except (ValueError, OSError) as exc:
+            return decode_release_record(raw, self.settings.max_release_record_bytes)
+        except ValueError as exc:
             raise KubeError(KubeErrorKind.INVALID, what, f"cannot decode release record: {exc}") from None
 
     def label_release(self, stored: StoredRelease, labels: Mapping[str, str]) -> None:
