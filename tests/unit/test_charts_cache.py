@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from gitops_helm.charts import cache as cache_module
 from gitops_helm.charts.cache import ChartCache, ExtractLimits, extract_chart
 from gitops_helm.charts.errors import ArchiveError, DigestMismatchError, SizeLimitError
 
@@ -227,3 +228,22 @@ def test_remembered_archives_are_no_more_than_twice_those_cached(tmp_path: Path)
     digest, path = cache.store([b"the one kept"], expected=None, max_bytes=100, what="chart")
     assert cache.lookup(digest) == path
     assert len(cache._verified) <= 2 * 64
+
+
+def test_an_archive_verified_before_and_unchanged_is_not_hashed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the point of the memory: a resync uses one archive three times, hashed once
+    cache = ChartCache(tmp_path, clock=_settled_clock)
+    digest, path = cache.store([b"chart bytes"], expected=None, max_bytes=100, what="chart app")
+    hashed: list[bytes] = []
+    sha256 = hashlib.sha256
+
+    def counting(*data: bytes) -> Any:
+        hashed.append(b"".join(data))
+        return sha256(*data)
+
+    monkeypatch.setattr(cache_module.hashlib, "sha256", counting)
+    for _ in range(3):
+        assert cache.lookup(digest) == path
+    assert len(hashed) == 1, f"the unchanged archive was hashed {len(hashed)} times in three uses"
