@@ -216,10 +216,9 @@ class ReleaseActions:
                 log.warning("cannot record the end of a test", release=target.ref.key, error=str(exc))
             raise
         memory = pl.record_test(memory, target.desired, passed=outcome.passed, now=self.clock())
-        tested = self._entry(
-            target, HistoryAction.TEST, started, outcome.passed, memory.last_release_revision
+        report.tested(
+            tested_entry(target, started, self.clock(), outcome.passed, memory.last_release_revision)
         )
-        report.tested(replace(tested, test_result="passed" if outcome.passed else "failed"))
         attempted = report.status.last_attempted_revision
         if outcome.passed:
             report.phase(Phase.TESTED)
@@ -333,19 +332,7 @@ class ReleaseActions:
         self, target: Target, action: HistoryAction, started: float, ok: bool, revision: int | None
     ) -> HistoryEntry:
         """The ``status.history`` entry of an action on ``target`` that started at ``started``."""
-        chart = target.chart
-        return HistoryEntry(
-            action=action,
-            outcome=AttemptOutcome.SUCCEEDED if ok else AttemptOutcome.FAILED,
-            started_at=_stamp(started),
-            finished_at=_stamp(self.clock()),
-            helm_revision=revision,
-            git_commit=target.commit,
-            chart_name=chart.name,
-            chart_version=chart.version,
-            chart_digest=chart.digest,
-            values_digest=target.values_digest or None,
-        )
+        return history_entry(target, action, started, self.clock(), ok, revision)
 
     def _rollback_entry(
         self, report: StatusReport, target: Target, started: float, ok: bool, revision: int | None, to: int
@@ -465,6 +452,35 @@ class ReleaseActions:
         self.helm.uninstall(policy.release_name, policy.target_namespace, policy.timeout)
         report.event(False, "Uninstalled", f"HelmRelease deleted: release {policy.release_name} uninstalled")
         log.info("uninstalled on deletion", release=report.hr.key)
+
+
+def history_entry(
+    target: Target, action: HistoryAction, started: float, finished: float, ok: bool, revision: int | None
+) -> HistoryEntry:
+    """The ``status.history`` entry of an action on ``target`` (times in epoch seconds)."""
+    chart = target.chart
+    return HistoryEntry(
+        action=action,
+        outcome=AttemptOutcome.SUCCEEDED if ok else AttemptOutcome.FAILED,
+        started_at=_stamp(started),
+        finished_at=_stamp(finished),
+        helm_revision=revision,
+        git_commit=target.commit,
+        chart_name=chart.name,
+        chart_version=chart.version,
+        chart_digest=chart.digest,
+        values_digest=target.values_digest or None,
+    )
+
+
+def tested_entry(
+    target: Target, started: float, finished: float, passed: bool, revision: int | None
+) -> HistoryEntry:
+    """The entry of a ``helm test`` of ``revision``, for :meth:`StatusReport.tested` (it completes
+    the entry of the install or upgrade that produced the revision): the test the agent ran, or
+    one it found ended in storage after it was stopped."""
+    entry = history_entry(target, HistoryAction.TEST, started, finished, passed, revision)
+    return replace(entry, test_result="passed" if passed else "failed")
 
 
 def _written(latest: int | None, ok: bool, before: int | None) -> int | None:

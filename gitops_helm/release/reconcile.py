@@ -47,7 +47,7 @@ from gitops_helm.charts.errors import ChartError
 from gitops_helm.config import Settings
 from gitops_helm.errors import GitopsHelmError
 from gitops_helm.release import plan as pl
-from gitops_helm.release.actions import ReleaseActions, Target
+from gitops_helm.release.actions import ReleaseActions, Target, tested_entry
 from gitops_helm.release.desired import desired_state, keyed_values_digest, plan_policy, unkeyed_digest
 from gitops_helm.release.diagnose import Diagnoser
 from gitops_helm.release.identity import DIGEST_LABEL, FINALIZER, ReleaseRef
@@ -549,6 +549,7 @@ def _recover_unrecorded_test(
     if passed is None:
         return memory
     recorded = pl.record_test(memory, target.desired, passed=passed, now=now)
+    report.tested(tested_entry(target, started, now, passed, release.revision))
     name = target.policy.release_name
     message = (
         f"recorded from the helm test of revision {release.revision} that ran on while the agent was stopped"

@@ -111,7 +111,13 @@ def test_a_restarted_agent_waits_for_the_orphaned_helm_test(
             )
             time.sleep(0.1)
         assert not _alive(orphan)
-        assert _status(env, namespace).get("testStartedAt") is None
+        status = _status(env, namespace)
+        assert status.get("testStartedAt") is None
+        # the recorded outcome completes the install's history entry, as a test the agent saw
+        # end does: `gitops-helm history` says the live revision was tested
+        newest = status["history"][0]
+        assert (newest["action"], newest["helmRevision"]) == ("install", 1), status["history"]
+        assert (newest["outcome"], newest.get("testResult")) == ("succeeded", "passed"), status["history"]
     finally:
         agents.kill()
 
