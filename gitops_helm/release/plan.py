@@ -911,6 +911,7 @@ def record_release(memory: Memory, desired: Desired, *, action: ReleaseAction, r
         memory,
         last_applied_digest=desired.digest,
         last_release_revision=revision,
+        test_started=None,  # it named a test of the revision before
         last_release_action=action,
         test_state=TestState.PENDING,
     )
@@ -956,6 +957,7 @@ def record_rollback(memory: Memory, *, remediated: int, revision: int | None, su
         m = replace(
             m,
             last_release_revision=revision,
+            test_started=None,  # it named a test of the revision before
             last_release_action=ReleaseAction.ROLLBACK,
             test_state=TestState.PASSED,
             last_applied_digest=None,
@@ -974,6 +976,7 @@ def record_restore(
         m = replace(
             m,
             last_release_revision=revision,
+            test_started=None,  # it named a test of the revision before
             last_release_action=ReleaseAction.ROLLBACK,
             test_state=TestState.PASSED,
             last_applied_digest=None,
@@ -989,6 +992,7 @@ def record_uninstall(memory: Memory, *, remediated: int | None, succeeded: bool)
     return replace(
         m,
         last_release_revision=None,
+        test_started=None,  # it named a test of the revision before
         last_release_action=None,
         last_applied_digest=None,
         test_state=TestState.PENDING,
@@ -1011,6 +1015,7 @@ def record_unlock(memory: Memory, desired: Desired, observed: ObservedRelease, *
     m = replace(
         memory,
         last_release_revision=observed.revision,
+        test_started=None,  # it named a test of the revision before
         last_release_action=action,
         test_state=TestState.PENDING,
     )
@@ -1027,7 +1032,11 @@ def record_unjudged(
     m = memory
     if revision is not None:
         m = replace(
-            m, last_release_revision=revision, last_release_action=action, test_state=TestState.PENDING
+            m,
+            last_release_revision=revision,
+            last_release_action=action,
+            test_state=TestState.PENDING,
+            test_started=None,
         )
         if m.last_remediated_revision == revision:
             m = replace(m, last_remediated_revision=None)

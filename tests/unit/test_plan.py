@@ -1274,3 +1274,22 @@ def test_4a_a_pending_rollback_is_left_alone_for_the_rollback_timeout() -> None:
     # other pending revisions keep the release's own grace
     upgrade = rel(3, S.PENDING_UPGRADE, prev=1, modified=NOW - 10)
     assert run(upgrade, failed_mem(2), want).action is Action.UNLOCK_PENDING
+
+
+def test_a_new_revision_forgets_the_test_started_on_the_one_before() -> None:
+    # testStartedAt is the start of a test of last_release_revision: once another revision is
+    # recorded it names no test, and a later longer spec.test.timeout must not make row 13 wait
+    # for that test again
+    mem = replace(ours(2), test_state=TestState.PENDING, test_started=NOW - 500)
+    want = desired(test_enabled=True, test_grace=3600.0)
+    moved = [
+        record_release(mem, want, action=ReleaseAction.UPGRADE, revision=3),
+        record_rollback(mem, remediated=2, revision=3, succeeded=True),
+        record_restore(mem, want, revision=3, succeeded=True, now=NOW),
+        record_uninstall(mem, remediated=2, succeeded=True),
+    ]
+    assert [m.test_started for m in moved] == [None] * len(moved)
+    upgraded = replace(moved[0], last_applied_digest=D1)
+    assert run(rel(3, digest=D1), upgraded, desired(D2, test_enabled=True, test_grace=3600.0)).action is (
+        Action.UPGRADE
+    )
