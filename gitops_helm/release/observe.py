@@ -126,18 +126,15 @@ def outcome_of_tests_since(record: Mapping[str, Any], started: float) -> bool | 
 
 
 def _epoch_of(stamp: object) -> float | None:
-    """Epoch seconds of helm's RFC 3339 time (nanoseconds cut to what Python reads)."""
+    """Epoch seconds of helm's RFC 3339 time (Python reads any number of fraction digits, keeping
+    microseconds); None for anything else, a time without a zone included."""
     if not isinstance(stamp, str):
         return None
-    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", stamp)
-    if m is None:
-        return None
-    fraction = (m.group(2) or "")[:7]
-    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
     try:
-        return datetime.fromisoformat(m.group(1) + fraction + zone).timestamp()
+        parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return parsed.timestamp() if parsed.tzinfo is not None else None
 
 
 def last_changed(stored: StoredRelease) -> float | None:
