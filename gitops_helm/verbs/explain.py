@@ -29,8 +29,7 @@ from gitops_helm.adapters.helm import Helm, HelmSettings
 from gitops_helm.adapters.http import HTTPClient
 from gitops_helm.adapters.kube import Kube, KubeError, KubeSettings, context_namespace
 from gitops_helm.agent import build_oneshot_resolver, prepare_work_dir
-from gitops_helm.api import GitChartSource, HelmRelease, SpecError, parse_helmrelease
-from gitops_helm.charts.access import ssh_address
+from gitops_helm.api import HelmRelease, SpecError, parse_helmrelease
 from gitops_helm.charts.errors import ChartError
 from gitops_helm.config import ConfigError, Settings
 from gitops_helm.errors import GitopsHelmError
@@ -114,17 +113,6 @@ def _from_cluster(kube: Kube, namespace: str, name: str) -> _Found:
     return _Found(hr, kube, "cluster")
 
 
-def _ssh_hosts(hr: HelmRelease) -> tuple[str, ...]:
-    chart = hr.spec.chart
-    if isinstance(chart, GitChartSource):
-        address = ssh_address(chart.git)
-        if address is not None:
-            host, port = address
-            host = f"[{host}]" if ":" in host else host
-            return (f"{host}:{port}" if port else host,)
-    return ()
-
-
 def _explain(settings: Settings, found: _Found) -> tuple[str, values_mod.ValuesExplanation]:
     hr = found.hr
     work = settings.work_dir
@@ -132,7 +120,7 @@ def _explain(settings: Settings, found: _Found) -> tuple[str, values_mod.ValuesE
     helm = Helm(HelmSettings(binary=settings.helm_bin, home=work / "helm"))
     http = HTTPClient()
     try:
-        resolver = build_oneshot_resolver(settings, found.objects, helm, http, _ssh_hosts(hr))
+        resolver = build_oneshot_resolver(settings, found.objects, helm, http, [hr])
         try:
             chart = resolver.fetch(hr.namespace, hr.name, hr.spec.chart, secrets=found.objects)
         except ChartError as exc:
