@@ -26,7 +26,7 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +44,9 @@ from gitops_helm.adapters.git import (
 from gitops_helm.adapters.helm import Helm, HelmSettings
 from gitops_helm.adapters.http import Destinations, HTTPClient
 from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind, KubeSettings
-from gitops_helm.api import condition_pairs
+from gitops_helm.api import GitChartSource, HelmRelease, condition_pairs
 from gitops_helm.api.crd import load_crd
-from gitops_helm.charts.access import ssh_address
+from gitops_helm.charts.access import ssh_host_entry
 from gitops_helm.charts.auth import RepositoriesFile, SecretReader, load_repositories_file
 from gitops_helm.charts.cache import ChartCache
 from gitops_helm.charts.evict import EvictionSettings, Janitor
@@ -129,12 +129,20 @@ def ssh_key_hosts(settings: Settings) -> tuple[str, ...]:
     host (the Helm Operator layout: charts kept in the config repository), else nowhere."""
     if settings.git.ssh_key_hosts:
         return settings.git.ssh_key_hosts
-    address = ssh_address(settings.git.url or "")
-    if address is None:
-        return ()
-    host, port = address
-    host = f"[{host}]" if ":" in host else host  # IPv6
-    return (f"{host}:{port}" if port else host,)
+    entry = ssh_host_entry(settings.git.url or "")
+    return () if entry is None else (entry,)
+
+
+def chart_ssh_hosts(releases: Iterable[HelmRelease]) -> tuple[str, ...]:
+    """The SSH hosts of the HelmReleases' ``chart.git``: where a one-shot command run by a person
+    may use the SSH key (the person chose those HelmReleases)."""
+    hosts: set[str] = set()
+    for hr in releases:
+        chart = hr.spec.chart
+        entry = ssh_host_entry(chart.git) if isinstance(chart, GitChartSource) else None
+        if entry is not None:
+            hosts.add(entry)
+    return tuple(sorted(hosts))
 
 
 def chart_destinations(settings: Settings) -> Destinations:
@@ -288,12 +296,13 @@ def build_chart_clients(settings: Settings, http: HTTPClient) -> tuple[HelmRepoC
 
 
 def build_oneshot_resolver(
-    settings: Settings, secrets: SecretReader, helm: Helm, http: HTTPClient, ssh_hosts: tuple[str, ...]
+    settings: Settings, secrets: SecretReader, helm: Helm, http: HTTPClient, releases: Iterable[HelmRelease]
 ) -> ChartResolver:
     """The agent's chart sources and caches (under ``--work-dir``) for a one-shot command run by
-    a person (``render``, ``explain values``): Git charts are fetched as the branch is now, the
-    SSH key goes to the hosts the person's HelmReleases name, a local ``chart.git`` is allowed
-    (the disk is the person's own), chart Secrets are read through ``secrets``."""
+    a person (``render``, ``explain values``, ``plan``) on ``releases``: Git charts are fetched as
+    the branch is now, the SSH key goes to the hosts those HelmReleases name
+    (:func:`chart_ssh_hosts`), a local ``chart.git`` is allowed (the disk is the person's own),
+    chart Secrets are read through ``secrets``."""
     work = settings.work_dir
     repos, oci = build_chart_clients(settings, http)
     git_charts = GitCharts(
@@ -304,7 +313,7 @@ def build_oneshot_resolver(
             update_deps=settings.update_chart_deps,
             ssh_key=settings.git.ssh_key,
             known_hosts=settings.git.known_hosts,
-            ssh_key_hosts=ssh_hosts if settings.git.ssh_key else (),
+            ssh_key_hosts=chart_ssh_hosts(releases) if settings.git.ssh_key else (),
             git=GitSettings(timeout_s=settings.git.timeout_s),
             destinations=chart_destinations(settings),
         ),

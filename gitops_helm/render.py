@@ -39,7 +39,6 @@ from gitops_helm.adapters.helm import Helm, HelmError, HelmSettings, TemplateOpt
 from gitops_helm.adapters.http import HTTPClient
 from gitops_helm.agent import build_oneshot_resolver, prepare_work_dir
 from gitops_helm.api import GitChartSource, HelmRelease, SpecError, parse_helmrelease
-from gitops_helm.charts.access import ssh_address
 from gitops_helm.charts.artifact import FetchedChart
 from gitops_helm.charts.errors import ChartError, ChartNotFoundError
 from gitops_helm.charts.gitchart import (
@@ -152,20 +151,6 @@ def _discover(path: Path) -> tuple[Path, Discovery]:
     return path, discover(path)
 
 
-def _ssh_hosts(releases: list[tuple[Manifest, HelmRelease]]) -> tuple[str, ...]:
-    """The SSH hosts of the HelmReleases' ``chart.git``: the person rendering chose those."""
-    hosts: set[str] = set()
-    for _manifest, hr in releases:
-        chart = hr.spec.chart
-        if isinstance(chart, GitChartSource):
-            address = ssh_address(chart.git)
-            if address is not None:
-                host, port = address
-                host = f"[{host}]" if ":" in host else host
-                hosts.add(f"{host}:{port}" if port else host)
-    return tuple(sorted(hosts))
-
-
 def _in_work_tree(source: GitChartSource, worktree: WorkTree | None) -> bool:
     return worktree is not None and any(same_repository_url(source.git, u) for u in worktree.remote_urls)
 
@@ -186,7 +171,9 @@ class ReleaseRenderer:
         self.limits = url_limits(settings)
 
     def build_resolver(self, releases: list[tuple[Manifest, HelmRelease]]) -> ChartResolver:
-        return build_oneshot_resolver(self.settings, self.objects, self.helm, self.http, _ssh_hosts(releases))
+        return build_oneshot_resolver(
+            self.settings, self.objects, self.helm, self.http, (hr for _manifest, hr in releases)
+        )
 
     def close(self) -> None:
         self.http.close()

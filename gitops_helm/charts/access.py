@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-__all__ = ["is_local_git_url", "ssh_address", "ssh_key_allowed"]
+__all__ = ["is_local_git_url", "ssh_address", "ssh_host_entry", "ssh_key_allowed"]
 
 _SCP = re.compile(r"^(?:[^@/:\s]+@)?(?P<host>[^@/:\s]+):(?!//)")
 
@@ -40,6 +40,17 @@ def ssh_address(url: str) -> tuple[str, int | None] | None:
             return None
     scp = _SCP.match(url)
     return (scp["host"].lower(), None) if scp else None
+
+
+def ssh_host_entry(url: str) -> str | None:
+    """The ``--git-ssh-key-hosts`` entry for an SSH URL's host (``host``, ``host:port``,
+    ``[v6]:port``) as :func:`ssh_key_allowed` reads it; None for any other kind of URL."""
+    address = ssh_address(url)
+    if address is None:
+        return None
+    host, port = address
+    host = f"[{host}]" if ":" in host else host  # IPv6
+    return f"{host}:{port}" if port else host
 
 
 def ssh_key_allowed(url: str, hosts: Iterable[str]) -> bool:

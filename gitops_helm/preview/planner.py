@@ -96,7 +96,7 @@ class RecordingReader:
     def configmap(self, namespace: str, name: str) -> Mapping[str, str] | None:
         data = self.inner.configmap(namespace, name)
         self.inputs.append(
-            rp.Input("ConfigMap", f"{namespace}/{name}", _fingerprint(data) if data else "absent")
+            rp.Input("ConfigMap", f"{namespace}/{name}", _fingerprint(data) if data is not None else "absent")
         )
         return data
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -27,10 +26,9 @@ from typing import TextIO
 from gitops_helm import values as values_mod
 from gitops_helm.adapters.helm import Helm, HelmSettings
 from gitops_helm.adapters.http import HTTPClient
-from gitops_helm.adapters.kube import Kube, KubeError, KubeSettings, context_namespace
+from gitops_helm.adapters.kube import Kube, KubeError
 from gitops_helm.agent import build_oneshot_resolver, prepare_work_dir
-from gitops_helm.api import GitChartSource, HelmRelease, SpecError, parse_helmrelease
-from gitops_helm.charts.access import ssh_address
+from gitops_helm.api import HelmRelease, SpecError, parse_helmrelease
 from gitops_helm.charts.errors import ChartError
 from gitops_helm.config import ConfigError, Settings
 from gitops_helm.errors import GitopsHelmError
@@ -43,6 +41,7 @@ from gitops_helm.release.values_reader import (
     values_spec,
 )
 from gitops_helm.sync.discover import discover
+from gitops_helm.verbs.session import Session
 from gitops_helm.verbs.values_view import (
     ExplainHeader,
     KeyPathError,
@@ -114,17 +113,6 @@ def _from_cluster(kube: Kube, namespace: str, name: str) -> _Found:
     return _Found(hr, kube, "cluster")
 
 
-def _ssh_hosts(hr: HelmRelease) -> tuple[str, ...]:
-    chart = hr.spec.chart
-    if isinstance(chart, GitChartSource):
-        address = ssh_address(chart.git)
-        if address is not None:
-            host, port = address
-            host = f"[{host}]" if ":" in host else host
-            return (f"{host}:{port}" if port else host,)
-    return ()
-
-
 def _explain(settings: Settings, found: _Found) -> tuple[str, values_mod.ValuesExplanation]:
     hr = found.hr
     work = settings.work_dir
@@ -132,7 +120,7 @@ def _explain(settings: Settings, found: _Found) -> tuple[str, values_mod.ValuesE
     helm = Helm(HelmSettings(binary=settings.helm_bin, home=work / "helm"))
     http = HTTPClient()
     try:
-        resolver = build_oneshot_resolver(settings, found.objects, helm, http, _ssh_hosts(hr))
+        resolver = build_oneshot_resolver(settings, found.objects, helm, http, [hr])
         try:
             chart = resolver.fetch(hr.namespace, hr.name, hr.spec.chart, secrets=found.objects)
         except ChartError as exc:
@@ -155,23 +143,6 @@ def _explain(settings: Settings, found: _Found) -> tuple[str, values_mod.ValuesE
         http.close()
 
 
-@contextmanager
-def _cluster(args: argparse.Namespace) -> Iterator[Kube]:
-    timeout = float(args.request_timeout)
-    kube = Kube(
-        KubeSettings(
-            kubeconfig=args.kubeconfig,
-            context=args.kube_context,
-            request_timeout_s=timeout,
-            connect_timeout_s=min(10.0, timeout),
-        )
-    )
-    try:
-        yield kube
-    finally:
-        kube.close()
-
-
 def explain_values(
     args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout, err: TextIO = sys.stderr
 ) -> int:
@@ -190,10 +161,9 @@ def explain_values(
             origin = found.origin
         else:
             try:
-                default_ns = args.namespace or context_namespace(args.kubeconfig, args.kube_context)
-                namespace, name = _release_key(args.release, default_ns)
-                with _cluster(args) as kube:
-                    chart, explained = _explain(settings, _from_cluster(kube, namespace, name))
+                with closing(Session(args)) as session:
+                    namespace, name = _release_key(args.release, session.namespace)
+                    chart, explained = _explain(settings, _from_cluster(session.kube, namespace, name))
                 origin = "cluster"
             except KubeError as exc:  # the kubeconfig itself is unusable
                 err.write(f"gitops-helm: {exc}\n")

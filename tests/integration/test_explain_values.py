@@ -3,11 +3,9 @@ cluster at all), real chart repository and Git server, a values URL on a local H
 
 from __future__ import annotations
 
-import http.server
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,31 +15,17 @@ import yaml
 
 from tests.conftest import Env
 from tests.integration.reconcile_helpers import GitRepo, apply, hr_manifest, repo_chart
+from tests.localhttp import LocalServer
 
 SECRET_TEXT = "hunter2-not-for-your-eyes"
 NO_CLUSTER = {"KUBECONFIG": "/nonexistent/kubeconfig"}
 
 
 @pytest.fixture
-def values_server(tmp_path: Path) -> Iterator[str]:
-    """A tiny HTTP server on 127.0.0.1 serving tmp_path/www; yields its base URL."""
-    root = tmp_path / "www"
-    root.mkdir()
-    (root / "values.yaml").write_text("fromUrl: true\nreplicaCount: 6\n")
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def values_server() -> Iterator[str]:
+    """A values file served on 127.0.0.1 (tests/localhttp.py); yields the server's base URL."""
+    with LocalServer(lambda _: (200, {}, b"fromUrl: true\nreplicaCount: 6\n")) as server:
+        yield server.url
 
 
 def _explain(env: Env, tmp_path: Path, *args: str, offline: bool = False) -> subprocess.CompletedProcess[str]:

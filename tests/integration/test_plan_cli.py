@@ -10,10 +10,8 @@ repository, OCI, Git) and every values source (inline, ConfigMap, Secret, URL, c
 
 from __future__ import annotations
 
-import http.server
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from tests.integration.syncfix import (
     unique_name,
     wait_for,
 )
+from tests.localhttp import LocalServer
 
 SECRET_MESSAGE = "s3cr3t-plan-message"  # set through a Secret: must never be printed
 
@@ -121,23 +120,10 @@ def by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def values_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A values file served over HTTP on 127.0.0.1."""
-    root = tmp_path_factory.mktemp("plan-www")
-    (root / "values.yaml").write_text("message: from-url\n")
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/values.yaml"
-    server.shutdown()
-    server.server_close()
+def values_url() -> Iterator[str]:
+    """A values file served over HTTP on 127.0.0.1 (tests/localhttp.py)."""
+    with LocalServer(lambda _: (200, {}, b"message: from-url\n")) as server:
+        yield f"{server.url}/values.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -374,3 +374,18 @@ def test_an_object_of_a_kind_the_chart_brings_its_crd_for_is_shown_not_an_error(
     (change,) = planner.object_changes("", widget, "apps", Redactor(), notes)
     assert (change.object, change.change) == ("Widget/apps/w", rp.CREATE)
     assert "size: 1" in change.diff and notes, notes
+
+
+def test_an_empty_configmap_read_is_listed_as_read_not_as_absent() -> None:
+    from gitops_helm.preview.planner import RecordingReader
+
+    class Inner:
+        def configmap(self, namespace: str, name: str) -> dict[str, str] | None:
+            return {} if name == "empty" else None
+
+    reader = RecordingReader(Inner(), None, Redactor())  # type: ignore[arg-type]
+    assert reader.configmap("n", "empty") == {}
+    assert reader.configmap("n", "gone") is None
+    prints = {i.name: i.fingerprint for i in reader.inputs}
+    assert prints["n/gone"] == "absent"
+    assert prints["n/empty"].startswith("sha256:"), prints

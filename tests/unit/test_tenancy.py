@@ -14,15 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitops_helm.adapters.helm import HelmError, HelmErrorKind, UpgradeOptions
-from gitops_helm.agent import ssh_key_hosts
+from gitops_helm.agent import chart_ssh_hosts, ssh_key_hosts
 from gitops_helm.api import (
+    HelmRelease,
     SpecError,
     cross_namespace_references,
     parse_helmrelease,
     service_account_of,
     service_account_user,
 )
-from gitops_helm.charts.access import is_local_git_url, ssh_address, ssh_key_allowed
+from gitops_helm.charts.access import is_local_git_url, ssh_address, ssh_host_entry, ssh_key_allowed
 from gitops_helm.config import (
     ConfigError,
     GitSourceSettings,
@@ -274,6 +275,25 @@ def test_by_default_the_key_serves_the_synced_repositorys_host_only() -> None:
     assert from_env.git.ssh_key_hosts == ("a.example", "b.example")
     assert run_settings("--allow-local-chart-git", "true").allow_local_chart_git is True
     assert run_settings().allow_local_chart_git is False
+
+
+def test_a_one_shot_command_gives_the_key_to_the_hosts_its_helmreleases_name() -> None:
+    def release(chart: dict[str, str]) -> HelmRelease:
+        return parse({"chart": chart})  # type: ignore[no-any-return]
+
+    releases = [
+        release({"git": "ssh://git@b.example:2222/charts.git", "path": "c"}),
+        release({"git": "git@a.example:org/charts.git", "path": "c"}),
+        release({"git": "ssh://git@[::1]:2222/charts.git", "path": "c"}),
+        release({"git": "https://c.example/charts.git", "path": "c"}),
+        release({"repository": "https://charts.example/", "name": "c", "version": "1.0.0"}),
+        release({"git": "git@a.example:other/charts.git", "path": "c"}),
+    ]
+    assert chart_ssh_hosts(releases) == ("[::1]:2222", "a.example", "b.example:2222")
+    assert chart_ssh_hosts([]) == ()
+    assert ssh_host_entry("ssh://git@[::1]:2222/r.git") == "[::1]:2222"
+    assert ssh_key_allowed("ssh://git@[::1]:2222/r.git", ["[::1]:2222"])
+    assert ssh_host_entry("https://a.example/r.git") is None
 
 
 # --- helm acting as a ServiceAccount stays under the agent's fence --------------------------
