@@ -19,19 +19,17 @@ no run in progress; helm's own time is included. Scenarios:
   a version range takes (``--chart-poll-interval``, stated as ``chart_poll_interval_s``): index
   written -> Released.
 
-``measure_latency(env, quick)`` returns a plain dict: ``<scenario>_{min,median,max}_s``, the
-intervals configured, the agents' mean helm upgrade time, and the raw samples under ``samples``.
-Never an assertion: a sample that does not arrive within its deadline is counted in
-``<scenario>_missed`` and the run goes on. CLI: ``python -m bench.b3_latency [--quick]``.
+``measure_latency(env, n)`` takes ``n`` samples of each scenario (the benchmark's size: 3 in the
+quick run, 10 in the full one) and returns them with the intervals configured and the agents'
+mean helm upgrade time. Never an assertion: a sample that does not arrive within its deadline is
+counted as missed and the run goes on. Run it with ``python -m bench.run --only latency``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -40,20 +38,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from testenvlib import env as testenv  # noqa: E402
-from testenvlib.state import State  # noqa: E402
-
-from bench.framework import Context, Figure, benchmark  # noqa: E402
-from gitops_helm.adapters.kube import Kube, KubeError  # noqa: E402
-from gitops_helm.agent import build_kube  # noqa: E402
-from gitops_helm.config import Settings  # noqa: E402
-from tests.conftest import Env  # noqa: E402
-from tests.integration import syncfix  # noqa: E402
-from tests.integration.reconcile_helpers import chart_copy, hr_manifest, unique_name  # noqa: E402
+from bench import agentproc as ap
+from bench.framework import Context, Figure, benchmark
+from gitops_helm.adapters.kube import Kube, KubeError
+from gitops_helm.agent import build_kube
+from gitops_helm.config import Settings
+from tests.conftest import Env, State, testenv
+from tests.integration import syncfix
+from tests.integration.reconcile_helpers import chart_copy, hr_manifest, unique_name
 
 WEBHOOK_SECRET = "bench-b3-webhook-secret"  # noqa: S105 - a loopback test agent's
 #: the Git poll of the polling agent (its Git charts are polled as often)
@@ -227,14 +219,9 @@ def repository_index(env: Env) -> Path:
 
 def upgrade_seconds(agent: syncfix.AgentProcess) -> float | None:
     """The agent's mean helm upgrade time so far, from its metrics."""
-    total = count = 0.0
-    for line in agent.request("GET", "/metrics")[1].splitlines():
-        if line.startswith("gitops_helm_release_action_duration_seconds_") and 'action="upgrade"' in line:
-            value = float(line.rsplit(" ", 1)[1])
-            if line.startswith("gitops_helm_release_action_duration_seconds_sum"):
-                total += value
-            elif line.startswith("gitops_helm_release_action_duration_seconds_count"):
-                count += value
+    metrics = ap.scrape(agent)
+    count = metrics.total("gitops_helm_release_action_duration_seconds_count", action="upgrade")
+    total = metrics.total("gitops_helm_release_action_duration_seconds_sum", action="upgrade")
     return round(total / count, 3) if count else None
 
 
@@ -253,18 +240,6 @@ class Samples:
             self.missed[scenario] += 1
         else:
             self.raw[scenario].append(round(arrived - started, 3))
-
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for scenario, values in self.raw.items():
-            if values:
-                out[f"{scenario}_min_s"] = min(values)
-                out[f"{scenario}_median_s"] = round(statistics.median(values), 3)
-                out[f"{scenario}_max_s"] = max(values)
-            out[f"{scenario}_count"] = len(values)
-            out[f"{scenario}_missed"] = self.missed.get(scenario, 0)
-        out["samples"] = {f"{s}_s": v for s, v in self.raw.items()}
-        return out
 
 
 def webhook_agent_scenarios(
@@ -382,37 +357,16 @@ def poll_agent_scenarios(
                 watch.stop()
 
 
-def measure_latency(env: Env, quick: bool) -> dict[str, Any]:
-    """B3: the latencies above, ``SAMPLES_QUICK`` or ``SAMPLES_FULL`` samples each."""
-    n = SAMPLES_QUICK if quick else SAMPLES_FULL
+def measure_latency(env: Env, n: int) -> tuple[Samples, dict[str, Any]]:
+    """B3: the latencies above, ``n`` samples of each scenario; the samples and the settings."""
     kube = build_kube(Settings(kubeconfig=env["KUBECONFIG"]))
     samples = Samples()
-    info: dict[str, Any] = {
-        "samples_per_scenario": n,
-        "git_poll_interval_s": GIT_POLL_S,
-        "chart_poll_interval_s": CHART_POLL_S,
-        "webhook_agent_git_poll_interval_s": 3600.0,
-        "resync_interval_s": 3600.0,
-    }
+    info: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="gitops-helm-bench-b3-") as tmp:
         scratch = Path(tmp)
         webhook_agent_scenarios(env, kube, scratch / "hook", n, samples, info)
         poll_agent_scenarios(env, kube, scratch / "poll", n, samples, info)
-    return {**info, **samples.summary()}
-
-
-def table(result: dict[str, Any]) -> str:
-    rows = [f"{'scenario':34} {'n':>3} {'min s':>7} {'median s':>9} {'max s':>7} {'missed':>6}"]
-    for key in result.get("samples", {}):
-        s = key.removesuffix("_s")
-        if f"{s}_median_s" in result:
-            rows.append(
-                f"{s:34} {result[f'{s}_count']:>3} {result[f'{s}_min_s']:>7.2f} "
-                f"{result[f'{s}_median_s']:>9.2f} {result[f'{s}_max_s']:>7.2f} {result[f'{s}_missed']:>6}"
-            )
-        else:
-            rows.append(f"{s:34} {0:>3} {'-':>7} {'-':>9} {'-':>7} {result[f'{s}_missed']:>6}")
-    return "\n".join(rows)
+    return samples, info
 
 
 # Targets the issue sets: the webhook path's median under 3 s, helm's own time included.
@@ -428,47 +382,27 @@ TARGETS = {"webhook_values": ("median < 3 s", 3.0)}
     repeats=(1, 1),
 )
 def run(ctx: Context, size: int) -> Iterator[Figure]:
-    """The frame's view of :func:`measure_latency`: one figure per scenario, raw samples kept."""
-    result = measure_latency(ctx.env, ctx.quick)
-    for key, samples in result["samples"].items():
-        scenario = key.removesuffix("_s")
+    """One figure per scenario (``size`` samples each, raw samples kept), then helm's own time."""
+    samples, info = measure_latency(ctx.env, size)
+    where = f"{size} samples"
+    for scenario, values in samples.raw.items():
         target, bound = TARGETS.get(scenario, ("", 0.0))
-        missed = result.get(f"{scenario}_missed", 0)
-        met = (statistics.median(samples) < bound and not missed) if target and samples else None
-        note = f"{missed} sample(s) missed the {SAMPLE_DEADLINE_S:.0f} s deadline" if missed else ""
+        missed = samples.missed.get(scenario, 0)
+        met = (statistics.median(values) < bound and not missed) if target and values else None
+        notes = [f"{missed} sample(s) missed the {SAMPLE_DEADLINE_S:.0f} s deadline"] if missed else []
         if scenario.startswith("poll"):
-            note = f"{note}; " if note else ""
-            note += f"Git poll every {result['git_poll_interval_s']:.0f} s"
+            notes.append(f"Git poll every {GIT_POLL_S:g} s")
         elif scenario == "repository_chart_version":
-            note = f"chart poll every {result['chart_poll_interval_s']:.0f} s"
-        yield Figure(scenario, "s", list(samples), target=target, met=met, note=note, size=f"{size} samples")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="b3_latency", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick", action="store_true", help=f"{SAMPLES_QUICK} samples per scenario (else {SAMPLES_FULL})"
-    )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
-    args = parser.parse_args(argv)
-    state = State.load() if testenv.is_up() else None
-    if state is None:
-        print("b3_latency: the test environment is not up (scripts/testenv up)", file=sys.stderr)
-        return 2
-    with tempfile.TemporaryDirectory(prefix="gitops-helm-bench-") as tmp:
-        env = Env(vars=dict(state.env), helm_home=Path(tmp) / "helm-home")
-        result = measure_latency(env, args.quick)
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        print(table(result))
-        intervals = {
-            k: v for k, v in result.items() if k.endswith("interval_s") or k.endswith("upgrade_mean_s")
-        }
-        print(json.dumps(intervals))
-        print(json.dumps(result["samples"]))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            notes.append(f"chart poll every {CHART_POLL_S:g} s")
+        yield Figure(scenario, "s", list(values), target=target, met=met, note="; ".join(notes), size=where)
+    for agent in ("webhook", "poll"):
+        mean = info.get(f"{agent}_agent_helm_upgrade_mean_s")
+        if mean is not None:
+            yield Figure(
+                f"{agent} agent: mean helm upgrade",
+                "s",
+                [mean],
+                size=where,
+                note="gitops_helm_release_action_duration_seconds of the upgrades: helm's own part "
+                "of the latencies above",
+            )

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import statistics
 import time
 import uuid
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import Env, release_finalizers
+from tests.frames import run_heading
 
 
 @dataclass
@@ -168,7 +168,7 @@ def run_benchmark(bench: Benchmark, ctx: Context) -> Result:
         figures = bench.run(ctx, size)
         try:
             for figure in figures:
-                figure.size = figure.size or f"N={size}"
+                figure.size = figure.size or figure_size(size)
                 result.figures.append(figure)
                 ctx.log(f"  [{bench.key} {figure.size}] {figure.name}: {describe(figure)}")
         except Exception as exc:  # the report must say what broke, and the other benchmarks go on
@@ -242,8 +242,7 @@ def table(results: list[Result]) -> str:
 
 def markdown(results: list[Result], *, mode: str, machine: dict[str, str], started: str, noise: str) -> str:
     """The section of BENCHMARKS.md one run writes: machine, table, notes and raw samples."""
-    out = [f"Run `{mode}` started {started}.", "", "| | |", "|---|---|"]
-    out += [f"| {k} | {v} |" for k, v in machine.items()]
+    out = run_heading(mode, started, machine)
     out += ["", f"Load on the machine during the run: {noise}", ""]
     out += ["| # | benchmark | size | figure | min | median | max | unit | target | met |"]
     out += ["|---|---|---|---|---:|---:|---:|---|---|---|"]
@@ -265,16 +264,6 @@ def markdown(results: list[Result], *, mode: str, machine: dict[str, str], start
             out.append(f"  {f.size} {f.name} [{f.unit}]: {samples}")
     out += ["```", "", "</details>"]
     return "\n".join(out)
-
-
-def replace_section(document: str, marker: str, body: str) -> str:
-    """Replace what lies between ``<!-- bench:MARKER -->`` and ``<!-- /bench:MARKER -->``."""
-    begin, end = f"<!-- bench:{marker} -->", f"<!-- /bench:{marker} -->"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
-    block = f"{begin}\n{body}\n{end}"
-    if pattern.search(document):
-        return pattern.sub(lambda _: block, document, count=1)
-    return document.rstrip("\n") + "\n\n" + block + "\n"
 
 
 def load_average() -> str:

@@ -16,31 +16,16 @@ import os
 import pkgutil
 import re
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
-from testenvlib import env as testenv  # noqa: E402
-from testenvlib.state import State  # noqa: E402
-
 from bench.agentproc import CHART_DIR  # noqa: E402
-from bench.framework import (  # noqa: E402
-    BENCHMARKS,
-    Context,
-    Result,
-    load_average,
-    markdown,
-    replace_section,
-    run_benchmark,
-    table,
-)
-from chaos.framework import machine  # noqa: E402
-from tests.conftest import Env  # noqa: E402
+from bench.framework import BENCHMARKS, Context, Result, load_average, markdown, run_benchmark, table  # noqa: E402
+from tests.frames import EnvironmentDown, environment, machine, only, publish_charts, write_section  # noqa: E402
 
 REPORT = ROOT / "BENCHMARKS.md"
 _MODULE = re.compile(r"^(b\d+_|peer_)\w+$")
@@ -76,38 +61,28 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"{b.number:>4} {b.key:<14} {sizes}  {b.title}")
         return 0
-    if args.only:
-        wanted = [k.strip() for k in args.only.split(",") if k.strip()]
-        unknown = [k for k in wanted if k not in BENCHMARKS]
-        if unknown:
-            print(f"bench: unknown benchmark(s) {', '.join(unknown)}; --list shows them", file=sys.stderr)
-            return 2
-        chosen = [b for b in chosen if b.key in wanted]
+    picked = only(chosen, args.only, lambda b: b.key, "bench", "benchmark")
+    if picked is None:
+        return 2
     if args.sizes:
         sizes = tuple(int(n) for n in args.sizes.split(","))
-        chosen = [dataclasses.replace(b, quick_sizes=sizes, full_sizes=sizes) for b in chosen]
-    for b in [b for b in chosen if not (b.quick_sizes if args.quick else b.full_sizes)]:
+        picked = [dataclasses.replace(b, quick_sizes=sizes, full_sizes=sizes) for b in picked]
+    for b in [b for b in picked if not (b.quick_sizes if args.quick else b.full_sizes)]:
         print(f"== {b.number} {b.key}: not in this mode (full run only: {b.title})", flush=True)
-        chosen.remove(b)
+        picked.remove(b)
 
-    needs_env = any(b.needs_env for b in chosen)
-    started_here = needs_env and not testenv.is_up()
-    state = testenv.up() if started_here else State.load()
-    if needs_env and state is None:
-        print("bench: the test environment is not up and could not be started", file=sys.stderr)
-        return 2
+    needs_env = any(b.needs_env for b in picked)
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     results: list[Result] = []
     loads = [load_average()]
     figures: dict[str, str] = {}
     try:
-        with tempfile.TemporaryDirectory(prefix="gitops-helm-bench-") as tmp:
-            env = Env(vars=dict(state.env) if state else {}, helm_home=Path(tmp) / "helm-home")
+        with environment("gitops-helm-bench-", needed=needs_env) as (env, tmp):
             if needs_env:
-                testenv.publish_chart([str(CHART_DIR)])
-            ctx = Context(env=env, workdir=Path(tmp), quick=args.quick)
+                publish_charts(CHART_DIR)
+            ctx = Context(env=env, workdir=tmp, quick=args.quick)
             try:
-                for bench in chosen:
+                for bench in picked:
                     sizes = bench.quick_sizes if args.quick else bench.full_sizes
                     shown = ", ".join(f"N={s}" for s in sizes)
                     print(f"== {bench.number} {bench.key} ({shown}): {bench.title}", flush=True)
@@ -119,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                 ctx.close()
             if needs_env:
                 figures = machine(env)
-    finally:
-        if started_here and not os.environ.get("TESTENV_KEEP"):
-            testenv.down()
+    except EnvironmentDown as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
     print()
     print(table(results))
     noise = (
@@ -133,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         body = markdown(
             results, mode=mode, machine=figures or {"machine": "not read"}, started=started, noise=noise
         )
-        current = args.report.read_text() if args.report.exists() else _HEAD
-        args.report.write_text(replace_section(current, "quick" if args.quick else "full", body))
+        write_section(args.report, "bench:quick" if args.quick else "bench:full", body, head=_HEAD)
         print(f"\nwrote {args.report}")
     return 1 if any(r.error for r in results) else 0
 

@@ -16,10 +16,6 @@ lost, nothing was done twice. Each check gives one :class:`Trial`:
 from __future__ import annotations
 
 import contextlib
-import os
-import platform
-import re
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from tests.conftest import Env, release_finalizers
+from tests.frames import run_heading
 
 Outcome = Literal["survived", "lost", "violated", "error"]
 OUTCOMES: tuple[Outcome, ...] = ("survived", "lost", "violated", "error")
@@ -181,8 +178,7 @@ def table(results: list[Result]) -> str:
 
 def markdown(results: list[Result], *, mode: str, machine: dict[str, str], started: str) -> str:
     """The section of RELIABILITY.md one run writes: machine, table, and every trial."""
-    out = [f"Run `{mode}` started {started}.", "", "| | |", "|---|---|"]
-    out += [f"| {k} | {v} |" for k, v in machine.items()]
+    out = run_heading(mode, started, machine)
     out += ["", "| # | experiment | scenario | trials | injected | survived | lost | violated | error |"]
     out += ["|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for res in results:
@@ -200,46 +196,3 @@ def markdown(results: list[Result], *, mode: str, machine: dict[str, str], start
             out.append(f"  {trial.scenario}: {trial.outcome} ({trial.seconds:.1f}s){detail}")
     out += ["```", "", "</details>"]
     return "\n".join(out)
-
-
-def replace_section(document: str, marker: str, body: str) -> str:
-    """Replace what lies between ``<!-- chaos:MARKER -->`` and ``<!-- /chaos:MARKER -->``."""
-    begin, end = f"<!-- chaos:{marker} -->", f"<!-- /chaos:{marker} -->"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
-    block = f"{begin}\n{body}\n{end}"
-    if pattern.search(document):
-        return pattern.sub(lambda _: block, document, count=1)
-    return document.rstrip("\n") + "\n\n" + block + "\n"
-
-
-def machine(env: Env) -> dict[str, str]:
-    """What the figures were measured on."""
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = "unknown"
-    with contextlib.suppress(OSError, IndexError, ValueError):
-        kib = int(Path("/proc/meminfo").read_text().split("MemTotal:", 1)[1].split()[0])
-        mem = f"{kib / 1024 / 1024:.1f} GiB"
-
-    def version(argv: list[str]) -> str:
-        try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env.environ())
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"unavailable ({exc})"
-        text = (out.stdout or out.stderr).strip()
-        found = re.search(r'"gitVersion":\s*"([^"]+)"', text)
-        return found.group(1) if found else (text.splitlines()[0] if text else "unknown")
-
-    return {
-        "CPU": f"{cpu} ({os.cpu_count()} cores)",
-        "memory": mem,
-        "kernel": platform.release(),
-        "Python": platform.python_version(),
-        "helm 4": version([env["HELM_BIN"], "version", "--short"]),
-        "helm 3": version([env["HELM3_BIN"], "version", "--short"]),
-        "Kubernetes": version([env["KUBECTL_BIN"], "get", "--raw", "/version"]).strip(),
-    }

@@ -8,32 +8,18 @@ any trial did not survive, 2 when the run could not start.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
-from testenvlib import env as testenv  # noqa: E402
-from testenvlib.state import State  # noqa: E402
-
 from chaos import experiments  # noqa: E402
-from chaos.framework import (  # noqa: E402
-    EXPERIMENTS,
-    Context,
-    Result,
-    machine,
-    markdown,
-    replace_section,
-    run_experiment,
-    table,
-)
-from tests.conftest import CHARTS, Env  # noqa: E402
+from chaos.framework import EXPERIMENTS, Context, Result, markdown, run_experiment, table  # noqa: E402
+from tests.conftest import CHARTS  # noqa: E402
+from tests.frames import EnvironmentDown, environment, machine, only, publish_charts, write_section  # noqa: E402
 
 REPORT = ROOT / "RELIABILITY.md"
 
@@ -53,43 +39,31 @@ def main(argv: list[str] | None = None) -> int:
             counts = f"quick {exp.quick_count:>3}  full {exp.full_count:>3}"
             print(f"{exp.number:>2} {exp.key:<28} {counts}  {exp.title}")
         return 0
-    if args.only:
-        wanted = [k.strip() for k in args.only.split(",") if k.strip()]
-        unknown = [k for k in wanted if k not in EXPERIMENTS]
-        if unknown:
-            print(f"chaos: unknown experiment(s) {', '.join(unknown)}; --list shows them", file=sys.stderr)
-            return 2
-        chosen = [e for e in chosen if e.key in wanted]
-
-    started_here = not testenv.is_up()
-    state = testenv.up() if started_here else State.load()
-    if state is None:
-        print("chaos: the test environment is not up and could not be started", file=sys.stderr)
+    picked = only(chosen, args.only, lambda e: e.key, "chaos", "experiment")
+    if picked is None:
         return 2
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     results: list[Result] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="gitops-helm-chaos-") as tmp:
-            env = Env(vars=dict(state.env), helm_home=Path(tmp) / "helm-home")
-            testenv.publish_chart([str(CHARTS / "hello")])
-            for exp in chosen:
+        with environment("gitops-helm-chaos-") as (env, tmp):
+            publish_charts(CHARTS / "hello")
+            for exp in picked:
                 count = exp.quick_count if args.quick else exp.full_count
                 print(f"== {exp.number} {exp.key} (count {count}): {exp.title}", flush=True)
-                ctx = Context(env=env, workdir=Path(tmp), quick=args.quick)
+                ctx = Context(env=env, workdir=tmp, quick=args.quick)
                 begun = time.monotonic()
                 results.append(run_experiment(exp, ctx))
                 print(f"   done in {time.monotonic() - begun:.0f}s", flush=True)
             figures = machine(env)
-    finally:
-        if started_here and not os.environ.get("TESTENV_KEEP"):
-            testenv.down()
+    except EnvironmentDown as exc:
+        print(f"chaos: {exc}", file=sys.stderr)
+        return 2
     print()
     print(table(results))
     mode = "make chaos-quick" if args.quick else "make chaos"
     if not args.no_report:
         body = markdown(results, mode=mode, machine=figures, started=started)
-        current = args.report.read_text() if args.report.exists() else ""
-        args.report.write_text(replace_section(current, "quick" if args.quick else "full", body))
+        write_section(args.report, "chaos:quick" if args.quick else "chaos:full", body)
         print(f"\nwrote {args.report}")
     return 0 if all(r.passed for r in results) else 1
 

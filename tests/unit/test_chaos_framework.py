@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from chaos.framework import Context, Experiment, Trial, markdown, replace_section, run_experiment, table
+from chaos.framework import Context, Experiment, Trial, markdown, run_experiment, table
 from tests.conftest import Env
+from tests.frames import replace_section
 
 
 def context(tmp_path: Path, quick: bool = True, logged: list[str] | None = None) -> Context:
@@ -75,8 +76,8 @@ def test_a_section_is_replaced_in_place_and_the_other_kept() -> None:
         "head\n<!-- chaos:full -->\nold full\n<!-- /chaos:full -->\n"
         "<!-- chaos:quick -->\nq\n<!-- /chaos:quick -->\n"
     )
-    updated = replace_section(document, "quick", "new quick $1 \\1")
+    updated = replace_section(document, "chaos:quick", "new quick $1 \\1")
     assert "old full" in updated and "new quick $1 \\1" in updated and "\nq\n" not in updated
     assert updated.startswith("head\n")
-    appended = replace_section("head\n", "full", "figures")
+    appended = replace_section("head\n", "chaos:full", "figures")
     assert appended == "head\n\n<!-- chaos:full -->\nfigures\n<!-- /chaos:full -->\n"

@@ -1,7 +1,7 @@
 """Experiment 4's verdict on a release's Helm history follows experiment 1's rule "one change is
-applied once": two applied revisions of one desired state (one digest) are a double upgrade; an
-attempt whose helm was killed, or a second desired state with the same values (a chart
-republished with new bytes), is not."""
+applied once": two applied revisions of one change are a double upgrade, whatever their digest
+labels (the experiment's chart is its own, so one change is one desired state); an attempt whose
+helm was killed is not an application."""
 
 from __future__ import annotations
 
@@ -48,13 +48,18 @@ def test_an_attempt_whose_helm_was_killed_is_not_an_application() -> None:
     assert _judge(history, {"app": 1}, ["change"]) == ("survived", [])
 
 
-def test_the_same_values_under_a_new_chart_digest_are_a_new_desired_state() -> None:
+def test_one_change_applied_twice_under_two_digests_is_a_double_upgrade() -> None:
+    # the experiment's chart is its own and published once: one values change has one desired
+    # digest, so a second applied revision with another digest (a leader that computed the
+    # desired state differently) is an upgrade run twice for one change, not a new desired state
     history = state(
         BASE,
         Revision(2, "superseded", AGENT, "h1-b", "change"),
-        Revision(3, "deployed", AGENT, "h1-c", "change"),  # the chart's archive changed meanwhile
+        Revision(3, "deployed", AGENT, "h1-c", "change"),
     )
-    assert _judge(history, {"app": 1}, ["change"]) == ("survived", [])
+    outcome, broken = _judge(history, {"app": 1}, ["change"])
+    assert outcome == "violated"
+    assert "2 applied revisions for one change" in broken[0]
 
 
 def test_a_change_never_applied_is_violated() -> None:
