@@ -403,7 +403,8 @@ def plan(
     report = rp.PlanReport(options.source, options.revision)
     default_ns = settings.sync.default_namespace
     syncer = Syncer(kube, settings.sync, identity)
-    entries, errors = syncer.diff_entries(options.root, options.paths)
+    found = discover(options.root, list(options.paths), only_helmreleases=settings.sync.only_helmreleases)
+    entries, errors = syncer.diff_entries(found)
     report.errors += errors
     report.manifests = [
         rp.ManifestChange(e.change, str(e.key), e.origin) for e in entries if not _is_helmrelease(e)
@@ -411,7 +412,6 @@ def plan(
     hr_changes = {
         (e.key.effective(default_ns).namespace, e.key.name): e.change for e in entries if _is_helmrelease(e)
     }
-    found = discover(options.root, list(options.paths), only_helmreleases=settings.sync.only_helmreleases)
     releases: list[tuple[Manifest, HelmRelease]] = []
     for manifest in found.objects:
         if not manifest.is_helmrelease:

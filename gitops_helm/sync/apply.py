@@ -405,7 +405,8 @@ class Syncer:
 
     def diff(self, root: Path, paths: tuple[str, ...]) -> tuple[list[str], list[str]]:
         """Lines describing what a sync would do, and errors. Changes nothing in the cluster."""
-        entries, errors = self.diff_entries(root, paths)
+        disc = discover(root, list(paths), only_helmreleases=self.settings.only_helmreleases)
+        entries, errors = self.diff_entries(disc)
         lines: list[str] = []
         for entry in entries:
             if entry.change == "unchanged":
@@ -416,10 +417,10 @@ class Syncer:
                 lines.append(f"{entry.change:9} {entry.key}  ({entry.origin})")
         return lines, errors
 
-    def diff_entries(self, root: Path, paths: tuple[str, ...]) -> tuple[list[DiffEntry], list[str]]:
-        """What a sync would do to each object (create, update, unchanged, delete), and errors;
-        ``diff`` prints them, ``preview`` reports them. Changes nothing in the cluster."""
-        disc = discover(root, list(paths), only_helmreleases=self.settings.only_helmreleases)
+    def diff_entries(self, disc: Discovery) -> tuple[list[DiffEntry], list[str]]:
+        """What a sync of ``disc`` (a checkout's discovery) would do to each object (create,
+        update, unchanged, delete), and errors; ``diff`` prints them, ``preview`` reports them
+        (and reads the same discovery for its releases). Changes nothing in the cluster."""
         errors = [str(e) for e in disc.errors]
         state = self._state()
         ownership = self._ownership(state, preview=True)
