@@ -89,3 +89,18 @@ def test_every_benchmark_of_the_issue_is_registered_and_all_but_the_peer_run_in_
     assert [n for n, b in numbers.items() if not b.quick_sizes] == ["P1"]  # the Flux build: full run only
     assert all(b.full_sizes for b in BENCHMARKS.values())
     assert "latency" in capsys.readouterr().out
+
+
+def test_b1_net_cpu_takes_the_idle_agents_share_of_each_window_off_the_raw_figure() -> None:
+    from bench.b1_steady import net_cpu_ms
+
+    # 100 releases, 8 ms each raw over a 10 s window; idle 25 ms/s is 250 ms, 2.5 ms per release
+    assert net_cpu_ms([8.0, 6.0], [10.0, 4.0], 0.025, 100) == pytest.approx([5.5, 5.0])
+    assert net_cpu_ms([1.0], [100.0], 0.025, 10) == [0.0]  # never below zero
+
+
+def test_b2_full_run_adds_the_large_rollout() -> None:
+    from bench.b2_rollout import LARGE
+
+    assert bench_run.main(["--list"]) == 0
+    assert LARGE in BENCHMARKS["rollout"].full_sizes and LARGE not in BENCHMARKS["rollout"].quick_sizes
