@@ -348,8 +348,15 @@ def parse_status(raw: object) -> HelmReleaseStatus:
 
 
 def condition_pairs(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``(type, status)`` of each condition of a HelmRelease object (as leniently as the status)."""
-    return [(c.type, str(c.status)) for c in parse_status(obj.get("status")).conditions]
+    """``(type, status)`` of each condition of a HelmRelease object (as leniently as the status).
+
+    Every /metrics scrape calls this for every HelmRelease the agent watches: it reads the
+    conditions alone, not the whole status (history included), which was half of a scrape's
+    CPU with 500 HelmReleases.
+    """
+    status = obj.get("status")
+    conditions = _parse_conditions(status.get("conditions")) if isinstance(status, Mapping) else ()
+    return [(c.type, str(c.status)) for c in conditions]
 
 
 def _parse_conditions(raw: object) -> tuple[Condition, ...]:

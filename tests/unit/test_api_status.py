@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gitops_helm.api import (
     Condition,
@@ -291,3 +293,37 @@ def test_parse_status_reads_values_outside_the_crd_enums_as_unset() -> None:
         "failed",
         "install",
     )
+
+
+_condition_items = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["Ready", "Released", "ChartFetched", "Reconciling", "Stalled", "Other", 3]),
+        "status": st.sampled_from(["True", "False", "Unknown", "yes", None]),
+        "reason": st.text(max_size=5) | st.integers(),
+        "lastTransitionTime": st.sampled_from(["2024-05-01T12:00:00Z", "", None]),
+        "lastUpdateTime": st.sampled_from(["2024-05-01T12:00:00Z", 7]),
+    },
+)
+_statuses = (
+    st.none()
+    | st.text(max_size=3)
+    | st.fixed_dictionaries(
+        {},
+        optional={
+            "conditions": st.lists(_condition_items | st.integers(), max_size=6) | st.text(max_size=3),
+            "phase": st.sampled_from(["Deployed", "nonsense"]),
+            "history": st.lists(st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), max_size=2),
+        },
+    )
+)
+
+
+@given(_statuses)
+def test_condition_pairs_read_the_conditions_exactly_as_the_whole_status_parse_does(status: object) -> None:
+    """The metrics' fast path (conditions only) agrees with parse_status on any input."""
+    from gitops_helm.api import condition_pairs
+
+    expected = [(c.type, str(c.status)) for c in parse_status(status).conditions]
+    assert condition_pairs({"status": status}) == expected
+    assert condition_pairs({}) == []
