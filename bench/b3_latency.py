@@ -252,7 +252,7 @@ def webhook_agent_scenarios(
     published = chart_copy(scratch / "pub-0", chart_name, "0.1.0", message="v0")
     testenv.publish_chart([str(published)])
     with bench_namespace(env, "hook") as ns:
-        repo_chart = {"repository": env["TESTENV_CHARTS"], "name": "hello", "version": "0.1.0"}
+        repo_chart = {"repository": env["TESTENV_CHARTS"], "name": ap.CHART, "version": "0.1.0"}
         ranged = {"repository": env["TESTENV_CHARTS"], "name": chart_name, "version": "^0.1.0"}
         git_chart = {"git": url, "ref": "main", "path": "charts/app"}
         repo.commit(
@@ -316,7 +316,7 @@ def poll_agent_scenarios(
     charts = syncfix.ConfigRepo(scratch / "chart-repo", chart_url)
     charts.commit(chart_files(scratch, "charts/app", "0"), "chart v0")
     with bench_namespace(env, "poll") as ns:
-        repo_chart = {"repository": env["TESTENV_CHARTS"], "name": "hello", "version": "0.1.0"}
+        repo_chart = {"repository": env["TESTENV_CHARTS"], "name": ap.CHART, "version": "0.1.0"}
         git_chart = {"git": chart_url, "ref": "main", "path": "charts/app"}
         repo.commit(
             {
