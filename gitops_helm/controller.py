@@ -31,6 +31,7 @@ from gitops_helm.adapters.kube import Kube, KubeError, KubeErrorKind
 from gitops_helm.api.selector import parse_selector
 from gitops_helm.config import Settings
 from gitops_helm.heartbeat import Heartbeats
+from gitops_helm.release.identity import FINALIZER
 from gitops_helm.release.reconcile import Outcome
 from gitops_helm.values import WatchedObject
 
@@ -46,15 +47,20 @@ def key_of(obj: dict[str, Any]) -> str:
 
 
 def needs_reconcile(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
-    """False for an update that changed only the status (our own writes)."""
+    """False for an update that changed only the status, or only added our finalizer: both are
+    our own writes, made by a reconcile that goes on with the object it wrote."""
     if old is None:
         return True
     o, n = old.get("metadata", {}), new.get("metadata", {})
+    before, after = o.get("finalizers") or [], n.get("finalizers") or []
+    # the first reconcile of a new HelmRelease adds the finalizer and installs in the same run:
+    # the event of that write must not queue a second reconcile of every new HelmRelease
+    finalizers_changed = after not in (before, [*before, FINALIZER])
     return bool(
         o.get("generation") != n.get("generation")
         or o.get("annotations") != n.get("annotations")
         or o.get("labels") != n.get("labels")
-        or o.get("finalizers") != n.get("finalizers")
+        or finalizers_changed
         or o.get("deletionTimestamp") != n.get("deletionTimestamp")
     )
 

@@ -1,4 +1,4 @@
-"""A resync of a HelmRelease in sync sends no write request at all.
+"""A resync of a HelmRelease in sync sends no write request at all; a new one is reconciled once.
 
 The agent counts its Kubernetes requests by verb (``gitops_helm_kube_requests_total``). A status
 patch that changes nothing leaves the resourceVersion alone, so only that count shows it: the
@@ -9,9 +9,11 @@ status patch on every resync of every HelmRelease.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from gitops_helm import metrics
+from gitops_helm.release.identity import FINALIZER
 from tests.conftest import Env
 from tests.integration.reconcile_helpers import apply, hr_manifest, repo_chart, resync, wait_ready
 
@@ -37,3 +39,18 @@ def test_a_resync_in_sync_writes_nothing(env: Env, namespace: str, start_agent: 
         resync(agent, f"{namespace}/quiet")
     assert agent.helm_calls() == calls, dict(agent.agent.helm.calls)
     assert writes() == written, f"{writes() - written:.0f} write requests for three resyncs in sync"
+
+
+def test_a_new_helmrelease_is_reconciled_once_by_its_install(
+    env: Env, namespace: str, start_agent: Any
+) -> None:
+    """The install's run adds the finalizer itself and goes on: the watch event of that write
+    queued a second, idle reconcile of every new HelmRelease (a GET, the chart step and a
+    storage list each, on a worker that a rollout of many releases needs)."""
+    agent = start_agent(namespace, env["HELM_BIN"])
+    apply(env, hr_manifest("once", namespace, repo_chart(env)))
+    wait_ready(agent, "once", namespace)
+    time.sleep(2.0)  # the events of the run's own writes have arrived and been judged
+    key = f"{namespace}/once"
+    assert agent.started.get(key) == 1, f"{agent.started.get(key)} reconciles of one new HelmRelease"
+    assert agent.hr("once", namespace)["metadata"]["finalizers"] == [FINALIZER]
