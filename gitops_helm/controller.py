@@ -6,8 +6,9 @@ enqueues keys; ``workers`` threads take keys from a :class:`WorkQueue` that neve
 key to two workers at once (a key re-added while running is processed once more afterwards);
 failures come back with exponential backoff (numbers from settings); every key is re-queued at
 least every ``resync_interval`` (cheap: an unchanged release costs no helm call). Status-only
-updates and the agent's own finalizer being added -- the agent's own writes -- do not enqueue. Changes to ConfigMaps and Secrets that a
-HelmRelease reads its values from enqueue that HelmRelease.
+updates and the agent's own finalizer being added -- the agent's own writes -- do not enqueue.
+Changes to ConfigMaps and Secrets that a HelmRelease reads its values from enqueue that
+HelmRelease.
 
 Sharding: with a label selector (``--watch-label-selector``/``--shard``) the list and watch ask
 the API server for matching HelmReleases only, and every object is matched again here. One whose
