@@ -47,7 +47,8 @@ def test_a_new_helmrelease_is_reconciled_once_by_its_install(
     """The install's run adds the finalizer itself and goes on: the watch event of that write
     queued a second, idle reconcile of every new HelmRelease (a GET, the chart step and a
     storage list each, on a worker that a rollout of many releases needs)."""
-    agent = start_agent(namespace, env["HELM_BIN"])
+    # no periodic resync within the test, however slow the machine (it would be a second run)
+    agent = start_agent(namespace, env["HELM_BIN"], resync_interval_s=3600.0)
     apply(env, hr_manifest("once", namespace, repo_chart(env)))
     wait_ready(agent, "once", namespace)
     time.sleep(2.0)  # the events of the run's own writes have arrived and been judged

@@ -326,4 +326,10 @@ def test_condition_pairs_read_the_conditions_exactly_as_the_whole_status_parse_d
 
     expected = [(c.type, str(c.status)) for c in parse_status(status).conditions]
     assert condition_pairs({"status": status}) == expected
+
+
+def test_condition_pairs_of_an_object_without_status_are_empty() -> None:
+    from gitops_helm.api import condition_pairs
+
     assert condition_pairs({}) == []
+    assert condition_pairs({"status": None}) == []
