@@ -95,7 +95,10 @@ def measure_agent(ctx: Context, n: int, workers: int) -> dict[str, float]:
         manifests = ap.helmrelease_manifests(ctx.env, [f"rel-{i:04d}" for i in range(n)], ap.SMALL_VALUES)
         started = time.monotonic()
         ctx.env.run([ctx.env["KUBECTL_BIN"], "apply", "-n", namespace, "-f", "-"], input_text=manifests)
-        finished = ap.wait_all_ready(api, namespace, n, timeout=300 + n * 10.0, agent=agent)
+        # polled like the Flux side (bench.peer_flux), so both sides wait alike
+        finished = ap.poll_all_ready(
+            api, namespace, n, timeout=300 + n * 10.0, agent=agent, interval=peer_flux.POLL_INTERVAL_S
+        )
         result["install_all_ready_s"] = round(finished - started, 2)
         result["install_releases_per_min"] = round(60.0 * n / result["install_all_ready_s"], 1)
         _settle(agent)

@@ -104,3 +104,16 @@ def test_b2_full_run_adds_the_large_rollout() -> None:
 
     assert bench_run.main(["--list"]) == 0
     assert LARGE in BENCHMARKS["rollout"].full_sizes and LARGE not in BENCHMARKS["rollout"].quick_sizes
+
+
+def test_a_helmrelease_is_ready_for_its_generation_only() -> None:
+    from bench.agentproc import is_ready
+
+    def hr(ready: str, observed: int, generation: int = 2) -> dict[str, object]:
+        status = {"observedGeneration": observed, "conditions": [{"type": "Ready", "status": ready}]}
+        return {"metadata": {"name": "a", "generation": generation}, "status": status}
+
+    assert is_ready(hr("True", 2))
+    assert not is_ready(hr("True", 1))  # Ready of the previous spec
+    assert not is_ready(hr("False", 2))
+    assert not is_ready({"metadata": {"name": "a", "generation": 1}})
